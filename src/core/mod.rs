@@ -1,0 +1,15 @@
+//! The pure decision core: no I/O, no clock, no Kafka. Input in, decision out.
+
+pub mod decide;
+pub mod intent;
+pub mod partitioner;
+pub mod policy;
+pub mod reason;
+mod rules;
+pub mod state;
+
+pub use decide::{DecodeFailure, Decision, Envelope, Finding, Outcome, decide};
+pub use intent::{ArtifactIntent, Operation};
+pub use policy::Policy;
+pub use reason::ReasonCode;
+pub use state::{ArtifactKey, ArtifactRecord, Effect, PartitionState};

@@ -1,0 +1,130 @@
+//! Stable reason codes: the vocabulary of every rejection (documented in `docs/reason-codes.md`).
+
+use std::fmt;
+
+/// Why an intent was rejected. The string form is a stable public contract.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReasonCode {
+    /// Value is not Confluent-framed (missing, too short, or magic byte not 0).
+    MalformedRecord,
+    /// Schema id in the frame is unknown to the registry.
+    UnknownSchemaId,
+    /// Schema id resolves to a schema that is not one of the approved schemas in `schemas/`.
+    SchemaNotApproved,
+    /// Avro body does not decode with its schema (truncated, trailing bytes, bad values).
+    MalformedAvro,
+    /// A decoded field breaks a format rule (intent_id not a UUID, empty ids, metadata not JSON).
+    InvalidField,
+    /// Record key differs from the intent's `product_id`.
+    KeyMismatch,
+    /// Intent is not on its product's home partition (Kafka's murmur2 of the key).
+    WrongPartition,
+    /// `product_id` is not in the policy.
+    UnknownProduct,
+    /// Artifact class is unknown or not allowed for this product.
+    ClassNotAllowed,
+    /// The class forbids this operation (immutable classes refuse UPDATE and DELETE).
+    OperationNotAllowed,
+    /// Only the artifact's owner may delete it.
+    NotOwner,
+    /// CREATE of an artifact id that already exists.
+    ArtifactExists,
+    /// UPDATE or DELETE of an artifact that does not exist (or is deleted).
+    ArtifactNotFound,
+    /// UPDATE or DELETE without `expected_version`.
+    ExpectedVersionMissing,
+    /// `expected_version` differs from the current version (optimistic concurrency).
+    VersionConflict,
+    /// CREATE or UPDATE without content.
+    ContentMissing,
+    /// DELETE carrying content.
+    ContentNotAllowed,
+    /// Content larger than the product's limit (16 MiB at most).
+    ContentTooLarge,
+}
+
+impl ReasonCode {
+    /// Every code, in rule order; used by docs and tests.
+    pub const ALL: [ReasonCode; 18] = [
+        ReasonCode::MalformedRecord,
+        ReasonCode::UnknownSchemaId,
+        ReasonCode::SchemaNotApproved,
+        ReasonCode::MalformedAvro,
+        ReasonCode::InvalidField,
+        ReasonCode::KeyMismatch,
+        ReasonCode::WrongPartition,
+        ReasonCode::UnknownProduct,
+        ReasonCode::ClassNotAllowed,
+        ReasonCode::OperationNotAllowed,
+        ReasonCode::NotOwner,
+        ReasonCode::ArtifactExists,
+        ReasonCode::ArtifactNotFound,
+        ReasonCode::ExpectedVersionMissing,
+        ReasonCode::VersionConflict,
+        ReasonCode::ContentMissing,
+        ReasonCode::ContentNotAllowed,
+        ReasonCode::ContentTooLarge,
+    ];
+
+    /// The stable wire spelling, e.g. `SCHEMA_NOT_APPROVED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReasonCode::MalformedRecord => "MALFORMED_RECORD",
+            ReasonCode::UnknownSchemaId => "UNKNOWN_SCHEMA_ID",
+            ReasonCode::SchemaNotApproved => "SCHEMA_NOT_APPROVED",
+            ReasonCode::MalformedAvro => "MALFORMED_AVRO",
+            ReasonCode::InvalidField => "INVALID_FIELD",
+            ReasonCode::KeyMismatch => "KEY_MISMATCH",
+            ReasonCode::WrongPartition => "WRONG_PARTITION",
+            ReasonCode::UnknownProduct => "UNKNOWN_PRODUCT",
+            ReasonCode::ClassNotAllowed => "CLASS_NOT_ALLOWED",
+            ReasonCode::OperationNotAllowed => "OPERATION_NOT_ALLOWED",
+            ReasonCode::NotOwner => "NOT_OWNER",
+            ReasonCode::ArtifactExists => "ARTIFACT_EXISTS",
+            ReasonCode::ArtifactNotFound => "ARTIFACT_NOT_FOUND",
+            ReasonCode::ExpectedVersionMissing => "EXPECTED_VERSION_MISSING",
+            ReasonCode::VersionConflict => "VERSION_CONFLICT",
+            ReasonCode::ContentMissing => "CONTENT_MISSING",
+            ReasonCode::ContentNotAllowed => "CONTENT_NOT_ALLOWED",
+            ReasonCode::ContentTooLarge => "CONTENT_TOO_LARGE",
+        }
+    }
+
+    /// Parses the wire spelling back (used when reading the audit log).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == s)
+    }
+
+    /// Seeds' threat id this rule defends against, if any.
+    pub fn threat(self) -> Option<&'static str> {
+        match self {
+            ReasonCode::SchemaNotApproved => Some("T3"),
+            ReasonCode::KeyMismatch | ReasonCode::WrongPartition => Some("T7"),
+            ReasonCode::UnknownProduct | ReasonCode::ClassNotAllowed => Some("T7"),
+            ReasonCode::OperationNotAllowed | ReasonCode::NotOwner => Some("T5"),
+            ReasonCode::VersionConflict | ReasonCode::ArtifactExists => Some("T4"),
+            ReasonCode::ContentTooLarge => Some("T1"),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_round_trips_and_is_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for c in ReasonCode::ALL {
+            assert_eq!(ReasonCode::parse(c.as_str()), Some(c));
+            assert!(seen.insert(c.as_str()), "duplicate spelling {c}");
+        }
+    }
+}
