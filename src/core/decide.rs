@@ -143,7 +143,10 @@ pub fn decide(
     let intent = match envelope.payload {
         Ok(intent) => intent,
         Err(failure) => {
-            return rejected(vec![Finding::new(failure.reason, failure.detail.clone())], None);
+            return rejected(
+                vec![Finding::new(failure.reason, failure.detail.clone())],
+                None,
+            );
         }
     };
     let key = ArtifactKey {
@@ -172,8 +175,10 @@ pub fn decide(
     let record = ArtifactRecord {
         version,
         owner_id: current.map_or_else(|| intent.owner_id.clone(), |c| c.owner_id.clone()),
-        artifact_class: current
-            .map_or_else(|| intent.artifact_class.clone(), |c| c.artifact_class.clone()),
+        artifact_class: current.map_or_else(
+            || intent.artifact_class.clone(),
+            |c| c.artifact_class.clone(),
+        ),
         size,
         deleted,
     };

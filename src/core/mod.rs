@@ -8,7 +8,7 @@ pub mod reason;
 mod rules;
 pub mod state;
 
-pub use decide::{DecodeFailure, Decision, Envelope, Finding, Outcome, decide};
+pub use decide::{Decision, DecodeFailure, Envelope, Finding, Outcome, decide};
 pub use intent::{ArtifactIntent, Operation};
 pub use policy::Policy;
 pub use reason::ReasonCode;

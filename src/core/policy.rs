@@ -94,8 +94,7 @@ impl Policy {
         let file: PolicyFile = toml::from_str(text)?;
         let version = hex::encode(Sha256::digest(text.as_bytes()));
         let invalid = |m: String| Err(PolicyError::Invalid(m));
-        if file.limits.max_content_bytes == 0 || file.limits.max_content_bytes > MAX_CONTENT_BYTES
-        {
+        if file.limits.max_content_bytes == 0 || file.limits.max_content_bytes > MAX_CONTENT_BYTES {
             return invalid(format!(
                 "limits.max_content_bytes must be in 1..={MAX_CONTENT_BYTES}, got {}",
                 file.limits.max_content_bytes
@@ -199,10 +198,8 @@ pub(crate) mod tests {
 
     #[test]
     fn unknown_keys_are_refused() {
-        let text = include_str!("../../deploy/policy.toml").replace(
-            "[limits]",
-            "[limits]\nmax_contnet_bytes = 5",
-        );
+        let text = include_str!("../../deploy/policy.toml")
+            .replace("[limits]", "[limits]\nmax_contnet_bytes = 5");
         let err = Policy::parse(&text).unwrap_err();
         assert!(err.to_string().contains("max_contnet_bytes"), "{err}");
     }

@@ -42,7 +42,11 @@ mod tests {
     fn sixteen_mib_fits_one_more_byte_does_not() {
         let mut i = create();
         i.content = Some(vec![0; MAX_CONTENT_BYTES as usize]);
-        assert!(decide_on(&i, &PartitionState::default()).findings.is_empty());
+        assert!(
+            decide_on(&i, &PartitionState::default())
+                .findings
+                .is_empty()
+        );
         i.content = Some(vec![0; MAX_CONTENT_BYTES as usize + 1]);
         assert_eq!(
             decide_on(&i, &PartitionState::default()).reasons(),
@@ -73,6 +77,9 @@ mod tests {
         accept(&create(), &mut s);
         let mut d = with_op(create(), Operation::Delete, Some(1));
         d.content = Some(b"x".to_vec());
-        assert_eq!(decide_on(&d, &s).reasons(), vec![ReasonCode::ContentNotAllowed]);
+        assert_eq!(
+            decide_on(&d, &s).reasons(),
+            vec![ReasonCode::ContentNotAllowed]
+        );
     }
 }

@@ -35,7 +35,7 @@ pub fn evaluate(ctx: &Context<'_>) -> Vec<Finding> {
 #[cfg(test)]
 pub(crate) mod test_support {
     //! Builders shared by the rule tests.
-    use crate::core::decide::{Envelope, decide, Decision};
+    use crate::core::decide::{Decision, Envelope, decide};
     use crate::core::intent::{ArtifactIntent, Operation};
     use crate::core::partitioner::home_partition;
     use crate::core::policy::tests::shipped;
@@ -79,7 +79,11 @@ pub(crate) mod test_support {
     /// Applies an accepted decision's effect.
     pub fn accept(intent: &ArtifactIntent, state: &mut PartitionState) -> i64 {
         let d = decide_on(intent, state);
-        assert!(d.findings.is_empty(), "expected accept, got {:?}", d.findings);
+        assert!(
+            d.findings.is_empty(),
+            "expected accept, got {:?}",
+            d.findings
+        );
         if let Some(e) = &d.effect {
             state.apply(e);
         }

@@ -48,7 +48,11 @@ mod tests {
             accept(&c, &mut s);
             for op in [Operation::Update, Operation::Delete] {
                 let d = decide_on(&with_op(c.clone(), op, Some(1)), &s);
-                assert_eq!(d.reasons(), vec![ReasonCode::OperationNotAllowed], "{class} {op:?}");
+                assert_eq!(
+                    d.reasons(),
+                    vec![ReasonCode::OperationNotAllowed],
+                    "{class} {op:?}"
+                );
             }
         }
     }

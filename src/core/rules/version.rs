@@ -54,7 +54,10 @@ mod tests {
             decide_on(&create(), &s).reasons(),
             vec![ReasonCode::ArtifactExists]
         );
-        assert_eq!(accept(&with_op(create(), Operation::Update, Some(1)), &mut s), 2);
+        assert_eq!(
+            accept(&with_op(create(), Operation::Update, Some(1)), &mut s),
+            2
+        );
         let stale = decide_on(&with_op(create(), Operation::Update, Some(1)), &s);
         assert_eq!(stale.reasons(), vec![ReasonCode::VersionConflict]);
         assert_eq!(stale.version, Some(2));
@@ -62,7 +65,10 @@ mod tests {
             decide_on(&with_op(create(), Operation::Update, None), &s).reasons(),
             vec![ReasonCode::ExpectedVersionMissing]
         );
-        assert_eq!(accept(&with_op(create(), Operation::Delete, Some(2)), &mut s), 3);
+        assert_eq!(
+            accept(&with_op(create(), Operation::Delete, Some(2)), &mut s),
+            3
+        );
         assert_eq!(
             decide_on(&with_op(create(), Operation::Update, Some(3)), &s).reasons(),
             vec![ReasonCode::ArtifactNotFound]

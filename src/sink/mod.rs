@@ -1,0 +1,1 @@
+//! Sink: placeholder, being written.

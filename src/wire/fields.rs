@@ -1,0 +1,191 @@
+//! Reading fields out of a decoded Avro record by name, with precise errors.
+
+use apache_avro::types::Value;
+
+use super::WireError;
+
+/// A decoded record's fields.
+pub(crate) struct Fields(Vec<(String, Value)>);
+
+impl Fields {
+    /// Takes the fields of a record value.
+    pub(crate) fn of(value: Value) -> Result<Fields, WireError> {
+        match value {
+            Value::Record(f) => Ok(Fields(f)),
+            other => Err(WireError::Avro(format!("expected a record, got {other:?}"))),
+        }
+    }
+
+    fn take(&mut self, field: &'static str) -> Result<Value, WireError> {
+        let pos = self
+            .0
+            .iter()
+            .position(|(n, _)| n == field)
+            .ok_or(WireError::Field {
+                field,
+                problem: "missing".into(),
+            })?;
+        Ok(unwrap_union(self.0.swap_remove(pos).1))
+    }
+
+    fn wrong(field: &'static str, v: &Value) -> WireError {
+        WireError::Field {
+            field,
+            problem: format!("unexpected value {}", short(v)),
+        }
+    }
+
+    pub(crate) fn string(&mut self, field: &'static str) -> Result<String, WireError> {
+        match self.take(field)? {
+            Value::String(s) | Value::Enum(_, s) => Ok(s),
+            Value::Uuid(u) => Ok(u.to_string()),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn opt_string(&mut self, field: &'static str) -> Result<Option<String>, WireError> {
+        match self.take(field)? {
+            Value::Null => Ok(None),
+            Value::String(s) => Ok(Some(s)),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn long(&mut self, field: &'static str) -> Result<i64, WireError> {
+        match self.take(field)? {
+            Value::Long(n) | Value::TimestampMillis(n) => Ok(n),
+            Value::Int(n) => Ok(i64::from(n)),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn int(&mut self, field: &'static str) -> Result<i32, WireError> {
+        match self.take(field)? {
+            Value::Int(n) => Ok(n),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn opt_long(&mut self, field: &'static str) -> Result<Option<i64>, WireError> {
+        match self.take(field)? {
+            Value::Null => Ok(None),
+            Value::Long(n) => Ok(Some(n)),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn boolean(&mut self, field: &'static str) -> Result<bool, WireError> {
+        match self.take(field)? {
+            Value::Boolean(b) => Ok(b),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn opt_bytes(&mut self, field: &'static str) -> Result<Option<Vec<u8>>, WireError> {
+        match self.take(field)? {
+            Value::Null => Ok(None),
+            Value::Bytes(b) => Ok(Some(b)),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn strings(&mut self, field: &'static str) -> Result<Vec<String>, WireError> {
+        match self.take(field)? {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::String(s) => Ok(s),
+                    v => Err(Self::wrong(field, &v)),
+                })
+                .collect(),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
+    pub(crate) fn opt_record(&mut self, field: &'static str) -> Result<Option<Fields>, WireError> {
+        match self.take(field)? {
+            Value::Null => Ok(None),
+            v @ Value::Record(_) => Fields::of(v).map(Some),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+}
+
+fn unwrap_union(v: Value) -> Value {
+    match v {
+        Value::Union(_, inner) => *inner,
+        v => v,
+    }
+}
+
+fn short(v: &Value) -> String {
+    let s = format!("{v:?}");
+    s.chars().take(48).collect()
+}
+
+/// Builds `["null", T]` union values (branch 0 is null, 1 is the value).
+pub(crate) fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Value) -> Value {
+    match v {
+        None => Value::Union(0, Box::new(Value::Null)),
+        Some(x) => Value::Union(1, Box::new(f(x))),
+    }
+}
+
+/// Builds an Avro record value from (name, value) pairs.
+pub(crate) fn record(fields: Vec<(&str, Value)>) -> Value {
+    Value::Record(
+        fields
+            .into_iter()
+            .map(|(n, v)| (n.to_string(), v))
+            .collect(),
+    )
+}
+
+/// Decodes one Avro datum that must use every byte of `body`.
+pub(crate) fn read_datum(schema: &apache_avro::Schema, body: &[u8]) -> Result<Value, WireError> {
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
+        .build()
+        .map_err(|e| WireError::Avro(e.to_string()))?;
+    let mut cursor = body;
+    let value = reader
+        .read_value(&mut cursor)
+        .map_err(|e| WireError::Avro(e.to_string()))?;
+    if !cursor.is_empty() {
+        return Err(WireError::Avro(format!(
+            "{} trailing bytes after the record",
+            cursor.len()
+        )));
+    }
+    Ok(value)
+}
+
+/// Encodes one Avro datum (validated against `schema`).
+pub(crate) fn write_datum(
+    schema: &apache_avro::Schema,
+    value: Value,
+) -> Result<Vec<u8>, WireError> {
+    apache_avro::writer::datum::GenericDatumWriter::builder(schema)
+        .build()
+        .and_then(|w| w.write_value_to_vec(value))
+        .map_err(|e| WireError::Avro(e.to_string()))
+}
+
+/// Avro enum value for an `Operation` (symbol order CREATE, UPDATE, DELETE).
+pub(crate) fn operation_value(op: crate::core::Operation) -> Value {
+    use crate::core::Operation;
+    let idx = match op {
+        Operation::Create => 0,
+        Operation::Update => 1,
+        Operation::Delete => 2,
+    };
+    Value::Enum(idx, op.as_str().to_string())
+}
+
+/// Parses an `Operation` field.
+pub(crate) fn operation(fields: &mut Fields) -> Result<crate::core::Operation, WireError> {
+    let s = fields.string("operation")?;
+    crate::core::Operation::parse(&s).ok_or(WireError::Field {
+        field: "operation",
+        problem: format!("unknown operation {s:?}"),
+    })
+}

@@ -1,0 +1,29 @@
+//! The wire contract: Confluent framing, the approved Avro schemas in `schemas/`, and the
+//! codecs between Avro records and the core's types. Pure byte work, no network.
+
+pub mod accepted;
+pub mod audit;
+mod fields;
+pub mod framing;
+pub mod headers;
+pub mod intent;
+pub mod schemas;
+
+/// Why bytes could not become a record.
+#[derive(Debug, thiserror::Error)]
+pub enum WireError {
+    /// The Confluent frame is missing or broken.
+    #[error("not a Confluent-framed record: {0}")]
+    Framing(String),
+    /// Avro could not decode or encode the datum.
+    #[error("avro: {0}")]
+    Avro(String),
+    /// The datum decoded but a field has the wrong shape.
+    #[error("field {field}: {problem}")]
+    Field {
+        /// Field name.
+        field: &'static str,
+        /// What was wrong.
+        problem: String,
+    },
+}
