@@ -6,9 +6,22 @@
 //!   `core/rules/mod.rs`), reason codes, the policy types and the partition state. No I/O.
 //! - [`wire`]: the byte contract. Confluent framing, the approved Avro schemas compiled from
 //!   `schemas/`, codecs for intents, accepted artifacts and audit events, header names.
+//! - [`gate`]: **how intents move.** The transactional consume → decide → produce loop,
+//!   partition tasks restored from the audit log, output record building.
+//! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
+//! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
+//! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
+//! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
 //!   and writes versions idempotently to PostgreSQL before committing offsets.
 
+pub mod audit;
 pub mod core;
+pub mod gate;
+mod kafka_log;
+pub use kafka_log::EofQuietContext;
+pub mod produce;
+pub mod registry;
 pub mod sink;
+pub mod topics;
 pub mod wire;

@@ -1,1 +1,449 @@
-fn main() {}
+//! `bucket`: one binary for the gate, the sink and the tools around them.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bhiv_bucket::audit::tail::{TailOptions, tail};
+use bhiv_bucket::core::Policy;
+use bhiv_bucket::gate::{GateOptions, TopicNames};
+use bhiv_bucket::produce::{IntentLine, IntentProducer, Planned};
+use bhiv_bucket::registry::Registry;
+use bhiv_bucket::sink::{SinkOptions, Store};
+use bhiv_bucket::topics::{self, TopicStatus};
+use clap::{Args, Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+/// BHIV Bucket governance gate: governs artifact intents on Kafka, exactly once.
+#[derive(Parser)]
+#[command(name = "bucket", version, about, long_about = None)]
+struct Cli {
+    /// Log format: human or json.
+    #[arg(long, global = true, env = "BUCKET_LOG_FORMAT", default_value = "human")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone)]
+struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "BUCKET_BROKERS", default_value = "127.0.0.1:9092")]
+    brokers: String,
+}
+
+#[derive(Args, Clone)]
+struct RegistryArgs {
+    /// Confluent-compatible schema registry base URL.
+    #[arg(
+        long,
+        env = "BUCKET_REGISTRY_URL",
+        default_value = "http://127.0.0.1:8081/apis/ccompat/v7"
+    )]
+    registry_url: String,
+}
+
+#[derive(Args, Clone)]
+struct TopicArgs {
+    /// Suffix appended to every topic name (isolated test or staging runs).
+    #[arg(long, env = "BUCKET_TOPIC_SUFFIX", default_value = "")]
+    topic_suffix: String,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the governance gate (consumer group on bucket.intents).
+    Gate(GateArgs),
+    /// Run the storage sink (bucket.accepted → PostgreSQL).
+    Sink(SinkArgs),
+    /// Topics as code.
+    #[command(subcommand)]
+    Topics(TopicsCmd),
+    /// Avro schemas as code.
+    #[command(subcommand)]
+    Schemas(SchemasCmd),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCmd),
+    /// Produce intents from JSON lines (file or stdin).
+    Produce(ProduceArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(AuditCmd),
+}
+
+#[derive(Args)]
+struct GateArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    topics: TopicArgs,
+    /// Policy file.
+    #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
+    policy: PathBuf,
+    /// Consumer group shared by all gate instances.
+    #[arg(long, env = "BUCKET_GATE_GROUP", default_value = "bucket-gate")]
+    group: String,
+    /// Instance id, unique per running gate (forms the transactional id).
+    #[arg(long, env = "BUCKET_GATE_ID")]
+    gate_id: Option<String>,
+    /// Longest a transaction stays open, ms (end-to-end latency floor).
+    #[arg(long, env = "BUCKET_COMMIT_INTERVAL_MS", default_value_t = 100)]
+    commit_interval_ms: u64,
+    /// Most intents per transaction.
+    #[arg(long, env = "BUCKET_MAX_BATCH", default_value_t = 5000)]
+    max_batch: usize,
+    /// Route accepted artifacts to one topic per product (bucket.accepted.<product>).
+    #[arg(long, env = "BUCKET_ACCEPTED_PER_PRODUCT")]
+    accepted_per_product: bool,
+}
+
+#[derive(Args)]
+struct SinkArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    topics: TopicArgs,
+    /// PostgreSQL URL (the bucket_sink role in production).
+    #[arg(
+        long,
+        env = "BUCKET_PG_URL",
+        default_value = "postgres://bucket:bucket@127.0.0.1:5432/bucket"
+    )]
+    pg_url: String,
+    /// Consumer group of the sink.
+    #[arg(long, env = "BUCKET_SINK_GROUP", default_value = "bucket-sink")]
+    group: String,
+    /// Apply database migrations before starting (needs the owner role).
+    #[arg(long)]
+    migrate: bool,
+}
+
+#[derive(Subcommand)]
+enum TopicsCmd {
+    /// Create missing topics; report drift on existing ones without changing them.
+    Apply {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Declaration file (defaults to the compiled-in topics/topics.toml).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Profile overriding replication (e.g. `local` for one broker).
+        #[arg(long, env = "BUCKET_TOPICS_PROFILE")]
+        profile: Option<String>,
+        /// Exit non-zero when drift is found.
+        #[arg(long)]
+        strict: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum SchemasCmd {
+    /// Register the approved schemas of schemas/ and print their ids and fingerprints.
+    Apply {
+        #[command(flatten)]
+        registry: RegistryArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCmd {
+    /// Validate a policy file and print its version.
+    Check {
+        /// Policy file.
+        #[arg(default_value = "deploy/policy.toml")]
+        file: PathBuf,
+    },
+}
+
+#[derive(Args)]
+struct ProduceArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    topics: TopicArgs,
+    /// JSON-lines file of intents ("-" for stdin); see docs/wire-contract.md.
+    #[arg(long, default_value = "-")]
+    file: String,
+}
+
+#[derive(Subcommand)]
+enum AuditCmd {
+    /// Follow the audit log (filters, human or JSON lines).
+    Tail {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Start from the beginning of the log.
+        #[arg(long)]
+        from_beginning: bool,
+        /// Stop at the current end of every partition.
+        #[arg(long)]
+        until_end: bool,
+        /// JSON lines output.
+        #[arg(long)]
+        json: bool,
+        /// Only this product.
+        #[arg(long)]
+        product: Option<String>,
+        /// Only this artifact id.
+        #[arg(long)]
+        artifact: Option<String>,
+        /// Only this integration.
+        #[arg(long)]
+        integration: Option<String>,
+        /// Only ACCEPTED or REJECTED.
+        #[arg(long)]
+        outcome: Option<String>,
+        /// Only decisions with this reason code.
+        #[arg(long)]
+        reason: Option<String>,
+        /// Print counts by outcome and reason at the end.
+        #[arg(long)]
+        summary: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log_format);
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn load_policy(path: &PathBuf) -> Result<Policy> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading policy {}", path.display()))?;
+    Policy::parse(&text).with_context(|| format!("policy {}", path.display()))
+}
+
+/// Cancels the token on SIGINT or SIGTERM.
+fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    rt.spawn(async move {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
+        }
+        info!("shutdown signal received");
+        t.cancel();
+    });
+    token
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match cli.command {
+        Command::Gate(a) => {
+            let policy = load_policy(&a.policy)?;
+            let mut topics = TopicNames::with_suffix(&a.topics.topic_suffix);
+            topics.accepted_per_product = a.accepted_per_product;
+            let opts = GateOptions {
+                brokers: a.kafka.brokers,
+                registry_url: a.registry.registry_url,
+                group_id: a.group,
+                gate_id: a
+                    .gate_id
+                    .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+                topics,
+                policy: Arc::new(policy),
+                commit_interval: Duration::from_millis(a.commit_interval_ms),
+                max_batch: a.max_batch.max(1),
+                restore_timeout: Duration::from_secs(180),
+            };
+            let shutdown = shutdown_on_signals(&rt);
+            let handle = rt.handle().clone();
+            let gate = std::thread::Builder::new()
+                .name("gate".into())
+                .spawn(move || bhiv_bucket::gate::run(opts, shutdown, handle))?;
+            match gate.join() {
+                Ok(r) => r?,
+                Err(_) => bail!("gate thread panicked"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Sink(a) => rt.block_on(async {
+            if a.migrate {
+                let mut store = Store::connect(&a.pg_url).await?;
+                let applied = store.migrate().await?;
+                info!(applied, "database migrations applied");
+            }
+            let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg_url);
+            opts.topic = TopicNames::with_suffix(&a.topics.topic_suffix).accepted;
+            let shutdown = shutdown_on_signals(&rt);
+            bhiv_bucket::sink::run(opts, shutdown).await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Topics(TopicsCmd::Apply {
+            kafka,
+            topics: suffix,
+            file,
+            profile,
+            strict,
+        }) => rt.block_on(async {
+            let text = match file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+                None => topics::DEFAULT_DECLARATION.to_string(),
+            };
+            let mut specs = topics::parse(&text, profile.as_deref())?;
+            for s in &mut specs {
+                s.name.push_str(&suffix.topic_suffix);
+            }
+            let mut drift = false;
+            for (name, status) in topics::apply(&kafka.brokers, &specs).await? {
+                match status {
+                    TopicStatus::Created => println!("created    {name}"),
+                    TopicStatus::UpToDate => println!("up to date {name}"),
+                    TopicStatus::Drift(d) => {
+                        drift = true;
+                        println!("DRIFT      {name} (left unchanged)");
+                        for line in d {
+                            println!("           - {line}");
+                        }
+                    }
+                }
+            }
+            Ok(if drift && strict {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }),
+        Command::Schemas(SchemasCmd::Apply { registry }) => rt.block_on(async {
+            let reg = Registry::new(&registry.registry_url)?;
+            for (subject, id) in reg.apply_all().await? {
+                let fp = bhiv_bucket::wire::schemas::APPROVED
+                    .all()
+                    .iter()
+                    .find(|s| s.subject == subject)
+                    .map(|s| s.fingerprint.clone())
+                    .unwrap_or_default();
+                println!("{subject:<24} id {id:<6} fingerprint {fp}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Policy(PolicyCmd::Check { file }) => {
+            let p = load_policy(&file)?;
+            println!(
+                "policy {} is valid: version {}, {} products, {} classes",
+                file.display(),
+                p.version,
+                p.products.len(),
+                p.classes.len()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Produce(a) => rt.block_on(produce(a)),
+        Command::Audit(AuditCmd::Tail {
+            kafka,
+            topics: suffix,
+            from_beginning,
+            until_end,
+            json,
+            product,
+            artifact,
+            integration,
+            outcome,
+            reason,
+            summary,
+        }) => {
+            let o = TailOptions {
+                brokers: kafka.brokers,
+                topic: TopicNames::with_suffix(&suffix.topic_suffix).audit,
+                from_beginning,
+                until_end,
+                json,
+                product,
+                artifact,
+                integration,
+                outcome,
+                reason,
+                summary,
+            };
+            tail(&o, &mut std::io::stdout().lock())?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn produce(a: ProduceArgs) -> Result<ExitCode> {
+    let registry = Registry::new(&a.registry.registry_url)?;
+    let topic = TopicNames::with_suffix(&a.topics.topic_suffix).intents;
+    let producer = IntentProducer::connect(&a.kafka.brokers, &registry, &topic).await?;
+    let reader: Box<dyn BufRead> = if a.file == "-" {
+        Box::new(BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(BufReader::new(
+            std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file))?,
+        ))
+    };
+    let mut sent = 0usize;
+    for (n, line) in reader.lines().enumerate() {
+        let line = line?;
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let parsed: IntentLine =
+            serde_json::from_str(trimmed).with_context(|| format!("line {}", n + 1))?;
+        let d = match parsed.plan(n + 1)? {
+            Planned::Intent { key, intent } => {
+                let value = producer.encode(&intent)?;
+                producer
+                    .send_raw(Some(key.as_bytes()), Some(&value), &[])
+                    .await?
+            }
+            Planned::Raw { key, value } => {
+                producer
+                    .send_raw(key.as_deref().map(str::as_bytes), Some(&value), &[])
+                    .await?
+            }
+        };
+        sent += 1;
+        println!("line {} -> {topic} partition {} offset {}", n + 1, d.partition, d.offset);
+    }
+    eprintln!("produced {sent} records to {topic}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -30,6 +30,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         }
     }
     match serde_json::from_str::<serde_json::Value>(&i.metadata) {
+        _ if i.metadata.is_empty() => {}
         Ok(serde_json::Value::Object(_)) => {}
         _ => out.push(Finding::new(
             ReasonCode::InvalidField,

@@ -1,0 +1,3 @@
+//! Compliance tooling over `bucket.audit`: following the log for people and tools.
+
+pub mod tail;

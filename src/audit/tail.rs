@@ -1,0 +1,187 @@
+//! `bucket audit tail`: follows the audit log with filters, human or JSON-lines output.
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::Write;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use serde_json::json;
+
+use crate::wire::audit::{self, AuditEvent};
+
+/// What to show.
+#[derive(Debug, Clone, Default)]
+pub struct TailOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Audit topic.
+    pub topic: String,
+    /// Start from the beginning (else only new events).
+    pub from_beginning: bool,
+    /// Stop when every partition's end is reached.
+    pub until_end: bool,
+    /// JSON lines instead of human lines.
+    pub json: bool,
+    /// Only this product.
+    pub product: Option<String>,
+    /// Only this artifact id.
+    pub artifact: Option<String>,
+    /// Only this integration.
+    pub integration: Option<String>,
+    /// Only ACCEPTED or REJECTED.
+    pub outcome: Option<String>,
+    /// Only decisions carrying this reason code.
+    pub reason: Option<String>,
+    /// Print counts by outcome and reason at the end.
+    pub summary: bool,
+}
+
+/// Tail failures.
+#[derive(Debug, thiserror::Error)]
+pub enum TailError {
+    /// Kafka failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// Writing output failed.
+    #[error("output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn matches(o: &TailOptions, e: &AuditEvent) -> bool {
+    let Some(d) = &e.decision else {
+        return o.product.is_none()
+            && o.artifact.is_none()
+            && o.integration.is_none()
+            && o.outcome.is_none()
+            && o.reason.is_none();
+    };
+    let eq = |want: &Option<String>, have: &Option<String>| {
+        want.as_ref().is_none_or(|w| have.as_ref() == Some(w))
+    };
+    let outcome = if d.accepted { "ACCEPTED" } else { "REJECTED" };
+    eq(&o.product, &d.product_id)
+        && eq(&o.artifact, &d.artifact_id)
+        && eq(&o.integration, &d.integration_id)
+        && o.outcome.as_ref().is_none_or(|w| w.eq_ignore_ascii_case(outcome))
+        && o.reason.as_ref().is_none_or(|r| d.reasons.contains(r))
+}
+
+/// One event as a JSON object (stable field names for tools).
+pub fn to_json(partition: i32, offset: i64, e: &AuditEvent) -> serde_json::Value {
+    let mut v = json!({
+        "partition": partition, "offset": offset, "seq": e.seq, "hash": e.hash,
+        "prev_hash": e.prev_hash, "recorded_at": e.recorded_at, "gate_id": e.gate_id,
+        "policy_version": e.policy_version,
+    });
+    if let Some(d) = &e.decision {
+        v["decision"] = json!({
+            "source_partition": d.source_partition, "source_offset": d.source_offset,
+            "outcome": if d.accepted { "ACCEPTED" } else { "REJECTED" },
+            "reasons": d.reasons, "threats": d.threats, "detail": d.detail,
+            "intent_id": d.intent_id, "product_id": d.product_id,
+            "integration_id": d.integration_id, "artifact_id": d.artifact_id,
+            "artifact_class": d.artifact_class, "operation": d.operation,
+            "version": d.version, "deleted": d.deleted, "size_delta": d.size_delta,
+        });
+    }
+    if let Some(g) = &e.governance {
+        v["governance"] = json!({"event_type": g.event_type, "detail": g.detail});
+    }
+    v
+}
+
+fn human(partition: i32, offset: i64, e: &AuditEvent) -> String {
+    match (&e.decision, &e.governance) {
+        (Some(d), _) => format!(
+            "p{partition}@{offset} seq={} intent={}:{} {} {} {}/{} v{} {}{}",
+            e.seq,
+            d.source_partition,
+            d.source_offset,
+            if d.accepted { "ACCEPTED" } else { "REJECTED" },
+            d.operation.as_deref().unwrap_or("-"),
+            d.product_id.as_deref().unwrap_or("-"),
+            d.artifact_id.as_deref().unwrap_or("-"),
+            d.version.map_or("-".to_string(), |v| v.to_string()),
+            d.reasons.join(","),
+            if d.detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", d.detail)
+            }
+        ),
+        (None, Some(g)) => format!(
+            "p{partition}@{offset} seq={} GOVERNANCE {} {}",
+            e.seq, g.event_type, g.detail
+        ),
+        (None, None) => format!("p{partition}@{offset} seq={} (empty event)", e.seq),
+    }
+}
+
+/// Follows the audit topic, writing matching events to `out`.
+pub fn tail(o: &TailOptions, out: &mut dyn Write) -> Result<(), TailError> {
+    let consumer: BaseConsumer<crate::EofQuietContext> = ClientConfig::new()
+        .set("bootstrap.servers", &o.brokers)
+        .set("group.id", "bucket-audit-tail")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create_with_context(crate::EofQuietContext)?;
+    let md = consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10))?;
+    let mut tpl = TopicPartitionList::new();
+    let mut pending: HashSet<i32> = HashSet::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            let start = if o.from_beginning {
+                Offset::Beginning
+            } else {
+                Offset::End
+            };
+            tpl.add_partition_offset(&o.topic, p.id(), start)?;
+            pending.insert(p.id());
+        }
+    }
+    consumer.assign(&tpl)?;
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    loop {
+        if o.until_end && pending.is_empty() {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(m)) => {
+                let (p, off) = (m.partition(), m.offset());
+                match audit::decode_framed(m.payload()) {
+                    Ok(e) if matches(o, &e) => {
+                        if let Some(d) = &e.decision {
+                            let outcome = if d.accepted { "ACCEPTED" } else { "REJECTED" };
+                            *counts.entry(outcome.to_string()).or_default() += 1;
+                            for r in &d.reasons {
+                                *counts.entry(format!("  {r}")).or_default() += 1;
+                            }
+                        }
+                        if o.json {
+                            writeln!(out, "{}", to_json(p, off, &e))?;
+                        } else {
+                            writeln!(out, "{}", human(p, off, &e))?;
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(err) => writeln!(out, "p{p}@{off} UNDECODABLE audit record: {err}")?,
+                }
+            }
+        }
+    }
+    if o.summary {
+        writeln!(out, "summary:")?;
+        for (k, v) in counts {
+            writeln!(out, "  {k}: {v}")?;
+        }
+    }
+    Ok(())
+}

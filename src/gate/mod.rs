@@ -1,0 +1,104 @@
+//! The gate: **how intents move.** Consumes `bucket.intents`, asks [`crate::core::decide`],
+//! and writes accepted/rejected/audit records plus the consumed offsets in one Kafka
+//! transaction per batch (EOS v2 with the consumer group metadata).
+
+pub mod decode;
+pub mod records;
+mod session;
+pub mod task;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::core::Policy;
+
+pub use session::run;
+
+/// Names of the gate's topics (overridable for tests and multi-tenant clusters).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicNames {
+    /// Input intents.
+    pub intents: String,
+    /// Accepted artifacts (shared topic, or prefix of per-product topics).
+    pub accepted: String,
+    /// Rejected originals.
+    pub rejected: String,
+    /// Audit chain.
+    pub audit: String,
+    /// Route accepted artifacts to `<accepted>.<product_id>` (read isolation, seeds' T7).
+    pub accepted_per_product: bool,
+}
+
+impl Default for TopicNames {
+    fn default() -> Self {
+        TopicNames::with_suffix("")
+    }
+}
+
+impl TopicNames {
+    /// Default names with a suffix appended to each (tests use a random suffix).
+    pub fn with_suffix(suffix: &str) -> Self {
+        TopicNames {
+            intents: format!("bucket.intents{suffix}"),
+            accepted: format!("bucket.accepted{suffix}"),
+            rejected: format!("bucket.rejected{suffix}"),
+            audit: format!("bucket.audit{suffix}"),
+            accepted_per_product: false,
+        }
+    }
+
+    /// Topic an accepted artifact of `product_id` goes to.
+    pub fn accepted_for(&self, product_id: &str) -> String {
+        if self.accepted_per_product {
+            format!("{}.{product_id}", self.accepted)
+        } else {
+            self.accepted.clone()
+        }
+    }
+}
+
+/// Everything `bucket gate` needs.
+#[derive(Debug, Clone)]
+pub struct GateOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Confluent-compatible registry base URL.
+    pub registry_url: String,
+    /// Consumer group of all gate instances.
+    pub group_id: String,
+    /// This instance's id; with the group id it forms the transactional id.
+    pub gate_id: String,
+    /// Topic names.
+    pub topics: TopicNames,
+    /// Active policy.
+    pub policy: Arc<Policy>,
+    /// Longest time a transaction stays open before commit.
+    pub commit_interval: Duration,
+    /// Most intents per transaction.
+    pub max_batch: usize,
+    /// Longest wait for a partition's audit replay.
+    pub restore_timeout: Duration,
+}
+
+/// Why the gate stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    /// Kafka client failure that a new session may cure.
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// Consumer group state unusable (no group metadata): a new session may cure it.
+    #[error("consumer group: {0}")]
+    Group(String),
+    /// Topic layout breaks an invariant (e.g. audit partitions ≠ intents partitions).
+    #[error("topic layout: {0}")]
+    Layout(String),
+    /// Registry client misconfigured.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
+    /// A task could not be restored.
+    #[error(transparent)]
+    Restore(#[from] task::RestoreError),
+    /// Encoding our own output failed: a defect, stop.
+    #[error("encoding output: {0}")]
+    Encode(#[from] crate::wire::WireError),
+}

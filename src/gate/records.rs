@@ -1,0 +1,226 @@
+//! Turns a decision into the records the transaction carries: the accepted artifact or the
+//! rejected original, and the audit link. Pure: no Kafka here.
+
+use sha2::{Digest, Sha256};
+
+use super::task::ChainHead;
+use super::TopicNames;
+use crate::core::{ArtifactIntent, Decision, Outcome};
+use crate::registry::OutputSchemaIds;
+use crate::wire::accepted::{self, AcceptedArtifact};
+use crate::wire::audit::{self, AuditEvent, DecisionRecord};
+use crate::wire::{WireError, framing, headers};
+
+/// A consumed `bucket.intents` record, owned.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    /// Partition read from.
+    pub partition: i32,
+    /// Offset read at.
+    pub offset: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes, exactly as produced.
+    pub value: Option<Vec<u8>>,
+    /// Record timestamp, ms.
+    pub timestamp: Option<i64>,
+    /// Producer headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// A record to produce inside the transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutRecord {
+    /// Destination topic.
+    pub topic: String,
+    /// Explicit partition (audit only), else the key decides.
+    pub partition: Option<i32>,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes (None only when a rejected original value was null).
+    pub value: Option<Vec<u8>>,
+    /// Headers, in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// What the gate writes for one decided intent.
+#[derive(Debug, Clone)]
+pub struct Outputs {
+    /// Accepted or rejected record, then the audit record.
+    pub records: Vec<OutRecord>,
+    /// The audit link written (the new chain head).
+    pub audit: AuditEvent,
+}
+
+/// Static context of the writer.
+#[derive(Debug, Clone)]
+pub struct Writer<'a> {
+    /// Topic names.
+    pub topics: &'a TopicNames,
+    /// Registered output schema ids.
+    pub ids: OutputSchemaIds,
+    /// Gate instance id.
+    pub gate_id: &'a str,
+}
+
+impl Writer<'_> {
+    /// Builds the output records of one decision and the audit link after `chain`.
+    pub fn outputs(
+        &self,
+        consumed: &Consumed,
+        intent: Option<&ArtifactIntent>,
+        decision: &Decision,
+        chain: &ChainHead,
+    ) -> Result<Outputs, WireError> {
+        let value = consumed.value.as_deref().unwrap_or_default();
+        let mut record = DecisionRecord {
+            source_partition: consumed.partition,
+            source_offset: consumed.offset,
+            value_sha256: hex::encode(Sha256::digest(value)),
+            accepted: decision.outcome == Outcome::Accepted,
+            reasons: decision
+                .reasons()
+                .iter()
+                .map(|r| r.as_str().to_string())
+                .collect(),
+            threats: decision.threats().iter().map(|t| t.to_string()).collect(),
+            detail: decision.detail().to_string(),
+            version: decision.version,
+            size_delta: decision.size_delta,
+            ..DecisionRecord::default()
+        };
+        if let Some(i) = intent {
+            record.intent_id = Some(i.intent_id.clone());
+            record.product_id = Some(i.product_id.clone());
+            record.integration_id = Some(i.integration_id.clone());
+            record.requester_id = Some(i.requester_id.clone());
+            record.artifact_id = Some(i.artifact_id.clone());
+            record.operation = Some(i.operation.as_str().to_string());
+            record.owner_id = Some(i.owner_id.clone());
+            record.artifact_class = Some(i.artifact_class.clone());
+        }
+        let mut records = Vec::with_capacity(2);
+        match (decision.outcome, intent, &decision.effect) {
+            (Outcome::Accepted, Some(i), Some(effect)) => {
+                let content_sha256 = i
+                    .content
+                    .as_ref()
+                    .map(|c| hex::encode(Sha256::digest(c)))
+                    .unwrap_or_default();
+                record.owner_id = Some(effect.record.owner_id.clone());
+                record.artifact_class = Some(effect.record.artifact_class.clone());
+                record.deleted = effect.record.deleted;
+                record.content_size = effect.record.size as i64;
+                record.content_sha256 = Some(content_sha256.clone()).filter(|s| !s.is_empty());
+                let a = AcceptedArtifact {
+                    intent_id: i.intent_id.clone(),
+                    product_id: i.product_id.clone(),
+                    integration_id: i.integration_id.clone(),
+                    owner_id: effect.record.owner_id.clone(),
+                    requester_id: i.requester_id.clone(),
+                    artifact_id: i.artifact_id.clone(),
+                    artifact_class: effect.record.artifact_class.clone(),
+                    operation: i.operation,
+                    version: effect.record.version,
+                    deleted: effect.record.deleted,
+                    content: i.content.clone(),
+                    content_sha256,
+                    content_size: effect.record.size as i64,
+                    content_type: i.content_type.clone(),
+                    metadata: i.metadata.clone(),
+                    purpose: i.purpose.clone(),
+                    client_time: i.client_time,
+                    decided_at: decision.decided_at,
+                    policy_version: decision.policy_version.clone(),
+                    source_partition: consumed.partition,
+                    source_offset: consumed.offset,
+                };
+                records.push(OutRecord {
+                    topic: self.topics.accepted_for(&i.product_id),
+                    partition: None,
+                    key: Some(a.key().into_bytes()),
+                    value: Some(framing::frame(self.ids.accepted, &accepted::encode(&a)?)),
+                    headers: vec![("bucket.intent.id".into(), i.intent_id.clone().into_bytes())],
+                });
+            }
+            _ => records.push(self.rejected(consumed, intent, decision)),
+        }
+        let event = AuditEvent {
+            seq: chain.next_seq,
+            prev_hash: chain.hash.clone(),
+            hash: String::new(),
+            recorded_at: decision.decided_at,
+            gate_id: self.gate_id.to_string(),
+            policy_version: decision.policy_version.clone(),
+            decision: Some(record),
+            governance: None,
+        }
+        .seal()?;
+        records.push(OutRecord {
+            topic: self.topics.audit.clone(),
+            partition: Some(consumed.partition),
+            key: intent.map(|i| i.product_id.clone().into_bytes()),
+            value: Some(framing::frame(self.ids.audit, &audit::encode(&event)?)),
+            headers: Vec::new(),
+        });
+        Ok(Outputs {
+            records,
+            audit: event,
+        })
+    }
+
+    fn rejected(
+        &self,
+        consumed: &Consumed,
+        intent: Option<&ArtifactIntent>,
+        decision: &Decision,
+    ) -> OutRecord {
+        let join = |v: Vec<String>| v.join(",").into_bytes();
+        let mut h = consumed.headers.clone();
+        let mut add = |k: &str, v: Vec<u8>| h.push((k.to_string(), v));
+        let reasons: Vec<String> = decision
+            .reasons()
+            .iter()
+            .map(|r| r.as_str().to_string())
+            .collect();
+        add(
+            headers::ERROR_REASON,
+            reasons.first().cloned().unwrap_or_default().into_bytes(),
+        );
+        add(headers::ERROR_REASONS, join(reasons));
+        add(headers::ERROR_DETAIL, decision.detail().as_bytes().to_vec());
+        add(
+            headers::ERROR_THREATS,
+            join(decision.threats().iter().map(|t| t.to_string()).collect()),
+        );
+        add(headers::ERROR_TOPIC, self.topics.intents.clone().into_bytes());
+        add(
+            headers::ERROR_PARTITION,
+            consumed.partition.to_string().into_bytes(),
+        );
+        add(headers::ERROR_OFFSET, consumed.offset.to_string().into_bytes());
+        if let Some(k) = &consumed.key {
+            add(headers::ERROR_ORIGINAL_KEY, k.clone());
+        }
+        if let Some(ts) = consumed.timestamp {
+            add(headers::ERROR_ORIGINAL_TIMESTAMP, ts.to_string().into_bytes());
+        }
+        add(
+            headers::ERROR_POLICY_VERSION,
+            decision.policy_version.clone().into_bytes(),
+        );
+        if let Some(i) = intent {
+            add(headers::ERROR_INTENT_ID, i.intent_id.clone().into_bytes());
+        }
+        if let Some(v) = decision.version {
+            add(headers::ERROR_CURRENT_VERSION, v.to_string().into_bytes());
+        }
+        OutRecord {
+            topic: self.topics.rejected.clone(),
+            partition: None,
+            key: intent.map(|i| i.product_id.clone().into_bytes()),
+            value: consumed.value.clone(),
+            headers: h,
+        }
+    }
+}

@@ -1,0 +1,183 @@
+//! A partition task: the state of the products homed on one `bucket.intents` partition and the
+//! head of the audit chain with the same partition number. Restored from `bucket.audit`, which
+//! is the changelog (SPEC §10).
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tracing::info;
+
+use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
+use crate::wire::audit::{self, AuditEvent, DecisionRecord, GENESIS_HASH};
+
+/// Head of one partition's audit chain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Sequence number the next link gets.
+    pub next_seq: i64,
+    /// Hash of the last link (genesis hash when empty).
+    pub hash: String,
+}
+
+impl Default for ChainHead {
+    fn default() -> Self {
+        ChainHead {
+            next_seq: 0,
+            hash: GENESIS_HASH.to_string(),
+        }
+    }
+}
+
+/// Everything the gate keeps for one partition.
+#[derive(Debug, Clone, Default)]
+pub struct Task {
+    /// Artifact index for this partition's products.
+    pub state: PartitionState,
+    /// Audit chain head.
+    pub chain: ChainHead,
+    /// Highest intent offset with a committed decision (-1 if none).
+    pub last_decided_offset: i64,
+}
+
+/// Why a task could not be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    /// Kafka failed while reading the audit partition.
+    #[error("reading audit partition {partition}: {source}")]
+    Kafka {
+        /// Partition being restored.
+        partition: i32,
+        /// Underlying error.
+        source: KafkaError,
+    },
+    /// A committed audit record does not decode or breaks the chain: state cannot be trusted.
+    #[error("audit partition {partition} offset {offset}: {problem}")]
+    Corrupt {
+        /// Partition being restored.
+        partition: i32,
+        /// Offset of the bad record.
+        offset: i64,
+        /// What was wrong.
+        problem: String,
+    },
+    /// The end of the partition was not reached in time (an open transaction?).
+    #[error("audit partition {partition}: end not reached within {0:?}", .timeout)]
+    Timeout {
+        /// Partition being restored.
+        partition: i32,
+        /// How long we waited.
+        timeout: Duration,
+    },
+}
+
+impl Task {
+    /// Folds one committed audit event into the task (used by restore and by tests).
+    pub fn fold(&mut self, event: &AuditEvent) {
+        if let Some(d) = &event.decision {
+            if d.accepted
+                && let Some(effect) = effect_of(d)
+            {
+                self.state.apply(&effect);
+            }
+            self.last_decided_offset = self.last_decided_offset.max(d.source_offset);
+        }
+        self.chain = ChainHead {
+            next_seq: event.seq + 1,
+            hash: event.hash.clone(),
+        };
+    }
+}
+
+/// The state change an accepted decision record carries.
+pub fn effect_of(d: &DecisionRecord) -> Option<Effect> {
+    Some(Effect {
+        key: ArtifactKey {
+            product_id: d.product_id.clone()?,
+            artifact_id: d.artifact_id.clone()?,
+        },
+        record: ArtifactRecord {
+            version: d.version?,
+            owner_id: d.owner_id.clone()?,
+            artifact_class: d.artifact_class.clone()?,
+            size: u64::try_from(d.content_size).unwrap_or(0),
+            deleted: d.deleted,
+        },
+    })
+}
+
+/// Rebuilds a task by replaying audit partition `partition` (read_committed) to its end.
+pub fn restore(
+    brokers: &str,
+    audit_topic: &str,
+    partition: i32,
+    timeout: Duration,
+) -> Result<Task, RestoreError> {
+    let kafka = |source| RestoreError::Kafka { partition, source };
+    let started = Instant::now();
+    let consumer: BaseConsumer<crate::EofQuietContext> = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bucket-gate-restore")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "20971520")
+        .create_with_context(crate::EofQuietContext)
+        .map_err(kafka)?;
+    let (low, high) = consumer
+        .fetch_watermarks(audit_topic, partition, Duration::from_secs(10))
+        .map_err(kafka)?;
+    let mut task = Task {
+        last_decided_offset: -1,
+        ..Task::default()
+    };
+    if high <= low {
+        return Ok(task);
+    }
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(audit_topic, partition, Offset::Beginning)
+        .map_err(kafka)?;
+    consumer.assign(&tpl).map_err(kafka)?;
+    let mut records = 0u64;
+    loop {
+        if started.elapsed() > timeout {
+            return Err(RestoreError::Timeout { partition, timeout });
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => break,
+            Some(Err(e)) => return Err(kafka(e)),
+            Some(Ok(m)) => {
+                let offset = m.offset();
+                let corrupt = |problem: String| RestoreError::Corrupt {
+                    partition,
+                    offset,
+                    problem,
+                };
+                let event = audit::decode_framed(m.payload()).map_err(|e| corrupt(e.to_string()))?;
+                if event.seq != task.chain.next_seq || event.prev_hash != task.chain.hash {
+                    return Err(corrupt(format!(
+                        "chain break: seq {} prev {} after head seq {} hash {}",
+                        event.seq,
+                        event.prev_hash,
+                        task.chain.next_seq,
+                        task.chain.hash
+                    )));
+                }
+                task.fold(&event);
+                records += 1;
+            }
+        }
+    }
+    info!(
+        partition,
+        records,
+        artifacts = task.state.len(),
+        next_seq = task.chain.next_seq,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "restored partition task from audit log"
+    );
+    Ok(task)
+}
