@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Stop the local stack (registry, kafka, redis, postgres). Data is kept.
+# down.sh --purge additionally deletes $BUCKET_STACK_DIR (all data + logs).
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$HERE/env.sh"
+source "$HERE/postgres.sh"
+source "$HERE/redis.sh"
+source "$HERE/kafka.sh"
+source "$HERE/registry.sh"
+
+purge=0
+case "${1:-}" in
+  --purge) purge=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
+esac
+
+registry_stop
+kafka_stop
+redis_stop
+pg_stop
+
+if (( purge )); then
+  case "$BUCKET_STACK_DIR" in
+    ""|/|"$HOME"|"$BUCKET_REPO_ROOT") die "refusing to purge suspicious BUCKET_STACK_DIR='$BUCKET_STACK_DIR'" ;;
+  esac
+  log "purging $BUCKET_STACK_DIR"
+  rm -rf -- "$BUCKET_STACK_DIR"
+fi

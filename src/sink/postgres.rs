@@ -1,0 +1,595 @@
+//! PostgreSQL storage for accepted artifact versions: schema migrations, the idempotent batch
+//! write the sink commits offsets behind, and the read helpers tools and tests use.
+//!
+//! The write is one database transaction per batch. Its fast path pipelines one
+//! `INSERT ... ON CONFLICT (product_id, artifact_id, version) DO NOTHING` per version; if the
+//! database refuses a row's data (a NUL byte in a text field, a duplicate intent id, ...), the
+//! batch is retried row by row under savepoints and each refused row is quarantined in
+//! `sink_undecodable` with its Avro body and the database's reason, so one bad record never
+//! stalls a partition and is never lost.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::future::try_join_all;
+use tokio::task::JoinHandle;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+
+use crate::core::Operation;
+use crate::wire::accepted::{self, AcceptedArtifact};
+
+/// The SQL migrations, in order, embedded so the binary carries its own schema.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_artifacts",
+    include_str!("../../migrations/0001_artifacts.sql"),
+)];
+
+/// Advisory lock key serialising concurrent `migrate` calls on one database ("bucketmg").
+const MIGRATION_LOCK_KEY: i64 = 0x6275_636b_6574_6d67;
+
+/// Earliest millisecond timestamp stored as `timestamptz` (about 4000 BC); earlier is NULL.
+const MIN_TS_MS: i64 = -188_000_000_000_000;
+/// Latest millisecond timestamp stored as `timestamptz` (about 200000 AD); later is NULL.
+const MAX_TS_MS: i64 = 6_000_000_000_000_000;
+
+const INSERT_VERSION: &str = "INSERT INTO artifact_versions (product_id, artifact_id, version, \
+     intent_id, artifact_class, owner_id, requester_id, integration_id, operation, deleted, \
+     content, content_sha256, content_size, content_type, metadata, purpose, client_time, \
+     client_time_ms, decided_at, decided_at_ms, policy_version, source_partition, source_offset) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+     $19, $20, $21, $22, $23) \
+     ON CONFLICT (product_id, artifact_id, version) DO NOTHING RETURNING 1";
+
+const SELECT_INTENT: &str = "SELECT intent_id FROM artifact_versions \
+     WHERE product_id = $1 AND artifact_id = $2 AND version = $3";
+
+const INSERT_UNDECODABLE: &str = "INSERT INTO sink_undecodable (topic, \"partition\", \"offset\", \
+     raw, error) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
+
+const SELECT_VERSION: &str = "SELECT product_id, artifact_id, version, intent_id, artifact_class, \
+     owner_id, requester_id, integration_id, operation, deleted, content, content_sha256, \
+     content_size, content_type, metadata, purpose, client_time_ms, decided_at_ms, \
+     policy_version, source_partition, source_offset, stored_at FROM artifact_versions \
+     WHERE product_id = $1 AND artifact_id = $2 AND version = $3";
+
+/// Why the store could not do what was asked; `is_data_error` tells a refused row from an outage.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The connection URL does not parse: an operator mistake, retrying cannot help.
+    #[error("bad PostgreSQL URL: {0}")]
+    Config(String),
+    /// Connecting or querying failed (outage, refused row, missing grant...).
+    #[error("postgres: {}", describe(.0))]
+    Db(#[from] tokio_postgres::Error),
+    /// A migration script failed; the whole migration transaction was rolled back.
+    #[error("migration {name} failed: {}", describe(.source))]
+    Migration {
+        /// Migration name, e.g. `0001_artifacts`.
+        name: &'static str,
+        /// Database error.
+        source: tokio_postgres::Error,
+    },
+    /// A stored row does not read back as an artifact version (hand-edited database?).
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The server's message and SQLSTATE when there is one (tokio-postgres alone says "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
+        None => match std::error::Error::source(e) {
+            Some(source) => format!("{e}: {source}"),
+            None => e.to_string(),
+        },
+    }
+}
+
+impl StoreError {
+    /// True when the database refused the data itself (SQLSTATE classes 22, 23, 54), so
+    /// retrying the same row can never succeed and it must be quarantined instead.
+    pub fn is_data_error(&self) -> bool {
+        match self {
+            StoreError::Db(e) => e.code().is_some_and(|c| {
+                let code = c.code();
+                code.starts_with("22") || code.starts_with("23") || code.starts_with("54")
+            }),
+            _ => false,
+        }
+    }
+}
+
+/// A decoded record of `bucket.accepted` with where it came from, so a refused row can be
+/// quarantined under its Kafka coordinates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Accepted {
+    /// Kafka topic the record was read from.
+    pub topic: String,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// The decoded version.
+    pub artifact: AcceptedArtifact,
+}
+
+/// A record of `bucket.accepted` that did not decode, kept with its raw bytes so it is not lost.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undecodable {
+    /// Kafka topic the record was read from.
+    pub topic: String,
+    /// Kafka partition.
+    pub partition: i32,
+    /// Kafka offset.
+    pub offset: i64,
+    /// Record value as read (None for a null value).
+    pub raw: Option<Vec<u8>>,
+    /// Why it could not be stored as a version.
+    pub error: String,
+}
+
+/// What one `write_batch` did, for logs and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchReport {
+    /// Versions newly stored.
+    pub inserted: usize,
+    /// Versions that were already stored by the same intent (a replay: a no-op).
+    pub replayed: usize,
+    /// Records written to `sink_undecodable` (undecodable, conflicting or refused).
+    pub quarantined: usize,
+}
+
+/// A version read back from `artifact_versions`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredVersion {
+    /// The version as the gate accepted it.
+    pub artifact: AcceptedArtifact,
+    /// When the sink stored it.
+    pub stored_at: SystemTime,
+}
+
+/// A connection to the artifact database; owns its connection task.
+pub struct Store {
+    client: Client,
+    connection: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("closed", &self.client.is_closed())
+            .finish()
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        self.connection.abort();
+    }
+}
+
+impl Store {
+    /// Connects to PostgreSQL at `url` (libpq URL; `options=-csearch_path%3D...` picks a schema).
+    pub async fn connect(url: &str) -> Result<Store, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
+        let (client, connection) = config.connect(NoTls).await?;
+        let connection = tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::warn!(%error, "postgres connection ended");
+            }
+        });
+        Ok(Store { client, connection })
+    }
+
+    /// True once the connection is gone; the caller reconnects.
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+
+    /// Applies the embedded migrations not yet recorded in `schema_migrations`; returns how many
+    /// ran. Idempotent, and safe when several processes race (one advisory-locked transaction).
+    pub async fn migrate(&mut self) -> Result<usize, StoreError> {
+        let tx = self.client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (\
+             name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())",
+        )
+        .await?;
+        let mut applied = 0;
+        for (name, sql) in MIGRATIONS {
+            let done = tx
+                .query_opt("SELECT 1 FROM schema_migrations WHERE name = $1", &[name])
+                .await?;
+            if done.is_some() {
+                continue;
+            }
+            tx.batch_execute(sql)
+                .await
+                .map_err(|source| StoreError::Migration { name, source })?;
+            tx.execute("INSERT INTO schema_migrations (name) VALUES ($1)", &[name])
+                .await?;
+            tracing::info!(migration = name, "applied migration");
+            applied += 1;
+        }
+        tx.commit().await?;
+        Ok(applied)
+    }
+
+    /// Fails unless the sink's tables exist and are readable, so a missing migration is
+    /// reported at start-up instead of as an endless write retry.
+    pub async fn check_schema(&self) -> Result<(), StoreError> {
+        self.client
+            .batch_execute(
+                "SELECT 1 FROM artifact_versions LIMIT 0; SELECT 1 FROM sink_undecodable LIMIT 0",
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Stores a batch in ONE transaction: versions idempotently (a replay is a no-op) and the
+    /// undecodable, conflicting or refused records in `sink_undecodable`. When this returns Ok
+    /// the whole batch is durable and its offsets may be committed.
+    pub async fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        match self.write_fast(accepted, undecodable).await {
+            Err(e) if e.is_data_error() => {
+                tracing::warn!(error = %e, records = accepted.len(),
+                    "database refused a row; rewriting the batch row by row");
+                self.write_row_by_row(accepted, undecodable).await
+            }
+            other => other,
+        }
+    }
+
+    /// Fast path: every insert pipelined on the connection inside one transaction.
+    async fn write_fast(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        let tx = self.client.transaction().await?;
+        let insert = tx.prepare(INSERT_VERSION).await?;
+        let select = tx.prepare(SELECT_INTENT).await?;
+        let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
+        let mut report = BatchReport::default();
+
+        let rows = accepted.iter().map(VersionRow::of).collect::<Vec<_>>();
+        let params = rows.iter().map(VersionRow::params).collect::<Vec<_>>();
+        let inserted = try_join_all(params.iter().map(|p| tx.query_opt(&insert, p))).await?;
+        let not_inserted: Vec<&Accepted> = accepted
+            .iter()
+            .zip(&inserted)
+            .filter_map(|(a, r)| if r.is_none() { Some(a) } else { None })
+            .collect();
+        report.inserted = accepted.len() - not_inserted.len();
+
+        let keys: Vec<[&(dyn ToSql + Sync); 3]> = not_inserted
+            .iter()
+            .map(|a| {
+                let v = &a.artifact;
+                [
+                    &v.product_id as &(dyn ToSql + Sync),
+                    &v.artifact_id,
+                    &v.version,
+                ]
+            })
+            .collect();
+        let existing = try_join_all(keys.iter().map(|k| tx.query_opt(&select, k))).await?;
+        let mut quarantined: Vec<Undecodable> = Vec::new();
+        for (a, row) in not_inserted.iter().zip(existing) {
+            match classify_existing(a, row)? {
+                None => report.replayed += 1,
+                Some(q) => quarantined.push(q),
+            }
+        }
+
+        let all = undecodable.iter().chain(quarantined.iter());
+        try_join_all(all.map(|u| insert_undecodable(&tx, &quarantine, u))).await?;
+        report.quarantined = undecodable.len() + quarantined.len();
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Slow path after a data error: each version under its own savepoint, refused rows
+    /// quarantined with the database's reason, still one transaction for the whole batch.
+    async fn write_row_by_row(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        let tx = self.client.transaction().await?;
+        let insert = tx.prepare(INSERT_VERSION).await?;
+        let select = tx.prepare(SELECT_INTENT).await?;
+        let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
+        let mut report = BatchReport::default();
+        let mut quarantined: Vec<Undecodable> = Vec::new();
+
+        for a in accepted {
+            let row = VersionRow::of(a);
+            let params = row.params();
+            tx.batch_execute("SAVEPOINT sink_row").await?;
+            let result = tx
+                .query_opt(&insert, &params)
+                .await
+                .map_err(StoreError::from);
+            match result {
+                Ok(Some(_)) => report.inserted += 1,
+                Ok(None) => {
+                    let v = &a.artifact;
+                    let existing = tx
+                        .query_opt(&select, &[&v.product_id, &v.artifact_id, &v.version])
+                        .await?;
+                    match classify_existing(a, existing)? {
+                        None => report.replayed += 1,
+                        Some(q) => quarantined.push(q),
+                    }
+                }
+                Err(e) if e.is_data_error() => {
+                    tx.batch_execute("ROLLBACK TO SAVEPOINT sink_row").await?;
+                    let v = &a.artifact;
+                    tracing::warn!(partition = a.partition, offset = a.offset,
+                        product = %v.product_id, artifact = %v.artifact_id, version = v.version,
+                        error = %e, "database refused version; quarantined");
+                    quarantined.push(quarantine_of(a, format!("database refused row: {e}")));
+                }
+                Err(e) => return Err(e),
+            }
+            tx.batch_execute("RELEASE SAVEPOINT sink_row").await?;
+        }
+        for u in undecodable.iter().chain(quarantined.iter()) {
+            insert_undecodable(&tx, &quarantine, u).await?;
+        }
+        report.quarantined = undecodable.len() + quarantined.len();
+        tx.commit().await?;
+        Ok(report)
+    }
+
+    /// Number of stored versions (tests, status).
+    pub async fn count_versions(&self) -> Result<i64, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT count(*) FROM artifact_versions", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Number of quarantined records (tests, status).
+    pub async fn count_undecodable(&self) -> Result<i64, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT count(*) FROM sink_undecodable", &[])
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// The quarantined records of one topic, in (partition, offset) order (tests, operators).
+    pub async fn undecodable(&self, topic: &str) -> Result<Vec<Undecodable>, StoreError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT topic, \"partition\", \"offset\", raw, error FROM sink_undecodable \
+                 WHERE topic = $1 ORDER BY \"partition\", \"offset\"",
+                &[&topic],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Undecodable {
+                    topic: r.try_get(0)?,
+                    partition: r.try_get(1)?,
+                    offset: r.try_get(2)?,
+                    raw: r.try_get(3)?,
+                    error: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// One stored version by its key, or None.
+    pub async fn get_version(
+        &self,
+        product: &str,
+        artifact: &str,
+        version: i64,
+    ) -> Result<Option<StoredVersion>, StoreError> {
+        let row = self
+            .client
+            .query_opt(SELECT_VERSION, &[&product, &artifact, &version])
+            .await?;
+        row.map(|r| stored_version(&r)).transpose()
+    }
+}
+
+/// Owned values computed per row so the pipelined inserts can borrow them.
+struct VersionRow<'a> {
+    a: &'a AcceptedArtifact,
+    operation: &'static str,
+    client_time: Option<SystemTime>,
+    decided_at: Option<SystemTime>,
+}
+
+impl<'a> VersionRow<'a> {
+    fn of(accepted: &'a Accepted) -> Self {
+        let a = &accepted.artifact;
+        VersionRow {
+            a,
+            operation: a.operation.as_str(),
+            client_time: ms_to_time(a.client_time),
+            decided_at: ms_to_time(a.decided_at),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+        let a = self.a;
+        [
+            &a.product_id,
+            &a.artifact_id,
+            &a.version,
+            &a.intent_id,
+            &a.artifact_class,
+            &a.owner_id,
+            &a.requester_id,
+            &a.integration_id,
+            &self.operation,
+            &a.deleted,
+            &a.content,
+            &a.content_sha256,
+            &a.content_size,
+            &a.content_type,
+            &a.metadata,
+            &a.purpose,
+            &self.client_time,
+            &a.client_time,
+            &self.decided_at,
+            &a.decided_at,
+            &a.policy_version,
+            &a.source_partition,
+            &a.source_offset,
+        ]
+    }
+}
+
+/// Decides what a not-inserted version is: a replay of the same intent (None) or a conflict
+/// with another stored version (Some quarantine record).
+fn classify_existing(
+    a: &Accepted,
+    existing: Option<Row>,
+) -> Result<Option<Undecodable>, StoreError> {
+    let v = &a.artifact;
+    let stored_intent: Option<String> = existing.map(|r| r.try_get(0)).transpose()?;
+    match stored_intent {
+        Some(intent) if intent == v.intent_id => {
+            tracing::debug!(partition = a.partition, offset = a.offset, product = %v.product_id,
+                artifact = %v.artifact_id, version = v.version, "version already stored (replay)");
+            Ok(None)
+        }
+        other => {
+            let reason = match other {
+                Some(intent) => format!(
+                    "conflict: {}/{} version {} already stored from intent {intent}, not {}",
+                    v.product_id, v.artifact_id, v.version, v.intent_id
+                ),
+                None => format!(
+                    "conflict: {}/{} version {} was not stored and no row has its key",
+                    v.product_id, v.artifact_id, v.version
+                ),
+            };
+            tracing::warn!(partition = a.partition, offset = a.offset, product = %v.product_id,
+                artifact = %v.artifact_id, version = v.version, %reason, "version quarantined");
+            Ok(Some(quarantine_of(a, reason)))
+        }
+    }
+}
+
+/// A quarantine record for a decoded version: its Avro body (lossless re-encoding) and why.
+fn quarantine_of(a: &Accepted, reason: String) -> Undecodable {
+    let (raw, error) = match accepted::encode(&a.artifact) {
+        Ok(body) => (
+            Some(body),
+            format!("{reason} (raw is the re-encoded Avro body)"),
+        ),
+        Err(e) => (None, format!("{reason} (could not re-encode: {e})")),
+    };
+    Undecodable {
+        topic: a.topic.clone(),
+        partition: a.partition,
+        offset: a.offset,
+        raw,
+        error,
+    }
+}
+
+async fn insert_undecodable(
+    tx: &Transaction<'_>,
+    statement: &Statement,
+    u: &Undecodable,
+) -> Result<u64, tokio_postgres::Error> {
+    // PostgreSQL text cannot hold NUL; error text may echo input bytes.
+    let topic = u.topic.replace('\0', "\\0");
+    let error = u.error.replace('\0', "\\0");
+    tx.execute(
+        statement,
+        &[&topic, &u.partition, &u.offset, &u.raw, &error],
+    )
+    .await
+}
+
+/// Milliseconds since the epoch as a time PostgreSQL can store, or None when out of range.
+fn ms_to_time(ms: i64) -> Option<SystemTime> {
+    if !(MIN_TS_MS..=MAX_TS_MS).contains(&ms) {
+        return None;
+    }
+    let magnitude = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH.checked_add(magnitude)
+    } else {
+        UNIX_EPOCH.checked_sub(magnitude)
+    }
+}
+
+fn stored_version(r: &Row) -> Result<StoredVersion, StoreError> {
+    let operation: String = r.try_get(8)?;
+    let operation = Operation::parse(&operation)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown operation {operation:?}")))?;
+    Ok(StoredVersion {
+        artifact: AcceptedArtifact {
+            product_id: r.try_get(0)?,
+            artifact_id: r.try_get(1)?,
+            version: r.try_get(2)?,
+            intent_id: r.try_get(3)?,
+            artifact_class: r.try_get(4)?,
+            owner_id: r.try_get(5)?,
+            requester_id: r.try_get(6)?,
+            integration_id: r.try_get(7)?,
+            operation,
+            deleted: r.try_get(9)?,
+            content: r.try_get(10)?,
+            content_sha256: r.try_get(11)?,
+            content_size: r.try_get(12)?,
+            content_type: r.try_get(13)?,
+            metadata: r.try_get(14)?,
+            purpose: r.try_get(15)?,
+            client_time: r.try_get(16)?,
+            decided_at: r.try_get(17)?,
+            policy_version: r.try_get(18)?,
+            source_partition: r.try_get(19)?,
+            source_offset: r.try_get(20)?,
+        },
+        stored_at: r.try_get(21)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_in_range_convert_and_extremes_become_null() {
+        assert_eq!(ms_to_time(0), Some(UNIX_EPOCH));
+        assert_eq!(
+            ms_to_time(1_500),
+            Some(UNIX_EPOCH + Duration::from_millis(1_500))
+        );
+        assert_eq!(
+            ms_to_time(-1_500),
+            UNIX_EPOCH.checked_sub(Duration::from_millis(1_500))
+        );
+        assert_eq!(ms_to_time(i64::MAX), None);
+        assert_eq!(ms_to_time(i64::MIN), None);
+    }
+
+    #[test]
+    fn migrations_are_named_in_order() {
+        let names: Vec<_> = MIGRATIONS.iter().map(|(n, _)| *n).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+    }
+}

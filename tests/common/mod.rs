@@ -1,0 +1,504 @@
+//! Shared harness for integration tests against the real local stack (started by
+//! `deploy/local/up.sh`): random topics, groups and databases per test, the `bucket` binary run
+//! as a real process, and read_committed readers of the output topics.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::registry::Registry;
+use bhiv_bucket::topics;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Headers;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// Kafka bootstrap servers of the local stack.
+pub fn brokers() -> String {
+    std::env::var("BUCKET_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// Registry URL of the local stack.
+pub fn registry_url() -> String {
+    std::env::var("BUCKET_REGISTRY_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
+}
+
+/// Owner URL of the local PostgreSQL (database `bucket`).
+pub fn pg_owner_url() -> String {
+    std::env::var("BUCKET_PG_URL")
+        .unwrap_or_else(|_| "postgres://bucket:bucket@127.0.0.1:5432/bucket".into())
+}
+
+/// A random lowercase suffix for topic, group and database names.
+pub fn suffix() -> String {
+    format!(".t{}", &uuid::Uuid::new_v4().simple().to_string()[..10])
+}
+
+/// Creates the four topics with `suffix` and `partitions` partitions each.
+pub async fn create_topics(suffix: &str, partitions: i32) -> TopicNames {
+    let mut specs = topics::parse(topics::DEFAULT_DECLARATION, Some("local")).unwrap();
+    for s in &mut specs {
+        s.name.push_str(suffix);
+        s.partitions = partitions;
+    }
+    topics::apply(&brokers(), &specs).await.unwrap();
+    TopicNames::with_suffix(suffix)
+}
+
+/// Registry client for the local stack.
+pub fn registry() -> Registry {
+    Registry::new(&registry_url()).unwrap()
+}
+
+/// A running `bucket` process, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+}
+
+impl Proc {
+    /// SIGKILL, no goodbye.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM and wait for exit; returns the exit status success.
+    pub fn terminate(&mut self, within: Duration) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.kill9();
+        false
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn log_path(name: &str) -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("logs");
+    let _ = std::fs::create_dir_all(&dir);
+    dir.join(format!("{name}.log"))
+}
+
+/// Starts `bucket <args>` with the stack's environment; output goes to a log file.
+pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
+    let log = std::fs::File::create(log_path(name)).unwrap();
+    let err = log.try_clone().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bucket"));
+    cmd.args(args)
+        .env("BUCKET_BROKERS", brokers())
+        .env("BUCKET_REGISTRY_URL", registry_url())
+        .env("BUCKET_POLICY", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"))
+        .env("RUST_LOG", "info,bhiv_bucket=debug,rdkafka=warn")
+        .stdout(Stdio::from(log))
+        .stderr(Stdio::from(err));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    Proc {
+        child: cmd.spawn().unwrap(),
+        name: name.to_string(),
+    }
+}
+
+/// Starts a gate on the suffixed topics.
+pub fn spawn_gate(suffix: &str, group: &str, gate_id: &str) -> Proc {
+    spawn(
+        &format!("gate{suffix}-{gate_id}"),
+        &["gate", "--gate-id", gate_id, "--group", group, "--commit-interval-ms", "100"],
+        &[("BUCKET_TOPIC_SUFFIX", suffix.to_string())],
+    )
+}
+
+/// One record read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Read {
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: HashMap<String, Vec<u8>>,
+}
+
+/// Reads every committed record of `topic` from the beginning to the current end.
+pub fn read_committed(topic: &str) -> Vec<Read> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", "bucket-tests-reader")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("max.partition.fetch.bytes", "20971520")
+        .set("fetch.max.bytes", "52428800")
+        .create()
+        .unwrap();
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    let mut pending = std::collections::HashSet::new();
+    for p in md.topics()[0].partitions() {
+        tpl.add_partition_offset(topic, p.id(), Offset::Beginning)
+            .unwrap();
+        pending.insert(p.id());
+    }
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !pending.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(m)) => out.push(Read {
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+    assert!(pending.is_empty(), "did not reach the end of {topic}");
+    out
+}
+
+/// Committed offsets of `group` on `topic`, by partition.
+pub fn committed(group: &str, topic: &str, partitions: i32) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    for p in 0..partitions {
+        tpl.add_partition(topic, p);
+    }
+    // While a transaction with offsets is pending (e.g. its gate was just killed), the broker
+    // answers "unstable offset" until it resolves: report nothing rather than fail.
+    let Ok(c) = consumer.committed_offsets(tpl, Duration::from_secs(10)) else {
+        return HashMap::new();
+    };
+    c.elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// End offsets (high watermarks) of `topic`, by partition.
+pub fn end_offsets(topic: &str, partitions: i32) -> HashMap<i32, i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    (0..partitions)
+        .map(|p| {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .unwrap();
+            (p, high)
+        })
+        .collect()
+}
+
+/// Polls `f` until it returns true or `timeout` passes.
+pub fn wait_until(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+/// Waits until the gate group has committed every produced intent offset.
+pub fn wait_all_decided(group: &str, topics: &TopicNames, partitions: i32, timeout: Duration) {
+    let ends = end_offsets(&topics.intents, partitions);
+    wait_until(timeout, "all intents decided", || {
+        let c = committed(group, &topics.intents, partitions);
+        ends.iter()
+            .all(|(p, end)| *end == 0 || c.get(p).copied().unwrap_or(-1) >= *end)
+    });
+}
+
+/// Creates a fresh database for a test and returns its owner URL.
+pub async fn fresh_database(suffix: &str) -> String {
+    let name = format!("bucket_{}", suffix.trim_start_matches('.'));
+    let (client, conn) = tokio_postgres::connect(&pg_owner_url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = pg_owner_url();
+    let root = base.rsplit_once('/').map_or(base.as_str(), |(r, _)| r);
+    format!("{root}/{name}")
+}
+
+/// A TCP proxy to the registry that the test can switch off and on (registry outages).
+pub struct FlakyProxy {
+    pub port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    conns: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl FlakyProxy {
+    /// Starts a proxy to `target` (host:port), initially up.
+    pub async fn start(target: String) -> FlakyProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let conns = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (up2, conns2) = (up.clone(), conns.clone());
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                if !up2.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = target.clone();
+                let h = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                conns2.lock().unwrap().push(h);
+            }
+        });
+        FlakyProxy { port, up, conns }
+    }
+
+    /// Refuses new connections and cuts the open ones.
+    pub fn down(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for h in self.conns.lock().unwrap().drain(..) {
+            h.abort();
+        }
+    }
+
+    /// Forwards again.
+    pub fn up(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Registry URL through the proxy.
+    pub fn url(&self) -> String {
+        let real = registry_url();
+        let path = real
+            .split_once("://")
+            .and_then(|(_, rest)| rest.split_once('/'))
+            .map_or("", |(_, p)| p);
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+/// What the output topics say, checked against what was produced.
+#[derive(Debug, Default)]
+pub struct Checked {
+    pub accepted: usize,
+    pub rejected: usize,
+    pub audit: usize,
+    /// (product, artifact, version) of every accepted record.
+    pub versions: std::collections::BTreeSet<(String, String, i64)>,
+    /// Reason header of each rejected record by source (partition, offset).
+    pub reasons: HashMap<(i32, i64), String>,
+}
+
+/// Checks the exactly-once invariants: every produced intent offset has exactly one committed
+/// outcome and exactly one audit decision; rejected records carry the original bytes; each
+/// partition's audit chain links and hashes correctly; versions per artifact are 1..n.
+pub fn check_invariants(
+    produced: &HashMap<(i32, i64), Option<Vec<u8>>>,
+    topics: &TopicNames,
+) -> Checked {
+    use bhiv_bucket::wire::audit::{self, GENESIS_HASH, chain_hash};
+    use bhiv_bucket::wire::{accepted, headers};
+    let mut out = Checked::default();
+    let mut outcome: HashMap<(i32, i64), &'static str> = HashMap::new();
+    for r in read_committed(&topics.accepted) {
+        let a = accepted::decode_framed(r.value.as_deref()).unwrap();
+        let src = (a.source_partition, a.source_offset);
+        assert!(produced.contains_key(&src), "accepted record for unknown source {src:?}");
+        assert!(outcome.insert(src, "accepted").is_none(), "second outcome for {src:?}");
+        assert!(
+            out.versions.insert((a.product_id.clone(), a.artifact_id.clone(), a.version)),
+            "duplicate version {a:?}"
+        );
+        out.accepted += 1;
+    }
+    for r in read_committed(&topics.rejected) {
+        let num = |k: &str| -> i64 {
+            String::from_utf8_lossy(&r.headers[k]).parse().unwrap()
+        };
+        let src = (num(headers::ERROR_PARTITION) as i32, num(headers::ERROR_OFFSET));
+        let original = produced
+            .get(&src)
+            .unwrap_or_else(|| panic!("rejected record for unknown source {src:?}"));
+        assert_eq!(&r.value, original, "rejected bytes differ from the original at {src:?}");
+        assert!(outcome.insert(src, "rejected").is_none(), "second outcome for {src:?}");
+        out.reasons.insert(
+            src,
+            String::from_utf8_lossy(&r.headers[headers::ERROR_REASON]).to_string(),
+        );
+        out.rejected += 1;
+    }
+    let mut decided: HashMap<(i32, i64), bool> = HashMap::new();
+    let mut by_partition: HashMap<i32, Vec<Read>> = HashMap::new();
+    for r in read_committed(&topics.audit) {
+        by_partition.entry(r.partition).or_default().push(r);
+    }
+    for (p, mut records) in by_partition {
+        records.sort_by_key(|r| r.offset);
+        let mut prev = GENESIS_HASH.to_string();
+        for (i, r) in records.iter().enumerate() {
+            let e = audit::decode_framed(r.value.as_deref()).unwrap();
+            assert_eq!(e.seq, i as i64, "audit p{p}@{} sequence gap", r.offset);
+            assert_eq!(e.prev_hash, prev, "audit p{p}@{} chain break", r.offset);
+            assert_eq!(chain_hash(&e).unwrap(), e.hash, "audit p{p}@{} bad hash", r.offset);
+            prev = e.hash.clone();
+            if let Some(d) = e.decision {
+                assert_eq!(d.source_partition, p, "audit written to the wrong partition");
+                let src = (d.source_partition, d.source_offset);
+                assert!(decided.insert(src, d.accepted).is_none(), "two decisions for {src:?}");
+                let want = if d.accepted { "accepted" } else { "rejected" };
+                assert_eq!(outcome.get(&src).copied(), Some(want), "audit/outcome mismatch at {src:?}");
+                out.audit += 1;
+            }
+        }
+    }
+    for src in produced.keys() {
+        assert!(decided.contains_key(src), "intent {src:?} has no audit decision");
+        assert!(outcome.contains_key(src), "intent {src:?} has no outcome");
+    }
+    // Versions are contiguous from 1 per artifact: no fork, no gap.
+    let mut per_artifact: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    for (p, a, v) in &out.versions {
+        per_artifact.entry((p.clone(), a.clone())).or_default().push(*v);
+    }
+    for (k, mut vs) in per_artifact {
+        vs.sort();
+        let want: Vec<i64> = (1..=vs.len() as i64).collect();
+        assert_eq!(vs, want, "versions of {k:?} are not 1..n");
+    }
+    out
+}
+
+/// A deterministic mix of good and bad intents over the seed products; returns
+/// (key, value) pairs ready to produce. `bad_bytes` adds non-Avro records.
+pub fn mixed_workload(
+    producer: &bhiv_bucket::produce::IntentProducer,
+    n: usize,
+    seed: u64,
+) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+    use bhiv_bucket::core::{ArtifactIntent, Operation};
+    let products = [
+        ("ai_assistant", "document"),
+        ("ai_avatar", "media"),
+        ("gurukul", "transcript"),
+        ("enforcement_engine", "config"),
+        ("workflow", "workflow_state"),
+    ];
+    let mut rng = seed;
+    let mut next = || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    // Expected versions as a writer would track them (may go stale: that is the point).
+    let mut known: HashMap<(usize, u64), i64> = HashMap::new();
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let roll = next() % 100;
+        let pi = (next() % products.len() as u64) as usize;
+        let (product, class) = products[pi];
+        let artifact = next() % 40;
+        let mut intent = ArtifactIntent {
+            intent_id: uuid::Uuid::new_v4().to_string(),
+            product_id: product.into(),
+            integration_id: format!("{product}-backend"),
+            owner_id: "owner".into(),
+            requester_id: "owner".into(),
+            artifact_id: format!("a{artifact}"),
+            artifact_class: class.into(),
+            operation: Operation::Create,
+            expected_version: None,
+            content: Some(format!("content {i}").into_bytes()),
+            content_type: "text/plain".into(),
+            metadata: "{}".into(),
+            purpose: "test".into(),
+            client_time: bhiv_bucket::produce::now_ms(),
+        };
+        let mut key = Some(product.as_bytes().to_vec());
+        match roll {
+            0..=39 => {}
+            40..=64 => {
+                intent.operation = Operation::Update;
+                intent.expected_version = Some(*known.get(&(pi, artifact)).unwrap_or(&1));
+            }
+            65..=69 => {
+                intent.operation = Operation::Delete;
+                intent.content = None;
+                intent.expected_version = Some(*known.get(&(pi, artifact)).unwrap_or(&1));
+            }
+            70..=74 => intent.product_id = "unknown_product".into(),
+            75..=79 => intent.artifact_class = "model_checkpoint_typo".into(),
+            80..=84 => key = Some(b"someone_else".to_vec()),
+            85..=89 => {
+                out.push((key, Some(format!("garbage {i}").into_bytes())));
+                continue;
+            }
+            90..=94 => {
+                let full = producer.encode(&intent).unwrap();
+                out.push((key, Some(full[..full.len() / 2].to_vec())));
+                continue;
+            }
+            _ => {
+                intent.operation = Operation::Update;
+                intent.expected_version = Some(999);
+            }
+        }
+        if matches!(intent.operation, Operation::Create | Operation::Update) {
+            let v = known.entry((pi, artifact)).or_insert(0);
+            *v += 1;
+        }
+        out.push((key, Some(producer.encode(&intent).unwrap())));
+    }
+    out
+}
