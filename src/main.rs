@@ -23,7 +23,12 @@ use tracing::{error, info};
 #[command(name = "bucket", version, about, long_about = None)]
 struct Cli {
     /// Log format: human or json.
-    #[arg(long, global = true, env = "BUCKET_LOG_FORMAT", default_value = "human")]
+    #[arg(
+        long,
+        global = true,
+        env = "BUCKET_LOG_FORMAT",
+        default_value = "human"
+    )]
     log_format: String,
     #[command(subcommand)]
     command: Command,
@@ -442,7 +447,12 @@ async fn produce(a: ProduceArgs) -> Result<ExitCode> {
             }
         };
         sent += 1;
-        println!("line {} -> {topic} partition {} offset {}", n + 1, d.partition, d.offset);
+        println!(
+            "line {} -> {topic} partition {} offset {}",
+            n + 1,
+            d.partition,
+            d.offset
+        );
     }
     eprintln!("produced {sent} records to {topic}");
     Ok(ExitCode::SUCCESS)

@@ -5,9 +5,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::admin::{
-    AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication,
-};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use serde::Deserialize;
@@ -157,9 +155,9 @@ pub async fn apply(
                 out.push((spec.name.clone(), status));
             }
             Some(Err((_, code))) => {
-                return Err(TopicsError::Kafka(
-                    rdkafka::error::KafkaError::AdminOp(code),
-                ));
+                return Err(TopicsError::Kafka(rdkafka::error::KafkaError::AdminOp(
+                    code,
+                )));
             }
             None => {
                 return Err(TopicsError::Declaration(format!(

@@ -13,7 +13,7 @@ const PARTITIONS: i32 = 3;
 
 async fn produce_all(
     producer: &IntentProducer,
-    records: Vec<(Option<Vec<u8>>, Option<Vec<u8>>)>,
+    records: Vec<RawRecord>,
 ) -> HashMap<(i32, i64), Option<Vec<u8>>> {
     let mut produced = HashMap::new();
     for (key, value) in records {
@@ -69,7 +69,10 @@ async fn thousand_mixed_intents_have_exactly_one_outcome_and_storage_matches() {
     let checked = check_invariants(&produced, &topics);
     assert_eq!(checked.accepted + checked.rejected, 1000);
     assert_eq!(checked.audit, 1000);
-    assert!(checked.accepted > 100, "workload should accept plenty: {checked:?}");
+    assert!(
+        checked.accepted > 100,
+        "workload should accept plenty: {checked:?}"
+    );
     assert!(checked.rejected > 100, "workload should reject plenty");
     let want = checked.versions.clone();
     let mut stored = Default::default();
@@ -80,7 +83,10 @@ async fn thousand_mixed_intents_have_exactly_one_outcome_and_storage_matches() {
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert_eq!(stored, want, "PostgreSQL rows differ from the accepted topic");
+    assert_eq!(
+        stored, want,
+        "PostgreSQL rows differ from the accepted topic"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,11 +104,16 @@ async fn kill9_of_the_gate_mid_stream_loses_and_duplicates_nothing() {
     let mut gate = spawn_gate(&sfx, &group, "g1");
     // Kill it once some, but not all, of the first half is committed.
     wait_until(Duration::from_secs(60), "some decisions committed", || {
-        committed(&group, &topics.intents, PARTITIONS).values().sum::<i64>() > 200
+        committed(&group, &topics.intents, PARTITIONS)
+            .values()
+            .sum::<i64>()
+            > 200
     });
     let more = produce_all(&producer, second[..1000].to_vec()).await;
     produced.extend(more);
-    let done_before_kill: i64 = committed(&group, &topics.intents, PARTITIONS).values().sum();
+    let done_before_kill: i64 = committed(&group, &topics.intents, PARTITIONS)
+        .values()
+        .sum();
     gate.kill9();
     assert!(
         done_before_kill < 3000,

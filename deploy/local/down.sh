@@ -27,4 +27,7 @@ if (( purge )); then
   esac
   log "purging $BUCKET_STACK_DIR"
   rm -rf -- "$BUCKET_STACK_DIR"
+  case "$PG_BASE" in
+    /var/tmp/bhiv-bucket-*/postgres) log "purging $(dirname "$PG_BASE")"; rm -rf -- "$(dirname "$PG_BASE")" ;;
+  esac
 fi

@@ -5,10 +5,23 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 PG_BIN="/usr/lib/postgresql/$BUCKET_PG_MAJOR/bin"
-PG_DATA="$BUCKET_STACK_DIR/postgres/data"
+PG_OS_USER=postgres
+# The server runs as the 'postgres' OS user, which must be able to reach its data directory.
+# When the checkout sits under a private directory (e.g. /root/...), the cluster lives in a
+# per-checkout directory under /var/tmp instead; BUCKET_PG_DIR overrides both.
+pg_base_dir() {
+  if [[ -n "${BUCKET_PG_DIR:-}" ]]; then echo "$BUCKET_PG_DIR"; return; fi
+  mkdir -p "$BUCKET_STACK_DIR"
+  if id "$PG_OS_USER" >/dev/null 2>&1 && runuser -u "$PG_OS_USER" -- test -x "$BUCKET_STACK_DIR" 2>/dev/null; then
+    echo "$BUCKET_STACK_DIR/postgres"
+  else
+    echo "/var/tmp/bhiv-bucket-$(printf '%s' "$BUCKET_STACK_DIR" | sha1sum | cut -c1-12)/postgres"
+  fi
+}
+PG_BASE="$(pg_base_dir)"
+PG_DATA="$PG_BASE/data"
 PG_LOG="$BUCKET_LOG_DIR/postgres.log"
 PG_PIDFILE="$BUCKET_PID_DIR/postgres.pid"
-PG_OS_USER=postgres
 
 pg_as() { runuser -u "$PG_OS_USER" -- "$@"; }
 
@@ -36,11 +49,12 @@ pg_running() { pg_pid >/dev/null && pg_ready; }
 
 pg_init() {
   id "$PG_OS_USER" >/dev/null 2>&1 || die "postgres: OS user '$PG_OS_USER' missing"
-  mkdir -p "$BUCKET_STACK_DIR/postgres"
-  chown "$PG_OS_USER": "$BUCKET_STACK_DIR/postgres"
-  chmod 700 "$BUCKET_STACK_DIR/postgres"
-  pg_as test -w "$BUCKET_STACK_DIR/postgres" ||
-    die "postgres: user '$PG_OS_USER' cannot reach $BUCKET_STACK_DIR (a parent dir is not world-searchable?); set BUCKET_STACK_DIR elsewhere"
+  mkdir -p "$PG_BASE"
+  chmod 755 "$(dirname "$PG_BASE")" 2>/dev/null || true
+  chown "$PG_OS_USER": "$PG_BASE"
+  chmod 700 "$PG_BASE"
+  pg_as test -w "$PG_BASE" ||
+    die "postgres: user '$PG_OS_USER' cannot reach $PG_BASE (a parent dir is not world-searchable?); set BUCKET_PG_DIR elsewhere"
   touch "$PG_LOG"; chown "$PG_OS_USER": "$PG_LOG"
   if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
     log "postgres: initdb $PG_DATA"

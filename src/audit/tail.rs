@@ -64,7 +64,9 @@ fn matches(o: &TailOptions, e: &AuditEvent) -> bool {
     eq(&o.product, &d.product_id)
         && eq(&o.artifact, &d.artifact_id)
         && eq(&o.integration, &d.integration_id)
-        && o.outcome.as_ref().is_none_or(|w| w.eq_ignore_ascii_case(outcome))
+        && o.outcome
+            .as_ref()
+            .is_none_or(|w| w.eq_ignore_ascii_case(outcome))
         && o.reason.as_ref().is_none_or(|r| d.reasons.contains(r))
 }
 

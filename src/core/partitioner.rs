@@ -39,7 +39,7 @@ pub fn home_partition(key: &[u8], partition_count: i32) -> i32 {
     if partition_count <= 0 {
         return 0;
     }
-    ((murmur2(key) & 0x7fff_ffff) % partition_count) as i32
+    (murmur2(key) & 0x7fff_ffff) % partition_count
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 use sha2::{Digest, Sha256};
 
-use super::task::ChainHead;
 use super::TopicNames;
+use super::task::ChainHead;
 use crate::core::{ArtifactIntent, Decision, Outcome};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedArtifact};
@@ -193,17 +193,26 @@ impl Writer<'_> {
             headers::ERROR_THREATS,
             join(decision.threats().iter().map(|t| t.to_string()).collect()),
         );
-        add(headers::ERROR_TOPIC, self.topics.intents.clone().into_bytes());
+        add(
+            headers::ERROR_TOPIC,
+            self.topics.intents.clone().into_bytes(),
+        );
         add(
             headers::ERROR_PARTITION,
             consumed.partition.to_string().into_bytes(),
         );
-        add(headers::ERROR_OFFSET, consumed.offset.to_string().into_bytes());
+        add(
+            headers::ERROR_OFFSET,
+            consumed.offset.to_string().into_bytes(),
+        );
         if let Some(k) = &consumed.key {
             add(headers::ERROR_ORIGINAL_KEY, k.clone());
         }
         if let Some(ts) = consumed.timestamp {
-            add(headers::ERROR_ORIGINAL_TIMESTAMP, ts.to_string().into_bytes());
+            add(
+                headers::ERROR_ORIGINAL_TIMESTAMP,
+                ts.to_string().into_bytes(),
+            );
         }
         add(
             headers::ERROR_POLICY_VERSION,

@@ -31,17 +31,17 @@ const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the gate until `shutdown` is cancelled. Blocking: call from a dedicated thread.
-pub fn run(
-    opts: GateOptions,
-    shutdown: CancellationToken,
-    rt: Handle,
-) -> Result<(), GateError> {
+pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result<(), GateError> {
     let registry = Registry::new(&opts.registry_url)?;
     let ids = match retry_registry(&shutdown, || rt.block_on(registry.output_ids()))? {
         Some(ids) => ids,
         None => return Ok(()),
     };
-    info!(accepted_schema = ids.accepted, audit_schema = ids.audit, "output schemas registered");
+    info!(
+        accepted_schema = ids.accepted,
+        audit_schema = ids.audit,
+        "output schemas registered"
+    );
     let mut backoff = Duration::from_millis(200);
     loop {
         let result = Session::start(&opts, &registry, ids, &rt).and_then(|mut s| s.run(&shutdown));
@@ -162,7 +162,10 @@ impl<'a> Session<'a> {
                 format!("{}-{}", opts.group_id, opts.gate_id),
             )
             .set("enable.idempotence", "true")
-            .set("transaction.timeout.ms", TXN_TIMEOUT.as_millis().to_string())
+            .set(
+                "transaction.timeout.ms",
+                TXN_TIMEOUT.as_millis().to_string(),
+            )
             .set("message.max.bytes", "20971520")
             .set("linger.ms", "5")
             .set("batch.num.messages", "10000")
@@ -229,11 +232,7 @@ impl<'a> Session<'a> {
             match polled {
                 None => {}
                 Some(Err(e)) => warn!(error = %e, "consumer error"),
-                Some(Ok(consumed)) => {
-                    if !self.handle(consumed, shutdown)? {
-                        continue;
-                    }
-                }
+                Some(Ok(consumed)) => self.handle(consumed, shutdown)?,
             }
             if let Some(t) = &self.txn
                 && (t.intents >= self.opts.max_batch
@@ -268,9 +267,9 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Decides one consumed intent and adds its outputs to the transaction. Returns false when
-    /// the record was left undecided (shutdown while the registry was down).
-    fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<bool, GateError> {
+    /// Decides one consumed intent and adds its outputs to the transaction. On shutdown while
+    /// the registry is down, the record is left undecided and its partition rewound to it.
+    fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<(), GateError> {
         let span = info_span!("intent", partition = c.partition, offset = c.offset);
         let _enter = span.enter();
         if !self.tasks.contains_key(&c.partition) {
@@ -288,8 +287,7 @@ impl<'a> Session<'a> {
             .is_some_and(|t| c.offset <= t.last_decided_offset);
         if already {
             warn!("intent already has a committed decision; skipping");
-            self.note(c.partition, c.offset)?;
-            return Ok(true);
+            return self.note(c.partition, c.offset);
         }
         let registry = self.registry;
         let rt = self.rt;
@@ -302,15 +300,14 @@ impl<'a> Session<'a> {
                     warn!(error = %e, "schema registry unavailable; pausing decisions");
                     self.commit()?;
                     if sleep_or_shutdown(shutdown, Duration::from_millis(500)) {
-                        self.seek_to(c.partition, c.offset)?;
-                        return Ok(false);
+                        return self.seek_to(c.partition, c.offset);
                     }
                 }
                 Err(e) => return Err(e.into()),
             }
         };
         let Some(task) = self.tasks.get_mut(&c.partition) else {
-            return Ok(false);
+            return Ok(());
         };
         let envelope = Envelope {
             key: c.key.as_deref(),
@@ -351,8 +348,7 @@ impl<'a> Session<'a> {
         for r in &outputs.records {
             self.send(r)?;
         }
-        self.note(c.partition, c.offset)?;
-        Ok(true)
+        self.note(c.partition, c.offset)
     }
 
     /// Records that `offset` of `partition` is decided in the open transaction.
@@ -493,7 +489,12 @@ fn to_consumed(m: &BorrowedMessage<'_>) -> Consumed {
             .headers()
             .map(|h| {
                 h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec).unwrap_or_default()))
+                    .map(|h| {
+                        (
+                            h.key.to_string(),
+                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -504,10 +505,7 @@ fn partition_count(consumer: &BaseConsumer<GateContext>, topic: &str) -> Result<
     partition_count_of(consumer, topic)
 }
 
-fn partition_count_of(
-    consumer: &BaseConsumer<GateContext>,
-    topic: &str,
-) -> Result<i32, GateError> {
+fn partition_count_of(consumer: &BaseConsumer<GateContext>, topic: &str) -> Result<i32, GateError> {
     let md = consumer.fetch_metadata(Some(topic), OP_TIMEOUT)?;
     let n = md
         .topics()

@@ -156,14 +156,12 @@ pub fn restore(
                     offset,
                     problem,
                 };
-                let event = audit::decode_framed(m.payload()).map_err(|e| corrupt(e.to_string()))?;
+                let event =
+                    audit::decode_framed(m.payload()).map_err(|e| corrupt(e.to_string()))?;
                 if event.seq != task.chain.next_seq || event.prev_hash != task.chain.hash {
                     return Err(corrupt(format!(
                         "chain break: seq {} prev {} after head seq {} hash {}",
-                        event.seq,
-                        event.prev_hash,
-                        task.chain.next_seq,
-                        task.chain.hash
+                        event.seq, event.prev_hash, task.chain.next_seq, task.chain.hash
                     )));
                 }
                 task.fold(&event);

@@ -103,7 +103,10 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     cmd.args(args)
         .env("BUCKET_BROKERS", brokers())
         .env("BUCKET_REGISTRY_URL", registry_url())
-        .env("BUCKET_POLICY", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"))
+        .env(
+            "BUCKET_POLICY",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
+        )
         .env("RUST_LOG", "info,bhiv_bucket=debug,rdkafka=warn")
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err));
@@ -120,7 +123,15 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
 pub fn spawn_gate(suffix: &str, group: &str, gate_id: &str) -> Proc {
     spawn(
         &format!("gate{suffix}-{gate_id}"),
-        &["gate", "--gate-id", gate_id, "--group", group, "--commit-interval-ms", "100"],
+        &[
+            "gate",
+            "--gate-id",
+            gate_id,
+            "--group",
+            group,
+            "--commit-interval-ms",
+            "100",
+        ],
         &[("BUCKET_TOPIC_SUFFIX", suffix.to_string())],
     )
 }
@@ -328,6 +339,9 @@ impl FlakyProxy {
     }
 }
 
+/// A (key, value) pair to produce as is.
+pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+
 /// What the output topics say, checked against what was produced.
 #[derive(Debug, Default)]
 pub struct Checked {
@@ -354,24 +368,38 @@ pub fn check_invariants(
     for r in read_committed(&topics.accepted) {
         let a = accepted::decode_framed(r.value.as_deref()).unwrap();
         let src = (a.source_partition, a.source_offset);
-        assert!(produced.contains_key(&src), "accepted record for unknown source {src:?}");
-        assert!(outcome.insert(src, "accepted").is_none(), "second outcome for {src:?}");
         assert!(
-            out.versions.insert((a.product_id.clone(), a.artifact_id.clone(), a.version)),
+            produced.contains_key(&src),
+            "accepted record for unknown source {src:?}"
+        );
+        assert!(
+            outcome.insert(src, "accepted").is_none(),
+            "second outcome for {src:?}"
+        );
+        assert!(
+            out.versions
+                .insert((a.product_id.clone(), a.artifact_id.clone(), a.version)),
             "duplicate version {a:?}"
         );
         out.accepted += 1;
     }
     for r in read_committed(&topics.rejected) {
-        let num = |k: &str| -> i64 {
-            String::from_utf8_lossy(&r.headers[k]).parse().unwrap()
-        };
-        let src = (num(headers::ERROR_PARTITION) as i32, num(headers::ERROR_OFFSET));
+        let num = |k: &str| -> i64 { String::from_utf8_lossy(&r.headers[k]).parse().unwrap() };
+        let src = (
+            num(headers::ERROR_PARTITION) as i32,
+            num(headers::ERROR_OFFSET),
+        );
         let original = produced
             .get(&src)
             .unwrap_or_else(|| panic!("rejected record for unknown source {src:?}"));
-        assert_eq!(&r.value, original, "rejected bytes differ from the original at {src:?}");
-        assert!(outcome.insert(src, "rejected").is_none(), "second outcome for {src:?}");
+        assert_eq!(
+            &r.value, original,
+            "rejected bytes differ from the original at {src:?}"
+        );
+        assert!(
+            outcome.insert(src, "rejected").is_none(),
+            "second outcome for {src:?}"
+        );
         out.reasons.insert(
             src,
             String::from_utf8_lossy(&r.headers[headers::ERROR_REASON]).to_string(),
@@ -390,26 +418,47 @@ pub fn check_invariants(
             let e = audit::decode_framed(r.value.as_deref()).unwrap();
             assert_eq!(e.seq, i as i64, "audit p{p}@{} sequence gap", r.offset);
             assert_eq!(e.prev_hash, prev, "audit p{p}@{} chain break", r.offset);
-            assert_eq!(chain_hash(&e).unwrap(), e.hash, "audit p{p}@{} bad hash", r.offset);
+            assert_eq!(
+                chain_hash(&e).unwrap(),
+                e.hash,
+                "audit p{p}@{} bad hash",
+                r.offset
+            );
             prev = e.hash.clone();
             if let Some(d) = e.decision {
-                assert_eq!(d.source_partition, p, "audit written to the wrong partition");
+                assert_eq!(
+                    d.source_partition, p,
+                    "audit written to the wrong partition"
+                );
                 let src = (d.source_partition, d.source_offset);
-                assert!(decided.insert(src, d.accepted).is_none(), "two decisions for {src:?}");
+                assert!(
+                    decided.insert(src, d.accepted).is_none(),
+                    "two decisions for {src:?}"
+                );
                 let want = if d.accepted { "accepted" } else { "rejected" };
-                assert_eq!(outcome.get(&src).copied(), Some(want), "audit/outcome mismatch at {src:?}");
+                assert_eq!(
+                    outcome.get(&src).copied(),
+                    Some(want),
+                    "audit/outcome mismatch at {src:?}"
+                );
                 out.audit += 1;
             }
         }
     }
     for src in produced.keys() {
-        assert!(decided.contains_key(src), "intent {src:?} has no audit decision");
+        assert!(
+            decided.contains_key(src),
+            "intent {src:?} has no audit decision"
+        );
         assert!(outcome.contains_key(src), "intent {src:?} has no outcome");
     }
     // Versions are contiguous from 1 per artifact: no fork, no gap.
     let mut per_artifact: HashMap<(String, String), Vec<i64>> = HashMap::new();
     for (p, a, v) in &out.versions {
-        per_artifact.entry((p.clone(), a.clone())).or_default().push(*v);
+        per_artifact
+            .entry((p.clone(), a.clone()))
+            .or_default()
+            .push(*v);
     }
     for (k, mut vs) in per_artifact {
         vs.sort();
@@ -425,7 +474,7 @@ pub fn mixed_workload(
     producer: &bhiv_bucket::produce::IntentProducer,
     n: usize,
     seed: u64,
-) -> Vec<(Option<Vec<u8>>, Option<Vec<u8>>)> {
+) -> Vec<RawRecord> {
     use bhiv_bucket::core::{ArtifactIntent, Operation};
     let products = [
         ("ai_assistant", "document"),

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The test command (README, CI): installs and starts the local stack if it is not running,
+# runs every check and test against it, and stops what it started.
+#
+#   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
+#
+# Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+step() { printf '\n==> %s\n' "$*"; }
+t0=$SECONDS
+
+started=0
+if ! bash deploy/local/status.sh >/dev/null 2>&1; then
+  started=1
+fi
+cleanup() {
+  rc=$?
+  if (( started )); then
+    step "stopping the local stack this run started"
+    bash deploy/local/down.sh || true
+  fi
+  printf '\n==> test run finished in %ss (exit %s)\n' "$((SECONDS - t0))" "$rc"
+  exit "$rc"
+}
+trap cleanup EXIT
+
+step "local stack (Kafka, Apicurio Registry, Redis, PostgreSQL)"
+bash deploy/local/up.sh
+
+step "formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "build"
+cargo build --all-targets --locked
+
+step "topics and schemas as code against the live stack"
+target/debug/bucket topics apply --profile local
+target/debug/bucket schemas apply
+
+step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
+cargo test --all-targets --locked -- --test-threads 4
