@@ -20,10 +20,10 @@ pg_base_dir() {
 }
 PG_BASE="$(pg_base_dir)"
 PG_DATA="$PG_BASE/data"
-PG_LOG="$BUCKET_LOG_DIR/postgres.log"
+PG_LOG="$PG_BASE/postgres.log"   # written by the postgres user, so beside its data
 PG_PIDFILE="$BUCKET_PID_DIR/postgres.pid"
 
-pg_as() { runuser -u "$PG_OS_USER" -- "$@"; }
+pg_as() { (cd / && runuser -u "$PG_OS_USER" -- "$@"); }
 
 pg_install() {
   [[ -x "$PG_BIN/postgres" ]] && return 0
@@ -56,6 +56,7 @@ pg_init() {
   pg_as test -w "$PG_BASE" ||
     die "postgres: user '$PG_OS_USER' cannot reach $PG_BASE (a parent dir is not world-searchable?); set BUCKET_PG_DIR elsewhere"
   touch "$PG_LOG"; chown "$PG_OS_USER": "$PG_LOG"
+  ln -sfn "$PG_LOG" "$BUCKET_LOG_DIR/postgres.log"
   if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
     log "postgres: initdb $PG_DATA"
     pg_as "$PG_BIN/initdb" -D "$PG_DATA" -U postgres -E UTF8 --locale=C.UTF-8 \
