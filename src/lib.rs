@@ -8,6 +8,8 @@
 //!   `schemas/`, codecs for intents, accepted artifacts and audit events, header names.
 //! - [`gate`]: **how intents move.** The transactional consume → decide → produce loop,
 //!   partition tasks restored from the audit log, output record building.
+//! - [`keys`]: integration key files (generate, load) for producers that sign intents.
+//! - [`policy_file`]: reading the policy file and resolving its secret references.
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
 //! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
 //! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
@@ -19,7 +21,9 @@ pub mod audit;
 pub mod core;
 pub mod gate;
 mod kafka_log;
+pub mod keys;
 pub use kafka_log::EofQuietContext;
+pub mod policy_file;
 pub mod produce;
 pub mod registry;
 pub mod sink;

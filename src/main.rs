@@ -79,6 +79,29 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(AuditCmd),
+    /// Signing keys for integrations.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Subcommand)]
+enum KeysCmd {
+    /// Generate an Ed25519 key pair and an HMAC secret for an integration; prints the policy
+    /// snippet. Private material goes to files in --out-dir, never to stdout.
+    Generate {
+        /// Integration id.
+        #[arg(long)]
+        integration: String,
+        /// Directory for the private key files.
+        #[arg(long)]
+        out_dir: PathBuf,
+        /// Ed25519 key id.
+        #[arg(long, default_value = "ed1")]
+        ed25519_id: String,
+        /// HMAC key id.
+        #[arg(long, default_value = "hm1")]
+        hmac_id: String,
+    },
 }
 
 #[derive(Args)]
@@ -180,6 +203,12 @@ struct ProduceArgs {
     /// JSON-lines file of intents ("-" for stdin); see docs/wire-contract.md.
     #[arg(long, default_value = "-")]
     file: String,
+    /// Directory of integration key files to sign with (`bucket keys generate`).
+    #[arg(long, env = "BUCKET_KEYS_DIR")]
+    keys_dir: Option<PathBuf>,
+    /// Sign with HMAC-SHA256 keys rather than Ed25519 when both exist.
+    #[arg(long)]
+    hmac: bool,
 }
 
 #[derive(Subcommand)]
@@ -246,10 +275,8 @@ fn init_tracing(format: &str) {
     }
 }
 
-fn load_policy(path: &PathBuf) -> Result<Policy> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading policy {}", path.display()))?;
-    Policy::parse(&text).with_context(|| format!("policy {}", path.display()))
+fn load_policy(path: &std::path::Path) -> Result<Policy> {
+    Ok(bhiv_bucket::policy_file::load(path)?.0)
 }
 
 /// Cancels the token on SIGINT or SIGTERM.
@@ -381,6 +408,32 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Produce(a) => rt.block_on(produce(a)),
+        Command::Keys(KeysCmd::Generate {
+            integration,
+            out_dir,
+            ed25519_id,
+            hmac_id,
+        }) => {
+            let (public, ed_path, hmac_path) =
+                bhiv_bucket::keys::generate(&integration, &out_dir, &ed25519_id, &hmac_id)?;
+            println!(
+                "# policy snippet for {integration} (secrets stay in {})",
+                out_dir.display()
+            );
+            println!("[integrations.{integration}]");
+            println!("products = [\"...\"]");
+            println!("keys = [");
+            println!(
+                "  {{ id = \"{ed25519_id}\", alg = \"ed25519\", public_key = \"{public}\" }},"
+            );
+            println!(
+                "  {{ id = \"{hmac_id}\", alg = \"hmac-sha256\", secret = \"file:{}\" }},",
+                hmac_path.display()
+            );
+            println!("]");
+            eprintln!("wrote {} and {}", ed_path.display(), hmac_path.display());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit(AuditCmd::Tail {
             kafka,
             topics: suffix,
@@ -424,6 +477,10 @@ async fn produce(a: ProduceArgs) -> Result<ExitCode> {
             std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file))?,
         ))
     };
+    let mut signer = a
+        .keys_dir
+        .as_ref()
+        .map(|d| bhiv_bucket::produce::Signer::new(d, a.hmac));
     let mut sent = 0usize;
     for (n, line) in reader.lines().enumerate() {
         let line = line?;
@@ -434,10 +491,20 @@ async fn produce(a: ProduceArgs) -> Result<ExitCode> {
         let parsed: IntentLine =
             serde_json::from_str(trimmed).with_context(|| format!("line {}", n + 1))?;
         let d = match parsed.plan(n + 1)? {
-            Planned::Intent { key, intent } => {
+            Planned::Intent { key, intent, sign } => {
                 let value = producer.encode(&intent)?;
+                let header = match (&mut signer, sign.as_str()) {
+                    (_, "none") | (None, _) => None,
+                    // A forged intent: a well-formed signature over other bytes.
+                    (Some(s), "corrupt") => s.header(&intent.integration_id, b"forged")?,
+                    (Some(s), _) => s.header(&intent.integration_id, &value)?,
+                };
+                let headers: Vec<(&str, &[u8])> = header
+                    .as_ref()
+                    .map(|h| vec![(bhiv_bucket::wire::headers::SIGNATURE, h.as_bytes())])
+                    .unwrap_or_default();
                 producer
-                    .send_raw(Some(key.as_bytes()), Some(&value), &[])
+                    .send_raw(Some(key.as_bytes()), Some(&value), &headers)
                     .await?
             }
             Planned::Raw { key, value } => {

@@ -37,6 +37,41 @@ pub enum ProduceError {
     },
 }
 
+/// Signs intent values with integration key files from a directory (see [`crate::keys`]).
+pub struct Signer {
+    dir: std::path::PathBuf,
+    prefer_hmac: bool,
+    cache: std::collections::HashMap<String, Option<(String, crate::core::signature::SignKey)>>,
+}
+
+impl Signer {
+    /// A signer over `dir`, preferring Ed25519 keys unless `prefer_hmac`.
+    pub fn new(dir: impl Into<std::path::PathBuf>, prefer_hmac: bool) -> Signer {
+        Signer {
+            dir: dir.into(),
+            prefer_hmac,
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The `bucket-signature` header for `value` as `integration`, if a key file exists.
+    pub fn header(
+        &mut self,
+        integration: &str,
+        value: &[u8],
+    ) -> Result<Option<String>, crate::keys::KeyError> {
+        if !self.cache.contains_key(integration) {
+            let key = crate::keys::load(&self.dir, integration, self.prefer_hmac)?;
+            self.cache.insert(integration.to_string(), key);
+        }
+        Ok(self
+            .cache
+            .get(integration)
+            .and_then(Option::as_ref)
+            .map(|(key_id, key)| key.header(integration, key_id, value)))
+    }
+}
+
 /// Produces intents (or raw records) to the intents topic.
 pub struct IntentProducer {
     producer: FutureProducer,
@@ -101,6 +136,17 @@ impl IntentProducer {
         value: Option<&[u8]>,
         headers: &[(&str, &[u8])],
     ) -> Result<Delivered, ProduceError> {
+        self.send_raw_to(None, key, value, headers).await
+    }
+
+    /// Produces arbitrary bytes to an explicit partition (or the partitioner's choice).
+    pub async fn send_raw_to(
+        &self,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[(&str, &[u8])],
+    ) -> Result<Delivered, ProduceError> {
         let mut h = OwnedHeaders::new();
         for (k, v) in headers {
             h = h.insert(Header {
@@ -114,6 +160,9 @@ impl IntentProducer {
         }
         if let Some(v) = value {
             record = record.payload(v);
+        }
+        if let Some(p) = partition {
+            record = record.partition(p);
         }
         let delivery = self
             .producer
@@ -174,6 +223,9 @@ pub struct IntentLine {
     pub raw_value_hex: Option<String>,
     /// Record key override (defaults to product_id).
     pub key: Option<String>,
+    /// Signature: "auto" (default: sign if a key file exists), "none", or "corrupt" (sign, then
+    /// flip a bit of the signature; for demos of forged intents).
+    pub sign: Option<String>,
 }
 
 /// A line turned into something to produce.
@@ -185,6 +237,8 @@ pub enum Planned {
         key: String,
         /// The intent.
         intent: Box<ArtifactIntent>,
+        /// How to sign: "auto", "none" or "corrupt".
+        sign: String,
     },
     /// Raw bytes.
     Raw {
@@ -254,6 +308,7 @@ impl IntentLine {
         Ok(Planned::Intent {
             key: self.key.unwrap_or_else(|| intent.product_id.clone()),
             intent: Box::new(intent),
+            sign: self.sign.unwrap_or_else(|| "auto".into()),
         })
     }
 }
@@ -269,7 +324,7 @@ mod tests {
         )
         .unwrap();
         match l.plan(1).unwrap() {
-            Planned::Intent { key, intent } => {
+            Planned::Intent { key, intent, .. } => {
                 assert_eq!(key, "gurukul");
                 assert_eq!(intent.content.as_deref(), Some(&b"hi"[..]));
                 assert_eq!(intent.operation, Operation::Create);

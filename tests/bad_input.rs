@@ -52,7 +52,8 @@ async fn each_bad_input_gets_its_own_reason_and_keeps_its_bytes() {
         .await
         .unwrap();
     assert_ne!(rogue_id, producer.schema_id());
-    let good = producer.encode(&intent("good-1")).unwrap();
+    let good_record = signed(&producer, &intent("good-1"));
+    let good = good_record.value.clone().unwrap();
     let body = &good[framing::HEADER_LEN..];
     let key = Some(b"gurukul".to_vec());
     let cases: Vec<(&str, Option<Vec<u8>>)> = vec![
@@ -79,11 +80,7 @@ async fn each_bad_input_gets_its_own_reason_and_keeps_its_bytes() {
         expected.insert((d.partition, d.offset), *reason);
     }
     // A good intent after the bad ones: the partition must keep flowing.
-    let d = producer
-        .send_raw(key.as_deref(), Some(&good), &[])
-        .await
-        .unwrap();
-    produced.insert((d.partition, d.offset), Some(good.clone()));
+    produced.extend(produce_all(&producer, vec![good_record]).await);
     let _gate = spawn_gate(&sfx, &group, "g1");
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(90));
     let checked = check_invariants(&produced, &topics);
@@ -131,13 +128,7 @@ async fn registry_outage_pauses_decisions_and_never_rejects() {
             ("BUCKET_REGISTRY_URL", proxy.url()),
         ],
     );
-    let mut produced = HashMap::new();
-    let first = producer.encode(&intent("before")).unwrap();
-    let d = producer
-        .send_raw(Some(b"gurukul"), Some(&first), &[])
-        .await
-        .unwrap();
-    produced.insert((d.partition, d.offset), Some(first));
+    let mut produced = produce_all(&producer, vec![signed(&producer, &intent("before"))]).await;
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(90));
 
     proxy.down();
@@ -148,18 +139,15 @@ async fn registry_outage_pauses_decisions_and_never_rejects() {
         .register_as(&format!("rogue{sfx}-value"), &rogue_text)
         .await
         .unwrap();
-    let good = producer.encode(&intent("after")).unwrap();
+    let good_record = signed(&producer, &intent("after"));
+    let good = good_record.value.clone().unwrap();
     let rogue = framing::frame(rogue_id, &good[framing::HEADER_LEN..]);
     let r = producer
         .send_raw(Some(b"gurukul"), Some(&rogue), &[])
         .await
         .unwrap();
     produced.insert((r.partition, r.offset), Some(rogue));
-    let g = producer
-        .send_raw(Some(b"gurukul"), Some(&good), &[])
-        .await
-        .unwrap();
-    produced.insert((g.partition, g.offset), Some(good));
+    produced.extend(produce_all(&producer, vec![good_record]).await);
 
     tokio::time::sleep(Duration::from_secs(6)).await;
     let c = committed(&group, &topics.intents, PARTITIONS);

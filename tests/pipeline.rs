@@ -3,32 +3,12 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use bhiv_bucket::produce::IntentProducer;
 use common::*;
 
 const PARTITIONS: i32 = 3;
-
-async fn produce_all(
-    producer: &IntentProducer,
-    records: Vec<RawRecord>,
-) -> HashMap<(i32, i64), Option<Vec<u8>>> {
-    use futures::StreamExt;
-    let delivered: Vec<_> = futures::stream::iter(records)
-        .map(|(key, value)| async move {
-            let d = producer
-                .send_raw(key.as_deref(), value.as_deref(), &[])
-                .await
-                .unwrap();
-            ((d.partition, d.offset), value)
-        })
-        .buffer_unordered(500)
-        .collect()
-        .await;
-    delivered.into_iter().collect()
-}
 
 async fn pg_versions(url: &str) -> std::collections::BTreeSet<(String, String, i64)> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)

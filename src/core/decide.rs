@@ -5,7 +5,7 @@ use super::intent::ArtifactIntent;
 use super::policy::Policy;
 use super::reason::ReasonCode;
 use super::rules;
-use super::state::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
+use super::state::{ArtifactKey, ArtifactRecord, Effect, PartitionState, ReplayKey};
 
 /// Why the shell could not turn the record value into an intent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +27,10 @@ pub struct Envelope<'a> {
     pub partition_count: i32,
     /// The decoded intent, or why decoding failed.
     pub payload: Result<&'a ArtifactIntent, &'a DecodeFailure>,
+    /// The exact record value bytes (what the signature covers).
+    pub value: &'a [u8],
+    /// The `bucket-signature` header value, if present.
+    pub signature: Option<&'a [u8]>,
 }
 
 /// A rule violation: a reason code and its specifics.
@@ -84,6 +88,8 @@ pub struct Decision {
     pub decided_at: i64,
     /// Policy version the decision was made under.
     pub policy_version: String,
+    /// Set when the intent was authentic: its id is remembered for replay detection.
+    pub replay_key: Option<ReplayKey>,
 }
 
 impl Decision {
@@ -118,6 +124,8 @@ pub struct Context<'a> {
     pub envelope: &'a Envelope<'a>,
     /// The artifact's current record, if any.
     pub current: Option<&'a ArtifactRecord>,
+    /// The partition's state (replay memory).
+    pub state: &'a PartitionState,
     /// Active policy.
     pub policy: &'a Policy,
     /// Server time, ms since the epoch.
@@ -131,7 +139,7 @@ pub fn decide(
     policy: &Policy,
     now_ms: i64,
 ) -> Decision {
-    let rejected = |findings: Vec<Finding>, version: Option<i64>| Decision {
+    let rejected = |findings: Vec<Finding>, version: Option<i64>, replay_key| Decision {
         outcome: Outcome::Rejected,
         findings,
         version,
@@ -139,12 +147,14 @@ pub fn decide(
         size_delta: 0,
         decided_at: now_ms,
         policy_version: policy.version.clone(),
+        replay_key,
     };
     let intent = match envelope.payload {
         Ok(intent) => intent,
         Err(failure) => {
             return rejected(
                 vec![Finding::new(failure.reason, failure.detail.clone())],
+                None,
                 None,
             );
         }
@@ -158,15 +168,25 @@ pub fn decide(
         intent,
         envelope,
         current,
+        state,
         policy,
         now_ms,
     };
     let findings = rules::evaluate(&ctx);
+    // Only authentic intents burn their id: a forger must not be able to pre-empt a real one.
+    let authentic = !findings
+        .iter()
+        .any(|f| rules::is_authenticity_failure(f.reason));
+    let replay_key = authentic.then(|| (intent.product_id.clone(), intent.intent_id.clone()));
     if !findings.is_empty() {
         let conflict = findings
             .iter()
             .any(|f| f.reason == ReasonCode::VersionConflict);
-        return rejected(findings, current.filter(|_| conflict).map(|c| c.version));
+        return rejected(
+            findings,
+            current.filter(|_| conflict).map(|c| c.version),
+            replay_key,
+        );
     }
     let version = current.map_or(1, |c| c.version + 1);
     let deleted = matches!(intent.operation, super::intent::Operation::Delete);
@@ -190,5 +210,6 @@ pub fn decide(
         size_delta: size as i64 - previous_size as i64,
         decided_at: now_ms,
         policy_version: policy.version.clone(),
+        replay_key,
     }
 }

@@ -5,7 +5,8 @@ pub mod intent;
 pub mod partitioner;
 pub mod policy;
 pub mod reason;
-mod rules;
+pub mod rules;
+pub mod signature;
 pub mod state;
 
 pub use decide::{Decision, DecodeFailure, Envelope, Finding, Outcome, decide};

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::intent::Operation;
+use super::signature::VerifyKey;
 
 /// Hard ceiling on artifact content, whatever the policy says (SPEC §5).
 pub const MAX_CONTENT_BYTES: u64 = 16 * 1024 * 1024;
@@ -28,14 +29,164 @@ pub enum PolicyError {
 #[serde(deny_unknown_fields)]
 struct PolicyFile {
     limits: LimitsFile,
+    #[serde(default)]
+    threats: ThreatsFile,
     classes: BTreeMap<String, ClassFile>,
     products: BTreeMap<String, ProductFile>,
+    #[serde(default)]
+    integrations: BTreeMap<String, IntegrationFile>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct LimitsFile {
     max_content_bytes: u64,
+    max_metadata_bytes: usize,
+    max_metadata_depth: usize,
+    max_metadata_keys: usize,
+    max_clock_skew_ms: i64,
+    require_signature: bool,
+    replay_window: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreatsFile {
+    #[serde(default = "yes")]
+    secret_scan: bool,
+    #[serde(default = "default_scan_bytes")]
+    secret_scan_max_bytes: usize,
+    #[serde(default = "default_reserved")]
+    reserved_metadata_keys: Vec<String>,
+}
+
+impl Default for ThreatsFile {
+    fn default() -> Self {
+        ThreatsFile {
+            secret_scan: true,
+            secret_scan_max_bytes: default_scan_bytes(),
+            reserved_metadata_keys: default_reserved(),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_scan_bytes() -> usize {
+    1024 * 1024
+}
+fn default_reserved() -> Vec<String> {
+    [
+        "version",
+        "decided_at",
+        "policy_version",
+        "accepted",
+        "approved_by",
+        "server_time",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IntegrationFile {
+    products: Vec<String>,
+    #[serde(default = "active")]
+    status: String,
+    #[serde(default)]
+    description: String,
+    keys: Vec<KeyFile>,
+}
+
+fn active() -> String {
+    "active".into()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFile {
+    id: String,
+    alg: String,
+    #[serde(default)]
+    public_key: Option<String>,
+    #[serde(default)]
+    secret: Option<String>,
+    #[serde(default = "active")]
+    status: String,
+}
+
+/// Resolves secret references (`env:NAME`, `file:path`) for the policy; the shell provides it.
+pub trait SecretSource {
+    /// The secret bytes a reference points to.
+    fn resolve(&self, reference: &str) -> Result<Vec<u8>, String>;
+}
+
+/// A secret source that knows no secrets (policies without HMAC keys, tests).
+pub struct NoSecrets;
+
+impl SecretSource for NoSecrets {
+    fn resolve(&self, reference: &str) -> Result<Vec<u8>, String> {
+        Err(format!("no secret source for {reference:?}"))
+    }
+}
+
+/// Bounds and switches that apply to every product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest metadata text, bytes.
+    pub max_metadata_bytes: usize,
+    /// Deepest metadata nesting.
+    pub max_metadata_depth: usize,
+    /// Most metadata keys, counted over all levels.
+    pub max_metadata_keys: usize,
+    /// Largest accepted |client_time − server time|, ms.
+    pub max_clock_skew_ms: i64,
+    /// Refuse intents without a valid signature.
+    pub require_signature: bool,
+    /// Intent ids remembered per partition for replay detection.
+    pub replay_window: usize,
+}
+
+/// Threat detector settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Threats {
+    /// Scan content and metadata for secrets and private keys.
+    pub secret_scan: bool,
+    /// Scan at most this many bytes of content.
+    pub secret_scan_max_bytes: usize,
+    /// Metadata keys a client may not set (server-owned fields).
+    pub reserved_metadata_keys: BTreeSet<String>,
+}
+
+/// Whether a key or integration may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// In use.
+    Active,
+    /// Refused.
+    Revoked,
+}
+
+/// One key of an integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRule {
+    /// Key material.
+    pub key: VerifyKey,
+    /// Active or revoked.
+    pub status: Status,
+}
+
+/// An approved integration: who may write for which products, with which keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IntegrationRule {
+    /// Products it may write for.
+    pub products: BTreeSet<String>,
+    /// Active or revoked.
+    pub status: Status,
+    /// Keys by id (several allow rotation).
+    pub keys: BTreeMap<String, KeyRule>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,11 +237,75 @@ pub struct Policy {
     pub classes: BTreeMap<String, ClassRule>,
     /// Products by id.
     pub products: BTreeMap<String, ProductRule>,
+    /// Approved integrations by id.
+    pub integrations: BTreeMap<String, IntegrationRule>,
+    /// Global bounds.
+    pub limits: Limits,
+    /// Threat detector settings.
+    pub threats: Threats,
+}
+
+fn status(s: &str, what: &str) -> Result<Status, PolicyError> {
+    match s {
+        "active" => Ok(Status::Active),
+        "revoked" => Ok(Status::Revoked),
+        other => Err(PolicyError::Invalid(format!(
+            "{what}: status must be \"active\" or \"revoked\", got {other:?}"
+        ))),
+    }
+}
+
+fn key_rule(
+    integration: &str,
+    k: &KeyFile,
+    secrets: &dyn SecretSource,
+) -> Result<KeyRule, PolicyError> {
+    use base64::Engine;
+    let what = format!("integration {integration} key {}", k.id);
+    let invalid = |m: String| PolicyError::Invalid(format!("{what}: {m}"));
+    let key = match (k.alg.as_str(), &k.public_key, &k.secret) {
+        ("ed25519", Some(pk), None) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(pk)
+                .map_err(|e| invalid(format!("public_key is not base64: {e}")))?;
+            let arr: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| invalid("public_key must be 32 bytes".into()))?;
+            VerifyKey::Ed25519(
+                ed25519_dalek::VerifyingKey::from_bytes(&arr)
+                    .map_err(|e| invalid(format!("bad public key: {e}")))?,
+            )
+        }
+        ("hmac-sha256", None, Some(reference)) => {
+            if !(reference.starts_with("env:") || reference.starts_with("file:")) {
+                return Err(invalid(
+                    "secret must be a reference (env:NAME or file:path), never inline".into(),
+                ));
+            }
+            let secret = secrets.resolve(reference).map_err(invalid)?;
+            if secret.len() < 16 {
+                return Err(invalid("secret must be at least 16 bytes".into()));
+            }
+            VerifyKey::Hmac(secret)
+        }
+        ("ed25519", _, _) => return Err(invalid("ed25519 keys need public_key only".into())),
+        ("hmac-sha256", _, _) => return Err(invalid("hmac-sha256 keys need secret only".into())),
+        (alg, _, _) => return Err(invalid(format!("unknown alg {alg:?}"))),
+    };
+    Ok(KeyRule {
+        key,
+        status: status(&k.status, &what)?,
+    })
 }
 
 impl Policy {
-    /// Parses and validates policy text; the version is the SHA-256 of exactly these bytes.
+    /// Parses and validates a policy without HMAC secrets (they fail to resolve).
     pub fn parse(text: &str) -> Result<Policy, PolicyError> {
+        Self::parse_with(text, &NoSecrets)
+    }
+
+    /// Parses and validates policy text; the version is the SHA-256 of exactly these bytes.
+    pub fn parse_with(text: &str, secrets: &dyn SecretSource) -> Result<Policy, PolicyError> {
         let file: PolicyFile = toml::from_str(text)?;
         let version = hex::encode(Sha256::digest(text.as_bytes()));
         let invalid = |m: String| Err(PolicyError::Invalid(m));
@@ -163,11 +378,61 @@ impl Policy {
                 },
             );
         }
+        let mut integrations = BTreeMap::new();
+        for (id, i) in &file.integrations {
+            for p in &i.products {
+                if !products.contains_key(p) {
+                    return invalid(format!("integration {id}: unknown product {p:?}"));
+                }
+            }
+            if i.keys.is_empty() {
+                return invalid(format!("integration {id}: at least one key is required"));
+            }
+            let mut keys = BTreeMap::new();
+            for k in &i.keys {
+                if keys
+                    .insert(k.id.clone(), key_rule(id, k, secrets)?)
+                    .is_some()
+                {
+                    return invalid(format!("integration {id}: duplicate key id {:?}", k.id));
+                }
+            }
+            let _ = &i.description;
+            integrations.insert(
+                id.clone(),
+                IntegrationRule {
+                    products: i.products.iter().cloned().collect(),
+                    status: status(&i.status, &format!("integration {id}"))?,
+                    keys,
+                },
+            );
+        }
+        let l = &file.limits;
+        if l.max_clock_skew_ms <= 0 || l.replay_window == 0 || l.max_metadata_bytes == 0 {
+            return invalid(
+                "limits: max_clock_skew_ms, replay_window and max_metadata_bytes must be > 0"
+                    .into(),
+            );
+        }
         Ok(Policy {
             version,
             max_content_bytes: file.limits.max_content_bytes,
             classes,
             products,
+            integrations,
+            limits: Limits {
+                max_metadata_bytes: l.max_metadata_bytes,
+                max_metadata_depth: l.max_metadata_depth,
+                max_metadata_keys: l.max_metadata_keys,
+                max_clock_skew_ms: l.max_clock_skew_ms,
+                require_signature: l.require_signature,
+                replay_window: l.replay_window,
+            },
+            threats: Threats {
+                secret_scan: file.threats.secret_scan,
+                secret_scan_max_bytes: file.threats.secret_scan_max_bytes,
+                reserved_metadata_keys: file.threats.reserved_metadata_keys.into_iter().collect(),
+            },
         })
     }
 }
@@ -178,7 +443,24 @@ pub(crate) mod tests {
 
     /// The policy shipped in `deploy/`, used by the core's tests.
     pub(crate) fn shipped() -> Policy {
-        Policy::parse(include_str!("../../deploy/policy.toml")).expect("shipped policy parses")
+        Policy::parse_with(include_str!("../../deploy/policy.toml"), &DemoSecrets)
+            .expect("shipped policy parses")
+    }
+
+    /// Resolves `file:` references against the repository's deploy/ directory.
+    pub(crate) struct DemoSecrets;
+    impl SecretSource for DemoSecrets {
+        fn resolve(&self, reference: &str) -> Result<Vec<u8>, String> {
+            let path = reference
+                .strip_prefix("file:")
+                .ok_or("only file: in tests")?;
+            let full = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy")
+                .join(path);
+            std::fs::read_to_string(&full)
+                .map(|s| s.trim().as_bytes().to_vec())
+                .map_err(|e| format!("{}: {e}", full.display()))
+        }
     }
 
     #[test]
@@ -200,7 +482,7 @@ pub(crate) mod tests {
     fn unknown_keys_are_refused() {
         let text = include_str!("../../deploy/policy.toml")
             .replace("[limits]", "[limits]\nmax_contnet_bytes = 5");
-        let err = Policy::parse(&text).unwrap_err();
+        let err = Policy::parse_with(&text, &DemoSecrets).unwrap_err();
         assert!(err.to_string().contains("max_contnet_bytes"), "{err}");
     }
 
@@ -210,7 +492,18 @@ pub(crate) mod tests {
             "[classes.model_checkpoint]\noperations = [\"CREATE\"]",
             "[classes.model_checkpoint]\noperations = [\"CREATE\", \"UPDATE\"]",
         );
-        assert!(Policy::parse(&text).is_err());
+        assert!(Policy::parse_with(&text, &DemoSecrets).is_err());
+    }
+
+    #[test]
+    fn inline_hmac_secrets_are_refused() {
+        let text = include_str!("../../deploy/policy.toml").replacen(
+            "secret = \"file:",
+            "secret = \"inline-",
+            1,
+        );
+        let err = Policy::parse_with(&text, &DemoSecrets).unwrap_err();
+        assert!(err.to_string().contains("never inline"), "{err}");
     }
 
     #[test]
@@ -218,8 +511,8 @@ pub(crate) mod tests {
         let a = include_str!("../../deploy/policy.toml");
         let b = format!("{a}\n# comment\n");
         assert_ne!(
-            Policy::parse(a).unwrap().version,
-            Policy::parse(&b).unwrap().version
+            Policy::parse_with(a, &DemoSecrets).unwrap().version,
+            Policy::parse_with(&b, &DemoSecrets).unwrap().version
         );
     }
 }

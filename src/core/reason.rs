@@ -41,11 +41,49 @@ pub enum ReasonCode {
     ContentNotAllowed,
     /// Content larger than the product's limit (16 MiB at most).
     ContentTooLarge,
+    /// `integration_id` is not an approved integration.
+    UnknownIntegration,
+    /// The integration is revoked.
+    IntegrationRevoked,
+    /// The integration may not write for this product.
+    IntegrationNotAllowed,
+    /// No `bucket-signature` header while the policy requires one.
+    SignatureMissing,
+    /// The signature header does not parse.
+    SignatureMalformed,
+    /// The header names another integration than the intent.
+    SignatureMismatch,
+    /// The header's key id is not a key of the integration (or the algorithm differs).
+    UnknownKey,
+    /// The signing key is revoked.
+    KeyRevoked,
+    /// The signature does not verify over the value bytes.
+    SignatureInvalid,
+    /// This `intent_id` was already decided for the product.
+    ReplayedIntent,
+    /// `owner_id` differs from the artifact's recorded owner (forged ownership).
+    OwnerMismatch,
+    /// `client_time` is further from server time than the policy allows.
+    ClockSkew,
+    /// `purpose` is empty: the provenance "why" is mandatory.
+    PurposeMissing,
+    /// Metadata text is larger than allowed.
+    MetadataTooLarge,
+    /// Metadata nests deeper than allowed.
+    MetadataTooDeep,
+    /// Metadata has more keys than allowed.
+    MetadataTooManyKeys,
+    /// Metadata sets a server-owned field.
+    ReservedMetadataKey,
+    /// Metadata contains a secret or private key.
+    SecretInMetadata,
+    /// Content contains a secret or private key.
+    SecretInContent,
 }
 
 impl ReasonCode {
     /// Every code, in rule order; used by docs and tests.
-    pub const ALL: [ReasonCode; 18] = [
+    pub const ALL: [ReasonCode; 37] = [
         ReasonCode::MalformedRecord,
         ReasonCode::UnknownSchemaId,
         ReasonCode::SchemaNotApproved,
@@ -64,6 +102,25 @@ impl ReasonCode {
         ReasonCode::ContentMissing,
         ReasonCode::ContentNotAllowed,
         ReasonCode::ContentTooLarge,
+        ReasonCode::UnknownIntegration,
+        ReasonCode::IntegrationRevoked,
+        ReasonCode::IntegrationNotAllowed,
+        ReasonCode::SignatureMissing,
+        ReasonCode::SignatureMalformed,
+        ReasonCode::SignatureMismatch,
+        ReasonCode::UnknownKey,
+        ReasonCode::KeyRevoked,
+        ReasonCode::SignatureInvalid,
+        ReasonCode::ReplayedIntent,
+        ReasonCode::OwnerMismatch,
+        ReasonCode::ClockSkew,
+        ReasonCode::PurposeMissing,
+        ReasonCode::MetadataTooLarge,
+        ReasonCode::MetadataTooDeep,
+        ReasonCode::MetadataTooManyKeys,
+        ReasonCode::ReservedMetadataKey,
+        ReasonCode::SecretInMetadata,
+        ReasonCode::SecretInContent,
     ];
 
     /// The stable wire spelling, e.g. `SCHEMA_NOT_APPROVED`.
@@ -87,6 +144,25 @@ impl ReasonCode {
             ReasonCode::ContentMissing => "CONTENT_MISSING",
             ReasonCode::ContentNotAllowed => "CONTENT_NOT_ALLOWED",
             ReasonCode::ContentTooLarge => "CONTENT_TOO_LARGE",
+            ReasonCode::UnknownIntegration => "UNKNOWN_INTEGRATION",
+            ReasonCode::IntegrationRevoked => "INTEGRATION_REVOKED",
+            ReasonCode::IntegrationNotAllowed => "INTEGRATION_NOT_ALLOWED",
+            ReasonCode::SignatureMissing => "SIGNATURE_MISSING",
+            ReasonCode::SignatureMalformed => "SIGNATURE_MALFORMED",
+            ReasonCode::SignatureMismatch => "SIGNATURE_MISMATCH",
+            ReasonCode::UnknownKey => "UNKNOWN_KEY",
+            ReasonCode::KeyRevoked => "KEY_REVOKED",
+            ReasonCode::SignatureInvalid => "SIGNATURE_INVALID",
+            ReasonCode::ReplayedIntent => "REPLAYED_INTENT",
+            ReasonCode::OwnerMismatch => "OWNER_MISMATCH",
+            ReasonCode::ClockSkew => "CLOCK_SKEW",
+            ReasonCode::PurposeMissing => "PURPOSE_MISSING",
+            ReasonCode::MetadataTooLarge => "METADATA_TOO_LARGE",
+            ReasonCode::MetadataTooDeep => "METADATA_TOO_DEEP",
+            ReasonCode::MetadataTooManyKeys => "METADATA_TOO_MANY_KEYS",
+            ReasonCode::ReservedMetadataKey => "RESERVED_METADATA_KEY",
+            ReasonCode::SecretInMetadata => "SECRET_IN_METADATA",
+            ReasonCode::SecretInContent => "SECRET_IN_CONTENT",
         }
     }
 
@@ -98,12 +174,31 @@ impl ReasonCode {
     /// Seeds' threat id this rule defends against, if any.
     pub fn threat(self) -> Option<&'static str> {
         match self {
-            ReasonCode::SchemaNotApproved => Some("T3"),
+            ReasonCode::SchemaNotApproved | ReasonCode::UnknownSchemaId => Some("T3"),
             ReasonCode::KeyMismatch | ReasonCode::WrongPartition => Some("T7"),
             ReasonCode::UnknownProduct | ReasonCode::ClassNotAllowed => Some("T7"),
             ReasonCode::OperationNotAllowed | ReasonCode::NotOwner => Some("T5"),
             ReasonCode::VersionConflict | ReasonCode::ArtifactExists => Some("T4"),
             ReasonCode::ContentTooLarge => Some("T1"),
+            ReasonCode::UnknownIntegration
+            | ReasonCode::IntegrationRevoked
+            | ReasonCode::SignatureMissing
+            | ReasonCode::SignatureMalformed
+            | ReasonCode::SignatureMismatch
+            | ReasonCode::UnknownKey
+            | ReasonCode::KeyRevoked
+            | ReasonCode::SignatureInvalid
+            | ReasonCode::ReplayedIntent
+            | ReasonCode::OwnerMismatch
+            | ReasonCode::ClockSkew
+            | ReasonCode::ReservedMetadataKey
+            | ReasonCode::SecretInMetadata => Some("T2"),
+            ReasonCode::IntegrationNotAllowed => Some("T7"),
+            ReasonCode::PurposeMissing => Some("T10"),
+            ReasonCode::MetadataTooLarge
+            | ReasonCode::MetadataTooDeep
+            | ReasonCode::MetadataTooManyKeys => Some("T1"),
+            ReasonCode::SecretInContent => Some("T5"),
             _ => None,
         }
     }

@@ -87,6 +87,7 @@ impl Writer<'_> {
             detail: decision.detail().to_string(),
             version: decision.version,
             size_delta: decision.size_delta,
+            authenticated: decision.replay_key.is_some(),
             ..DecisionRecord::default()
         };
         if let Some(i) = intent {

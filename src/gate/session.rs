@@ -24,7 +24,7 @@ use super::decode::decode_intent;
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{Task, restore};
 use super::{GateError, GateOptions};
-use crate::core::{Envelope, Outcome, decide};
+use crate::core::{Envelope, decide};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 
 const TXN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -278,6 +278,7 @@ impl<'a> Session<'a> {
                 &self.opts.topics.audit,
                 c.partition,
                 self.opts.restore_timeout,
+                self.opts.policy.limits.replay_window,
             )?;
             self.tasks.insert(c.partition, task);
         }
@@ -309,11 +310,19 @@ impl<'a> Session<'a> {
         let Some(task) = self.tasks.get_mut(&c.partition) else {
             return Ok(());
         };
+        let signature = c
+            .headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == crate::wire::headers::SIGNATURE)
+            .map(|(_, v)| v.as_slice());
         let envelope = Envelope {
             key: c.key.as_deref(),
             partition: c.partition,
             partition_count: self.partition_count,
             payload: decoded.as_ref(),
+            value: c.value.as_deref().unwrap_or_default(),
+            signature,
         };
         let decision = decide(&envelope, &task.state, &self.opts.policy, now_ms());
         let writer = Writer {
@@ -322,11 +331,8 @@ impl<'a> Session<'a> {
             gate_id: &self.opts.gate_id,
         };
         let outputs = writer.outputs(&c, decoded.as_ref().ok(), &decision, &task.chain)?;
-        if decision.outcome == Outcome::Accepted
-            && let Some(effect) = &decision.effect
-        {
-            task.state.apply(effect);
-        }
+        task.state
+            .record(&decision, self.opts.policy.limits.replay_window);
         task.chain.next_seq = outputs.audit.seq + 1;
         task.chain.hash = outputs.audit.hash.clone();
         task.last_decided_offset = c.offset;

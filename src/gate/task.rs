@@ -73,13 +73,19 @@ pub enum RestoreError {
 }
 
 impl Task {
-    /// Folds one committed audit event into the task (used by restore and by tests).
-    pub fn fold(&mut self, event: &AuditEvent) {
+    /// Folds one committed audit event into the task (used by restore and by tests);
+    /// `replay_window` bounds the remembered intent ids.
+    pub fn fold(&mut self, event: &AuditEvent, replay_window: usize) {
         if let Some(d) = &event.decision {
             if d.accepted
                 && let Some(effect) = effect_of(d)
             {
                 self.state.apply(&effect);
+            }
+            if d.authenticated
+                && let (Some(p), Some(i)) = (&d.product_id, &d.intent_id)
+            {
+                self.state.remember((p.clone(), i.clone()), replay_window);
             }
             self.last_decided_offset = self.last_decided_offset.max(d.source_offset);
         }
@@ -113,6 +119,7 @@ pub fn restore(
     audit_topic: &str,
     partition: i32,
     timeout: Duration,
+    replay_window: usize,
 ) -> Result<Task, RestoreError> {
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
@@ -158,13 +165,17 @@ pub fn restore(
                 };
                 let event =
                     audit::decode_framed(m.payload()).map_err(|e| corrupt(e.to_string()))?;
+                let hash_ok = audit::chain_hash(&event).is_ok_and(|h| h == event.hash);
+                if !hash_ok {
+                    return Err(corrupt(format!("hash mismatch at seq {}", event.seq)));
+                }
                 if event.seq != task.chain.next_seq || event.prev_hash != task.chain.hash {
                     return Err(corrupt(format!(
                         "chain break: seq {} prev {} after head seq {} hash {}",
                         event.seq, event.prev_hash, task.chain.next_seq, task.chain.hash
                     )));
                 }
-                task.fold(&event);
+                task.fold(&event, replay_window);
                 records += 1;
             }
         }

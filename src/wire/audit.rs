@@ -56,6 +56,8 @@ pub struct DecisionRecord {
     pub size_delta: i64,
     /// Hex SHA-256 of the content, if any.
     pub content_sha256: Option<String>,
+    /// The intent passed authenticity checks (its id is remembered against replays).
+    pub authenticated: bool,
 }
 
 /// An event about the gate itself.
@@ -119,6 +121,7 @@ fn decision_value(d: &DecisionRecord) -> Value {
         ("content_size", Value::Long(d.content_size)),
         ("size_delta", Value::Long(d.size_delta)),
         ("content_sha256", s(&d.content_sha256)),
+        ("authenticated", Value::Boolean(d.authenticated)),
     ])
 }
 
@@ -191,6 +194,7 @@ pub fn decode(body: &[u8]) -> Result<AuditEvent, WireError> {
             content_size: d.long("content_size")?,
             size_delta: d.long("size_delta")?,
             content_sha256: d.opt_string("content_sha256")?,
+            authenticated: d.boolean("authenticated")?,
         }),
     };
     let governance = match f.opt_record("governance")? {

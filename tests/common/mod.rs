@@ -339,8 +339,64 @@ impl FlakyProxy {
     }
 }
 
-/// A (key, value) pair to produce as is.
-pub type RawRecord = (Option<Vec<u8>>, Option<Vec<u8>>);
+/// A record to produce as is.
+#[derive(Debug, Clone)]
+pub struct RawRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+/// Signs with the demo keys in deploy/demo/keys.
+pub fn demo_signer() -> bhiv_bucket::produce::Signer {
+    bhiv_bucket::produce::Signer::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/demo/keys"),
+        false,
+    )
+}
+
+/// Encodes and signs an intent with its integration's demo key.
+pub fn signed(
+    producer: &bhiv_bucket::produce::IntentProducer,
+    intent: &bhiv_bucket::core::ArtifactIntent,
+) -> RawRecord {
+    let value = producer.encode(intent).unwrap();
+    let header = demo_signer()
+        .header(&intent.integration_id, &value)
+        .unwrap();
+    RawRecord {
+        key: Some(intent.product_id.clone().into_bytes()),
+        value: Some(value),
+        headers: header
+            .map(|h| vec![("bucket-signature".to_string(), h.into_bytes())])
+            .unwrap_or_default(),
+    }
+}
+
+/// Produces records concurrently; returns what landed where.
+pub async fn produce_all(
+    producer: &bhiv_bucket::produce::IntentProducer,
+    records: Vec<RawRecord>,
+) -> HashMap<(i32, i64), Option<Vec<u8>>> {
+    use futures::StreamExt;
+    let delivered: Vec<_> = futures::stream::iter(records)
+        .map(|r| async move {
+            let headers: Vec<(&str, &[u8])> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_slice()))
+                .collect();
+            let d = producer
+                .send_raw(r.key.as_deref(), r.value.as_deref(), &headers)
+                .await
+                .unwrap();
+            ((d.partition, d.offset), r.value)
+        })
+        .buffer_unordered(500)
+        .collect()
+        .await;
+    delivered.into_iter().collect()
+}
 
 /// What the output topics say, checked against what was produced.
 #[derive(Debug, Default)]
@@ -493,6 +549,14 @@ pub fn mixed_workload(
     // Expected versions as a writer would track them (may go stale: that is the point).
     let mut known: HashMap<(usize, u64), i64> = HashMap::new();
     let mut out = Vec::with_capacity(n);
+    let mut signer = demo_signer();
+    let mut sign = |value: &[u8], integration: &str| -> Vec<(String, Vec<u8>)> {
+        signer
+            .header(integration, value)
+            .unwrap()
+            .map(|h| vec![("bucket-signature".to_string(), h.into_bytes())])
+            .unwrap_or_default()
+    };
     for i in 0..n {
         let roll = next() % 100;
         let pi = (next() % products.len() as u64) as usize;
@@ -529,13 +593,32 @@ pub fn mixed_workload(
             70..=74 => intent.product_id = "unknown_product".into(),
             75..=79 => intent.artifact_class = "model_checkpoint_typo".into(),
             80..=84 => key = Some(b"someone_else".to_vec()),
-            85..=89 => {
-                out.push((key, Some(format!("garbage {i}").into_bytes())));
+            85..=87 => {
+                out.push(RawRecord {
+                    key,
+                    value: Some(format!("garbage {i}").into_bytes()),
+                    headers: Vec::new(),
+                });
+                continue;
+            }
+            88..=89 => {
+                // Forged: signed over other bytes.
+                let value = producer.encode(&intent).unwrap();
+                let headers = sign(b"other bytes", &intent.integration_id);
+                out.push(RawRecord {
+                    key,
+                    value: Some(value),
+                    headers,
+                });
                 continue;
             }
             90..=94 => {
                 let full = producer.encode(&intent).unwrap();
-                out.push((key, Some(full[..full.len() / 2].to_vec())));
+                out.push(RawRecord {
+                    key,
+                    value: Some(full[..full.len() / 2].to_vec()),
+                    headers: Vec::new(),
+                });
                 continue;
             }
             _ => {
@@ -547,7 +630,13 @@ pub fn mixed_workload(
             let v = known.entry((pi, artifact)).or_insert(0);
             *v += 1;
         }
-        out.push((key, Some(producer.encode(&intent).unwrap())));
+        let value = producer.encode(&intent).unwrap();
+        let headers = sign(&value, &intent.integration_id);
+        out.push(RawRecord {
+            key,
+            value: Some(value),
+            headers,
+        });
     }
     out
 }

@@ -58,6 +58,7 @@ mod tests {
     fn per_product_limit_applies() {
         let mut i = create();
         i.product_id = "enforcement_engine".into();
+        i.integration_id = "enforcement_engine-backend".into();
         i.content = Some(vec![0; 1024 * 1024 + 1]);
         assert_eq!(
             decide_on(&i, &PartitionState::default()).reasons(),

@@ -1,12 +1,18 @@
 //! The governance rules, one family per file. `evaluate` is the single list saying in what
 //! order they run; every rule sees the same context and reports all its findings.
 
+mod authenticity;
 mod content;
 mod fields;
+mod metadata;
 mod operation;
 mod product;
+mod provenance;
 mod routing;
+pub mod secrets;
 mod version;
+
+pub use authenticity::is_failure as is_authenticity_failure;
 
 use super::decide::{Context, Finding};
 
@@ -14,13 +20,17 @@ use super::decide::{Context, Finding};
 type Rule = fn(&Context<'_>, &mut Vec<Finding>);
 
 /// Rules in evaluation order; this order is the order of reason codes in a decision.
-const RULES: [Rule; 6] = [
+const RULES: [Rule; 10] = [
     fields::check,
+    authenticity::check,
     routing::check,
     product::check,
     operation::check,
     version::check,
     content::check,
+    metadata::check,
+    provenance::check,
+    secrets::check,
 ];
 
 /// Runs every rule and returns the findings in rule order (empty means accept).
@@ -34,22 +44,57 @@ pub fn evaluate(ctx: &Context<'_>) -> Vec<Finding> {
 
 #[cfg(test)]
 pub(crate) mod test_support {
-    //! Builders shared by the rule tests.
+    //! Builders shared by the rule tests: intents signed with the demo keys in deploy/demo/keys.
     use crate::core::decide::{Decision, Envelope, decide};
     use crate::core::intent::{ArtifactIntent, Operation};
     use crate::core::partitioner::home_partition;
     use crate::core::policy::tests::shipped;
+    use crate::core::signature::SignKey;
     use crate::core::state::PartitionState;
 
     /// Partition count used by tests.
     pub const PARTITIONS: i32 = 6;
+    /// Server time used by tests.
+    pub const NOW: i64 = 1_700_000_000_000;
+    /// Value bytes signed in tests.
+    pub const VALUE: &[u8] = b"record value bytes";
+
+    fn demo_key(integration: &str, key_id: &str, alg: &str) -> SignKey {
+        use base64::Engine;
+        let ext = if alg == "ed25519" { "ed25519" } else { "hmac" };
+        let path = format!(
+            "{}/deploy/demo/keys/{integration}.{key_id}.{ext}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        match std::fs::read_to_string(&path) {
+            Ok(text) if ext == "ed25519" => {
+                let seed = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .unwrap();
+                SignKey::ed25519_from_seed(&seed.try_into().unwrap())
+            }
+            Ok(text) => SignKey::Hmac(text.trim().as_bytes().to_vec()),
+            Err(_) => SignKey::ed25519_from_seed(&[9; 32]),
+        }
+    }
+
+    /// Header signing `value` as `integration` with its demo key for `alg`.
+    pub fn sign_as(integration: &str, alg: &str, value: &[u8]) -> String {
+        let key_id = if alg == "ed25519" { "ed1" } else { "hm1" };
+        demo_key(integration, key_id, alg).header(integration, key_id, value)
+    }
+
+    /// Header signing `value` with the ed25519 demo key `key_id` of `integration`.
+    pub fn sign_with_key_id(integration: &str, key_id: &str, value: &[u8]) -> String {
+        demo_key(integration, key_id, "ed25519").header(integration, key_id, value)
+    }
 
     /// A valid CREATE for ai_assistant.
     pub fn create() -> ArtifactIntent {
         ArtifactIntent {
             intent_id: "6f1c2a57-3f49-4d55-9f0e-1a2b3c4d5e6f".into(),
             product_id: "ai_assistant".into(),
-            integration_id: "assistant-backend".into(),
+            integration_id: "ai_assistant-backend".into(),
             owner_id: "alice".into(),
             requester_id: "alice".into(),
             artifact_id: "doc-1".into(),
@@ -60,23 +105,26 @@ pub(crate) mod test_support {
             content_type: "text/plain".into(),
             metadata: "{}".into(),
             purpose: "test".into(),
-            client_time: 1_700_000_000_000,
+            client_time: NOW,
         }
     }
 
-    /// Decides `intent` keyed and partitioned correctly against `state`.
+    /// Decides `intent` keyed, partitioned and signed correctly against `state`.
     pub fn decide_on(intent: &ArtifactIntent, state: &PartitionState) -> Decision {
         let key = intent.product_id.as_bytes();
+        let header = sign_as(&intent.integration_id, "ed25519", VALUE);
         let env = Envelope {
             key: Some(key),
             partition: home_partition(key, PARTITIONS),
             partition_count: PARTITIONS,
             payload: Ok(intent),
+            value: VALUE,
+            signature: Some(header.as_bytes()),
         };
-        decide(&env, state, &shipped(), 1_700_000_000_000)
+        decide(&env, state, &shipped(), NOW)
     }
 
-    /// Applies an accepted decision's effect.
+    /// Decides and applies an accepted decision; returns the version.
     pub fn accept(intent: &ArtifactIntent, state: &mut PartitionState) -> i64 {
         let d = decide_on(intent, state);
         assert!(
@@ -84,16 +132,15 @@ pub(crate) mod test_support {
             "expected accept, got {:?}",
             d.findings
         );
-        if let Some(e) = &d.effect {
-            state.apply(e);
-        }
+        state.record(&d, 1000);
         d.version.unwrap_or(-1)
     }
 
-    /// Changes the operation and expected version of an intent.
+    /// Changes the operation and expected version of an intent (and gives it a new id).
     pub fn with_op(mut i: ArtifactIntent, op: Operation, expected: Option<i64>) -> ArtifactIntent {
         i.operation = op;
         i.expected_version = expected;
+        i.intent_id = uuid::Uuid::new_v4().to_string();
         if op == Operation::Delete {
             i.content = None;
         }

@@ -43,13 +43,21 @@ mod tests {
         let mut i = create();
         i.product_id = "nope".into();
         let d = decide_on(&i, &PartitionState::default());
-        assert_eq!(d.reasons(), vec![ReasonCode::UnknownProduct]);
+        // No integration may write for a product the policy does not know.
+        assert_eq!(
+            d.reasons(),
+            vec![
+                ReasonCode::IntegrationNotAllowed,
+                ReasonCode::UnknownProduct
+            ]
+        );
     }
 
     #[test]
     fn class_must_be_allowed_for_product() {
         let mut i = create();
         i.product_id = "ai_avatar".into();
+        i.integration_id = "ai_avatar-backend".into();
         let d = decide_on(&i, &PartitionState::default());
         assert_eq!(d.reasons(), vec![ReasonCode::ClassNotAllowed]);
     }

@@ -41,27 +41,33 @@ mod tests {
     #[test]
     fn key_must_equal_product_id() {
         let i = create();
+        let sig = sign_as(&i.integration_id, "ed25519", VALUE);
         let env = Envelope {
             key: Some(b"gurukul"),
             partition: 0,
             partition_count: PARTITIONS,
             payload: Ok(&i),
+            value: VALUE,
+            signature: Some(sig.as_bytes()),
         };
-        let d = decide(&env, &PartitionState::default(), &shipped(), 0);
+        let d = decide(&env, &PartitionState::default(), &shipped(), NOW);
         assert_eq!(d.reasons(), vec![ReasonCode::KeyMismatch]);
     }
 
     #[test]
     fn product_must_be_on_home_partition() {
         let i = create();
+        let sig = sign_as(&i.integration_id, "ed25519", VALUE);
         let home = home_partition(i.product_id.as_bytes(), PARTITIONS);
         let env = Envelope {
             key: Some(i.product_id.as_bytes()),
             partition: (home + 1) % PARTITIONS,
             partition_count: PARTITIONS,
             payload: Ok(&i),
+            value: VALUE,
+            signature: Some(sig.as_bytes()),
         };
-        let d = decide(&env, &PartitionState::default(), &shipped(), 0);
+        let d = decide(&env, &PartitionState::default(), &shipped(), NOW);
         assert_eq!(d.reasons(), vec![ReasonCode::WrongPartition]);
     }
 }

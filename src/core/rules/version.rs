@@ -7,6 +7,12 @@ use crate::core::reason::ReasonCode;
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
     let i = ctx.intent;
+    if i.operation == Operation::Create && i.expected_version.is_some() {
+        out.push(Finding::new(
+            ReasonCode::InvalidField,
+            "expected_version is server-owned on CREATE (the gate assigns version 1)",
+        ));
+    }
     match (i.operation, ctx.current) {
         (Operation::Create, None) => {}
         (Operation::Create, Some(c)) => out.push(Finding::new(
@@ -51,7 +57,7 @@ mod tests {
         let mut s = PartitionState::default();
         assert_eq!(accept(&create(), &mut s), 1);
         assert_eq!(
-            decide_on(&create(), &s).reasons(),
+            decide_on(&with_op(create(), Operation::Create, None), &s).reasons(),
             vec![ReasonCode::ArtifactExists]
         );
         assert_eq!(

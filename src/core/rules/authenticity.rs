@@ -1,0 +1,207 @@
+//! Authenticity: the integration is approved, not revoked and allowed for the product; the
+//! `bucket-signature` header verifies over the exact value bytes with an active key of that
+//! integration; the intent id was not decided before (replay).
+
+use crate::core::decide::{Context, Finding};
+use crate::core::policy::Status;
+use crate::core::reason::ReasonCode;
+use crate::core::signature;
+
+/// Reason codes that mean "we cannot trust who sent this".
+pub fn is_failure(reason: ReasonCode) -> bool {
+    matches!(
+        reason,
+        ReasonCode::UnknownIntegration
+            | ReasonCode::IntegrationRevoked
+            | ReasonCode::IntegrationNotAllowed
+            | ReasonCode::SignatureMissing
+            | ReasonCode::SignatureMalformed
+            | ReasonCode::SignatureMismatch
+            | ReasonCode::UnknownKey
+            | ReasonCode::KeyRevoked
+            | ReasonCode::SignatureInvalid
+    )
+}
+
+pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
+    let i = ctx.intent;
+    let integration = ctx.policy.integrations.get(&i.integration_id);
+    match integration {
+        None => out.push(Finding::new(
+            ReasonCode::UnknownIntegration,
+            format!("integration {:?} is not approved", i.integration_id),
+        )),
+        Some(rule) => {
+            if rule.status == Status::Revoked {
+                out.push(Finding::new(
+                    ReasonCode::IntegrationRevoked,
+                    format!("integration {:?} is revoked", i.integration_id),
+                ));
+            }
+            if !rule.products.contains(&i.product_id) {
+                out.push(Finding::new(
+                    ReasonCode::IntegrationNotAllowed,
+                    format!(
+                        "integration {:?} may not write for product {:?}",
+                        i.integration_id, i.product_id
+                    ),
+                ));
+            }
+        }
+    }
+    match ctx.envelope.signature {
+        None if ctx.policy.limits.require_signature => out.push(Finding::new(
+            ReasonCode::SignatureMissing,
+            "no bucket-signature header",
+        )),
+        None => {}
+        Some(raw) => match signature::parse(raw) {
+            Err(e) => out.push(Finding::new(ReasonCode::SignatureMalformed, e)),
+            Ok(h) if h.integration_id != i.integration_id => out.push(Finding::new(
+                ReasonCode::SignatureMismatch,
+                format!(
+                    "header signed by {:?}, intent claims {:?}",
+                    h.integration_id, i.integration_id
+                ),
+            )),
+            Ok(h) => {
+                let Some(rule) = integration else { return };
+                match rule.keys.get(&h.key_id).filter(|k| k.key.alg() == h.alg) {
+                    None => out.push(Finding::new(
+                        ReasonCode::UnknownKey,
+                        format!(
+                            "no {} key {:?} for this integration",
+                            h.alg.as_str(),
+                            h.key_id
+                        ),
+                    )),
+                    Some(k) if k.status == Status::Revoked => out.push(Finding::new(
+                        ReasonCode::KeyRevoked,
+                        format!("key {:?} is revoked", h.key_id),
+                    )),
+                    Some(k) => {
+                        if !signature::verify(&k.key, ctx.envelope.value, &h.signature) {
+                            out.push(Finding::new(
+                                ReasonCode::SignatureInvalid,
+                                format!("signature by key {:?} does not verify", h.key_id),
+                            ));
+                        }
+                    }
+                }
+            }
+        },
+    }
+    if ctx.state.seen(&(i.product_id.clone(), i.intent_id.clone())) {
+        out.push(Finding::new(
+            ReasonCode::ReplayedIntent,
+            format!("intent {} was already decided", i.intent_id),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::core::decide::{Envelope, decide};
+    use crate::core::partitioner::home_partition;
+    use crate::core::policy::tests::shipped;
+    use crate::core::reason::ReasonCode;
+    use crate::core::rules::test_support::*;
+    use crate::core::state::PartitionState;
+
+    fn decide_signed(intent_value: &[u8], header: Option<&str>) -> Vec<ReasonCode> {
+        let i = create();
+        let key = i.product_id.as_bytes();
+        let env = Envelope {
+            key: Some(key),
+            partition: home_partition(key, PARTITIONS),
+            partition_count: PARTITIONS,
+            payload: Ok(&i),
+            value: intent_value,
+            signature: header.map(str::as_bytes),
+        };
+        decide(&env, &PartitionState::default(), &shipped(), NOW).reasons()
+    }
+
+    #[test]
+    fn valid_ed25519_and_hmac_signatures_pass() {
+        for alg in ["ed25519", "hmac-sha256"] {
+            let h = sign_as("ai_assistant-backend", alg, VALUE);
+            assert!(decide_signed(VALUE, Some(&h)).is_empty(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn each_signature_failure_has_its_code() {
+        let good = sign_as("ai_assistant-backend", "ed25519", VALUE);
+        assert_eq!(
+            decide_signed(VALUE, None),
+            vec![ReasonCode::SignatureMissing]
+        );
+        assert_eq!(
+            decide_signed(VALUE, Some("v1:x")),
+            vec![ReasonCode::SignatureMalformed]
+        );
+        assert_eq!(
+            decide_signed(b"tampered", Some(&good)),
+            vec![ReasonCode::SignatureInvalid]
+        );
+        let other = sign_as("gurukul-backend", "ed25519", VALUE);
+        assert_eq!(
+            decide_signed(VALUE, Some(&other)),
+            vec![ReasonCode::SignatureMismatch]
+        );
+        let unknown = good.replacen(":ed1:", ":nope:", 1);
+        assert_eq!(
+            decide_signed(VALUE, Some(&unknown)),
+            vec![ReasonCode::UnknownKey]
+        );
+        let revoked = sign_with_key_id("ai_assistant-backend", "old", VALUE);
+        assert_eq!(
+            decide_signed(VALUE, Some(&revoked)),
+            vec![ReasonCode::KeyRevoked]
+        );
+    }
+
+    #[test]
+    fn integration_rules() {
+        let mut i = create();
+        i.integration_id = "nobody".into();
+        assert!(
+            decide_on(&i, &PartitionState::default())
+                .reasons()
+                .contains(&ReasonCode::UnknownIntegration)
+        );
+        let mut i = create();
+        i.integration_id = "gurukul-backend".into();
+        assert!(
+            decide_on(&i, &PartitionState::default())
+                .reasons()
+                .contains(&ReasonCode::IntegrationNotAllowed)
+        );
+        let mut i = create();
+        i.integration_id = "legacy-importer".into();
+        assert!(
+            decide_on(&i, &PartitionState::default())
+                .reasons()
+                .contains(&ReasonCode::IntegrationRevoked)
+        );
+    }
+
+    #[test]
+    fn replays_are_refused_but_forgeries_do_not_burn_ids() {
+        let mut s = PartitionState::default();
+        accept(&create(), &mut s);
+        let mut again = create();
+        again.artifact_id = "other".into();
+        assert_eq!(
+            decide_on(&again, &s).reasons(),
+            vec![ReasonCode::ReplayedIntent]
+        );
+        // A forged (unsigned) intent with a fresh id is rejected and does not burn the id.
+        let mut forged = create();
+        forged.intent_id = "11111111-2222-4333-8444-555555555555".into();
+        forged.integration_id = "nobody".into();
+        let d = decide_on(&forged, &s);
+        assert!(d.replay_key.is_none());
+    }
+}
