@@ -54,12 +54,15 @@ fn header(r: &mut RawRecord, value: String) {
         .push(("bucket-signature".into(), value.into_bytes()));
 }
 
-/// One catalogue entry: a name, the record, the expected reason and threat (None = accepted).
+/// Expected reason and threat id; None means accepted.
+type Expect = Option<(&'static str, Option<&'static str>)>;
+
+/// One catalogue entry: a name, the record, the expected reason and threat.
 struct Case {
     name: &'static str,
     record: RawRecord,
     partition: Option<i32>,
-    expect: Option<(&'static str, Option<&'static str>)>,
+    expect: Expect,
 }
 
 fn case(
@@ -567,7 +570,7 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
     });
     assert!(cases.len() >= 30);
 
-    let mut expected: HashMap<(i32, i64), (&str, Option<(&str, Option<&str>)>)> = HashMap::new();
+    let mut expected: HashMap<(i32, i64), (&str, Expect)> = HashMap::new();
     for c in cases {
         let headers: Vec<(&str, &[u8])> = c
             .record
