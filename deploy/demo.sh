@@ -36,7 +36,9 @@ step "topics and schemas as code"
 
 step "gate and sink"
 stop_services
-setsid nohup "$BIN" gate --gate-id demo --policy deploy/policy.toml >"$RUN/gate.log" 2>&1 < /dev/null &
+setsid nohup "$BIN" gate --gate-id demo --policy deploy/policy.toml \
+  --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
+  >"$RUN/gate.log" 2>&1 < /dev/null &
 echo $! >"$RUN/gate.pid"
 setsid nohup "$BIN" sink --migrate >"$RUN/sink.log" 2>&1 < /dev/null &
 echo $! >"$RUN/sink.pid"
@@ -47,11 +49,15 @@ step "produce the demo intents (deploy/demo/intents.jsonl: good and bad)"
 # The truncated-Avro demo line needs the registry's id of the approved intent schema.
 intent_id="$("$BIN" schemas apply | awk '/bucket.intents-value/ {print $3}')"
 sed "s/\"raw_value_hex\":\"0000000014\"/\"raw_value_hex\":\"$(printf '00%08x' "$intent_id")\"/" \
-  deploy/demo/intents.jsonl | "$BIN" produce --file -
+  deploy/demo/intents.jsonl | "$BIN" produce --keys-dir deploy/demo/keys --file -
 
 step "decisions (bucket audit tail --from-beginning --until-end --summary)"
 sleep 3
 "$BIN" audit tail --from-beginning --until-end --summary
+
+step "verify the audit log (chains, signed checkpoints, completeness against bucket.intents)"
+sleep 3
+"$BIN" audit verify --policy deploy/policy.toml || true
 
 step "stored artifact versions (PostgreSQL, table artifact_versions)"
 sleep 1
@@ -64,6 +70,7 @@ Where to look:
   accepted artifacts   topic bucket.accepted   (read_committed), table artifact_versions
   rejected originals   topic bucket.rejected   (reason in bucket.errors.* headers)
   audit chain          topic bucket.audit      ($BIN audit tail --from-beginning --json)
+  verify the log       $BIN audit verify
   gate / sink logs     $RUN/gate.log, $RUN/sink.log
   stack logs           $BUCKET_LOG_DIR
   stop                 deploy/demo.sh stop && deploy/local/down.sh

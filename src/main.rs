@@ -118,7 +118,8 @@ struct GateArgs {
     /// Consumer group shared by all gate instances.
     #[arg(long, env = "BUCKET_GATE_GROUP", default_value = "bucket-gate")]
     group: String,
-    /// Instance id, unique per running gate (forms the transactional id).
+    /// Instance id, unique and stable per running gate (forms the transactional id); defaults
+    /// to the host name.
     #[arg(long, env = "BUCKET_GATE_ID")]
     gate_id: Option<String>,
     /// Longest a transaction stays open, ms (end-to-end latency floor).
@@ -130,6 +131,18 @@ struct GateArgs {
     /// Route accepted artifacts to one topic per product (bucket.accepted.<product>).
     #[arg(long, env = "BUCKET_ACCEPTED_PER_PRODUCT")]
     accepted_per_product: bool,
+    /// Ed25519 seed file (base64) of the gate's audit checkpoint key; no checkpoints without it.
+    #[arg(long, env = "BUCKET_AUDIT_KEY_FILE")]
+    audit_key_file: Option<PathBuf>,
+    /// Key id of the audit key (its public key is in the policy's [audit] section).
+    #[arg(long, env = "BUCKET_AUDIT_KEY_ID", default_value = "audit1")]
+    audit_key_id: String,
+    /// Signed checkpoint after this many audit links per partition.
+    #[arg(long, env = "BUCKET_CHECKPOINT_EVERY", default_value_t = 1000)]
+    checkpoint_every: u64,
+    /// Signed checkpoint at least this often (seconds) while a partition gets links.
+    #[arg(long, env = "BUCKET_CHECKPOINT_INTERVAL_S", default_value_t = 10)]
+    checkpoint_interval_s: u64,
 }
 
 #[derive(Args)]
@@ -213,6 +226,32 @@ struct ProduceArgs {
 
 #[derive(Subcommand)]
 enum AuditCmd {
+    /// Verify every chain, checkpoint signature and completeness against bucket.intents;
+    /// exits 1 and names the partition and offset of each break.
+    Verify {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Policy file holding the gate audit public keys ([audit] keys).
+        #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
+        policy: PathBuf,
+        /// Gate consumer group (its committed offsets bound completeness).
+        #[arg(long, env = "BUCKET_GATE_GROUP", default_value = "bucket-gate")]
+        group: String,
+        /// Skip the completeness check against bucket.intents.
+        #[arg(long)]
+        no_completeness: bool,
+        /// JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Resume from trusted heads saved by an earlier run (--save).
+        #[arg(long)]
+        resume: Option<PathBuf>,
+        /// Save the verified heads for a later --resume.
+        #[arg(long)]
+        save: Option<PathBuf>,
+    },
     /// Follow the audit log (filters, human or JSON lines).
     Tail {
         #[command(flatten)]
@@ -275,6 +314,30 @@ fn init_tracing(format: &str) {
     }
 }
 
+/// Reads a base64 Ed25519 seed file.
+fn read_seed(path: &std::path::Path) -> Result<bhiv_bucket::core::signature::SignKey> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading audit key {}", path.display()))?;
+    let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: not a base64 32-byte Ed25519 seed", path.display()))?;
+    Ok(bhiv_bucket::core::signature::SignKey::ed25519_from_seed(
+        &seed,
+    ))
+}
+
+/// The host name, or "gate" when it cannot be read.
+fn default_gate_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gate".to_string())
+}
+
 fn load_policy(path: &std::path::Path) -> Result<Policy> {
     Ok(bhiv_bucket::policy_file::load(path)?.0)
 }
@@ -308,18 +371,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()?;
     match cli.command {
         Command::Gate(a) => {
-            let policy = load_policy(&a.policy)?;
+            let (policy, policy_text) = bhiv_bucket::policy_file::load(&a.policy)?;
+            let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = reload.clone();
+            rt.spawn(async move {
+                use tokio::signal::unix::{SignalKind, signal};
+                if let Ok(mut hup) = signal(SignalKind::hangup()) {
+                    while hup.recv().await.is_some() {
+                        info!("SIGHUP: policy reload requested");
+                        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                }
+            });
             let mut topics = TopicNames::with_suffix(&a.topics.topic_suffix);
             topics.accepted_per_product = a.accepted_per_product;
             let opts = GateOptions {
                 brokers: a.kafka.brokers,
                 registry_url: a.registry.registry_url,
                 group_id: a.group,
-                gate_id: a
-                    .gate_id
-                    .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()),
+                // A stable default (the host name, i.e. the pod name on Kubernetes) lets a
+                // restarted instance fence its predecessor's open transaction at once.
+                gate_id: a.gate_id.unwrap_or_else(default_gate_id),
                 topics,
                 policy: Arc::new(policy),
+                policy_text,
+                policy_path: Some(a.policy.clone()),
+                reload,
+                audit_key: match &a.audit_key_file {
+                    None => None,
+                    Some(f) => Some((a.audit_key_id.clone(), read_seed(f)?)),
+                },
+                checkpoint_every: a.checkpoint_every.max(1),
+                checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s.max(1)),
                 commit_interval: Duration::from_millis(a.commit_interval_ms),
                 max_batch: a.max_batch.max(1),
                 restore_timeout: Duration::from_secs(180),
@@ -433,6 +516,74 @@ fn run(cli: Cli) -> Result<ExitCode> {
             println!("]");
             eprintln!("wrote {} and {}", ed_path.display(), hmac_path.display());
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit(AuditCmd::Verify {
+            kafka,
+            topics: suffix,
+            policy,
+            group,
+            no_completeness,
+            json,
+            resume,
+            save,
+        }) => {
+            let names = TopicNames::with_suffix(&suffix.topic_suffix);
+            let keys = load_policy(&policy)?.audit_keys;
+            let resume = match resume {
+                None => Default::default(),
+                Some(f) => serde_json::from_str(&std::fs::read_to_string(&f)?)
+                    .with_context(|| format!("reading {}", f.display()))?,
+            };
+            let o = bhiv_bucket::audit::verify::VerifyOptions {
+                brokers: kafka.brokers,
+                audit_topic: names.audit,
+                intents_topic: (!no_completeness).then_some(names.intents),
+                gate_group: group,
+                keys,
+                resume,
+                progress: !json,
+            };
+            let started = std::time::Instant::now();
+            let report = bhiv_bucket::audit::verify::verify(&o)?;
+            let secs = started.elapsed().as_secs_f64();
+            if let Some(f) = save {
+                let heads: std::collections::BTreeMap<i32, _> = report
+                    .partitions
+                    .iter()
+                    .map(|(p, s)| (*p, s.head.clone()))
+                    .collect();
+                std::fs::write(&f, serde_json::to_string_pretty(&heads)?)?;
+            }
+            let links: u64 = report.partitions.values().map(|p| p.links).sum();
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for (p, s) in &report.partitions {
+                    println!(
+                        "partition {p}: {} links, {} decisions, {} signed checkpoints, head seq {}",
+                        s.links,
+                        s.decisions,
+                        s.checkpoints,
+                        s.head.next_seq - 1
+                    );
+                }
+                for pr in &report.problems {
+                    println!(
+                        "FAIL partition {} offset {}: {} {}",
+                        pr.partition, pr.offset, pr.kind, pr.detail
+                    );
+                }
+                println!(
+                    "{}: {links} records in {secs:.2}s ({:.0} records/s)",
+                    if report.ok() { "OK" } else { "FAILED" },
+                    links as f64 / secs.max(1e-9)
+                );
+            }
+            Ok(if report.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Audit(AuditCmd::Tail {
             kafka,

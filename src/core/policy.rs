@@ -35,6 +35,22 @@ struct PolicyFile {
     products: BTreeMap<String, ProductFile>,
     #[serde(default)]
     integrations: BTreeMap<String, IntegrationFile>,
+    #[serde(default)]
+    audit: AuditFile,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct AuditFile {
+    #[serde(default)]
+    keys: Vec<AuditKeyFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditKeyFile {
+    id: String,
+    public_key: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -243,6 +259,8 @@ pub struct Policy {
     pub limits: Limits,
     /// Threat detector settings.
     pub threats: Threats,
+    /// Public keys of gates signing audit checkpoints, by key id.
+    pub audit_keys: BTreeMap<String, VerifyKey>,
 }
 
 fn status(s: &str, what: &str) -> Result<Status, PolicyError> {
@@ -407,6 +425,21 @@ impl Policy {
                 },
             );
         }
+        let mut audit_keys = BTreeMap::new();
+        for k in &file.audit.keys {
+            let rule = key_rule(
+                "audit",
+                &KeyFile {
+                    id: k.id.clone(),
+                    alg: "ed25519".into(),
+                    public_key: Some(k.public_key.clone()),
+                    secret: None,
+                    status: "active".into(),
+                },
+                secrets,
+            )?;
+            audit_keys.insert(k.id.clone(), rule.key);
+        }
         let l = &file.limits;
         if l.max_clock_skew_ms <= 0 || l.replay_window == 0 || l.max_metadata_bytes == 0 {
             return invalid(
@@ -433,6 +466,7 @@ impl Policy {
                 secret_scan_max_bytes: file.threats.secret_scan_max_bytes,
                 reserved_metadata_keys: file.threats.reserved_metadata_keys.into_iter().collect(),
             },
+            audit_keys,
         })
     }
 }

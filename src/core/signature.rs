@@ -130,6 +130,12 @@ pub enum SignKey {
     Hmac(Vec<u8>),
 }
 
+impl std::fmt::Debug for SignKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignKey(<secret>)")
+    }
+}
+
 impl SignKey {
     /// Ed25519 key from its 32-byte seed.
     pub fn ed25519_from_seed(seed: &[u8; 32]) -> SignKey {

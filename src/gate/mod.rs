@@ -3,11 +3,14 @@
 //! transaction per batch (EOS v2 with the consumer group metadata).
 
 pub mod decode;
+pub mod policy_watch;
 pub mod records;
 mod session;
 pub mod task;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crate::core::Policy;
@@ -70,8 +73,20 @@ pub struct GateOptions {
     pub gate_id: String,
     /// Topic names.
     pub topics: TopicNames,
-    /// Active policy.
+    /// Policy in force at start.
     pub policy: Arc<Policy>,
+    /// Text the start policy was parsed from (for reload diffs).
+    pub policy_text: String,
+    /// Policy file to watch for changes (None: no hot reload).
+    pub policy_path: Option<PathBuf>,
+    /// Set by the SIGHUP handler: re-read the policy now.
+    pub reload: Arc<AtomicBool>,
+    /// Gate key signing audit checkpoints: (key id, key). None: no checkpoints.
+    pub audit_key: Option<(String, crate::core::signature::SignKey)>,
+    /// A checkpoint after at most this many links per partition...
+    pub checkpoint_every: u64,
+    /// ...or this much time since the last one (when there were new links).
+    pub checkpoint_interval: Duration,
     /// Longest time a transaction stays open before commit.
     pub commit_interval: Duration,
     /// Most intents per transaction.

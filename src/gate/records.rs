@@ -170,6 +170,41 @@ impl Writer<'_> {
         })
     }
 
+    /// Builds a governance event (policy loaded, gate stopped, ...) as the next link of a
+    /// partition's chain, and its audit record.
+    pub fn governance(
+        &self,
+        partition: i32,
+        chain: &ChainHead,
+        event_type: &str,
+        detail: &serde_json::Value,
+        policy_version: &str,
+        now_ms: i64,
+    ) -> Result<(OutRecord, AuditEvent), WireError> {
+        let event = AuditEvent {
+            seq: chain.next_seq,
+            prev_hash: chain.hash.clone(),
+            hash: String::new(),
+            recorded_at: now_ms,
+            gate_id: self.gate_id.to_string(),
+            policy_version: policy_version.to_string(),
+            decision: None,
+            governance: Some(audit::GovernanceRecord {
+                event_type: event_type.to_string(),
+                detail: detail.to_string(),
+            }),
+        }
+        .seal()?;
+        let record = OutRecord {
+            topic: self.topics.audit.clone(),
+            partition: Some(partition),
+            key: None,
+            value: Some(framing::frame(self.ids.audit, &audit::encode(&event)?)),
+            headers: Vec::new(),
+        };
+        Ok((record, event))
+    }
+
     fn rejected(
         &self,
         consumed: &Consumed,

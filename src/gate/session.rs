@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::decode::decode_intent;
+use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{Task, restore};
 use super::{GateError, GateOptions};
@@ -42,9 +43,16 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
         audit_schema = ids.audit,
         "output schemas registered"
     );
+    let mut watch = PolicyWatch::new(
+        opts.policy_path.clone(),
+        opts.reload.clone(),
+        opts.policy.clone(),
+        opts.policy_text.clone(),
+    );
     let mut backoff = Duration::from_millis(200);
     loop {
-        let result = Session::start(&opts, &registry, ids, &rt).and_then(|mut s| s.run(&shutdown));
+        let result = Session::start(&opts, &registry, ids, &rt, &mut watch)
+            .and_then(|mut s| s.run(&shutdown));
         match result {
             Ok(()) => return Ok(()),
             Err(e @ (GateError::Layout(_) | GateError::Encode(_))) => return Err(e),
@@ -132,6 +140,7 @@ struct Txn {
 
 struct Session<'a> {
     opts: &'a GateOptions,
+    watch: &'a mut PolicyWatch,
     registry: &'a Registry,
     rt: &'a Handle,
     ids: OutputSchemaIds,
@@ -154,6 +163,7 @@ impl<'a> Session<'a> {
         registry: &'a Registry,
         ids: OutputSchemaIds,
         rt: &'a Handle,
+        watch: &'a mut PolicyWatch,
     ) -> Result<Session<'a>, GateError> {
         let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
             .set("bootstrap.servers", &opts.brokers)
@@ -200,11 +210,12 @@ impl<'a> Session<'a> {
             group = %opts.group_id,
             gate = %opts.gate_id,
             partitions = partition_count,
-            policy_version = %opts.policy.version,
+            policy_version = %watch.current().version,
             "gate session started"
         );
         Ok(Session {
             opts,
+            watch,
             registry,
             rt,
             ids,
@@ -219,10 +230,17 @@ impl<'a> Session<'a> {
     fn run(&mut self, shutdown: &CancellationToken) -> Result<(), GateError> {
         loop {
             if shutdown.is_cancelled() {
+                self.announce(
+                    "GATE_STOPPED",
+                    &serde_json::json!({"gate_id": self.opts.gate_id}),
+                )?;
                 self.commit()?;
                 info!("gate shutting down: transaction committed, leaving the group");
                 self.consumer.unsubscribe();
                 return Ok(());
+            }
+            if let Some(change) = self.watch.poll() {
+                self.on_policy_change(change)?;
             }
             let polled = self
                 .consumer
@@ -278,7 +296,7 @@ impl<'a> Session<'a> {
                 &self.opts.topics.audit,
                 c.partition,
                 self.opts.restore_timeout,
-                self.opts.policy.limits.replay_window,
+                self.watch.current().limits.replay_window,
             )?;
             self.tasks.insert(c.partition, task);
         }
@@ -307,6 +325,25 @@ impl<'a> Session<'a> {
                 Err(e) => return Err(e.into()),
             }
         };
+        let policy = self.watch.current().clone();
+        let stale_policy = self
+            .tasks
+            .get(&c.partition)
+            .map(|t| t.policy_version.clone())
+            .filter(|v| *v != policy.version);
+        if let Some(from) = stale_policy {
+            // The chain attests under which policy its decisions are made.
+            let diff = self
+                .watch
+                .text_of(&from)
+                .zip(self.watch.text_of(&policy.version))
+                .map(|(old, new)| line_diff(old, new));
+            let detail = serde_json::json!({
+                "from": from, "to": policy.version, "diff": diff,
+                "products": policy.products.len(), "integrations": policy.integrations.len(),
+            });
+            self.governance(c.partition, "POLICY_APPLIED", &detail)?;
+        }
         let Some(task) = self.tasks.get_mut(&c.partition) else {
             return Ok(());
         };
@@ -324,17 +361,17 @@ impl<'a> Session<'a> {
             value: c.value.as_deref().unwrap_or_default(),
             signature,
         };
-        let decision = decide(&envelope, &task.state, &self.opts.policy, now_ms());
+        let decision = decide(&envelope, &task.state, &policy, now_ms());
         let writer = Writer {
             topics: &self.opts.topics,
             ids: self.ids,
             gate_id: &self.opts.gate_id,
         };
         let outputs = writer.outputs(&c, decoded.as_ref().ok(), &decision, &task.chain)?;
-        task.state
-            .record(&decision, self.opts.policy.limits.replay_window);
+        task.state.record(&decision, policy.limits.replay_window);
         task.chain.next_seq = outputs.audit.seq + 1;
         task.chain.hash = outputs.audit.hash.clone();
+        task.links_since_checkpoint += 1;
         task.last_decided_offset = c.offset;
         debug!(
             outcome = decision.outcome.as_str(),
@@ -342,23 +379,14 @@ impl<'a> Session<'a> {
             version = decision.version,
             "decided"
         );
-        if self.txn.is_none() {
-            self.producer.begin_transaction()?;
-            self.txn = Some(Txn {
-                started: Instant::now(),
-                intents: 0,
-                first: BTreeMap::new(),
-                next: BTreeMap::new(),
-            });
-        }
+        self.ensure_txn()?;
         for r in &outputs.records {
             self.send(r)?;
         }
         self.note(c.partition, c.offset)
     }
 
-    /// Records that `offset` of `partition` is decided in the open transaction.
-    fn note(&mut self, partition: i32, offset: i64) -> Result<(), GateError> {
+    fn ensure_txn(&mut self) -> Result<(), GateError> {
         if self.txn.is_none() {
             self.producer.begin_transaction()?;
             self.txn = Some(Txn {
@@ -368,9 +396,113 @@ impl<'a> Session<'a> {
                 next: BTreeMap::new(),
             });
         }
+        Ok(())
+    }
+
+    /// Appends a governance event to one partition's chain inside the open transaction.
+    fn governance(
+        &mut self,
+        partition: i32,
+        event_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(), GateError> {
+        let version = self.watch.current().version.clone();
+        let Some(task) = self.tasks.get_mut(&partition) else {
+            return Ok(());
+        };
+        let writer = Writer {
+            topics: &self.opts.topics,
+            ids: self.ids,
+            gate_id: &self.opts.gate_id,
+        };
+        let (record, event) = writer.governance(
+            partition,
+            &task.chain,
+            event_type,
+            detail,
+            &version,
+            now_ms(),
+        )?;
+        task.chain.next_seq = event.seq + 1;
+        task.chain.hash = event.hash;
+        task.policy_version = version;
+        task.links_since_checkpoint += 1;
+        debug!(partition, event_type, "governance event");
+        self.ensure_txn()?;
+        if let Some(t) = self.txn.as_mut() {
+            // A transaction holding only governance events still rewinds correctly on abort:
+            // the affected tasks are forgotten and restored from the committed log.
+            t.first.entry(partition).or_insert(-1);
+        }
+        self.send(&record)
+    }
+
+    /// Appends a signed checkpoint to every chain of the open transaction that is due one.
+    fn checkpoints(&mut self) -> Result<(), GateError> {
+        let Some((key_id, key)) = self.opts.audit_key.clone() else {
+            return Ok(());
+        };
+        let Some(txn) = &self.txn else {
+            return Ok(());
+        };
+        let due: Vec<(i32, i64, String)> = txn
+            .first
+            .keys()
+            .filter_map(|p| {
+                let t = self.tasks.get(p)?;
+                let old = t
+                    .last_checkpoint
+                    .is_none_or(|at| at.elapsed() >= self.opts.checkpoint_interval);
+                let due = t.links_since_checkpoint >= self.opts.checkpoint_every
+                    || (t.links_since_checkpoint > 0 && old);
+                due.then(|| (*p, t.chain.next_seq - 1, t.chain.hash.clone()))
+            })
+            .collect();
+        for (p, seq, hash) in due {
+            let cp = crate::audit::checkpoint::Checkpoint::sign(&key_id, &key, p, seq, &hash);
+            let detail = serde_json::to_value(&cp).unwrap_or_default();
+            self.governance(p, crate::audit::checkpoint::CHECKPOINT, &detail)?;
+            if let Some(t) = self.tasks.get_mut(&p) {
+                t.links_since_checkpoint = 0;
+                t.last_checkpoint = Some(Instant::now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the same governance event into every chain this instance holds.
+    fn announce(&mut self, event_type: &str, detail: &serde_json::Value) -> Result<(), GateError> {
+        let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+        for p in partitions {
+            self.governance(p, event_type, detail)?;
+        }
+        Ok(())
+    }
+
+    fn on_policy_change(&mut self, change: Reload) -> Result<(), GateError> {
+        // Decisions so far were made (and stamped) under the old policy: commit them first.
+        self.commit()?;
+        match change {
+            Reload::Loaded { from, to, diff } => self.announce(
+                "POLICY_LOADED",
+                &serde_json::json!({"from": from, "to": to, "diff": diff}),
+            ),
+            Reload::Refused { kept, error } => self.announce(
+                "POLICY_REFUSED",
+                &serde_json::json!({"kept": kept, "error": error}),
+            ),
+        }
+    }
+
+    /// Records that `offset` of `partition` is decided in the open transaction.
+    fn note(&mut self, partition: i32, offset: i64) -> Result<(), GateError> {
+        self.ensure_txn()?;
         if let Some(t) = self.txn.as_mut() {
             t.intents += 1;
-            t.first.entry(partition).or_insert(offset);
+            let first = t.first.entry(partition).or_insert(offset);
+            if *first < 0 {
+                *first = offset;
+            }
             t.next.insert(partition, offset + 1);
         }
         Ok(())
@@ -409,6 +541,7 @@ impl<'a> Session<'a> {
     /// Commits the open transaction with its offsets. Abortable failures abort and rewind;
     /// fatal ones end the session.
     fn commit(&mut self) -> Result<(), GateError> {
+        self.checkpoints()?;
         let Some(txn) = &self.txn else {
             return Ok(());
         };
@@ -466,7 +599,7 @@ impl<'a> Session<'a> {
             .collect();
         for (p, first) in txn.first {
             self.tasks.remove(&p);
-            if assigned.contains(&p) {
+            if assigned.contains(&p) && first >= 0 {
                 self.seek_to(p, first)?;
             }
         }

@@ -39,6 +39,12 @@ pub struct Task {
     pub chain: ChainHead,
     /// Highest intent offset with a committed decision (-1 if none).
     pub last_decided_offset: i64,
+    /// Policy version of the chain's last link ("" for an empty chain).
+    pub policy_version: String,
+    /// Links written since the last signed checkpoint.
+    pub links_since_checkpoint: u64,
+    /// When the last checkpoint was written by this instance.
+    pub last_checkpoint: Option<std::time::Instant>,
 }
 
 /// Why a task could not be restored.
@@ -93,6 +99,7 @@ impl Task {
             next_seq: event.seq + 1,
             hash: event.hash.clone(),
         };
+        self.policy_version = event.policy_version.clone();
     }
 }
 

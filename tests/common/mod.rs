@@ -107,6 +107,14 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
             "BUCKET_POLICY",
             concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
         )
+        .env(
+            "BUCKET_AUDIT_KEY_FILE",
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/deploy/demo/keys/gate.audit1.ed25519"
+            ),
+        )
+        .env("BUCKET_CHECKPOINT_EVERY", "200")
         .env("RUST_LOG", "info,bhiv_bucket=debug,rdkafka=warn")
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err));

@@ -1,0 +1,197 @@
+//! `bucket audit verify`: reads `bucket.audit` (read_committed) to its end, verifies every
+//! chain and checkpoint, and checks completeness against `bucket.intents`: every intent below
+//! the gate group's committed offset has exactly one decision.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+use super::verifier::{PartitionHead, Report, Verifier};
+use crate::core::signature::VerifyKey;
+
+/// What to verify.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Audit topic.
+    pub audit_topic: String,
+    /// Intents topic (completeness); None skips completeness.
+    pub intents_topic: Option<String>,
+    /// Gate consumer group whose committed offsets bound completeness.
+    pub gate_group: String,
+    /// Trusted gate audit keys (id → public key).
+    pub keys: BTreeMap<String, VerifyKey>,
+    /// Trusted heads to resume from (per audit partition).
+    pub resume: BTreeMap<i32, PartitionHead>,
+    /// Show a progress bar.
+    pub progress: bool,
+}
+
+/// Kafka trouble while verifying (not a verdict on the log).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Kafka failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
+fn reader(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
+    ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bucket-audit-verify")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "20971520")
+        .create_with_context(crate::EofQuietContext)
+}
+
+/// Reads `topic` from the given start offsets to the end, calling `f` for each record.
+fn read_to_end(
+    brokers: &str,
+    topic: &str,
+    starts: &BTreeMap<i32, i64>,
+    stop_before: Option<&BTreeMap<i32, i64>>,
+    mut f: impl FnMut(i32, i64, Option<&[u8]>),
+) -> Result<(), KafkaError> {
+    let consumer = reader(brokers)?;
+    let mut tpl = TopicPartitionList::new();
+    let mut pending: HashSet<i32> = HashSet::new();
+    for (p, start) in starts {
+        let limit = stop_before.and_then(|s| s.get(p)).copied();
+        if limit.is_some_and(|l| l <= *start) {
+            continue;
+        }
+        tpl.add_partition_offset(topic, *p, Offset::Offset(*start))?;
+        pending.insert(*p);
+    }
+    if pending.is_empty() {
+        return Ok(());
+    }
+    consumer.assign(&tpl)?;
+    while !pending.is_empty() {
+        match consumer.poll(Duration::from_millis(500)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => return Err(e),
+            Some(Ok(m)) => {
+                let (p, o) = (m.partition(), m.offset());
+                if let Some(limit) = stop_before.and_then(|s| s.get(&p))
+                    && o >= *limit
+                {
+                    pending.remove(&p);
+                    let mut one = TopicPartitionList::new();
+                    one.add_partition(topic, p);
+                    consumer.pause(&one)?;
+                    continue;
+                }
+                f(p, o, m.payload());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn partitions(brokers: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
+    let consumer = reader(brokers)?;
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut out = Vec::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+            out.push((p.id(), low, high));
+        }
+    }
+    Ok(out)
+}
+
+/// Verifies the audit log; the report lists every problem with its partition and offset.
+pub fn verify(o: &VerifyOptions) -> Result<Report, VerifyError> {
+    let audit_parts = partitions(&o.brokers, &o.audit_topic)?;
+    let total: i64 = audit_parts.iter().map(|(_, l, h)| h - l).sum();
+    let bar = if o.progress {
+        let b = ProgressBar::new(total.max(0) as u64);
+        b.set_style(
+            ProgressStyle::with_template(
+                "verifying audit {bar:40} {pos}/{len} records ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        ProgressBar::hidden()
+    };
+    let mut verifier = Verifier::new(o.keys.clone(), o.resume.clone());
+    let starts: BTreeMap<i32, i64> = audit_parts
+        .iter()
+        .map(|(p, low, _)| {
+            let resume = o.resume.get(p).map(|h| h.next_offset);
+            (*p, resume.unwrap_or(*low).max(*low))
+        })
+        .collect();
+    read_to_end(&o.brokers, &o.audit_topic, &starts, None, |p, off, v| {
+        verifier.feed(p, off, v);
+        bar.inc(1);
+    })?;
+    bar.finish_and_clear();
+    if let Some(intents) = &o.intents_topic {
+        let committed = committed_offsets(&o.brokers, &o.gate_group, intents)?;
+        let intent_parts = partitions(&o.brokers, intents)?;
+        let starts: BTreeMap<i32, i64> = intent_parts
+            .iter()
+            .map(|(p, low, _)| {
+                let floor = o.resume.get(p).map_or(-1, |h| h.max_source_offset);
+                (*p, (floor + 1).max(*low))
+            })
+            .collect();
+        let mut offsets: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
+        read_to_end(
+            &o.brokers,
+            intents,
+            &starts,
+            Some(&committed),
+            |p, off, _| {
+                offsets.entry(p).or_default().push(off);
+            },
+        )?;
+        for (p, list) in offsets {
+            verifier.expect_decided(p, list);
+        }
+    }
+    Ok(verifier.finish())
+}
+
+fn committed_offsets(
+    brokers: &str,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, KafkaError> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    for (p, _, _) in partitions(brokers, topic)? {
+        tpl.add_partition(topic, p);
+    }
+    let c = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+    Ok(c.elements()
+        .iter()
+        .map(|e| {
+            let o = match e.offset() {
+                Offset::Offset(o) => o,
+                _ => 0,
+            };
+            (e.partition(), o)
+        })
+        .collect())
+}
