@@ -13,7 +13,10 @@
 //! A crash or rebalance between 3 and 4 re-delivers the batch; the idempotent insert makes that
 //! safe. On shutdown the current batch is flushed and committed, then the group is left.
 
+pub mod audit_index;
 pub mod postgres;
+pub mod purge;
+pub mod reconcile;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

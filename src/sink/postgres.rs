@@ -19,10 +19,16 @@ use crate::core::Operation;
 use crate::wire::accepted::{self, AcceptedArtifact};
 
 /// The SQL migrations, in order, embedded so the binary carries its own schema.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_artifacts",
-    include_str!("../../migrations/0001_artifacts.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_artifacts",
+        include_str!("../../migrations/0001_artifacts.sql"),
+    ),
+    (
+        "0002_audit_retention",
+        include_str!("../../migrations/0002_audit_retention.sql"),
+    ),
+];
 
 /// Advisory lock key serialising concurrent `migrate` calls on one database ("bucketmg").
 const MIGRATION_LOCK_KEY: i64 = 0x6275_636b_6574_6d67;
@@ -150,7 +156,7 @@ pub struct StoredVersion {
 
 /// A connection to the artifact database; owns its connection task.
 pub struct Store {
-    client: Client,
+    pub(super) client: Client,
     connection: JoinHandle<()>,
 }
 
