@@ -13,7 +13,7 @@ use bhiv_bucket::core::Policy;
 use bhiv_bucket::gate::{GateOptions, TopicNames};
 use bhiv_bucket::produce::{IntentLine, IntentProducer, Planned};
 use bhiv_bucket::registry::Registry;
-use bhiv_bucket::sink::{SinkOptions, Store, audit_index, purge, reconcile};
+use bhiv_bucket::sink::{FsStore, SinkOptions, Store, audit_index, purge, reconcile};
 use bhiv_bucket::topics::{self, TopicStatus};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -153,6 +153,18 @@ struct SinkRunArgs {
     /// Most records per database transaction.
     #[arg(long, env = "BUCKET_SINK_BATCH_MAX", default_value_t = 500)]
     batch_max: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args, Clone)]
+struct BackendArgs {
+    /// Storage backend: pg (PostgreSQL) or fs (local directory, laptop demo).
+    #[arg(long, env = "BUCKET_SINK_BACKEND", default_value = "pg", value_parser = ["pg", "fs"])]
+    backend: String,
+    /// Data directory of the fs backend.
+    #[arg(long, env = "BUCKET_DATA_DIR", default_value = ".stack/data/bucket-fs")]
+    data_dir: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -206,6 +218,8 @@ enum SinkCmd {
         topics: TopicArgs,
         #[command(flatten)]
         pg: PgArgs,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// JSON report on stdout.
         #[arg(long)]
         json: bool,
@@ -579,17 +593,26 @@ async fn sink(
             kafka,
             topics,
             pg,
+            backend,
             json,
             timeout_secs,
         }) => {
             let topic = TopicNames::with_suffix(&topics.topic_suffix).accepted;
-            let store = Store::connect(&pg.pg_url).await?;
             let (brokers, t) = (kafka.brokers.clone(), topic.clone());
             let topic_side = tokio::task::spawn_blocking(move || {
                 reconcile::read_topic(&brokers, &t, Duration::from_secs(timeout_secs))
             })
             .await??;
-            let storage_side = store.storage_side(&topic).await?;
+            let storage_side = if backend.backend == "fs" {
+                let store = FsStore::open(&backend.data_dir)?;
+                let t = topic.clone();
+                tokio::task::spawn_blocking(move || store.storage_side(&t)).await??
+            } else {
+                Store::connect(&pg.pg_url)
+                    .await?
+                    .storage_side(&topic)
+                    .await?
+            };
             let report = reconcile::diff(&topic_side, &storage_side);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -618,6 +641,18 @@ async fn sink(
 }
 
 async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCode> {
+    if a.backend.backend == "fs" {
+        let names = TopicNames::with_suffix(&a.topics.topic_suffix);
+        let mut opts = SinkOptions::new(a.kafka.brokers, a.group, "");
+        opts.topic = names.accepted;
+        opts.batch_max = a.batch_max;
+        let store = FsStore::open(&a.backend.data_dir)
+            .with_context(|| format!("opening {}", a.backend.data_dir.display()))?;
+        info!(data_dir = %a.backend.data_dir.display(), "fs backend (no audit index, no read API)");
+        let shutdown = shutdown_on_signals(rt);
+        bhiv_bucket::sink::run_with(store, opts, shutdown).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
     if a.migrate {
         let mut store = Store::connect(&a.pg.pg_url).await?;
         let applied = store.migrate().await?;

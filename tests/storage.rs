@@ -331,3 +331,75 @@ async fn sink_role_cannot_rewrite_history_and_purge_respects_window_and_holds() 
         "42501"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fs_backend_survives_kill9_and_reconciles_with_the_topic() {
+    use futures::StreamExt;
+    let sfx = suffix();
+    let topics = create_topics(&sfx, PARTITIONS).await;
+    let gate_group = format!("gate{sfx}");
+    let _gate = spawn_gate(&sfx, &gate_group, "g1");
+    let registry = registry();
+    let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+        .await
+        .unwrap();
+    let records = unique_workload(&producer, 3_000);
+    let _: Vec<()> = futures::stream::iter(records)
+        .map(|(key, value)| {
+            let producer = &producer;
+            async move {
+                producer
+                    .send_raw(key.as_deref(), value.as_deref(), &[])
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(500)
+        .collect()
+        .await;
+    wait_all_decided(&gate_group, &topics, PARTITIONS, Duration::from_secs(180));
+
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().to_str().unwrap().to_string();
+    let group = format!("sink{sfx}");
+    let args = [
+        "sink",
+        "--backend",
+        "fs",
+        "--data-dir",
+        &dir,
+        "--group",
+        &group,
+        "--batch-max",
+        "25",
+    ];
+    let env = [("BUCKET_TOPIC_SUFFIX", sfx.clone())];
+    let mut sink = spawn(&format!("sinkfs{sfx}-1"), &args, &env);
+    let index = data.path().join("index");
+    wait_until(Duration::from_secs(60), "first fs writes", || {
+        std::fs::read_dir(&index).is_ok_and(|mut d| d.next().is_some())
+    });
+    sink.kill9();
+    let _sink = spawn(&format!("sinkfs{sfx}-2"), &args[..7], &env);
+    let reconcile_fs = || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_bucket"))
+            .args(["sink", "reconcile", "--backend", "fs", "--data-dir", &dir])
+            .env("BUCKET_BROKERS", brokers())
+            .env("BUCKET_TOPIC_SUFFIX", &sfx)
+            .output()
+            .unwrap()
+    };
+    let start = Instant::now();
+    let mut out = reconcile_fs();
+    while !out.status.success() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(500));
+        out = reconcile_fs();
+    }
+    let report = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{report}");
+    assert!(
+        out.status.success(),
+        "fs storage differs from the topic:\n{report}"
+    );
+    assert!(report.contains(", 0 differences"), "{report}");
+}

@@ -75,6 +75,9 @@ pub enum StoreError {
         /// Database error.
         source: tokio_postgres::Error,
     },
+    /// The filesystem backend failed (disk full, permissions, ...).
+    #[error("filesystem: {0}")]
+    Fs(#[from] std::io::Error),
     /// A stored row does not read back as an artifact version (hand-edited database?).
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
