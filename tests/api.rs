@@ -226,8 +226,9 @@ async fn sixteen_mib_round_trips_byte_for_byte_and_tokens_are_scoped_to_a_produc
 
 /// The venv with Schemathesis, created on first use (idempotent).
 fn schemathesis() -> std::path::PathBuf {
-    let home = std::env::var("HOME").unwrap();
-    let venv = std::path::Path::new(&home).join(".cache/bhiv-bucket/venv");
+    let cache = std::env::var("BUCKET_CACHE_DIR")
+        .unwrap_or_else(|_| format!("{}/.cache/bhiv-bucket", std::env::var("HOME").unwrap()));
+    let venv = std::path::Path::new(&cache).join("venv");
     let st = venv.join("bin/st");
     if !st.exists() {
         let ok = std::process::Command::new("python3")
