@@ -300,6 +300,7 @@ async fn schemathesis_finds_no_server_error() {
             .args(["--checks", "not_a_server_error"])
             .args(["-H", &format!("Authorization: Bearer {TOKEN_A}")])
             .args(["--max-examples", "40", "--max-time", "40", "--no-color"])
+            .args(["--generation-database", "none"])
             .args(["--phases", "examples,coverage,fuzzing"])
             .arg("--report-dir")
             .arg(report_dir)
