@@ -305,6 +305,7 @@ async fn schemathesis_finds_no_server_error() {
             .arg("--report-dir")
             .arg(report_dir)
             .env("NO_COLOR", "1")
+            .current_dir(env!("CARGO_TARGET_TMPDIR"))
             .output()
             .unwrap()
     })
