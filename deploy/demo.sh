@@ -12,7 +12,7 @@ BIN="$ROOT/target/release/bucket"
 step() { printf '\n==> %s\n' "$*"; }
 
 stop_services() {
-  for svc in gate sink; do
+  for svc in gate sink api; do
     if [[ -s "$RUN/$svc.pid" ]] && kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null; then
       kill -TERM "$(cat "$RUN/$svc.pid")" || true
       for _ in $(seq 1 100); do kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null || break; sleep 0.1; done
@@ -59,6 +59,12 @@ step "verify the audit log (chains, signed checkpoints, completeness against buc
 sleep 3
 "$BIN" audit verify --policy deploy/policy.toml || true
 
+step "read API (bucket api on 127.0.0.1:8088, demo tokens from deploy/api-tokens.toml)"
+setsid nohup "$BIN" api >"$RUN/api.log" 2>&1 < /dev/null &
+echo $! >"$RUN/api.pid"
+for _ in $(seq 1 50); do curl -fs http://127.0.0.1:8088/healthz >/dev/null 2>&1 && break; sleep 0.1; done
+curl -s -H "Authorization: Bearer demo-ai-assistant-token" http://127.0.0.1:8088/v1/products/ai_assistant/usage; echo
+
 step "stored artifact versions (PostgreSQL, table artifact_versions)"
 sleep 1
 PGPASSWORD="$BUCKET_PG_PASSWORD" psql -h "$BUCKET_HOST" -p "$BUCKET_PG_PORT" -U "$BUCKET_PG_USER" "$BUCKET_PG_DB" \
@@ -71,7 +77,8 @@ Where to look:
   rejected originals   topic bucket.rejected   (reason in bucket.errors.* headers)
   audit chain          topic bucket.audit      ($BIN audit tail --from-beginning --json)
   verify the log       $BIN audit verify
-  gate / sink logs     $RUN/gate.log, $RUN/sink.log
+  read API             http://127.0.0.1:8088 (docs/api.md; token demo-ai-assistant-token)
+  gate / sink / api    $RUN/gate.log, $RUN/sink.log, $RUN/api.log
   stack logs           $BUCKET_LOG_DIR
   stop                 deploy/demo.sh stop && deploy/local/down.sh
 TXT

@@ -41,5 +41,13 @@ step "topics and schemas as code against the live stack"
 target/debug/bucket topics apply --profile local
 target/debug/bucket schemas apply
 
+step "Schemathesis venv (~/.cache/bhiv-bucket/venv, created once; used by tests/api.rs)"
+VENV="${BUCKET_CACHE_DIR:-$HOME/.cache/bhiv-bucket}/venv"
+if [[ ! -x "$VENV/bin/st" ]]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q schemathesis
+fi
+"$VENV/bin/st" --version
+
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --all-targets --locked -- --test-threads 4

@@ -15,8 +15,12 @@
 //! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
-//!   and writes versions idempotently to PostgreSQL before committing offsets.
+//!   and writes versions idempotently to PostgreSQL before committing offsets; also indexes
+//!   `bucket.audit` into `audit_decisions`, runs retention (`purge`) and `reconcile`.
+//! - [`api`]: the read API over HTTP (`bucket api`): artifacts, history, decisions, usage, with
+//!   product-scoped bearer tokens; serves `docs/openapi.json`.
 
+pub mod api;
 pub mod audit;
 pub mod core;
 pub mod gate;

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bhiv_bucket::api::{ApiState, Reader, Tokens};
 use bhiv_bucket::audit::tail::{TailOptions, tail};
 use bhiv_bucket::core::Policy;
 use bhiv_bucket::gate::{GateOptions, TopicNames};
 use bhiv_bucket::produce::{IntentLine, IntentProducer, Planned};
 use bhiv_bucket::registry::Registry;
-use bhiv_bucket::sink::{SinkOptions, Store};
+use bhiv_bucket::sink::{FsStore, SinkOptions, Store, audit_index, purge, reconcile};
 use bhiv_bucket::topics::{self, TopicStatus};
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
@@ -63,8 +64,11 @@ struct TopicArgs {
 enum Command {
     /// Run the governance gate (consumer group on bucket.intents).
     Gate(GateArgs),
-    /// Run the storage sink (bucket.accepted → PostgreSQL).
+    /// Storage sink (bucket.accepted → PostgreSQL) and its jobs: run (default), migrate, purge,
+    /// hold, reconcile.
     Sink(SinkArgs),
+    /// Read API over HTTP (artifacts, history, decisions, usage; product-scoped tokens).
+    Api(ApiArgs),
     /// Topics as code.
     #[command(subcommand)]
     Topics(TopicsCmd),
@@ -145,25 +149,144 @@ struct GateArgs {
     checkpoint_interval_s: u64,
 }
 
-#[derive(Args)]
-struct SinkArgs {
-    #[command(flatten)]
-    kafka: KafkaArgs,
-    #[command(flatten)]
-    topics: TopicArgs,
-    /// PostgreSQL URL (the bucket_sink role in production).
+#[derive(Args, Clone)]
+struct PgArgs {
+    /// PostgreSQL URL (the bucket_sink role in production; owner for --migrate).
     #[arg(
         long,
         env = "BUCKET_PG_URL",
         default_value = "postgres://bucket:bucket@127.0.0.1:5432/bucket"
     )]
     pg_url: String,
-    /// Consumer group of the sink.
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct SinkArgs {
+    #[command(flatten)]
+    run: SinkRunArgs,
+    #[command(subcommand)]
+    cmd: Option<SinkCmd>,
+}
+
+#[derive(Args)]
+struct SinkRunArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    topics: TopicArgs,
+    #[command(flatten)]
+    pg: PgArgs,
+    /// Consumer group of the sink (the audit indexer uses `<group>.audit`).
     #[arg(long, env = "BUCKET_SINK_GROUP", default_value = "bucket-sink")]
     group: String,
     /// Apply database migrations before starting (needs the owner role).
     #[arg(long)]
     migrate: bool,
+    /// Do not index bucket.audit into audit_decisions (another sink does it).
+    #[arg(long, env = "BUCKET_SINK_NO_AUDIT_INDEX")]
+    no_audit_index: bool,
+    /// Most records per database transaction.
+    #[arg(long, env = "BUCKET_SINK_BATCH_MAX", default_value_t = 500)]
+    batch_max: usize,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+#[derive(Args, Clone)]
+struct BackendArgs {
+    /// Storage backend: pg (PostgreSQL) or fs (local directory, laptop demo).
+    #[arg(long, env = "BUCKET_SINK_BACKEND", default_value = "pg", value_parser = ["pg", "fs"])]
+    backend: String,
+    /// Data directory of the fs backend.
+    #[arg(long, env = "BUCKET_DATA_DIR", default_value = ".stack/data/bucket-fs")]
+    data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum SinkCmd {
+    /// Run the sink (same as `bucket sink` with no subcommand).
+    Run(SinkRunArgs),
+    /// Apply the database migrations (owner role) and exit.
+    Migrate {
+        #[command(flatten)]
+        pg: PgArgs,
+    },
+    /// Purge prior versions and tombstones older than the window, except under legal hold.
+    Purge {
+        /// PostgreSQL URL of a role allowed to purge (bucket_purger or the owner).
+        #[arg(
+            long,
+            env = "BUCKET_PURGE_PG_URL",
+            default_value = "postgres://bucket_purger:bucket_purger@127.0.0.1:5432/bucket"
+        )]
+        pg_url: String,
+        /// Retention window: 90d, 12h, 30m, 45s.
+        #[arg(long, env = "BUCKET_RETENTION_WINDOW", default_value = "90d")]
+        window: String,
+        /// Count and record only; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Place (or with --lift, remove) a legal hold on a product or one artifact (owner role).
+    Hold {
+        #[command(flatten)]
+        pg: PgArgs,
+        /// Product.
+        #[arg(long)]
+        product: String,
+        /// One artifact (default: the whole product).
+        #[arg(long)]
+        artifact: Option<String>,
+        /// Why (kept with the hold).
+        #[arg(long, default_value = "legal hold")]
+        reason: String,
+        /// Remove the hold instead.
+        #[arg(long)]
+        lift: bool,
+    },
+    /// Compare storage with bucket.accepted (read_committed, from the beginning); exit 1 on any
+    /// difference.
+    Reconcile {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+        #[command(flatten)]
+        pg: PgArgs,
+        #[command(flatten)]
+        backend: BackendArgs,
+        /// JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+        /// Longest time to read the topic to its end, seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_secs: u64,
+    },
+}
+
+#[derive(Args)]
+struct ApiArgs {
+    /// Address to listen on.
+    #[arg(long, env = "BUCKET_API_LISTEN", default_value = "127.0.0.1:8088")]
+    listen: std::net::SocketAddr,
+    /// PostgreSQL URL (the read-only bucket_reader role).
+    #[arg(
+        long,
+        env = "BUCKET_API_PG_URL",
+        default_value = "postgres://bucket_reader:bucket_reader@127.0.0.1:5432/bucket"
+    )]
+    pg_url: String,
+    /// Tokens file (SHA-256 hashes of product-scoped bearer tokens).
+    #[arg(
+        long,
+        env = "BUCKET_API_TOKENS",
+        default_value = "deploy/api-tokens.toml"
+    )]
+    tokens: PathBuf,
+    /// Print the SHA-256 line for a token (to add to the tokens file) and exit.
+    #[arg(long, value_name = "TOKEN")]
+    hash_token: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -418,18 +541,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sink(a) => rt.block_on(async {
-            if a.migrate {
-                let mut store = Store::connect(&a.pg_url).await?;
-                let applied = store.migrate().await?;
-                info!(applied, "database migrations applied");
-            }
-            let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg_url);
-            opts.topic = TopicNames::with_suffix(&a.topics.topic_suffix).accepted;
-            let shutdown = shutdown_on_signals(&rt);
-            bhiv_bucket::sink::run(opts, shutdown).await?;
-            Ok(ExitCode::SUCCESS)
-        }),
+        Command::Sink(SinkArgs { run: a, cmd }) => rt.block_on(sink(&rt, a, cmd)),
+        Command::Api(a) => rt.block_on(api(&rt, a)),
         Command::Topics(TopicsCmd::Apply {
             kafka,
             topics: suffix,
@@ -615,6 +728,191 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+async fn sink(
+    rt: &tokio::runtime::Runtime,
+    a: SinkRunArgs,
+    cmd: Option<SinkCmd>,
+) -> Result<ExitCode> {
+    match cmd {
+        None => sink_run(rt, a).await,
+        Some(SinkCmd::Run(a)) => sink_run(rt, a).await,
+        Some(SinkCmd::Migrate { pg }) => {
+            let mut store = Store::connect(&pg.pg_url).await?;
+            let applied = store.migrate().await?;
+            println!("applied {applied} migration(s)");
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(SinkCmd::Purge {
+            pg_url,
+            window,
+            dry_run,
+        }) => {
+            let window = purge::parse_window(&window).map_err(anyhow::Error::msg)?;
+            let store = Store::connect(&pg_url).await?;
+            let report = store.purge(window, dry_run).await?;
+            println!(
+                "purge run {}{}: cutoff {} ms, window {} s: purged {} versions and {} tombstones \
+                 ({} bytes); {} eligible versions kept under legal hold",
+                report.run_id,
+                if report.dry_run { " (dry run)" } else { "" },
+                report.cutoff_ms,
+                report.window_seconds,
+                report.purged_versions,
+                report.purged_tombstones,
+                report.purged_bytes,
+                report.held_versions
+            );
+            println!("audit event: {}", report.audit_event_json());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(SinkCmd::Hold {
+            pg,
+            product,
+            artifact,
+            reason,
+            lift,
+        }) => {
+            let store = Store::connect(&pg.pg_url).await?;
+            let what = match &artifact {
+                Some(a) => format!("{product}/{a}"),
+                None => format!("product {product}"),
+            };
+            if lift {
+                let existed = store.lift_hold(&product, artifact.as_deref()).await?;
+                println!(
+                    "legal hold on {what} {}",
+                    if existed { "lifted" } else { "did not exist" }
+                );
+            } else {
+                store
+                    .place_hold(&product, artifact.as_deref(), &reason)
+                    .await?;
+                println!("legal hold on {what} in place");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(SinkCmd::Reconcile {
+            kafka,
+            topics,
+            pg,
+            backend,
+            json,
+            timeout_secs,
+        }) => {
+            let topic = TopicNames::with_suffix(&topics.topic_suffix).accepted;
+            let (brokers, t) = (kafka.brokers.clone(), topic.clone());
+            let topic_side = tokio::task::spawn_blocking(move || {
+                reconcile::read_topic(&brokers, &t, Duration::from_secs(timeout_secs))
+            })
+            .await??;
+            let storage_side = if backend.backend == "fs" {
+                let store = FsStore::open(&backend.data_dir)?;
+                let t = topic.clone();
+                tokio::task::spawn_blocking(move || store.storage_side(&t)).await??
+            } else {
+                Store::connect(&pg.pg_url)
+                    .await?
+                    .storage_side(&topic)
+                    .await?
+            };
+            let report = reconcile::diff(&topic_side, &storage_side);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                for d in &report.differences {
+                    println!("DIFF {}", serde_json::to_string(d)?);
+                }
+                println!(
+                    "reconcile {topic}: {} records, {} versions on the topic, {} stored, {} purged, \
+                     {} quarantined, {} differences",
+                    report.topic_records,
+                    report.topic_versions,
+                    report.stored_versions,
+                    report.purged,
+                    report.quarantined,
+                    report.differences.len()
+                );
+            }
+            Ok(if report.differences.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCode> {
+    if a.backend.backend == "fs" {
+        let names = TopicNames::with_suffix(&a.topics.topic_suffix);
+        let mut opts = SinkOptions::new(a.kafka.brokers, a.group, "");
+        opts.topic = names.accepted;
+        opts.batch_max = a.batch_max;
+        let store = FsStore::open(&a.backend.data_dir)
+            .with_context(|| format!("opening {}", a.backend.data_dir.display()))?;
+        info!(data_dir = %a.backend.data_dir.display(), "fs backend (no audit index, no read API)");
+        let shutdown = shutdown_on_signals(rt);
+        bhiv_bucket::sink::run_with(store, opts, shutdown).await?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if a.migrate {
+        let mut store = Store::connect(&a.pg.pg_url).await?;
+        let applied = store.migrate().await?;
+        info!(applied, "database migrations applied");
+    }
+    let names = TopicNames::with_suffix(&a.topics.topic_suffix);
+    let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);
+    opts.topic = names.accepted;
+    opts.batch_max = a.batch_max;
+    let shutdown = shutdown_on_signals(rt);
+    let indexer = if a.no_audit_index {
+        None
+    } else {
+        let mut audit = opts.clone();
+        audit.topic = names.audit;
+        audit.group_id = format!("{}.audit", opts.group_id);
+        let stop = shutdown.clone();
+        Some(tokio::spawn(async move {
+            let r = audit_index::run(audit, stop.clone()).await;
+            if r.is_err() {
+                stop.cancel();
+            }
+            r
+        }))
+    };
+    let result = bhiv_bucket::sink::run(opts, shutdown.clone()).await;
+    shutdown.cancel();
+    if let Some(h) = indexer {
+        h.await.context("audit indexer task")??;
+    }
+    result?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn api(rt: &tokio::runtime::Runtime, a: ApiArgs) -> Result<ExitCode> {
+    if let Some(token) = a.hash_token {
+        println!("sha256 = \"{}\"", bhiv_bucket::api::hash_token(&token));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tokens = Tokens::load(&a.tokens)?;
+    if tokens.is_empty() {
+        bail!(
+            "tokens file {} has no tokens; every request would be refused",
+            a.tokens.display()
+        );
+    }
+    let reader = Reader::connect(&a.pg_url)
+        .await
+        .context("connecting the read API to PostgreSQL (is the schema migrated?)")?;
+    let state = ApiState {
+        reader,
+        tokens: Arc::new(tokens),
+    };
+    let shutdown = shutdown_on_signals(rt);
+    bhiv_bucket::api::serve(a.listen, state, shutdown, None).await?;
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn produce(a: ProduceArgs) -> Result<ExitCode> {

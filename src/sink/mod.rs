@@ -13,7 +13,11 @@
 //! A crash or rebalance between 3 and 4 re-delivers the batch; the idempotent insert makes that
 //! safe. On shutdown the current batch is flushed and committed, then the group is left.
 
+pub mod audit_index;
+pub mod fs;
 pub mod postgres;
+pub mod purge;
+pub mod reconcile;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,6 +31,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+pub use fs::FsStore;
 pub use postgres::{Accepted, BatchReport, Store, StoreError, StoredVersion, Undecodable};
 
 use crate::wire::accepted::decode_framed;
@@ -82,11 +87,18 @@ impl SinkOptions {
 
     /// Refuses options the sink cannot run with, before anything connects.
     pub fn validate(&self) -> Result<(), SinkError> {
+        if self.postgres_url.trim().is_empty() {
+            return Err(SinkError::Config("postgres_url must not be empty".into()));
+        }
+        self.validate_kafka()
+    }
+
+    /// The Kafka side of [`SinkOptions::validate`] (what every backend needs).
+    fn validate_kafka(&self) -> Result<(), SinkError> {
         let empty = [
             ("brokers", &self.brokers),
             ("group_id", &self.group_id),
             ("topic", &self.topic),
-            ("postgres_url", &self.postgres_url),
         ];
         if let Some((name, _)) = empty.iter().find(|(_, v)| v.trim().is_empty()) {
             return Err(SinkError::Config(format!("{name} must not be empty")));
@@ -134,10 +146,71 @@ impl SinkError {
     }
 }
 
-/// Runs the sink until `shutdown` is cancelled: consume, store durably, then commit offsets.
+/// Storage the sink loop writes to: PostgreSQL ([`PgSink`]) or the filesystem ([`FsStore`]).
+pub trait VersionStore: Send {
+    /// Stores a batch in one durable, idempotent step; Ok means offsets may be committed.
+    fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> impl std::future::Future<Output = Result<BatchReport, StoreError>> + Send;
+
+    /// Called before retrying a failed write (e.g. reconnect); a no-op when nothing to do.
+    fn recover(&mut self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// The PostgreSQL store with the URL it reconnects to.
+#[derive(Debug)]
+pub struct PgSink {
+    /// The connection.
+    pub store: Store,
+    /// Where to reconnect.
+    pub url: String,
+}
+
+impl VersionStore for PgSink {
+    async fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        self.store.write_batch(accepted, undecodable).await
+    }
+
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        if self.store.is_closed() {
+            self.store = Store::connect(&self.url).await?;
+            tracing::info!("reconnected to the database");
+        }
+        Ok(())
+    }
+}
+
+impl VersionStore for FsStore {
+    async fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        // Blocking file I/O with fsyncs: off the async workers when the runtime allows it.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.write_batch_blocking(accepted, undecodable))
+            }
+            _ => self.write_batch_blocking(accepted, undecodable),
+        }
+    }
+
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Runs the sink into PostgreSQL until `shutdown` is cancelled: consume, store durably, then
+/// commit offsets.
 pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), SinkError> {
     opts.validate()?;
-    let Some(mut store) = connect_until_up(&opts.postgres_url, &shutdown).await? else {
+    let Some(store) = connect_until_up(&opts.postgres_url, &shutdown).await? else {
         tracing::info!("sink shut down before the database was reachable");
         return Ok(());
     };
@@ -146,7 +219,17 @@ pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), S
             "database schema not ready ({e}); run the migrations as the owner role first"
         ))
     })?;
+    let url = opts.postgres_url.clone();
+    run_with(PgSink { store, url }, opts, shutdown).await
+}
 
+/// Runs the sink into any [`VersionStore`] (`opts.postgres_url` is ignored) until `shutdown`.
+pub async fn run_with<S: VersionStore>(
+    mut store: S,
+    opts: SinkOptions,
+    shutdown: CancellationToken,
+) -> Result<(), SinkError> {
+    opts.validate_kafka()?;
     let consumer: Arc<StreamConsumer> = Arc::new(consumer_config(&opts).create()?);
     consumer.subscribe(&[opts.topic.as_str()])?;
     tracing::info!(topic = %opts.topic, group = %opts.group_id, "sink consuming");
@@ -219,9 +302,9 @@ impl Batch {
 }
 
 /// The consume → store → commit loop.
-async fn consume(
+async fn consume<S: VersionStore>(
     consumer: &Arc<StreamConsumer>,
-    store: &mut Store,
+    store: &mut S,
     opts: &SinkOptions,
     shutdown: &CancellationToken,
 ) -> Result<(), SinkError> {
@@ -231,7 +314,7 @@ async fn consume(
     loop {
         let (batch, stop) = collect(consumer, opts, shutdown).await?;
         if batch.len() > 0 {
-            let report = write_durably(store, &batch, &opts.postgres_url, shutdown).await?;
+            let report = write_durably(store, &batch, shutdown).await?;
             tracing::debug!(
                 inserted = report.inserted,
                 replayed = report.replayed,
@@ -294,22 +377,17 @@ async fn collect(
 
 /// Writes the batch, retrying with backoff (and reconnecting) until the database takes it.
 /// Gives up only when shutdown is requested, without committing anything.
-async fn write_durably(
-    store: &mut Store,
+async fn write_durably<S: VersionStore>(
+    store: &mut S,
     batch: &Batch,
-    url: &str,
     shutdown: &CancellationToken,
 ) -> Result<BatchReport, SinkError> {
     let mut delay = RETRY_FIRST;
     let mut attempt: u32 = 1;
     loop {
-        let result = if store.is_closed() {
-            match Store::connect(url).await {
-                Ok(fresh) => {
-                    tracing::info!("reconnected to the database");
-                    *store = fresh;
-                    store.write_batch(&batch.accepted, &batch.undecodable).await
-                }
+        let result = if attempt > 1 {
+            match store.recover().await {
+                Ok(()) => store.write_batch(&batch.accepted, &batch.undecodable).await,
                 Err(e) => Err(e),
             }
         } else {

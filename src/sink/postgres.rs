@@ -19,10 +19,16 @@ use crate::core::Operation;
 use crate::wire::accepted::{self, AcceptedArtifact};
 
 /// The SQL migrations, in order, embedded so the binary carries its own schema.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_artifacts",
-    include_str!("../../migrations/0001_artifacts.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_artifacts",
+        include_str!("../../migrations/0001_artifacts.sql"),
+    ),
+    (
+        "0002_audit_retention",
+        include_str!("../../migrations/0002_audit_retention.sql"),
+    ),
+];
 
 /// Advisory lock key serialising concurrent `migrate` calls on one database ("bucketmg").
 const MIGRATION_LOCK_KEY: i64 = 0x6275_636b_6574_6d67;
@@ -69,6 +75,9 @@ pub enum StoreError {
         /// Database error.
         source: tokio_postgres::Error,
     },
+    /// The filesystem backend failed (disk full, permissions, ...).
+    #[error("filesystem: {0}")]
+    Fs(#[from] std::io::Error),
     /// A stored row does not read back as an artifact version (hand-edited database?).
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
@@ -150,7 +159,7 @@ pub struct StoredVersion {
 
 /// A connection to the artifact database; owns its connection task.
 pub struct Store {
-    client: Client,
+    pub(super) client: Client,
     connection: JoinHandle<()>,
 }
 

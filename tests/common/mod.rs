@@ -648,3 +648,40 @@ pub fn mixed_workload(
     }
     out
 }
+
+/// The same database URL with another role (e.g. `bucket_reader`, password = role name).
+pub fn url_as_role(url: &str, role: &str) -> String {
+    let (scheme, rest) = url.split_once("://").unwrap();
+    let (_, host) = rest.split_once('@').unwrap();
+    format!("{scheme}://{role}:{role}@{host}")
+}
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Starts `bucket api` on a free port against `pg_url` with the shipped demo tokens and waits
+/// until it answers; returns the process and its base URL.
+pub fn spawn_api(name: &str, pg_url: &str) -> (Proc, String) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let tokens = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/api-tokens.toml");
+    let mut p = spawn(
+        name,
+        &["api", "--listen", &listen, "--tokens", tokens],
+        &[("BUCKET_API_PG_URL", pg_url.to_string())],
+    );
+    let base = format!("http://{listen}");
+    wait_until(Duration::from_secs(30), "the read API to listen", || {
+        if let Ok(Some(status)) = p.child.try_wait() {
+            panic!("bucket api exited early: {status}; see its log");
+        }
+        std::net::TcpStream::connect(&listen).is_ok()
+    });
+    (p, base)
+}

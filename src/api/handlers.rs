@@ -1,0 +1,341 @@
+//! HTTP handlers: authorise the product, validate the input, read, shape the answer.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+
+use super::read::{DecisionView, ReadError, VersionView};
+use super::{ApiState, OPENAPI_JSON};
+
+/// Default and largest page size of list endpoints.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 1000;
+/// Longest artifact id the API looks up (longer ones cannot be stored).
+const MAX_ID_LEN: usize = 1024;
+
+/// An API failure and its HTTP status.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No valid bearer token.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
+    /// Nothing there, or not the token's product (indistinguishable on purpose).
+    #[error("{0}")]
+    NotFound(String),
+    /// The version is a tombstone: there is no content.
+    #[error("{0}")]
+    Gone(String),
+    /// A query parameter is out of range or malformed.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The database is unavailable.
+    #[error("storage unavailable")]
+    Unavailable(#[from] ReadError),
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: &'static str,
+    message: String,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = match &self {
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ApiError::Gone(_) => (StatusCode::GONE, "deleted"),
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::Unavailable(e) => {
+                tracing::warn!(error = %e, "api read failed");
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        };
+        let body = Json(ErrorBody {
+            error: code,
+            message: self.to_string(),
+        });
+        let mut response = (status, body).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"bucket\""),
+            );
+        }
+        response
+    }
+}
+
+/// `limit` and `cursor` of list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<i64>,
+    cursor: Option<String>,
+}
+
+impl Page {
+    fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit.unwrap_or(DEFAULT_LIMIT) {
+            n @ 1..=MAX_LIMIT => Ok(n),
+            n => Err(ApiError::BadRequest(format!(
+                "limit {n} out of range 1..={MAX_LIMIT}"
+            ))),
+        }
+    }
+}
+
+/// A page of versions, newest first.
+#[derive(Serialize)]
+struct VersionPage {
+    items: Vec<VersionView>,
+    next_cursor: Option<String>,
+}
+
+/// A page of decisions, oldest first.
+#[derive(Serialize)]
+struct DecisionPage {
+    items: Vec<DecisionView>,
+    next_cursor: Option<String>,
+}
+
+/// Checks the token and that it reads `product`, and that `artifact` is a possible id.
+fn authorize(
+    state: &ApiState,
+    headers: &HeaderMap,
+    product: &str,
+    artifact: Option<&str>,
+) -> Result<(), ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let principal = state
+        .tokens
+        .authenticate(auth)
+        .ok_or(ApiError::Unauthorized)?;
+    if principal.product != product {
+        tracing::info!(token = %principal.name, "token used for another product; answering 404");
+        return Err(ApiError::NotFound(format!("no product {product:?}")));
+    }
+    if let Some(a) = artifact
+        && (a.is_empty() || a.len() > MAX_ID_LEN || a.contains('\0'))
+    {
+        return Err(not_found(product, a));
+    }
+    Ok(())
+}
+
+fn not_found(product: &str, artifact: &str) -> ApiError {
+    ApiError::NotFound(format!("no artifact {product}/{artifact}"))
+}
+
+fn with_base64(mut v: VersionView) -> VersionView {
+    v.content_base64 = v
+        .content
+        .as_deref()
+        .map(|c| base64::engine::general_purpose::STANDARD.encode(c));
+    v
+}
+
+/// The raw content of a version with its stored content type.
+fn content_response(v: VersionView) -> Result<Response, ApiError> {
+    let Some(content) = v.content else {
+        return Err(ApiError::Gone(format!(
+            "{}/{} version {} is a tombstone",
+            v.product_id, v.artifact_id, v.version
+        )));
+    };
+    let content_type = HeaderValue::from_str(&v.content_type)
+        .ok()
+        .filter(|_| v.content_type.contains('/'))
+        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+    let mut response = (StatusCode::OK, content).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", v.content_sha256)) {
+        h.insert(header::ETAG, etag);
+    }
+    if let Ok(version) = HeaderValue::from_str(&v.version.to_string()) {
+        h.insert("x-bucket-version", version);
+    }
+    Ok(response)
+}
+
+/// `GET /openapi.json`.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> impl IntoResponse {
+    Json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /v1/products/{product}/artifacts/{artifact}`: the latest version with content.
+pub async fn latest(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((product, artifact)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, Some(&artifact))?;
+    let v = state.reader.latest(&product, &artifact).await?;
+    let v = v.ok_or_else(|| not_found(&product, &artifact))?;
+    Ok(Json(with_base64(v)).into_response())
+}
+
+/// `GET /v1/products/{product}/artifacts/{artifact}/content`: the latest content, raw.
+pub async fn latest_content(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((product, artifact)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, Some(&artifact))?;
+    let v = state.reader.latest(&product, &artifact).await?;
+    content_response(v.ok_or_else(|| not_found(&product, &artifact))?)
+}
+
+/// `GET /v1/products/{product}/artifacts/{artifact}/versions/{version}`.
+pub async fn version(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((product, artifact, version)): Path<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, Some(&artifact))?;
+    let v = state.reader.version(&product, &artifact, version).await?;
+    let v = v.ok_or_else(|| not_found(&product, &artifact))?;
+    Ok(Json(with_base64(v)).into_response())
+}
+
+/// `GET /v1/products/{product}/artifacts/{artifact}/versions/{version}/content`.
+pub async fn version_content(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((product, artifact, version)): Path<(String, String, i64)>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, Some(&artifact))?;
+    let v = state.reader.version(&product, &artifact, version).await?;
+    content_response(v.ok_or_else(|| not_found(&product, &artifact))?)
+}
+
+/// `GET /v1/products/{product}/artifacts/{artifact}/versions?limit&cursor`: newest first; the
+/// cursor is the last version of the previous page.
+pub async fn history(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((product, artifact)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, Some(&artifact))?;
+    let limit = page.limit()?;
+    let before = match page.cursor.as_deref() {
+        None | Some("") => i64::MAX,
+        Some(c) => c
+            .parse::<i64>()
+            .map_err(|_| ApiError::BadRequest(format!("cursor {c:?} is not a version")))?,
+    };
+    let mut items = state
+        .reader
+        .history(&product, &artifact, before, limit + 1)
+        .await?;
+    if items.is_empty() && before == i64::MAX {
+        return Err(not_found(&product, &artifact));
+    }
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| items.last().map(|v| v.version.to_string()))
+        .flatten();
+    Ok(Json(VersionPage { items, next_cursor }).into_response())
+}
+
+/// Parses a decisions cursor `recorded_at_ms.partition.offset`.
+fn decision_cursor(c: Option<&str>) -> Result<(i64, i32, i64), ApiError> {
+    let Some(c) = c.filter(|c| !c.is_empty()) else {
+        return Ok((i64::MIN, i32::MIN, i64::MIN));
+    };
+    let bad = || ApiError::BadRequest(format!("cursor {c:?} is not a decisions cursor"));
+    let mut parts = c.split('.');
+    let (Some(t), Some(p), Some(o), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok((
+        t.parse().map_err(|_| bad())?,
+        p.parse().map_err(|_| bad())?,
+        o.parse().map_err(|_| bad())?,
+    ))
+}
+
+/// `GET /v1/products/{product}/artifacts/{artifact}/decisions?limit&cursor`: the audit trail
+/// (from the `audit_decisions` index), oldest first.
+pub async fn decisions(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path((product, artifact)): Path<(String, String)>,
+    Query(page): Query<Page>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, Some(&artifact))?;
+    let limit = page.limit()?;
+    let after = decision_cursor(page.cursor.as_deref())?;
+    let mut items = state
+        .reader
+        .decisions(&product, &artifact, after, limit + 1)
+        .await?;
+    let more = items.len() as i64 > limit;
+    items.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| {
+            items
+                .last()
+                .map(|d| format!("{}.{}.{}", d.recorded_at_ms, d.partition, d.offset))
+        })
+        .flatten();
+    Ok(Json(DecisionPage { items, next_cursor }).into_response())
+}
+
+/// `GET /v1/products/{product}/usage`: live artifacts and bytes.
+pub async fn usage(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    Path(product): Path<String>,
+) -> Result<Response, ApiError> {
+    authorize(&state, &headers, &product, None)?;
+    Ok(Json(state.reader.usage(&product).await?).into_response())
+}
+
+/// Any other path.
+pub async fn fallback() -> ApiError {
+    ApiError::NotFound("no such endpoint".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_cursors_round_trip_and_refuse_junk() {
+        assert_eq!(decision_cursor(None).unwrap().0, i64::MIN);
+        assert_eq!(decision_cursor(Some("5.1.9")).unwrap(), (5, 1, 9));
+        assert!(decision_cursor(Some("5.1")).is_err());
+        assert!(decision_cursor(Some("5.1.9.3")).is_err());
+        assert!(decision_cursor(Some("a.b.c")).is_err());
+    }
+
+    #[test]
+    fn limits_outside_the_range_are_refused() {
+        let page = |limit| Page {
+            limit,
+            cursor: None,
+        };
+        assert_eq!(page(None).limit().unwrap(), DEFAULT_LIMIT);
+        assert!(page(Some(0)).limit().is_err());
+        assert!(page(Some(MAX_LIMIT + 1)).limit().is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! Read queries over PostgreSQL for the API (the `bucket_reader` role: SELECT only). One shared
+//! pipelined connection, re-opened when it drops.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use tokio::sync::RwLock;
+use tokio_postgres::{Client, NoTls, Row};
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The URL does not parse.
+    #[error("bad PostgreSQL URL: {0}")]
+    Config(String),
+    /// The database failed (outage, missing grant, missing migration).
+    #[error("postgres: {0}")]
+    Db(#[from] tokio_postgres::Error),
+}
+
+/// Columns of a version, `content` last (NULL when not asked for).
+const VERSION_COLUMNS: &str = "product_id, artifact_id, version, intent_id, artifact_class, \
+     owner_id, requester_id, integration_id, operation, deleted, content_sha256, content_size, \
+     content_type, metadata, purpose, client_time_ms, decided_at_ms, policy_version, \
+     source_partition, source_offset, (extract(epoch FROM stored_at) * 1000)::bigint";
+
+/// One artifact version as the API returns it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct VersionView {
+    /// Product.
+    pub product_id: String,
+    /// Artifact id within the product.
+    pub artifact_id: String,
+    /// Version, from 1.
+    pub version: i64,
+    /// Intent that produced it.
+    pub intent_id: String,
+    /// Artifact class.
+    pub artifact_class: String,
+    /// Owner.
+    pub owner_id: String,
+    /// Principal that asked.
+    pub requester_id: String,
+    /// Integration that produced it.
+    pub integration_id: String,
+    /// CREATE, UPDATE or DELETE.
+    pub operation: String,
+    /// True for a tombstone.
+    pub deleted: bool,
+    /// Hex SHA-256 of the content ("" for a tombstone).
+    pub content_sha256: String,
+    /// Content length in bytes.
+    pub content_size: i64,
+    /// MIME type.
+    pub content_type: String,
+    /// JSON metadata text.
+    pub metadata: String,
+    /// Provenance.
+    pub purpose: String,
+    /// Producer clock, ms.
+    pub client_time_ms: i64,
+    /// Gate decision time, ms.
+    pub decided_at_ms: i64,
+    /// Policy version of the decision.
+    pub policy_version: String,
+    /// Source partition of the intent.
+    pub source_partition: i32,
+    /// Source offset of the intent.
+    pub source_offset: i64,
+    /// When the sink stored it, ms.
+    pub stored_at_ms: i64,
+    /// Content as base64 (only on single-version reads; None for tombstones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_base64: Option<String>,
+    /// Raw content bytes (never serialised; for the `/content` endpoints).
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
+}
+
+/// One audit decision about an artifact.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DecisionView {
+    /// Audit partition.
+    pub partition: i32,
+    /// Audit offset.
+    pub offset: i64,
+    /// Position in the partition's chain.
+    pub seq: i64,
+    /// Chain hash of the event.
+    pub hash: String,
+    /// Gate clock, ms.
+    pub recorded_at_ms: i64,
+    /// Gate instance.
+    pub gate_id: String,
+    /// Policy version in force.
+    pub policy_version: String,
+    /// ACCEPTED or REJECTED.
+    pub outcome: Option<String>,
+    /// Reason codes, rule order.
+    pub reasons: Vec<String>,
+    /// Threat ids.
+    pub threats: Vec<String>,
+    /// Detail of the first reason.
+    pub detail: String,
+    /// Intent id.
+    pub intent_id: Option<String>,
+    /// Requester.
+    pub requester_id: Option<String>,
+    /// Operation asked for.
+    pub operation: Option<String>,
+    /// Version assigned (accepted) or current (conflict).
+    pub version: Option<i64>,
+    /// Intent partition.
+    pub source_partition: Option<i32>,
+    /// Intent offset.
+    pub source_offset: Option<i64>,
+}
+
+/// A product's storage use.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct UsageView {
+    /// Product.
+    pub product_id: String,
+    /// Artifacts whose latest version is not a tombstone.
+    pub live_artifacts: i64,
+    /// Sum of the latest live versions' sizes (what quotas count).
+    pub live_bytes: i64,
+    /// Every stored version, tombstones and prior versions included.
+    pub stored_versions: i64,
+    /// Bytes of every stored version.
+    pub stored_bytes: i64,
+}
+
+/// Shared reader; cheap to clone.
+#[derive(Clone)]
+pub struct Reader {
+    url: String,
+    client: Arc<RwLock<Arc<Client>>>,
+}
+
+async fn connect(url: &str) -> Result<Arc<Client>, ReadError> {
+    let config: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e: tokio_postgres::Error| ReadError::Config(e.to_string()))?;
+    let (client, connection) = config.connect(NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::warn!(%error, "api database connection ended");
+        }
+    });
+    Ok(Arc::new(client))
+}
+
+fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
+    let content: Option<Vec<u8>> = if with_content { r.try_get(21)? } else { None };
+    Ok(VersionView {
+        product_id: r.try_get(0)?,
+        artifact_id: r.try_get(1)?,
+        version: r.try_get(2)?,
+        intent_id: r.try_get(3)?,
+        artifact_class: r.try_get(4)?,
+        owner_id: r.try_get(5)?,
+        requester_id: r.try_get(6)?,
+        integration_id: r.try_get(7)?,
+        operation: r.try_get(8)?,
+        deleted: r.try_get(9)?,
+        content_sha256: r.try_get(10)?,
+        content_size: r.try_get(11)?,
+        content_type: r.try_get(12)?,
+        metadata: r.try_get(13)?,
+        purpose: r.try_get(14)?,
+        client_time_ms: r.try_get(15)?,
+        decided_at_ms: r.try_get(16)?,
+        policy_version: r.try_get(17)?,
+        source_partition: r.try_get(18)?,
+        source_offset: r.try_get(19)?,
+        stored_at_ms: r.try_get(20)?,
+        content_base64: None,
+        content,
+    })
+}
+
+impl Reader {
+    /// Connects (the first connection must succeed, so a bad URL or grant fails at start-up).
+    pub async fn connect(url: &str) -> Result<Reader, ReadError> {
+        let client = connect(url).await?;
+        client
+            .batch_execute(
+                "SELECT 1 FROM artifact_versions LIMIT 0; SELECT 1 FROM audit_decisions LIMIT 0",
+            )
+            .await?;
+        Ok(Reader {
+            url: url.to_string(),
+            client: Arc::new(RwLock::new(client)),
+        })
+    }
+
+    /// The live client, reconnecting once if the connection dropped.
+    async fn client(&self) -> Result<Arc<Client>, ReadError> {
+        let current = self.client.read().await.clone();
+        if !current.is_closed() {
+            return Ok(current);
+        }
+        let mut guard = self.client.write().await;
+        if guard.is_closed() {
+            *guard = connect(&self.url).await?;
+            tracing::info!("api reconnected to the database");
+        }
+        Ok(guard.clone())
+    }
+
+    /// The latest version of an artifact (a tombstone when it was deleted), with content.
+    pub async fn latest(
+        &self,
+        product: &str,
+        artifact: &str,
+    ) -> Result<Option<VersionView>, ReadError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS}, content FROM artifact_versions \
+             WHERE product_id = $1 AND artifact_id = $2 ORDER BY version DESC LIMIT 1"
+        );
+        let row = self
+            .client()
+            .await?
+            .query_opt(&sql, &[&product, &artifact])
+            .await?;
+        row.map(|r| version_view(&r, true)).transpose()
+    }
+
+    /// One version with content.
+    pub async fn version(
+        &self,
+        product: &str,
+        artifact: &str,
+        version: i64,
+    ) -> Result<Option<VersionView>, ReadError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS}, content FROM artifact_versions \
+             WHERE product_id = $1 AND artifact_id = $2 AND version = $3"
+        );
+        let row = self
+            .client()
+            .await?
+            .query_opt(&sql, &[&product, &artifact, &version])
+            .await?;
+        row.map(|r| version_view(&r, true)).transpose()
+    }
+
+    /// Versions below `before`, newest first, at most `limit` (without content).
+    pub async fn history(
+        &self,
+        product: &str,
+        artifact: &str,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<VersionView>, ReadError> {
+        let sql = format!(
+            "SELECT {VERSION_COLUMNS} FROM artifact_versions \
+             WHERE product_id = $1 AND artifact_id = $2 AND version < $3 \
+             ORDER BY version DESC LIMIT $4"
+        );
+        let rows = self
+            .client()
+            .await?
+            .query(&sql, &[&product, &artifact, &before, &limit])
+            .await?;
+        rows.iter().map(|r| version_view(r, false)).collect()
+    }
+
+    /// Decisions about an artifact after the cursor `(recorded_at_ms, partition, offset)`,
+    /// oldest first, at most `limit`.
+    pub async fn decisions(
+        &self,
+        product: &str,
+        artifact: &str,
+        after: (i64, i32, i64),
+        limit: i64,
+    ) -> Result<Vec<DecisionView>, ReadError> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "SELECT \"partition\", \"offset\", seq, hash, recorded_at_ms, gate_id, \
+                 policy_version, outcome, reasons, threats, detail, intent_id, requester_id, \
+                 operation, version, source_partition, source_offset FROM audit_decisions \
+                 WHERE product_id = $1 AND artifact_id = $2 AND kind = 'DECISION' \
+                 AND (recorded_at_ms, \"partition\", \"offset\") > ($3, $4, $5) \
+                 ORDER BY recorded_at_ms, \"partition\", \"offset\" LIMIT $6",
+                &[&product, &artifact, &after.0, &after.1, &after.2, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(DecisionView {
+                    partition: r.try_get(0)?,
+                    offset: r.try_get(1)?,
+                    seq: r.try_get(2)?,
+                    hash: r.try_get(3)?,
+                    recorded_at_ms: r.try_get(4)?,
+                    gate_id: r.try_get(5)?,
+                    policy_version: r.try_get(6)?,
+                    outcome: r.try_get(7)?,
+                    reasons: r.try_get(8)?,
+                    threats: r.try_get(9)?,
+                    detail: r.try_get(10)?,
+                    intent_id: r.try_get(11)?,
+                    requester_id: r.try_get(12)?,
+                    operation: r.try_get(13)?,
+                    version: r.try_get(14)?,
+                    source_partition: r.try_get(15)?,
+                    source_offset: r.try_get(16)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Storage use of one product.
+    pub async fn usage(&self, product: &str) -> Result<UsageView, ReadError> {
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                "WITH latest AS (SELECT DISTINCT ON (artifact_id) deleted, content_size \
+                 FROM artifact_versions WHERE product_id = $1 ORDER BY artifact_id, version DESC) \
+                 SELECT (SELECT count(*) FROM latest WHERE NOT deleted), \
+                 (SELECT coalesce(sum(content_size), 0)::bigint FROM latest WHERE NOT deleted), \
+                 count(*), coalesce(sum(content_size), 0)::bigint \
+                 FROM artifact_versions WHERE product_id = $1",
+                &[&product],
+            )
+            .await?;
+        Ok(UsageView {
+            product_id: product.to_string(),
+            live_artifacts: row.try_get(0)?,
+            live_bytes: row.try_get(1)?,
+            stored_versions: row.try_get(2)?,
+            stored_bytes: row.try_get(3)?,
+        })
+    }
+}

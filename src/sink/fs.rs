@@ -1,0 +1,440 @@
+//! Local filesystem backend (the embedded default for a laptop demo): content-addressed blobs
+//! plus a one-file-per-version index, crash-safe and idempotent.
+//!
+//! Layout under the data directory:
+//! - `blobs/<first 2 hex>/<sha256>`: content bytes, named by their SHA-256 (stored once);
+//! - `index/<hex product>/<hex artifact>/<version, 20 digits>.json`: the version's fields and
+//!   the blob it points to (hex-encoded names: ids can never escape the directory);
+//! - `quarantine/<hex topic>/<partition>-<offset>.json`: records not stored as versions.
+//!
+//! Every file is written as temp file → fsync → rename → fsync of the directory, blob before
+//! index entry, so after a crash an index entry always points at a complete blob, and a
+//! version file either exists complete or not at all. An existing version file is never
+//! rewritten: a replay by the same intent is a no-op, another intent is quarantined.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::postgres::{Accepted, BatchReport, StoreError, Undecodable};
+use super::reconcile::{Fingerprint, StorageSide};
+
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// One version in the index (content lives in its blob).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexEntry {
+    /// Product.
+    pub product_id: String,
+    /// Artifact.
+    pub artifact_id: String,
+    /// Version.
+    pub version: i64,
+    /// Intent that produced it (the idempotency check).
+    pub intent_id: String,
+    /// Artifact class.
+    pub artifact_class: String,
+    /// Owner.
+    pub owner_id: String,
+    /// Requester.
+    pub requester_id: String,
+    /// Integration.
+    pub integration_id: String,
+    /// CREATE, UPDATE or DELETE.
+    pub operation: String,
+    /// Tombstone.
+    pub deleted: bool,
+    /// SHA-256 of the blob holding the content (None for a tombstone).
+    pub blob: Option<String>,
+    /// SHA-256 the gate stamped.
+    pub content_sha256: String,
+    /// Content length.
+    pub content_size: i64,
+    /// MIME type.
+    pub content_type: String,
+    /// JSON metadata text.
+    pub metadata: String,
+    /// Provenance.
+    pub purpose: String,
+    /// Producer clock, ms.
+    pub client_time: i64,
+    /// Decision time, ms.
+    pub decided_at: i64,
+    /// Policy version.
+    pub policy_version: String,
+    /// Intent partition.
+    pub source_partition: i32,
+    /// Intent offset.
+    pub source_offset: i64,
+    /// Accepted-topic partition it was read from.
+    pub partition: i32,
+    /// Accepted-topic offset it was read from.
+    pub offset: i64,
+}
+
+/// A quarantined record.
+#[derive(Debug, Serialize, Deserialize)]
+struct QuarantineEntry {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    raw_hex: Option<String>,
+    error: String,
+}
+
+/// The filesystem store rooted at a data directory.
+#[derive(Debug, Clone)]
+pub struct FsStore {
+    root: PathBuf,
+}
+
+fn fsync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Creates `dir` and any missing parents, fsyncing each parent that gained an entry.
+fn ensure_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        ensure_dir(parent)?;
+    }
+    match fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = dir.parent() {
+        fsync_dir(parent)?;
+    }
+    Ok(())
+}
+
+/// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("path has no parent"))?;
+    ensure_dir(dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        TMP_COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    let result = (|| {
+        let mut f = File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        fsync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+impl FsStore {
+    /// Opens (creating) the data directory and removes temp files a crash left behind.
+    pub fn open(root: impl Into<PathBuf>) -> Result<FsStore, StoreError> {
+        let root = root.into();
+        for d in ["blobs", "index", "quarantine"] {
+            ensure_dir(&root.join(d))?;
+        }
+        let store = FsStore { root };
+        store.sweep_temp_files(&store.root.clone())?;
+        Ok(store)
+    }
+
+    fn sweep_temp_files(&self, dir: &Path) -> Result<(), StoreError> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                self.sweep_temp_files(&path)?;
+            } else if entry.file_name().to_string_lossy().contains(".tmp-") {
+                tracing::info!(path = %path.display(), "removing a temp file left by a crash");
+                fs::remove_file(&path)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn blob_path(&self, sha: &str) -> PathBuf {
+        let prefix = sha.get(..2).unwrap_or("xx");
+        self.root.join("blobs").join(prefix).join(sha)
+    }
+
+    fn index_path(&self, product: &str, artifact: &str, version: i64) -> PathBuf {
+        // Versions are positive; a sign prefix keeps odd ones distinct and sortable enough.
+        let v = if version < 0 {
+            format!("n{}", version.unsigned_abs())
+        } else {
+            format!("{version:020}")
+        };
+        self.root
+            .join("index")
+            .join(hex::encode(product))
+            .join(hex::encode(artifact))
+            .join(format!("{v}.json"))
+    }
+
+    fn quarantine(&self, u: &Undecodable) -> Result<(), StoreError> {
+        let path = self
+            .root
+            .join("quarantine")
+            .join(hex::encode(&u.topic))
+            .join(format!("{}-{}.json", u.partition, u.offset));
+        if path.exists() {
+            return Ok(());
+        }
+        let entry = QuarantineEntry {
+            topic: u.topic.clone(),
+            partition: u.partition,
+            offset: u.offset,
+            raw_hex: u.raw.as_deref().map(hex::encode),
+            error: u.error.clone(),
+        };
+        write_atomic(
+            &path,
+            &serde_json::to_vec(&entry).map_err(std::io::Error::other)?,
+        )?;
+        Ok(())
+    }
+
+    /// Stores one version; returns Ok(true) inserted, Ok(false) replay, Err(reason) conflict.
+    fn write_one(&self, a: &Accepted) -> Result<Result<bool, String>, StoreError> {
+        let v = &a.artifact;
+        let path = self.index_path(&v.product_id, &v.artifact_id, v.version);
+        if path.exists() {
+            let existing: IndexEntry = serde_json::from_slice(&fs::read(&path)?)
+                .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+            if existing.intent_id == v.intent_id {
+                return Ok(Ok(false));
+            }
+            return Ok(Err(format!(
+                "conflict: {}/{} version {} already stored from intent {}, not {}",
+                v.product_id, v.artifact_id, v.version, existing.intent_id, v.intent_id
+            )));
+        }
+        let blob = match &v.content {
+            Some(content) => {
+                let sha = hex::encode(Sha256::digest(content));
+                let blob_path = self.blob_path(&sha);
+                if !blob_path.exists() {
+                    write_atomic(&blob_path, content)?;
+                }
+                Some(sha)
+            }
+            None => None,
+        };
+        let entry = IndexEntry {
+            product_id: v.product_id.clone(),
+            artifact_id: v.artifact_id.clone(),
+            version: v.version,
+            intent_id: v.intent_id.clone(),
+            artifact_class: v.artifact_class.clone(),
+            owner_id: v.owner_id.clone(),
+            requester_id: v.requester_id.clone(),
+            integration_id: v.integration_id.clone(),
+            operation: v.operation.as_str().to_string(),
+            deleted: v.deleted,
+            blob,
+            content_sha256: v.content_sha256.clone(),
+            content_size: v.content_size,
+            content_type: v.content_type.clone(),
+            metadata: v.metadata.clone(),
+            purpose: v.purpose.clone(),
+            client_time: v.client_time,
+            decided_at: v.decided_at,
+            policy_version: v.policy_version.clone(),
+            source_partition: v.source_partition,
+            source_offset: v.source_offset,
+            partition: a.partition,
+            offset: a.offset,
+        };
+        let json = serde_json::to_vec_pretty(&entry).map_err(std::io::Error::other)?;
+        write_atomic(&path, &json)?;
+        Ok(Ok(true))
+    }
+
+    /// Stores a batch: every version durably (idempotent), then the quarantined records. When
+    /// this returns Ok everything is on disk and fsynced, and offsets may be committed.
+    pub fn write_batch_blocking(
+        &self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        let mut report = BatchReport::default();
+        for a in accepted {
+            match self.write_one(a)? {
+                Ok(true) => report.inserted += 1,
+                Ok(false) => report.replayed += 1,
+                Err(reason) => {
+                    tracing::warn!(partition = a.partition, offset = a.offset, %reason,
+                        "version quarantined");
+                    self.quarantine(&Undecodable {
+                        topic: a.topic.clone(),
+                        partition: a.partition,
+                        offset: a.offset,
+                        raw: crate::wire::accepted::encode(&a.artifact).ok(),
+                        error: reason,
+                    })?;
+                    report.quarantined += 1;
+                }
+            }
+        }
+        for u in undecodable {
+            self.quarantine(u)?;
+            report.quarantined += 1;
+        }
+        Ok(report)
+    }
+
+    /// Every index entry, in (product, artifact, version) order.
+    pub fn entries(&self) -> Result<Vec<IndexEntry>, StoreError> {
+        let mut out = BTreeMap::new();
+        let index = self.root.join("index");
+        for product in fs::read_dir(&index)? {
+            for artifact in fs::read_dir(product?.path())? {
+                for file in fs::read_dir(artifact?.path())? {
+                    let path = file?.path();
+                    if path.extension().is_none_or(|e| e != "json") {
+                        continue;
+                    }
+                    let e: IndexEntry = serde_json::from_slice(&fs::read(&path)?)
+                        .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
+                    out.insert((e.product_id.clone(), e.artifact_id.clone(), e.version), e);
+                }
+            }
+        }
+        Ok(out.into_values().collect())
+    }
+
+    /// The content of an entry, read back from its blob (None for a tombstone).
+    pub fn content(&self, e: &IndexEntry) -> Result<Option<Vec<u8>>, StoreError> {
+        e.blob
+            .as_deref()
+            .map(|sha| fs::read(self.blob_path(sha)).map_err(StoreError::from))
+            .transpose()
+    }
+
+    /// Storage as reconcile sees it: each version's intent and the SHA-256 of its blob's
+    /// actual bytes (re-hashed, so a damaged blob shows up as a mismatch).
+    pub fn storage_side(&self, topic: &str) -> Result<StorageSide, StoreError> {
+        let mut side = StorageSide::default();
+        for e in self.entries()? {
+            let sha = match self.content(&e) {
+                Ok(Some(bytes)) => hex::encode(Sha256::digest(&bytes)),
+                Ok(None) => String::new(),
+                Err(StoreError::Fs(err)) if err.kind() == std::io::ErrorKind::NotFound => {
+                    "blob missing".to_string()
+                }
+                Err(err) => return Err(err),
+            };
+            side.versions.insert(
+                (e.product_id, e.artifact_id, e.version),
+                Fingerprint {
+                    intent_id: e.intent_id,
+                    content_sha256: sha,
+                },
+            );
+        }
+        let q = self.root.join("quarantine").join(hex::encode(topic));
+        if q.is_dir() {
+            for f in fs::read_dir(q)? {
+                let name = f?.file_name().to_string_lossy().into_owned();
+                let coords = name
+                    .strip_suffix(".json")
+                    .and_then(|n| n.split_once('-'))
+                    .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
+                if let Some(c) = coords {
+                    side.quarantined.insert(c);
+                }
+            }
+        }
+        Ok(side)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::accepted::tests::sample;
+
+    fn accepted(offset: i64, version: i64, intent: &str, content: &[u8]) -> Accepted {
+        let mut a = sample();
+        a.version = version;
+        a.intent_id = intent.into();
+        a.content = Some(content.to_vec());
+        a.content_sha256 = hex::encode(Sha256::digest(content));
+        Accepted {
+            topic: "bucket.accepted".into(),
+            partition: 0,
+            offset,
+            artifact: a,
+        }
+    }
+
+    #[test]
+    fn writes_are_idempotent_content_addressed_and_conflicts_quarantined() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let batch = vec![
+            accepted(0, 1, "i1", b"same bytes"),
+            accepted(1, 2, "i2", b"same bytes"),
+        ];
+        let r = store.write_batch_blocking(&batch, &[]).unwrap();
+        assert_eq!((r.inserted, r.replayed, r.quarantined), (2, 0, 0));
+        // Replay: no-op. Another intent for version 1: quarantined, original untouched.
+        let r = store.write_batch_blocking(&batch, &[]).unwrap();
+        assert_eq!((r.inserted, r.replayed), (0, 2));
+        let r = store
+            .write_batch_blocking(&[accepted(2, 1, "other", b"evil")], &[])
+            .unwrap();
+        assert_eq!(r.quarantined, 1);
+        let entries = store.entries().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].intent_id, "i1");
+        assert_eq!(store.content(&entries[0]).unwrap().unwrap(), b"same bytes");
+        // One blob for two versions with the same bytes.
+        let blobs: usize = fs::read_dir(dir.path().join("blobs"))
+            .unwrap()
+            .map(|d| fs::read_dir(d.unwrap().path()).unwrap().count())
+            .sum();
+        assert_eq!(blobs, 1);
+        let side = store.storage_side("bucket.accepted").unwrap();
+        assert_eq!(side.versions.len(), 2);
+        assert!(side.quarantined.contains(&(0, 2)));
+    }
+
+    #[test]
+    fn ids_cannot_escape_the_data_directory_and_temp_files_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        let mut a = accepted(0, 1, "i1", b"x");
+        a.artifact.product_id = "../../etc".into();
+        a.artifact.artifact_id = "/passwd".into();
+        store.write_batch_blocking(&[a], &[]).unwrap();
+        assert!(
+            store
+                .index_path("../../etc", "/passwd", 1)
+                .starts_with(dir.path())
+        );
+        let stray = dir.path().join("index").join(".x.json.tmp-1-1");
+        fs::write(&stray, b"partial").unwrap();
+        FsStore::open(dir.path()).unwrap();
+        assert!(!stray.exists());
+    }
+}
