@@ -87,15 +87,11 @@ async fn sixteen_mib_round_trips_byte_for_byte_and_tokens_are_scoped_to_a_produc
         x ^= x << 17;
         chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
     }
-    producer
-        .send(&intent(
-            "ai_assistant",
-            "big",
-            "document",
-            Some(big.clone()),
-        ))
-        .await
-        .unwrap();
+    send_signed(
+        &producer,
+        &intent("ai_assistant", "big", "document", Some(big.clone())),
+    )
+    .await;
     let mut v2 = intent(
         "ai_assistant",
         "big",
@@ -105,20 +101,16 @@ async fn sixteen_mib_round_trips_byte_for_byte_and_tokens_are_scoped_to_a_produc
     v2.operation = Operation::Update;
     v2.expected_version = Some(1);
     v2.content_type = "text/plain".into();
-    producer.send(&v2).await.unwrap();
+    send_signed(&producer, &v2).await;
     let mut stale = intent("ai_assistant", "big", "document", Some(b"stale".to_vec()));
     stale.operation = Operation::Update;
     stale.expected_version = Some(999);
-    producer.send(&stale).await.unwrap();
-    producer
-        .send(&intent(
-            "ai_avatar",
-            "face",
-            "media",
-            Some(b"avatar".to_vec()),
-        ))
-        .await
-        .unwrap();
+    send_signed(&producer, &stale).await;
+    send_signed(
+        &producer,
+        &intent("ai_avatar", "face", "media", Some(b"avatar".to_vec())),
+    )
+    .await;
     wait_all_decided(&group, &topics, 3, Duration::from_secs(120));
 
     // Stored versions and indexed decisions (the sink's audit indexer).

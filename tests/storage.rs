@@ -58,10 +58,7 @@ fn unique_workload(producer: &IntentProducer, n: usize) -> Vec<RawRecord> {
             purpose: "kill test".into(),
             client_time: bhiv_bucket::produce::now_ms(),
         };
-        out.push((
-            Some(product.as_bytes().to_vec()),
-            Some(producer.encode(&intent).unwrap()),
-        ));
+        out.push(signed(producer, &intent));
     }
     out
 }
@@ -82,7 +79,6 @@ fn reconcile(sfx: &str, db: &str) -> (bool, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_of_the_sink_mid_stream_then_restart_leaves_nothing_to_reconcile() {
-    use futures::StreamExt;
     let sfx = suffix();
     let topics = create_topics(&sfx, PARTITIONS).await;
     let db = fresh_database(&sfx).await;
@@ -93,20 +89,7 @@ async fn kill9_of_the_sink_mid_stream_then_restart_leaves_nothing_to_reconcile()
         .await
         .unwrap();
     let records = unique_workload(&producer, 12_000);
-    let produced: HashMap<(i32, i64), Option<Vec<u8>>> = futures::stream::iter(records)
-        .map(|(key, value)| {
-            let producer = &producer;
-            async move {
-                let d = producer
-                    .send_raw(key.as_deref(), value.as_deref(), &[])
-                    .await
-                    .unwrap();
-                ((d.partition, d.offset), value)
-            }
-        })
-        .buffer_unordered(500)
-        .collect()
-        .await;
+    let produced: HashMap<(i32, i64), Option<Vec<u8>>> = produce_all(&producer, records).await;
     wait_all_decided(&gate_group, &topics, PARTITIONS, Duration::from_secs(180));
     let accepted = read_committed(&topics.accepted).len() as i64;
     assert!(
@@ -334,7 +317,6 @@ async fn sink_role_cannot_rewrite_history_and_purge_respects_window_and_holds() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fs_backend_survives_kill9_and_reconciles_with_the_topic() {
-    use futures::StreamExt;
     let sfx = suffix();
     let topics = create_topics(&sfx, PARTITIONS).await;
     let gate_group = format!("gate{sfx}");
@@ -344,19 +326,7 @@ async fn fs_backend_survives_kill9_and_reconciles_with_the_topic() {
         .await
         .unwrap();
     let records = unique_workload(&producer, 3_000);
-    let _: Vec<()> = futures::stream::iter(records)
-        .map(|(key, value)| {
-            let producer = &producer;
-            async move {
-                producer
-                    .send_raw(key.as_deref(), value.as_deref(), &[])
-                    .await
-                    .unwrap();
-            }
-        })
-        .buffer_unordered(500)
-        .collect()
-        .await;
+    produce_all(&producer, records).await;
     wait_all_decided(&gate_group, &topics, PARTITIONS, Duration::from_secs(180));
 
     let data = tempfile::tempdir().unwrap();

@@ -381,6 +381,23 @@ pub fn signed(
     }
 }
 
+/// Produces one intent signed with its integration's demo key, in order.
+pub async fn send_signed(
+    producer: &bhiv_bucket::produce::IntentProducer,
+    intent: &bhiv_bucket::core::ArtifactIntent,
+) -> bhiv_bucket::produce::Delivered {
+    let r = signed(producer, intent);
+    let headers: Vec<(&str, &[u8])> = r
+        .headers
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_slice()))
+        .collect();
+    producer
+        .send_raw(r.key.as_deref(), r.value.as_deref(), &headers)
+        .await
+        .unwrap()
+}
+
 /// Produces records concurrently; returns what landed where.
 pub async fn produce_all(
     producer: &bhiv_bucket::produce::IntentProducer,
