@@ -5,7 +5,7 @@ use super::intent::ArtifactIntent;
 use super::policy::Policy;
 use super::reason::ReasonCode;
 use super::rules;
-use super::state::{ArtifactKey, ArtifactRecord, Effect, PartitionState, ReplayKey};
+use super::state::{ArtifactKey, ArtifactRecord, Effect, OffenderState, PartitionState, ReplayKey};
 
 /// Why the shell could not turn the record value into an intent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,6 +90,14 @@ pub struct Decision {
     pub policy_version: String,
     /// Set when the intent was authentic: its id is remembered for replay detection.
     pub replay_key: Option<ReplayKey>,
+    /// Change in the product's live artifact count (+1 create, -1 delete).
+    pub artifact_delta: i64,
+    /// New GCRA arrival time of the product, when the intent counted against its rate.
+    pub rate_tat: Option<(String, i64)>,
+    /// New offender state of the integration, when it changed.
+    pub offender: Option<(String, OffenderState)>,
+    /// Governance events this decision causes (quota warning, cooling-off start/end).
+    pub events: Vec<(String, serde_json::Value)>,
 }
 
 impl Decision {
@@ -132,6 +140,18 @@ pub struct Context<'a> {
     pub now_ms: i64,
 }
 
+/// The (bytes, live artifacts) change accepting `intent` would make.
+pub fn candidate_change(intent: &ArtifactIntent, current: Option<&ArtifactRecord>) -> (i64, i64) {
+    use super::intent::Operation;
+    let live = current.filter(|c| !c.deleted);
+    let previous = live.map_or(0, |c| c.size as i64);
+    match intent.operation {
+        Operation::Delete => (-previous, if live.is_some() { -1 } else { 0 }),
+        Operation::Create => (intent.content_len() as i64, 1),
+        Operation::Update => (intent.content_len() as i64 - previous, 0),
+    }
+}
+
 /// Decides one intent. Never fails: every input gets a decision.
 pub fn decide(
     envelope: &Envelope<'_>,
@@ -139,24 +159,27 @@ pub fn decide(
     policy: &Policy,
     now_ms: i64,
 ) -> Decision {
-    let rejected = |findings: Vec<Finding>, version: Option<i64>, replay_key| Decision {
+    let base = Decision {
         outcome: Outcome::Rejected,
-        findings,
-        version,
+        findings: Vec::new(),
+        version: None,
         effect: None,
         size_delta: 0,
         decided_at: now_ms,
         policy_version: policy.version.clone(),
-        replay_key,
+        replay_key: None,
+        artifact_delta: 0,
+        rate_tat: None,
+        offender: None,
+        events: Vec::new(),
     };
     let intent = match envelope.payload {
         Ok(intent) => intent,
         Err(failure) => {
-            return rejected(
-                vec![Finding::new(failure.reason, failure.detail.clone())],
-                None,
-                None,
-            );
+            return Decision {
+                findings: vec![Finding::new(failure.reason, failure.detail.clone())],
+                ..base
+            };
         }
     };
     let key = ArtifactKey {
@@ -173,25 +196,56 @@ pub fn decide(
         now_ms,
     };
     let findings = rules::evaluate(&ctx);
+    let has = |r: ReasonCode| findings.iter().any(|f| f.reason == r);
     // Only authentic intents burn their id: a forger must not be able to pre-empt a real one.
     let authentic = !findings
         .iter()
         .any(|f| rules::is_authenticity_failure(f.reason));
     let replay_key = authentic.then(|| (intent.product_id.clone(), intent.intent_id.clone()));
+    // Every intent of a known product counts against its rate, unless it was itself refused
+    // for being over the rate.
+    let rate_tat = policy
+        .products
+        .get(&intent.product_id)
+        .filter(|_| !has(ReasonCode::RateLimited))
+        .and_then(|p| {
+            rules::rate::gcra(
+                state.rate_tat(&intent.product_id),
+                now_ms,
+                p.rate_per_sec,
+                p.burst,
+            )
+            .ok()
+        })
+        .map(|tat| (intent.product_id.clone(), tat));
+    let mut events = Vec::new();
+    let offender = offender_change(
+        state,
+        policy,
+        &intent.integration_id,
+        now_ms,
+        authentic
+            && !findings.is_empty()
+            && !has(ReasonCode::RateLimited)
+            && !has(ReasonCode::CoolingOff),
+        &mut events,
+    );
     if !findings.is_empty() {
-        let conflict = findings
-            .iter()
-            .any(|f| f.reason == ReasonCode::VersionConflict);
-        return rejected(
+        let conflict = has(ReasonCode::VersionConflict);
+        return Decision {
+            version: current.filter(|_| conflict).map(|c| c.version),
             findings,
-            current.filter(|_| conflict).map(|c| c.version),
             replay_key,
-        );
+            rate_tat,
+            offender,
+            events,
+            ..base
+        };
     }
     let version = current.map_or(1, |c| c.version + 1);
     let deleted = matches!(intent.operation, super::intent::Operation::Delete);
     let size = if deleted { 0 } else { intent.content_len() };
-    let previous_size = current.filter(|c| !c.deleted).map_or(0, |c| c.size);
+    let (size_delta, artifact_delta) = candidate_change(intent, current);
     let record = ArtifactRecord {
         version,
         owner_id: current.map_or_else(|| intent.owner_id.clone(), |c| c.owner_id.clone()),
@@ -202,14 +256,81 @@ pub fn decide(
         size,
         deleted,
     };
+    if let Some(p) = policy.products.get(&intent.product_id) {
+        let before = state.usage(&intent.product_id);
+        let after = before.plus(size_delta, artifact_delta);
+        let crossed = |b: u64, a: u64, max: u64| {
+            let line = (max as f64 * policy.quotas.warning_ratio) as u64;
+            b < line && a >= line
+        };
+        if crossed(before.bytes, after.bytes, p.max_bytes)
+            || crossed(before.artifacts, after.artifacts, p.max_artifacts)
+        {
+            events.push((
+                "QUOTA_WARNING".to_string(),
+                serde_json::json!({
+                    "product": intent.product_id, "bytes": after.bytes, "max_bytes": p.max_bytes,
+                    "artifacts": after.artifacts, "max_artifacts": p.max_artifacts,
+                    "ratio": policy.quotas.warning_ratio,
+                }),
+            ));
+        }
+    }
     Decision {
         outcome: Outcome::Accepted,
-        findings: Vec::new(),
         version: Some(version),
         effect: Some(Effect { key, record }),
-        size_delta: size as i64 - previous_size as i64,
-        decided_at: now_ms,
-        policy_version: policy.version.clone(),
+        size_delta,
+        artifact_delta,
         replay_key,
+        rate_tat,
+        offender,
+        events,
+        ..base
     }
+}
+
+/// The integration's new offender state, if it changes: an ended cooling-off is cleared, a
+/// counted rejection is added and may start a cooling-off. Also used to rebuild the state from
+/// the audit log.
+pub fn offender_change(
+    state: &PartitionState,
+    policy: &Policy,
+    integration: &str,
+    now_ms: i64,
+    counted_rejection: bool,
+    events: &mut Vec<(String, serde_json::Value)>,
+) -> Option<(String, OffenderState)> {
+    let o = &policy.offenders;
+    let before = state.offender(integration).cloned().unwrap_or_default();
+    let mut after = before.clone();
+    if after.cooling_until.is_some_and(|until| until <= now_ms) {
+        after.cooling_until = None;
+        events.push((
+            "COOLING_OFF_ENDED".to_string(),
+            serde_json::json!({"integration": integration}),
+        ));
+    }
+    if counted_rejection && after.cooling_until.is_none() {
+        after.rejections.push_back(now_ms);
+        while after
+            .rejections
+            .front()
+            .is_some_and(|t| *t <= now_ms - o.window_ms)
+        {
+            after.rejections.pop_front();
+        }
+        if after.rejections.len() as u32 >= o.threshold {
+            after.rejections.clear();
+            after.cooling_until = Some(now_ms + o.cool_off_ms);
+            events.push((
+                "COOLING_OFF_STARTED".to_string(),
+                serde_json::json!({
+                    "integration": integration, "until": now_ms + o.cool_off_ms,
+                    "threshold": o.threshold, "window_ms": o.window_ms,
+                }),
+            ));
+        }
+    }
+    (after != before).then(|| (integration.to_string(), after))
 }

@@ -37,6 +37,8 @@ struct PolicyFile {
     integrations: BTreeMap<String, IntegrationFile>,
     #[serde(default)]
     audit: AuditFile,
+    quotas: QuotasFile,
+    offenders: OffendersFile,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -220,6 +222,56 @@ struct ProductFile {
     classes: Vec<String>,
     #[serde(default)]
     max_content_bytes: Option<u64>,
+    #[serde(default)]
+    max_bytes: Option<u64>,
+    #[serde(default)]
+    max_artifacts: Option<u64>,
+    #[serde(default)]
+    rate_per_sec: Option<u32>,
+    #[serde(default)]
+    burst: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QuotasFile {
+    global_max_bytes: u64,
+    global_max_artifacts: u64,
+    product_max_bytes: u64,
+    product_max_artifacts: u64,
+    warning_ratio: f64,
+    rate_per_sec: u32,
+    burst: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OffendersFile {
+    threshold: u32,
+    window_ms: i64,
+    cool_off_ms: i64,
+}
+
+/// Storage quotas and rate limits (seeds' T1, T6).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quotas {
+    /// All products together, stored bytes.
+    pub global_max_bytes: u64,
+    /// All products together, live artifacts.
+    pub global_max_artifacts: u64,
+    /// Share of a quota at which a warning audit event is written.
+    pub warning_ratio: f64,
+}
+
+/// Repeat-offender detection (seeds' T6: escalation cascades).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Offenders {
+    /// Rejections within `window_ms` that start a cooling-off.
+    pub threshold: u32,
+    /// Sliding window, ms.
+    pub window_ms: i64,
+    /// Cooling-off length, ms.
+    pub cool_off_ms: i64,
 }
 
 /// Rules for one artifact class.
@@ -240,10 +292,18 @@ pub struct ProductRule {
     pub classes: BTreeSet<String>,
     /// Content size limit for this product (≤ the global limit).
     pub max_content_bytes: u64,
+    /// Stored bytes quota (live versions).
+    pub max_bytes: u64,
+    /// Live artifacts quota.
+    pub max_artifacts: u64,
+    /// Sustained intents per second.
+    pub rate_per_sec: u32,
+    /// Intents allowed in a burst above the rate.
+    pub burst: u32,
 }
 
 /// The active policy, validated, with its version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Policy {
     /// Hex SHA-256 of the file bytes: stamped on every decision.
     pub version: String,
@@ -261,6 +321,10 @@ pub struct Policy {
     pub threats: Threats,
     /// Public keys of gates signing audit checkpoints, by key id.
     pub audit_keys: BTreeMap<String, VerifyKey>,
+    /// Global quotas.
+    pub quotas: Quotas,
+    /// Repeat-offender settings.
+    pub offenders: Offenders,
 }
 
 fn status(s: &str, what: &str) -> Result<Status, PolicyError> {
@@ -387,12 +451,20 @@ impl Policy {
                     file.limits.max_content_bytes
                 ));
             }
+            let rate = p.rate_per_sec.unwrap_or(file.quotas.rate_per_sec);
+            if rate == 0 {
+                return invalid(format!("product {id}: rate_per_sec must be > 0"));
+            }
             products.insert(
                 id,
                 ProductRule {
                     display_name: p.display_name,
                     classes: p.classes.into_iter().collect(),
                     max_content_bytes: max,
+                    max_bytes: p.max_bytes.unwrap_or(file.quotas.product_max_bytes),
+                    max_artifacts: p.max_artifacts.unwrap_or(file.quotas.product_max_artifacts),
+                    rate_per_sec: rate,
+                    burst: p.burst.unwrap_or(file.quotas.burst),
                 },
             );
         }
@@ -467,6 +539,16 @@ impl Policy {
                 reserved_metadata_keys: file.threats.reserved_metadata_keys.into_iter().collect(),
             },
             audit_keys,
+            quotas: Quotas {
+                global_max_bytes: file.quotas.global_max_bytes,
+                global_max_artifacts: file.quotas.global_max_artifacts,
+                warning_ratio: file.quotas.warning_ratio,
+            },
+            offenders: Offenders {
+                threshold: file.offenders.threshold,
+                window_ms: file.offenders.window_ms,
+                cool_off_ms: file.offenders.cool_off_ms,
+            },
         })
     }
 }

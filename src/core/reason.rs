@@ -79,11 +79,19 @@ pub enum ReasonCode {
     SecretInMetadata,
     /// Content contains a secret or private key.
     SecretInContent,
+    /// Accepting would push the product's stored bytes or live artifacts over its quota.
+    QuotaExceeded,
+    /// Accepting would push the total of all products over the global quota.
+    GlobalQuotaExceeded,
+    /// The product is over its intents-per-second rate (GCRA); retry after the header's delay.
+    RateLimited,
+    /// The integration is cooling off after too many rejections.
+    CoolingOff,
 }
 
 impl ReasonCode {
     /// Every code, in rule order; used by docs and tests.
-    pub const ALL: [ReasonCode; 37] = [
+    pub const ALL: [ReasonCode; 41] = [
         ReasonCode::MalformedRecord,
         ReasonCode::UnknownSchemaId,
         ReasonCode::SchemaNotApproved,
@@ -121,6 +129,10 @@ impl ReasonCode {
         ReasonCode::ReservedMetadataKey,
         ReasonCode::SecretInMetadata,
         ReasonCode::SecretInContent,
+        ReasonCode::QuotaExceeded,
+        ReasonCode::GlobalQuotaExceeded,
+        ReasonCode::RateLimited,
+        ReasonCode::CoolingOff,
     ];
 
     /// The stable wire spelling, e.g. `SCHEMA_NOT_APPROVED`.
@@ -163,6 +175,10 @@ impl ReasonCode {
             ReasonCode::ReservedMetadataKey => "RESERVED_METADATA_KEY",
             ReasonCode::SecretInMetadata => "SECRET_IN_METADATA",
             ReasonCode::SecretInContent => "SECRET_IN_CONTENT",
+            ReasonCode::QuotaExceeded => "QUOTA_EXCEEDED",
+            ReasonCode::GlobalQuotaExceeded => "GLOBAL_QUOTA_EXCEEDED",
+            ReasonCode::RateLimited => "RATE_LIMITED",
+            ReasonCode::CoolingOff => "COOLING_OFF",
         }
     }
 
@@ -180,6 +196,8 @@ impl ReasonCode {
             ReasonCode::OperationNotAllowed | ReasonCode::NotOwner => Some("T5"),
             ReasonCode::VersionConflict | ReasonCode::ArtifactExists => Some("T4"),
             ReasonCode::ContentTooLarge => Some("T1"),
+            ReasonCode::QuotaExceeded | ReasonCode::GlobalQuotaExceeded => Some("T1"),
+            ReasonCode::RateLimited | ReasonCode::CoolingOff => Some("T6"),
             ReasonCode::UnknownIntegration
             | ReasonCode::IntegrationRevoked
             | ReasonCode::SignatureMissing

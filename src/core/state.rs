@@ -39,6 +39,34 @@ pub struct Effect {
 /// Identifies a decided intent for replay detection: (product, intent id).
 pub type ReplayKey = (String, String);
 
+/// Stored bytes and live artifacts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Bytes of the live versions.
+    pub bytes: u64,
+    /// Live (not deleted) artifacts.
+    pub artifacts: u64,
+}
+
+impl Usage {
+    /// Usage after a signed change, saturating at zero.
+    pub fn plus(self, bytes: i64, artifacts: i64) -> Usage {
+        Usage {
+            bytes: self.bytes.saturating_add_signed(bytes),
+            artifacts: self.artifacts.saturating_add_signed(artifacts),
+        }
+    }
+}
+
+/// Repeat-offender bookkeeping of one integration.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffenderState {
+    /// Times (ms) of recent counted rejections, oldest first.
+    pub rejections: VecDeque<i64>,
+    /// Cooling-off end (ms), if cooling.
+    pub cooling_until: Option<i64>,
+}
+
 /// State owned by one partition task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionState {
@@ -46,6 +74,14 @@ pub struct PartitionState {
     /// Authenticated intent ids already decided, bounded FIFO window.
     seen: HashSet<ReplayKey>,
     seen_order: VecDeque<ReplayKey>,
+    /// Exact usage per product homed here.
+    usage: HashMap<String, Usage>,
+    /// Usage of all other partitions (from Redis; lags by the publish interval).
+    others: Usage,
+    /// GCRA theoretical arrival time per product, µs.
+    rate_tat: HashMap<String, i64>,
+    /// Repeat offenders per integration.
+    offenders: HashMap<String, OffenderState>,
 }
 
 impl PartitionState {
@@ -77,14 +113,79 @@ impl PartitionState {
         }
     }
 
-    /// Applies everything a decision changes: the artifact effect and the replay memory.
+    /// Applies everything a decision changes: artifact, usage, replay memory, rate and
+    /// offender state.
     pub fn record(&mut self, decision: &super::decide::Decision, window: usize) {
         if let Some(effect) = &decision.effect {
             self.apply(effect);
+            self.add_usage(
+                &effect.key.product_id,
+                decision.size_delta,
+                decision.artifact_delta,
+            );
         }
         if let Some(key) = &decision.replay_key {
             self.remember(key.clone(), window);
         }
+        if let Some((product, tat)) = &decision.rate_tat {
+            self.rate_tat.insert(product.clone(), *tat);
+        }
+        if let Some(change) = &decision.offender {
+            self.offenders.insert(change.0.clone(), change.1.clone());
+        }
+    }
+
+    /// Adds a usage change to a product.
+    pub fn add_usage(&mut self, product: &str, bytes: i64, artifacts: i64) {
+        let u = self.usage.entry(product.to_string()).or_default();
+        *u = u.plus(bytes, artifacts);
+    }
+
+    /// Exact usage of a product homed here.
+    pub fn usage(&self, product: &str) -> Usage {
+        self.usage.get(product).copied().unwrap_or_default()
+    }
+
+    /// Usage of every product homed here.
+    pub fn usage_by_product(&self) -> &HashMap<String, Usage> {
+        &self.usage
+    }
+
+    /// Sum of this partition's usage.
+    pub fn local_total(&self) -> Usage {
+        self.usage.values().fold(Usage::default(), |a, u| Usage {
+            bytes: a.bytes + u.bytes,
+            artifacts: a.artifacts + u.artifacts,
+        })
+    }
+
+    /// Sets the usage of all other partitions (global totals input).
+    pub fn set_others(&mut self, others: Usage) {
+        self.others = others;
+    }
+
+    /// Usage of all products everywhere, as far as this partition knows.
+    pub fn global_total(&self) -> Usage {
+        let l = self.local_total();
+        Usage {
+            bytes: l.bytes + self.others.bytes,
+            artifacts: l.artifacts + self.others.artifacts,
+        }
+    }
+
+    /// GCRA arrival time of a product, µs (0 when never seen).
+    pub fn rate_tat(&self, product: &str) -> i64 {
+        self.rate_tat.get(product).copied().unwrap_or(0)
+    }
+
+    /// Replaces the offender state of an integration.
+    pub fn set_offender(&mut self, integration: String, o: OffenderState) {
+        self.offenders.insert(integration, o);
+    }
+
+    /// Offender state of an integration.
+    pub fn offender(&self, integration: &str) -> Option<&OffenderState> {
+        self.offenders.get(integration)
     }
 
     /// Number of artifacts known (including deleted ones).

@@ -7,6 +7,7 @@ pub mod policy_watch;
 pub mod records;
 mod session;
 pub mod task;
+pub mod usage_share;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,6 +88,8 @@ pub struct GateOptions {
     pub checkpoint_every: u64,
     /// ...or this much time since the last one (when there were new links).
     pub checkpoint_interval: Duration,
+    /// Redis for cross-partition usage (global quotas, live usage); None disables sharing.
+    pub redis_url: Option<String>,
     /// Longest time a transaction stays open before commit.
     pub commit_interval: Duration,
     /// Most intents per transaction.

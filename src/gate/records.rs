@@ -260,6 +260,14 @@ impl Writer<'_> {
         if let Some(v) = decision.version {
             add(headers::ERROR_CURRENT_VERSION, v.to_string().into_bytes());
         }
+        if let Some(ms) = decision
+            .findings
+            .iter()
+            .find(|f| f.reason == crate::core::ReasonCode::RateLimited)
+            .and_then(|f| crate::core::rules::rate::retry_after_ms(&f.detail))
+        {
+            add(headers::ERROR_RETRY_AFTER_MS, ms.to_string().into_bytes());
+        }
         OutRecord {
             topic: self.topics.rejected.clone(),
             partition: None,

@@ -141,6 +141,7 @@ struct Txn {
 struct Session<'a> {
     opts: &'a GateOptions,
     watch: &'a mut PolicyWatch,
+    share: super::usage_share::UsageShare,
     registry: &'a Registry,
     rt: &'a Handle,
     ids: OutputSchemaIds,
@@ -216,6 +217,10 @@ impl<'a> Session<'a> {
         Ok(Session {
             opts,
             watch,
+            share: super::usage_share::UsageShare::new(
+                opts.redis_url.as_deref(),
+                &opts.topics.intents,
+            ),
             registry,
             rt,
             ids,
@@ -242,6 +247,7 @@ impl<'a> Session<'a> {
             if let Some(change) = self.watch.poll() {
                 self.on_policy_change(change)?;
             }
+            self.share.tick(&mut self.tasks, self.partition_count);
             let polled = self
                 .consumer
                 .poll(Duration::from_millis(50))
@@ -296,7 +302,7 @@ impl<'a> Session<'a> {
                 &self.opts.topics.audit,
                 c.partition,
                 self.opts.restore_timeout,
-                self.watch.current().limits.replay_window,
+                self.watch.current(),
             )?;
             self.tasks.insert(c.partition, task);
         }
@@ -382,6 +388,9 @@ impl<'a> Session<'a> {
         self.ensure_txn()?;
         for r in &outputs.records {
             self.send(r)?;
+        }
+        for (event_type, detail) in &decision.events {
+            self.governance(c.partition, event_type, detail)?;
         }
         self.note(c.partition, c.offset)
     }

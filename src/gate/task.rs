@@ -81,11 +81,38 @@ pub enum RestoreError {
 impl Task {
     /// Folds one committed audit event into the task (used by restore and by tests);
     /// `replay_window` bounds the remembered intent ids.
-    pub fn fold(&mut self, event: &AuditEvent, replay_window: usize) {
+    pub fn fold(&mut self, event: &AuditEvent, policy: &crate::core::Policy) {
+        let replay_window = policy.limits.replay_window;
         if let Some(d) = &event.decision {
+            if let Some(integration) = &d.integration_id {
+                let counted = d.authenticated
+                    && !d.accepted
+                    && !d
+                        .reasons
+                        .iter()
+                        .any(|r| r == "RATE_LIMITED" || r == "COOLING_OFF");
+                let mut sink = Vec::new();
+                if let Some((i, o)) = crate::core::decide::offender_change(
+                    &self.state,
+                    policy,
+                    integration,
+                    event.recorded_at,
+                    counted,
+                    &mut sink,
+                ) {
+                    self.state.set_offender(i, o);
+                }
+            }
             if d.accepted
                 && let Some(effect) = effect_of(d)
             {
+                let artifacts = match d.operation.as_deref() {
+                    Some("CREATE") => 1,
+                    Some("DELETE") => -1,
+                    _ => 0,
+                };
+                self.state
+                    .add_usage(&effect.key.product_id, d.size_delta, artifacts);
                 self.state.apply(&effect);
             }
             if d.authenticated
@@ -126,7 +153,7 @@ pub fn restore(
     audit_topic: &str,
     partition: i32,
     timeout: Duration,
-    replay_window: usize,
+    policy: &crate::core::Policy,
 ) -> Result<Task, RestoreError> {
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
@@ -182,7 +209,7 @@ pub fn restore(
                         event.seq, event.prev_hash, task.chain.next_seq, task.chain.hash
                     )));
                 }
-                task.fold(&event, replay_window);
+                task.fold(&event, policy);
                 records += 1;
             }
         }

@@ -27,3 +27,5 @@ pub const ERROR_POLICY_VERSION: &str = "bucket.errors.policy.version";
 pub const ERROR_INTENT_ID: &str = "bucket.errors.intent.id";
 /// Current artifact version on a version conflict, so the writer can rebase.
 pub const ERROR_CURRENT_VERSION: &str = "bucket.errors.current.version";
+/// On RATE_LIMITED: milliseconds to wait before the product's next intent conforms.
+pub const ERROR_RETRY_AFTER_MS: &str = "bucket.errors.retry.after.ms";

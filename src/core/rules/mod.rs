@@ -5,9 +5,12 @@ mod authenticity;
 mod content;
 mod fields;
 mod metadata;
+mod offender;
 mod operation;
 mod product;
 mod provenance;
+mod quota;
+pub mod rate;
 mod routing;
 pub mod secrets;
 mod version;
@@ -20,9 +23,11 @@ use super::decide::{Context, Finding};
 type Rule = fn(&Context<'_>, &mut Vec<Finding>);
 
 /// Rules in evaluation order; this order is the order of reason codes in a decision.
-const RULES: [Rule; 10] = [
+const RULES: [Rule; 13] = [
     fields::check,
     authenticity::check,
+    offender::check,
+    rate::check,
     routing::check,
     product::check,
     operation::check,
@@ -31,6 +36,7 @@ const RULES: [Rule; 10] = [
     metadata::check,
     provenance::check,
     secrets::check,
+    quota::check,
 ];
 
 /// Runs every rule and returns the findings in rule order (empty means accept).

@@ -1,0 +1,222 @@
+//! Quotas, rate limits and scale-out against the real stack: exact per-product quota edges,
+//! per-product rate limits that do not touch a neighbour on the same partition, and two gate
+//! instances killed at random moments without losing, duplicating or forking anything, with
+//! the usage published to Redis equal to a recomputation from the accepted artifacts.
+
+mod common;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use bhiv_bucket::core::{ArtifactIntent, Operation};
+use bhiv_bucket::produce::{IntentProducer, now_ms};
+use bhiv_bucket::wire::{accepted, audit};
+use common::*;
+
+fn intent(product: &str, artifact: &str, class: &str, content: Vec<u8>) -> ArtifactIntent {
+    ArtifactIntent {
+        intent_id: uuid::Uuid::new_v4().to_string(),
+        product_id: product.into(),
+        integration_id: format!("{product}-backend"),
+        owner_id: "owner".into(),
+        requester_id: "owner".into(),
+        artifact_id: artifact.into(),
+        artifact_class: class.into(),
+        operation: Operation::Create,
+        expected_version: None,
+        content: Some(content),
+        content_type: "text/plain".into(),
+        metadata: "{}".into(),
+        purpose: "quota test".into(),
+        client_time: now_ms(),
+    }
+}
+
+/// Writes a policy with tight limits for workflow (quota) and ai_assistant (rate) into a temp
+/// dir (with the demo keys beside it) and returns its path.
+fn tight_policy(dir: &std::path::Path) -> String {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
+    let text = text
+        .replace(
+            "[products.workflow]\n",
+            "[products.workflow]\nmax_bytes = 1000\n",
+        )
+        .replace(
+            "[products.ai_assistant]\n",
+            "[products.ai_assistant]\nrate_per_sec = 20\nburst = 10\n",
+        );
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    std::os::unix::fs::symlink(deploy.join("demo"), dir.join("demo")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+fn decisions(topic: &str) -> HashMap<(i32, i64), audit::DecisionRecord> {
+    read_committed(topic)
+        .into_iter()
+        .filter_map(|r| audit::decode_framed(r.value.as_deref()).ok()?.decision)
+        .map(|d| ((d.source_partition, d.source_offset), d))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quota_edge_and_rate_limits_are_exact_and_isolated() {
+    let sfx = suffix();
+    let topics = create_topics(&sfx, 1).await;
+    let group = format!("gate{sfx}");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = tight_policy(dir.path());
+    let registry = registry();
+    let p = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+        .await
+        .unwrap();
+    // Quota: 999 bytes, then 1 byte (exactly at quota), then 1 byte more (refused).
+    let q1 = send_signed(
+        &p,
+        &intent("workflow", "q1", "workflow_state", vec![b'a'; 999]),
+    )
+    .await;
+    let q2 = send_signed(&p, &intent("workflow", "q2", "workflow_state", vec![b'b'])).await;
+    let q3 = send_signed(&p, &intent("workflow", "q3", "workflow_state", vec![b'c'])).await;
+    // Rate: 200 intents of ai_assistant (10x its 20/s) interleaved with 50 of gurukul.
+    let mut records = Vec::new();
+    for n in 0..200 {
+        records.push(signed(
+            &p,
+            &intent("ai_assistant", &format!("r{n}"), "document", b"x".to_vec()),
+        ));
+        if n % 4 == 0 {
+            records.push(signed(
+                &p,
+                &intent("gurukul", &format!("g{n}"), "transcript", b"y".to_vec()),
+            ));
+        }
+    }
+    produce_all(&p, records).await;
+    let _gate = spawn(
+        &format!("gate{sfx}-tight"),
+        &["gate", "--gate-id", "g1", "--group", &group],
+        &[
+            ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
+            ("BUCKET_POLICY", policy),
+        ],
+    );
+    wait_all_decided(&group, &topics, 1, Duration::from_secs(90));
+    let d = decisions(&topics.audit);
+    assert!(d[&(q1.partition, q1.offset)].accepted);
+    assert!(
+        d[&(q2.partition, q2.offset)].accepted,
+        "exactly at quota is accepted"
+    );
+    assert_eq!(
+        d[&(q3.partition, q3.offset)].reasons,
+        vec!["QUOTA_EXCEEDED"]
+    );
+    let by = |product: &str| {
+        d.values()
+            .filter(|x| x.product_id.as_deref() == Some(product))
+            .collect::<Vec<_>>()
+    };
+    let limited = by("ai_assistant")
+        .iter()
+        .filter(|x| x.reasons == vec!["RATE_LIMITED"])
+        .count();
+    assert!(
+        limited >= 100,
+        "most of the 10x excess is refused: {limited}"
+    );
+    assert!(
+        by("gurukul").iter().all(|x| x.accepted),
+        "a product under its rate on the same partition sees no refusal"
+    );
+    let rejected = read_committed(&topics.rejected);
+    assert!(
+        rejected
+            .iter()
+            .any(|r| r.headers.contains_key("bucket.errors.retry.after.ms"))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_killed_at_random_keep_every_invariant_and_usage() {
+    let intents: usize = std::env::var("BUCKET_CHAOS_INTENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(12_000);
+    let kills: usize = std::env::var("BUCKET_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let partitions = 4;
+    let sfx = suffix();
+    let topics = create_topics(&sfx, partitions).await;
+    let group = format!("gate{sfx}");
+    let registry = registry();
+    let p = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+        .await
+        .unwrap();
+    let records = mixed_workload(&p, intents, 99);
+    let half = records.len() / 2;
+    let mut produced = produce_all(&p, records[..half].to_vec()).await;
+    let mut gates = [spawn_gate(&sfx, &group, "a"), spawn_gate(&sfx, &group, "b")];
+    let mut rest = records[half..].chunks(records[half..].len() / kills.max(1) + 1);
+    let mut seed: u64 = 0x5eed;
+    for round in 0..kills {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        tokio::time::sleep(Duration::from_millis(500 + seed % 2500)).await;
+        let victim = (seed % 2) as usize;
+        gates[victim].kill9();
+        if let Some(chunk) = rest.next() {
+            produced.extend(produce_all(&p, chunk.to_vec()).await);
+        }
+        let id = if victim == 0 { "a" } else { "b" };
+        gates[victim] = spawn_gate(&sfx, &group, id);
+        eprintln!("chaos round {round}: killed and restarted gate {id}");
+    }
+    for chunk in rest {
+        produced.extend(produce_all(&p, chunk.to_vec()).await);
+    }
+    wait_all_decided(&group, &topics, partitions, Duration::from_secs(300));
+    let checked = check_invariants(&produced, &topics);
+    assert_eq!(checked.audit, produced.len());
+
+    // Usage recomputed from the accepted artifacts equals what the gates published to Redis.
+    let mut latest: HashMap<(String, String), (i64, i64, bool)> = HashMap::new();
+    for r in read_committed(&topics.accepted) {
+        let a = accepted::decode_framed(r.value.as_deref()).unwrap();
+        let e = latest
+            .entry((a.product_id.clone(), a.artifact_id.clone()))
+            .or_insert((0, 0, true));
+        if a.version > e.0 {
+            *e = (a.version, a.content_size, a.deleted);
+        }
+    }
+    let mut want: HashMap<String, (u64, u64)> = HashMap::new();
+    for ((product, _), (_, size, deleted)) in latest {
+        if !deleted {
+            let w = want.entry(product).or_default();
+            w.0 += size as u64;
+            w.1 += 1;
+        }
+    }
+    let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+    let mut con = client.get_connection().unwrap();
+    wait_until(
+        Duration::from_secs(15),
+        "redis usage equals recomputation",
+        || {
+            want.iter().all(|(product, (bytes, artifacts))| {
+                let got: (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+                    .arg(format!("bucket:{}:product:{product}", topics.intents))
+                    .arg("bytes")
+                    .arg("artifacts")
+                    .query(&mut con)
+                    .unwrap();
+                got == (Some(*bytes), Some(*artifacts))
+            })
+        },
+    );
+}
