@@ -12,10 +12,12 @@
 //! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
 //! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
+//! - [`bench`]: `bucket bench`, the gate measured beside a transactional passthrough copier.
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
 //!   and writes versions idempotently to PostgreSQL before committing offsets.
 
 pub mod audit;
+pub mod bench;
 pub mod core;
 pub mod gate;
 mod kafka_log;
