@@ -168,9 +168,20 @@ fn commit(
     let cgm = consumer
         .group_metadata()
         .ok_or_else(|| BenchError::Incomplete("copier consumer has no group metadata".into()))?;
-    let result = producer
-        .send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT)
-        .and_then(|()| producer.commit_transaction(TXN_TIMEOUT));
+    let started = Instant::now();
+    let result = clients::drain(producer, TXN_TIMEOUT)
+        .and_then(|()| producer.send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT))
+        .and_then(|()| {
+            let offsets_ms = started.elapsed().as_millis() as u64;
+            let r = producer.commit_transaction(TXN_TIMEOUT);
+            tracing::debug!(
+                records = t.records,
+                offsets_ms,
+                commit_ms = started.elapsed().as_millis() as u64 - offsets_ms,
+                "copier transaction committed"
+            );
+            r
+        });
     if let Err(e) = result {
         // A benchmark does not recover: abort so nothing half-done is left open, and report.
         let _ = producer.abort_transaction(TXN_TIMEOUT);

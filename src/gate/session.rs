@@ -395,9 +395,11 @@ impl<'a> Session<'a> {
         let Some(cgm) = self.consumer.group_metadata() else {
             return Err(GateError::Group("consumer has no group metadata".into()));
         };
-        let result = self
-            .producer
-            .send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT)
+        let result = clients::drain(&self.producer, TXN_TIMEOUT)
+            .and_then(|()| {
+                self.producer
+                    .send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT)
+            })
             .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
         match result {
             Ok(()) => {
