@@ -146,6 +146,9 @@ struct BenchArgs {
     /// JSON output; throughput.svg and latency.svg are written beside it.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
+    /// Measure nothing: redraw the table and charts of an earlier results.json (into --out).
+    #[arg(long)]
+    replot: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -505,8 +508,12 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Produce(a) => rt.block_on(produce(a)),
         Command::Bench(a) => {
+            let replot = a.replot.clone();
             let opts = bench_options(a)?;
-            let report = bhiv_bucket::bench::run(&opts, rt.handle().clone())?;
+            let report = match replot {
+                Some(from) => bhiv_bucket::bench::report::Report::read(&from)?,
+                None => bhiv_bucket::bench::run(&opts, rt.handle().clone())?,
+            };
             print!("{}", report.table());
             for p in report.write(&opts.out)? {
                 println!("wrote {}", p.display());

@@ -162,7 +162,7 @@ impl RunContext {
 }
 
 /// One throughput run over a pre-filled input.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ThroughputRun {
     /// gate or passthrough.
     pub kind: Kind,
@@ -283,7 +283,7 @@ pub fn throughput(
 }
 
 /// One open-loop latency run.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct LatencyRun {
     /// gate or passthrough.
     pub kind: Kind,

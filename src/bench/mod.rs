@@ -33,7 +33,7 @@ use sign::SigAlg;
 use workload::Workload;
 
 /// Which processor a run measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     /// The transactional passthrough copier.

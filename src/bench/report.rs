@@ -10,7 +10,7 @@ use super::measure::{LatencyRun, ThroughputRun};
 use super::{BenchError, Kind};
 
 /// The machine the figures come from.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Machine {
     /// `nproc` (available parallelism).
     pub cpus: usize,
@@ -39,7 +39,7 @@ impl Machine {
 }
 
 /// Medians of one configuration over its repetitions, gate beside passthrough.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Content bytes per intent.
     pub payload: usize,
@@ -105,7 +105,7 @@ pub fn summarize(runs: &[ThroughputRun]) -> Vec<Summary> {
 }
 
 /// Everything one `bucket bench` invocation measured.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     /// Where it ran.
     pub machine: Machine,
@@ -122,6 +122,11 @@ pub struct Report {
 }
 
 impl Report {
+    /// Reads a report written by [`Report::write`] (to redraw its table and charts).
+    pub fn read(path: &Path) -> Result<Report, BenchError> {
+        Ok(serde_json::from_slice(&std::fs::read(path)?)?)
+    }
+
     /// The human table.
     pub fn table(&self) -> String {
         let mut s = String::new();
@@ -248,14 +253,18 @@ fn throughput_chart(summary: &[Summary], path: &Path) -> Result<(), BenchError> 
     chart
         .configure_mesh()
         .disable_x_mesh()
-        .x_labels(n + 1)
+        .x_labels(2 * n + 1)
         .x_label_formatter(&|x| {
-            let i = x.floor() as usize;
-            summary
-                .get(i)
-                .filter(|_| (x - i as f64 - 0.5).abs() < 0.26)
-                .map(|s| size_label(s.payload))
-                .unwrap_or_default()
+            // Label the middle of each group (x = i + 0.5), nothing else.
+            let i = x.floor();
+            if (x - i - 0.5).abs() < 0.05 && i >= 0.0 {
+                summary
+                    .get(i as usize)
+                    .map(|s| size_label(s.payload))
+                    .unwrap_or_default()
+            } else {
+                String::new()
+            }
         })
         .x_desc("content size per intent")
         .y_desc("intents/s")
