@@ -2,7 +2,8 @@
 # The test command (README, CI): installs and starts the local stack if it is not running,
 # runs every check and test against it, and stops what it started.
 #
-#   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
+#   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns,
+#                             and a bench smoke run (`bucket bench --quick`)
 #
 # Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
 set -euo pipefail
@@ -51,3 +52,6 @@ fi
 
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --all-targets --locked -- --test-threads 4
+
+step "bench smoke run: bucket bench --quick (tiny sizes; fails on errors only, never on speed)"
+target/debug/bucket bench --quick --out target/bench/quick/results.json

@@ -14,6 +14,7 @@
 //! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
 //! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
+//! - [`bench`]: `bucket bench`, the gate measured beside a transactional passthrough copier.
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
 //!   and writes versions idempotently to PostgreSQL before committing offsets; also indexes
 //!   `bucket.audit` into `audit_decisions`, runs retention (`purge`) and `reconcile`.
@@ -22,6 +23,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod bench;
 pub mod core;
 pub mod gate;
 mod kafka_log;

@@ -15,11 +15,12 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientConfig, ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, info_span, warn};
 
+use super::clients::{self, TXN_TIMEOUT};
 use super::decode::decode_intent;
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
@@ -28,7 +29,6 @@ use super::{GateError, GateOptions};
 use crate::core::{Envelope, decide};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 
-const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the gate until `shutdown` is cancelled. Blocking: call from a dedicated thread.
@@ -166,38 +166,18 @@ impl<'a> Session<'a> {
         rt: &'a Handle,
         watch: &'a mut PolicyWatch,
     ) -> Result<Session<'a>, GateError> {
-        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
-            .set("bootstrap.servers", &opts.brokers)
-            .set(
-                "transactional.id",
-                format!("{}-{}", opts.group_id, opts.gate_id),
-            )
-            .set("enable.idempotence", "true")
-            .set(
-                "transaction.timeout.ms",
-                TXN_TIMEOUT.as_millis().to_string(),
-            )
-            .set("message.max.bytes", "20971520")
-            .set("linger.ms", "5")
-            .set("batch.num.messages", "10000")
-            .set("retry.backoff.ms", "20")
-            .set("compression.type", "lz4")
-            .create()?;
+        let producer: ThreadedProducer<DefaultProducerContext> = clients::producer_config(
+            &opts.brokers,
+            &format!("{}-{}", opts.group_id, opts.gate_id),
+        )
+        .create()?;
         producer.init_transactions(OP_TIMEOUT)?;
-        let consumer: BaseConsumer<GateContext> = ClientConfig::new()
-            .set("bootstrap.servers", &opts.brokers)
-            .set("group.id", &opts.group_id)
-            .set("client.id", format!("bucket-gate-{}", opts.gate_id))
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("isolation.level", "read_committed")
-            .set("auto.offset.reset", "earliest")
-            .set("partition.assignment.strategy", "range,roundrobin")
-            .set("session.timeout.ms", "10000")
-            .set("max.poll.interval.ms", "600000")
-            .set("fetch.max.bytes", "52428800")
-            .set("max.partition.fetch.bytes", "20971520")
-            .create_with_context(GateContext::default())?;
+        let consumer: BaseConsumer<GateContext> = clients::consumer_config(
+            &opts.brokers,
+            &opts.group_id,
+            &format!("bucket-gate-{}", opts.gate_id),
+        )
+        .create_with_context(GateContext::default())?;
         let partition_count = partition_count(&consumer, &opts.topics.intents)?;
         let audit_count = partition_count_of(&consumer, &opts.topics.audit)?;
         if audit_count != partition_count {
@@ -563,9 +543,11 @@ impl<'a> Session<'a> {
         let Some(cgm) = self.consumer.group_metadata() else {
             return Err(GateError::Group("consumer has no group metadata".into()));
         };
-        let result = self
-            .producer
-            .send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT)
+        let result = clients::drain(&self.producer, TXN_TIMEOUT)
+            .and_then(|()| {
+                self.producer
+                    .send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT)
+            })
             .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
         match result {
             Ok(()) => {

@@ -1,8 +1,14 @@
 //! Reading fields out of a decoded Avro record by name, with precise errors.
 
+use std::sync::LazyLock;
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 
 use super::WireError;
+use super::schemas::APPROVED;
 
 /// A decoded record's fields.
 pub(crate) struct Fields(Vec<(String, Value)>);
@@ -141,15 +147,46 @@ pub(crate) fn record(fields: Vec<(&str, Value)>) -> Value {
     )
 }
 
+/// Readers and writers of the approved schemas, with their names resolved once: building them
+/// per record resolves the schema every time (a map of names built and dropped per call), which
+/// showed in the decode benchmark (`benches/gate_core.rs`; apache/avro-rs #310, #371).
+struct Codecs {
+    readers: Vec<(&'static Schema, GenericDatumReader<'static>)>,
+    writers: Vec<(&'static Schema, GenericDatumWriter<'static>)>,
+}
+
+static CODECS: LazyLock<Codecs> = LazyLock::new(|| {
+    let approved: &'static super::schemas::Approved = &APPROVED;
+    let schemas = approved.all().map(|a| &a.schema);
+    Codecs {
+        readers: schemas
+            .iter()
+            .filter_map(|s| Some((*s, GenericDatumReader::builder(s).build().ok()?)))
+            .collect(),
+        writers: schemas
+            .iter()
+            .filter_map(|s| Some((*s, GenericDatumWriter::builder(s).build().ok()?)))
+            .collect(),
+    }
+});
+
+fn cached<'a, T>(list: &'a [(&'static Schema, T)], schema: &Schema) -> Option<&'a T> {
+    list.iter()
+        .find(|(s, _)| std::ptr::eq(*s, schema))
+        .map(|(_, t)| t)
+}
+
 /// Decodes one Avro datum that must use every byte of `body`.
-pub(crate) fn read_datum(schema: &apache_avro::Schema, body: &[u8]) -> Result<Value, WireError> {
-    let reader = apache_avro::reader::datum::GenericDatumReader::builder(schema)
-        .build()
-        .map_err(|e| WireError::Avro(e.to_string()))?;
+pub(crate) fn read_datum(schema: &Schema, body: &[u8]) -> Result<Value, WireError> {
+    let avro = |e: apache_avro::Error| WireError::Avro(e.to_string());
     let mut cursor = body;
-    let value = reader
-        .read_value(&mut cursor)
-        .map_err(|e| WireError::Avro(e.to_string()))?;
+    let value = match cached(&CODECS.readers, schema) {
+        Some(reader) => reader.read_value(&mut cursor),
+        None => GenericDatumReader::builder(schema)
+            .build()
+            .and_then(|r| r.read_value(&mut cursor)),
+    }
+    .map_err(avro)?;
     if !cursor.is_empty() {
         return Err(WireError::Avro(format!(
             "{} trailing bytes after the record",
@@ -160,14 +197,14 @@ pub(crate) fn read_datum(schema: &apache_avro::Schema, body: &[u8]) -> Result<Va
 }
 
 /// Encodes one Avro datum (validated against `schema`).
-pub(crate) fn write_datum(
-    schema: &apache_avro::Schema,
-    value: Value,
-) -> Result<Vec<u8>, WireError> {
-    apache_avro::writer::datum::GenericDatumWriter::builder(schema)
-        .build()
-        .and_then(|w| w.write_value_to_vec(value))
-        .map_err(|e| WireError::Avro(e.to_string()))
+pub(crate) fn write_datum(schema: &Schema, value: Value) -> Result<Vec<u8>, WireError> {
+    match cached(&CODECS.writers, schema) {
+        Some(writer) => writer.write_value_to_vec(value),
+        None => GenericDatumWriter::builder(schema)
+            .build()
+            .and_then(|w| w.write_value_to_vec(value)),
+    }
+    .map_err(|e| WireError::Avro(e.to_string()))
 }
 
 /// Avro enum value for an `Operation` (symbol order CREATE, UPDATE, DELETE).

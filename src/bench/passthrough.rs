@@ -1,0 +1,205 @@
+//! The baseline: a transactional passthrough copier with the gate's topology and client settings
+//! (`gate::clients`) but no decoding, rules or audit chain. Per input record it writes the value
+//! unchanged to the outcome topic and a 12-byte audit record (source partition and offset) to
+//! the audit partition with the same number, then commits on the gate's schedule: begin →
+//! produce → send offsets with the group metadata → commit.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio_util::sync::CancellationToken;
+
+use super::BenchError;
+use crate::gate::TopicNames;
+use crate::gate::clients::{self, TXN_TIMEOUT};
+
+const OP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the copier needs.
+#[derive(Debug, Clone)]
+pub struct PassthroughOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Consumer group (fresh per run).
+    pub group_id: String,
+    /// Instance id (forms the transactional id with the group).
+    pub instance_id: String,
+    /// Input and output topics (`accepted` is the outcome topic, `rejected` is unused).
+    pub topics: TopicNames,
+    /// Longest a transaction stays open.
+    pub commit_interval: Duration,
+    /// Most records per transaction.
+    pub max_batch: usize,
+}
+
+/// Audit value of the copier: source partition (i32 BE) then source offset (i64 BE).
+pub fn audit_value(partition: i32, offset: i64) -> [u8; 12] {
+    let mut v = [0u8; 12];
+    v[..4].copy_from_slice(&partition.to_be_bytes());
+    v[4..].copy_from_slice(&offset.to_be_bytes());
+    v
+}
+
+/// Reads back a copier audit value.
+pub fn parse_audit_value(v: &[u8]) -> Option<(i32, i64)> {
+    let p = i32::from_be_bytes(v.get(..4)?.try_into().ok()?);
+    let o = i64::from_be_bytes(v.get(4..12)?.try_into().ok()?);
+    Some((p, o))
+}
+
+struct Txn {
+    started: Instant,
+    records: usize,
+    next: BTreeMap<i32, i64>,
+}
+
+/// Copies until `shutdown` is cancelled, then commits and returns the number of records copied.
+/// Blocking: run it on its own thread, like `gate::run`.
+pub fn run(opts: PassthroughOptions, shutdown: CancellationToken) -> Result<u64, BenchError> {
+    let producer: ThreadedProducer<DefaultProducerContext> = clients::producer_config(
+        &opts.brokers,
+        &format!("{}-{}", opts.group_id, opts.instance_id),
+    )
+    .create()?;
+    producer.init_transactions(OP_TIMEOUT)?;
+    let consumer: BaseConsumer = clients::consumer_config(
+        &opts.brokers,
+        &opts.group_id,
+        &format!("bucket-bench-copier-{}", opts.instance_id),
+    )
+    .create()?;
+    consumer.subscribe(&[&opts.topics.intents])?;
+    let mut txn: Option<Txn> = None;
+    let mut copied = 0u64;
+    loop {
+        if shutdown.is_cancelled() {
+            commit(&opts, &consumer, &producer, &mut txn)?;
+            consumer.unsubscribe();
+            return Ok(copied);
+        }
+        match consumer.poll(Duration::from_millis(50)) {
+            None => {}
+            Some(Err(e)) => tracing::warn!(error = %e, "copier consumer error"),
+            Some(Ok(m)) => {
+                if txn.is_none() {
+                    producer.begin_transaction()?;
+                    txn = Some(Txn {
+                        started: Instant::now(),
+                        records: 0,
+                        next: BTreeMap::new(),
+                    });
+                }
+                copy(&opts.topics, &producer, &m)?;
+                copied += 1;
+                if let Some(t) = txn.as_mut() {
+                    t.records += 1;
+                    t.next.insert(m.partition(), m.offset() + 1);
+                }
+            }
+        }
+        if let Some(t) = &txn
+            && (t.records >= opts.max_batch || t.started.elapsed() >= opts.commit_interval)
+        {
+            commit(&opts, &consumer, &producer, &mut txn)?;
+        }
+    }
+}
+
+fn copy(
+    topics: &TopicNames,
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    m: &BorrowedMessage<'_>,
+) -> Result<(), BenchError> {
+    let audit = audit_value(m.partition(), m.offset());
+    let ts = m.timestamp().to_millis();
+    let mut outcome: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.accepted);
+    let mut link: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&topics.audit)
+        .partition(m.partition())
+        .payload(&audit[..]);
+    if let Some(k) = m.key() {
+        outcome = outcome.key(k);
+        link = link.key(k);
+    }
+    if let Some(v) = m.payload() {
+        outcome = outcome.payload(v);
+    }
+    if let Some(ts) = ts {
+        link = link.timestamp(ts);
+    }
+    send(producer, outcome)?;
+    send(producer, link)
+}
+
+fn send(
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    mut record: BaseRecord<'_, [u8], [u8]>,
+) -> Result<(), BenchError> {
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
+fn commit(
+    opts: &PassthroughOptions,
+    consumer: &BaseConsumer,
+    producer: &ThreadedProducer<DefaultProducerContext>,
+    txn: &mut Option<Txn>,
+) -> Result<(), BenchError> {
+    let Some(t) = txn.take() else {
+        return Ok(());
+    };
+    let mut offsets = TopicPartitionList::new();
+    for (p, next) in &t.next {
+        offsets.add_partition_offset(&opts.topics.intents, *p, Offset::Offset(*next))?;
+    }
+    let cgm = consumer
+        .group_metadata()
+        .ok_or_else(|| BenchError::Incomplete("copier consumer has no group metadata".into()))?;
+    let started = Instant::now();
+    let result = clients::drain(producer, TXN_TIMEOUT)
+        .and_then(|()| producer.send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT))
+        .and_then(|()| {
+            let offsets_ms = started.elapsed().as_millis() as u64;
+            let r = producer.commit_transaction(TXN_TIMEOUT);
+            tracing::debug!(
+                records = t.records,
+                offsets_ms,
+                commit_ms = started.elapsed().as_millis() as u64 - offsets_ms,
+                "copier transaction committed"
+            );
+            r
+        });
+    if let Err(e) = result {
+        // A benchmark does not recover: abort so nothing half-done is left open, and report.
+        let _ = producer.abort_transaction(TXN_TIMEOUT);
+        return Err(e.into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn audit_value_round_trips() {
+        assert_eq!(
+            parse_audit_value(&audit_value(5, 1 << 40)),
+            Some((5, 1 << 40))
+        );
+        assert_eq!(parse_audit_value(&[0; 3]), None);
+    }
+}
