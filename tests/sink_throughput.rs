@@ -1,4 +1,4 @@
-//! Sink throughput into PostgreSQL for 1 KiB artifacts (issue 6 "Speed"). Ignored by default:
+//! Sink throughput into PostgreSQL for 1 KiB artifacts (issue 6 "Speed").
 //! Short form runs in the default test run; the full campaign is
 //! `BUCKET_BENCH_N=100000 cargo test --release --test sink_throughput -- --nocapture`.
 //! (`BUCKET_BENCH_N`, `BUCKET_BENCH_BATCH` override the record count and the batch size).
