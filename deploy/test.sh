@@ -51,7 +51,10 @@ fi
 "$VENV/bin/st" --version
 
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
-cargo test --all-targets --locked -- --test-threads 4
+cargo test --lib --bins --tests --locked -- --test-threads 4
+
+step "criterion micro-benchmarks, once each as a smoke test"
+cargo test --benches --locked
 
 step "bench smoke run: bucket bench --quick (tiny sizes; fails on errors only, never on speed)"
 target/debug/bucket bench --quick --out target/bench/quick/results.json
