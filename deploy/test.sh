@@ -58,3 +58,18 @@ cargo test --benches --locked
 
 step "bench smoke run: bucket bench --quick (tiny sizes; fails on errors only, never on speed)"
 target/debug/bucket bench --quick --out target/bench/quick/results.json
+
+step "fuzz: decode_decide and audit_verify, 30 s each (nightly + cargo-fuzz; installed if missing)"
+if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal || true
+fi
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  cargo install cargo-fuzz --locked || true
+fi
+if rustup toolchain list 2>/dev/null | grep -q '^nightly' && command -v cargo-fuzz >/dev/null 2>&1; then
+  (cd fuzz && for t in decode_decide audit_verify; do
+    cargo +nightly fuzz run -O "$t" -- -max_total_time=30 -print_final_stats=1 2>&1 | tail -n 3
+  done)
+else
+  echo "SKIPPED: fuzzing needs a nightly toolchain and cargo-fuzz, and installing them failed."
+fi

@@ -4,6 +4,8 @@ pub mod decide;
 pub mod intent;
 pub mod partitioner;
 pub mod policy;
+#[cfg(test)]
+mod properties;
 pub mod reason;
 pub mod rules;
 pub mod signature;

@@ -240,4 +240,21 @@ mod tests {
             assert!(seen.insert(c.as_str()), "duplicate spelling {c}");
         }
     }
+
+    /// docs/reason-codes.md lists every code with its threat id and the producer's fix.
+    #[test]
+    fn every_code_is_documented_with_its_threat() {
+        let doc = include_str!("../../docs/reason-codes.md");
+        for c in ReasonCode::ALL {
+            let prefix = format!("| `{}` |", c.as_str());
+            let row = doc
+                .lines()
+                .find(|l| l.starts_with(&prefix))
+                .unwrap_or_else(|| panic!("{c} is missing from docs/reason-codes.md"));
+            let cells: Vec<&str> = row.split(" | ").map(str::trim).collect();
+            assert_eq!(cells.len(), 5, "{c}: row must have 5 columns: {row}");
+            assert_eq!(cells[3], c.threat().unwrap_or("—"), "{c}: threat column");
+            assert!(cells[4].len() > 10, "{c}: say what the producer should do");
+        }
+    }
 }
