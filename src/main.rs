@@ -88,8 +88,33 @@ enum Command {
     /// Signing keys for integrations.
     #[command(subcommand)]
     Keys(KeysCmd),
+    /// Gate state tools.
+    #[command(subcommand)]
+    State(StateCmd),
     /// Benchmark: the gate beside a transactional passthrough copier, same input, same run.
     Bench(BenchArgs),
+}
+
+#[derive(Subcommand)]
+enum StateCmd {
+    /// Rebuild the gate state (artifact index, usage) from bucket.audit alone, print per-product
+    /// usage and republish it to Redis (repairs a Redis that lost data or fell behind).
+    Rebuild {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Policy file (replay window, offender settings).
+        #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
+        policy: PathBuf,
+        /// Redis URL to republish usage to; "none" to only print.
+        #[arg(
+            long,
+            env = "BUCKET_REDIS_URL",
+            default_value = "redis://127.0.0.1:6379"
+        )]
+        redis_url: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -738,6 +763,49 @@ fn run(cli: Cli) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Produce(a) => rt.block_on(produce(a)),
+        Command::State(StateCmd::Rebuild {
+            kafka,
+            topics: suffix,
+            policy,
+            redis_url,
+        }) => {
+            let names = TopicNames::with_suffix(&suffix.topic_suffix);
+            let policy = load_policy(&policy)?;
+            let started = std::time::Instant::now();
+            let tasks = bhiv_bucket::gate::task::rebuild_all(
+                &kafka.brokers,
+                &names.audit,
+                Duration::from_secs(600),
+                &policy,
+            )?;
+            println!(
+                "{:<24} {:>9} {:>12} {:>16}",
+                "product", "partition", "artifacts", "bytes"
+            );
+            for (p, t) in &tasks {
+                let mut rows: Vec<_> = t.state.usage_by_product().iter().collect();
+                rows.sort_by(|a, b| a.0.cmp(b.0));
+                for (product, u) in rows {
+                    println!("{product:<24} {p:>9} {:>12} {:>16}", u.artifacts, u.bytes);
+                }
+            }
+            let count = tasks.len() as i32;
+            let mut map: std::collections::HashMap<i32, _> = tasks.into_iter().collect();
+            let redis = (redis_url != "none").then_some(redis_url.as_str());
+            let mut share = bhiv_bucket::gate::usage_share::UsageShare::new(redis, &names.intents);
+            share.tick(&mut map, count);
+            println!(
+                "rebuilt {count} partitions from {} in {:.2}s{}",
+                names.audit,
+                started.elapsed().as_secs_f64(),
+                if redis.is_some() {
+                    "; usage republished to Redis"
+                } else {
+                    ""
+                }
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Keys(KeysCmd::Generate {
             integration,
             out_dir,

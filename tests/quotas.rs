@@ -139,7 +139,7 @@ async fn quota_edge_and_rate_limits_are_exact_and_isolated() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_instances_killed_at_random_keep_every_invariant_and_usage() {
+async fn two_instances_killed_at_random_with_redis_flushed_keep_every_invariant_and_usage() {
     let intents: usize = std::env::var("BUCKET_CHAOS_INTENTS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -175,6 +175,13 @@ async fn two_instances_killed_at_random_keep_every_invariant_and_usage() {
         let id = if victim == 0 { "a" } else { "b" };
         gates[victim] = spawn_gate(&sfx, &group, id);
         eprintln!("chaos round {round}: killed and restarted gate {id}");
+        if round == 0 {
+            // Redis loses everything mid-run: gates must notice and republish.
+            let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
+            let mut con = client.get_connection().unwrap();
+            redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+            eprintln!("chaos round {round}: redis flushed");
+        }
     }
     for chunk in rest {
         produced.extend(produce_all(&p, chunk.to_vec()).await);
@@ -204,19 +211,46 @@ async fn two_instances_killed_at_random_keep_every_invariant_and_usage() {
     }
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut con = client.get_connection().unwrap();
+    let redis_matches = |con: &mut redis::Connection| {
+        want.iter().all(|(product, (bytes, artifacts))| {
+            let got: (Option<u64>, Option<u64>) = redis::cmd("HMGET")
+                .arg(format!("bucket:{}:product:{product}", topics.intents))
+                .arg("bytes")
+                .arg("artifacts")
+                .query(con)
+                .unwrap();
+            got == (Some(*bytes), Some(*artifacts))
+        })
+    };
     wait_until(
         Duration::from_secs(15),
         "redis usage equals recomputation",
-        || {
-            want.iter().all(|(product, (bytes, artifacts))| {
-                let got: (Option<u64>, Option<u64>) = redis::cmd("HMGET")
-                    .arg(format!("bucket:{}:product:{product}", topics.intents))
-                    .arg("bytes")
-                    .arg("artifacts")
-                    .query(&mut con)
-                    .unwrap();
-                got == (Some(*bytes), Some(*artifacts))
-            })
-        },
+        || redis_matches(&mut con),
+    );
+
+    // With every gate gone and Redis empty, the state is rebuilt from the audit log alone.
+    for g in &mut gates {
+        g.kill9();
+    }
+    redis::cmd("FLUSHALL").query::<()>(&mut con).unwrap();
+    assert!(!redis_matches(&mut con));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bucket"))
+        .args(["state", "rebuild"])
+        .env("BUCKET_BROKERS", brokers())
+        .env("BUCKET_TOPIC_SUFFIX", &sfx)
+        .env(
+            "BUCKET_POLICY",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
+        )
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        redis_matches(&mut con),
+        "bucket state rebuild restores usage equal to the recomputation"
     );
 }

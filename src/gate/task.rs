@@ -224,3 +224,33 @@ pub fn restore(
     );
     Ok(task)
 }
+
+/// Rebuilds every partition's task from the audit topic alone (`bucket state rebuild`).
+pub fn rebuild_all(
+    brokers: &str,
+    audit_topic: &str,
+    timeout: Duration,
+    policy: &crate::core::Policy,
+) -> Result<std::collections::BTreeMap<i32, Task>, RestoreError> {
+    let kafka = |source| RestoreError::Kafka {
+        partition: -1,
+        source,
+    };
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .map_err(kafka)?;
+    let md = consumer
+        .fetch_metadata(Some(audit_topic), Duration::from_secs(10))
+        .map_err(kafka)?;
+    let partitions: Vec<i32> = md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect();
+    let mut out = std::collections::BTreeMap::new();
+    for p in partitions {
+        out.insert(p, restore(brokers, audit_topic, p, timeout, policy)?);
+    }
+    Ok(out)
+}
