@@ -60,13 +60,12 @@ step "bench smoke run: bucket bench --quick (tiny sizes; fails on errors only, n
 target/debug/bucket bench --quick --out target/bench/quick/results.json
 
 step "fuzz: decode_decide and audit_verify, 30 s each (nightly + cargo-fuzz; installed if missing)"
-if ! rustup toolchain list 2>/dev/null | grep -q '^nightly'; then
-  rustup toolchain install nightly --profile minimal || true
-fi
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
+have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
+have_nightly || rustup toolchain install nightly --profile minimal || true
+if have_nightly && ! command -v cargo-fuzz >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked || true
 fi
-if rustup toolchain list 2>/dev/null | grep -q '^nightly' && command -v cargo-fuzz >/dev/null 2>&1; then
+if have_nightly && command -v cargo-fuzz >/dev/null 2>&1; then
   (cd fuzz && for t in decode_decide audit_verify; do
     cargo +nightly fuzz run -O "$t" -- -max_total_time=30 -print_final_stats=1 2>&1 | tail -n 3
   done)
