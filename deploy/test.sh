@@ -61,9 +61,9 @@ target/debug/bucket bench --quick --out target/bench/quick/results.json
 
 step "fuzz: decode_decide and audit_verify, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
-have_nightly || rustup toolchain install nightly --profile minimal || true
+have_nightly || timeout 180 rustup toolchain install nightly --profile minimal || true
 if have_nightly && ! command -v cargo-fuzz >/dev/null 2>&1; then
-  cargo install cargo-fuzz --locked || true
+  timeout 900 cargo install cargo-fuzz --locked || true
 fi
 if have_nightly && command -v cargo-fuzz >/dev/null 2>&1; then
   (cd fuzz && for t in decode_decide audit_verify; do
