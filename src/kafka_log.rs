@@ -12,7 +12,9 @@ pub struct EofQuietContext;
 
 impl ClientContext for EofQuietContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if !matches!(error, KafkaError::PartitionEOF(_)) {
+        let eof = matches!(error, KafkaError::PartitionEOF(_))
+            || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::PartitionEOF);
+        if !eof {
             warn!(%error, reason, "kafka client error");
         }
     }
