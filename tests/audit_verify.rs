@@ -80,3 +80,122 @@ async fn verify_passes_a_clean_log_and_locates_a_forged_record() {
     assert_eq!(first["offset"], d.offset);
     assert_eq!(first["kind"], "FOREIGN_RECORD");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_locates_modified_replayed_unknown_key_and_missing_decisions() {
+    use bhiv_bucket::audit::checkpoint::{CHECKPOINT, Checkpoint};
+    use bhiv_bucket::wire::audit::{self, AuditEvent, GovernanceRecord};
+    use bhiv_bucket::wire::framing;
+    use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+
+    let sfx = suffix();
+    let topics = create_topics(&sfx, PARTITIONS).await;
+    let group = format!("gate{sfx}");
+    let registry = registry();
+    let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+        .await
+        .unwrap();
+    let mut gate = spawn_gate(&sfx, &group, "g1");
+    produce_all(&producer, mixed_workload(&producer, 200, 5)).await;
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+    assert!(gate.terminate(Duration::from_secs(30)));
+    assert!(verify(&sfx, &group).0, "clean before tampering");
+
+    let raw: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let put = |partition: i32, value: Vec<u8>| {
+        let raw = &raw;
+        let topic = topics.audit.clone();
+        async move {
+            raw.send(
+                rdkafka::producer::FutureRecord::<[u8], [u8]>::to(&topic)
+                    .partition(partition)
+                    .payload(&value),
+                Duration::from_secs(10),
+            )
+            .await
+            .unwrap()
+            .offset
+        }
+    };
+    let audit_records = read_committed(&topics.audit);
+    let p0: Vec<_> = audit_records.iter().filter(|r| r.partition == 0).collect();
+    let original = p0[p0.len() / 2].value.clone().unwrap();
+    let (schema_id, _) = framing::unframe(Some(&original)).unwrap();
+
+    // 1. A modified copy of a record (content changed, hash kept).
+    let mut modified = audit::decode_framed(Some(&original)).unwrap();
+    if let Some(d) = modified.decision.as_mut() {
+        d.detail = "nothing to see here".into();
+    }
+    let modified_offset = put(
+        0,
+        framing::frame(schema_id, &audit::encode(&modified).unwrap()),
+    )
+    .await;
+    // 2. A checkpoint correctly linked after it but signed with a key nobody trusts.
+    let rogue = bhiv_bucket::core::signature::SignKey::ed25519_from_seed(&[42; 32]);
+    let cp = Checkpoint::sign("rogue", &rogue, 0, modified.seq, &modified.hash);
+    let checkpoint = AuditEvent {
+        seq: modified.seq + 1,
+        prev_hash: modified.hash.clone(),
+        hash: String::new(),
+        recorded_at: 1,
+        gate_id: "rogue".into(),
+        policy_version: modified.policy_version.clone(),
+        decision: None,
+        governance: Some(GovernanceRecord {
+            event_type: CHECKPOINT.into(),
+            detail: serde_json::to_string(&cp).unwrap(),
+        }),
+    }
+    .seal()
+    .unwrap();
+    let checkpoint_offset = put(
+        0,
+        framing::frame(schema_id, &audit::encode(&checkpoint).unwrap()),
+    )
+    .await;
+    // 3. A record of partition 0 replayed into partition 1.
+    let replayed_offset = put(1, original.clone()).await;
+    // 4. An intent whose offset the group commits past without any decision.
+    let skipped = producer
+        .send_raw(Some(b"gurukul"), Some(b"never decided"), &[])
+        .await
+        .unwrap();
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &group)
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(
+        &topics.intents,
+        skipped.partition,
+        rdkafka::Offset::Offset(skipped.offset + 1),
+    )
+    .unwrap();
+    c.commit(&tpl, CommitMode::Sync).unwrap();
+
+    let (ok, report) = verify(&sfx, &group);
+    assert!(!ok);
+    let problems = report["problems"].as_array().unwrap();
+    let found = |partition: i32, offset: i64, kind: &str| {
+        problems
+            .iter()
+            .any(|p| p["partition"] == partition && p["offset"] == offset && p["kind"] == kind)
+    };
+    assert!(found(0, modified_offset, "HASH_MISMATCH"), "{report}");
+    assert!(
+        found(0, checkpoint_offset, "CHECKPOINT_UNKNOWN_KEY"),
+        "{report}"
+    );
+    assert!(found(1, replayed_offset, "WRONG_PARTITION"), "{report}");
+    assert!(
+        found(skipped.partition, skipped.offset, "MISSING_DECISION"),
+        "{report}"
+    );
+}
