@@ -178,7 +178,7 @@ impl<'a> Session<'a> {
             &format!("bucket-gate-{}", opts.gate_id),
         )
         .create_with_context(GateContext::default())?;
-        let partition_count = partition_count(&consumer, &opts.topics.intents)?;
+        let partition_count = partition_count_of(&consumer, &opts.topics.intents)?;
         let audit_count = partition_count_of(&consumer, &opts.topics.audit)?;
         if audit_count != partition_count {
             return Err(GateError::Layout(format!(
@@ -315,8 +315,8 @@ impl<'a> Session<'a> {
         let stale_policy = self
             .tasks
             .get(&c.partition)
-            .map(|t| t.policy_version.clone())
-            .filter(|v| *v != policy.version);
+            .filter(|t| t.policy_version != policy.version)
+            .map(|t| t.policy_version.clone());
         if let Some(from) = stale_policy {
             // The chain attests under which policy its decisions are made.
             let diff = self
@@ -629,10 +629,6 @@ fn to_consumed(m: &BorrowedMessage<'_>) -> Consumed {
             })
             .unwrap_or_default(),
     }
-}
-
-fn partition_count(consumer: &BaseConsumer<GateContext>, topic: &str) -> Result<i32, GateError> {
-    partition_count_of(consumer, topic)
 }
 
 fn partition_count_of(consumer: &BaseConsumer<GateContext>, topic: &str) -> Result<i32, GateError> {
