@@ -14,6 +14,8 @@
 //! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
 //! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
+//! - [`control`]: `bucket.control`, governance events from operator tools that the gate folds
+//!   into the audit chain exactly once.
 //! - [`bench`]: `bucket bench`, the gate measured beside a transactional passthrough copier.
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
 //!   and writes versions idempotently to PostgreSQL before committing offsets; also indexes
@@ -24,6 +26,7 @@
 pub mod api;
 pub mod audit;
 pub mod bench;
+pub mod control;
 pub mod core;
 pub mod gate;
 mod kafka_log;

@@ -323,6 +323,10 @@ enum SinkCmd {
             default_value = "postgres://bucket_purger:bucket_purger@127.0.0.1:5432/bucket"
         )]
         pg_url: String,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
         /// Retention window: 90d, 12h, 30m, 45s.
         #[arg(long, env = "BUCKET_RETENTION_WINDOW", default_value = "90d")]
         window: String,
@@ -334,6 +338,10 @@ enum SinkCmd {
     Hold {
         #[command(flatten)]
         pg: PgArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
         /// Product.
         #[arg(long)]
         product: String,
@@ -417,6 +425,10 @@ enum SchemasCmd {
     Apply {
         #[command(flatten)]
         registry: RegistryArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
     },
 }
 
@@ -619,6 +631,28 @@ fn default_gate_id() -> String {
         .unwrap_or_else(|| "gate".to_string())
 }
 
+/// Publishes a governance event to `bucket.control` for the gate to fold into the audit chain.
+/// The action already happened, so a failure to publish is an error the operator must see.
+async fn announce(
+    kafka: &KafkaArgs,
+    topics: &TopicArgs,
+    event_type: &str,
+    source: &str,
+    detail: serde_json::Value,
+) -> Result<()> {
+    let topic = TopicNames::with_suffix(&topics.topic_suffix).control;
+    let event = bhiv_bucket::control::ControlEvent::new(event_type, source, detail);
+    let mut client = rdkafka::ClientConfig::new();
+    client.set("bootstrap.servers", &kafka.brokers);
+    let offset = bhiv_bucket::control::publish(&client, &topic, &event)
+        .await
+        .with_context(|| {
+            format!("{event_type} was done, but its audit event could not be published to {topic}; run the command again")
+        })?;
+    eprintln!("audit: {event_type} published to {topic} at offset {offset}");
+    Ok(())
+}
+
 fn load_policy(path: &std::path::Path) -> Result<Policy> {
     Ok(bhiv_bucket::policy_file::load(path)?.0)
 }
@@ -719,18 +753,45 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 s.name.push_str(&suffix.topic_suffix);
             }
             let mut drift = false;
+            let (mut created, mut drifted) = (Vec::new(), serde_json::Map::new());
             for (name, status) in topics::apply(&kafka.brokers, &specs).await? {
                 match status {
-                    TopicStatus::Created => println!("created    {name}"),
+                    TopicStatus::Created => {
+                        println!("created    {name}");
+                        created.push(name);
+                    }
                     TopicStatus::UpToDate => println!("up to date {name}"),
                     TopicStatus::Drift(d) => {
                         drift = true;
                         println!("DRIFT      {name} (left unchanged)");
-                        for line in d {
+                        for line in &d {
                             println!("           - {line}");
                         }
+                        drifted.insert(name, serde_json::json!(d));
                     }
                 }
+            }
+            if !created.is_empty() {
+                let detail = serde_json::json!({"created": created});
+                announce(
+                    &kafka,
+                    &suffix,
+                    "TOPICS_CREATED",
+                    "bucket topics apply",
+                    detail,
+                )
+                .await?;
+            }
+            if !drifted.is_empty() {
+                let detail = serde_json::json!({"drift": drifted});
+                announce(
+                    &kafka,
+                    &suffix,
+                    "TOPIC_DRIFT",
+                    "bucket topics apply",
+                    detail,
+                )
+                .await?;
             }
             Ok(if drift && strict {
                 ExitCode::from(2)
@@ -738,9 +799,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }),
-        Command::Schemas(SchemasCmd::Apply { registry }) => rt.block_on(async {
+        Command::Schemas(SchemasCmd::Apply {
+            registry,
+            kafka,
+            topics,
+        }) => rt.block_on(async {
             let reg = Registry::new(&registry.registry_url)?;
-            for (subject, id) in reg.apply_all().await? {
+            let applied = reg.apply_all().await?;
+            let mut listed = Vec::new();
+            for (subject, id) in applied {
                 let fp = bhiv_bucket::wire::schemas::APPROVED
                     .all()
                     .iter()
@@ -748,7 +815,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     .map(|s| s.fingerprint.clone())
                     .unwrap_or_default();
                 println!("{subject:<24} id {id:<6} fingerprint {fp}");
+                listed.push(serde_json::json!({"subject": subject, "id": id, "fingerprint": fp}));
             }
+            let detail = serde_json::json!({"registry": registry.registry_url, "schemas": listed});
+            announce(
+                &kafka,
+                &topics,
+                "SCHEMAS_APPLIED",
+                "bucket schemas apply",
+                detail,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }),
         Command::Policy(PolicyCmd::Check { file }) => {
@@ -790,10 +867,31 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 }
             }
             let count = tasks.len() as i32;
+            let usage: serde_json::Map<String, serde_json::Value> = tasks
+                .values()
+                .flat_map(|t| t.state.usage_by_product().iter())
+                .map(|(p, u)| {
+                    (
+                        p.clone(),
+                        serde_json::json!({"artifacts": u.artifacts, "bytes": u.bytes}),
+                    )
+                })
+                .collect();
             let mut map: std::collections::HashMap<i32, _> = tasks.into_iter().collect();
             let redis = (redis_url != "none").then_some(redis_url.as_str());
             let mut share = bhiv_bucket::gate::usage_share::UsageShare::new(redis, &names.intents);
             share.tick(&mut map, count);
+            let detail = serde_json::json!({
+                "partitions": count, "usage": usage, "republished_to_redis": redis.is_some(),
+                "seconds": started.elapsed().as_secs_f64(),
+            });
+            rt.block_on(announce(
+                &kafka,
+                &suffix,
+                "STATE_REBUILT",
+                "bucket state rebuild",
+                detail,
+            ))?;
             println!(
                 "rebuilt {count} partitions from {} in {:.2}s{}",
                 names.audit,
@@ -852,7 +950,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let o = bhiv_bucket::audit::verify::VerifyOptions {
                 brokers: kafka.brokers,
                 audit_topic: names.audit,
-                intents_topic: (!no_completeness).then_some(names.intents),
+                intents_topic: (!no_completeness).then(|| names.intents.clone()),
+                control_topic: (!no_completeness).then(|| names.control.clone()),
                 gate_group: group,
                 keys,
                 resume,
@@ -882,6 +981,10 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         s.head.next_seq - 1
                     );
                 }
+                println!(
+                    "control: {} events folded into the audit chain, {} not folded yet",
+                    report.control.folded, report.control.pending
+                );
                 for pr in &report.problems {
                     println!(
                         "FAIL partition {} offset {}: {} {}",
@@ -961,6 +1064,8 @@ async fn sink(
         }
         Some(SinkCmd::Purge {
             pg_url,
+            kafka,
+            topics,
             window,
             dry_run,
         }) => {
@@ -979,11 +1084,21 @@ async fn sink(
                 report.purged_bytes,
                 report.held_versions
             );
-            println!("audit event: {}", report.audit_event_json());
+            let detail = serde_json::to_value(&report)?;
+            announce(
+                &kafka,
+                &topics,
+                "STORAGE_PURGED",
+                "bucket sink purge",
+                detail,
+            )
+            .await?;
             Ok(ExitCode::SUCCESS)
         }
         Some(SinkCmd::Hold {
             pg,
+            kafka,
+            topics,
             product,
             artifact,
             reason,
@@ -994,17 +1109,37 @@ async fn sink(
                 Some(a) => format!("{product}/{a}"),
                 None => format!("product {product}"),
             };
+            let detail =
+                serde_json::json!({"product": product, "artifact": artifact, "reason": reason});
             if lift {
                 let existed = store.lift_hold(&product, artifact.as_deref()).await?;
                 println!(
                     "legal hold on {what} {}",
                     if existed { "lifted" } else { "did not exist" }
                 );
+                if existed {
+                    announce(
+                        &kafka,
+                        &topics,
+                        "LEGAL_HOLD_LIFTED",
+                        "bucket sink hold --lift",
+                        detail,
+                    )
+                    .await?;
+                }
             } else {
                 store
                     .place_hold(&product, artifact.as_deref(), &reason)
                     .await?;
                 println!("legal hold on {what} in place");
+                announce(
+                    &kafka,
+                    &topics,
+                    "LEGAL_HOLD_PLACED",
+                    "bucket sink hold",
+                    detail,
+                )
+                .await?;
             }
             Ok(ExitCode::SUCCESS)
         }

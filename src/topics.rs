@@ -100,6 +100,11 @@ pub fn parse(text: &str, profile: Option<&str>) -> Result<Vec<TopicSpec>, Topics
             "bucket.audit must have as many partitions as bucket.intents".into(),
         ));
     }
+    if count("bucket.control").is_some_and(|n| n != 1) {
+        return Err(TopicsError::Declaration(
+            "bucket.control must have exactly one partition (one ordered stream)".into(),
+        ));
+    }
     Ok(specs)
 }
 
@@ -222,12 +227,24 @@ mod tests {
     fn shipped_declaration_parses_for_both_profiles() {
         let prod = parse(DEFAULT_DECLARATION, None).unwrap();
         let local = parse(DEFAULT_DECLARATION, Some("local")).unwrap();
-        assert_eq!(prod.len(), 4);
+        assert_eq!(prod.len(), 5);
+        let control = prod.iter().find(|t| t.name == "bucket.control").unwrap();
+        assert_eq!(control.partitions, 1);
         assert!(prod.iter().all(|t| t.replication_factor == 3));
         assert!(local.iter().all(|t| t.replication_factor == 1));
         let intents = prod.iter().find(|t| t.name == "bucket.intents").unwrap();
         assert_eq!(intents.config["max.message.bytes"], "20971520");
         assert!(parse(DEFAULT_DECLARATION, Some("nope")).is_err());
+    }
+
+    #[test]
+    fn the_control_topic_must_be_one_ordered_partition() {
+        let text = DEFAULT_DECLARATION.replace(
+            "partitions = 1                      # one ordered stream",
+            "partitions = 2 #",
+        );
+        assert_ne!(text, DEFAULT_DECLARATION);
+        assert!(parse(&text, None).is_err());
     }
 
     #[test]

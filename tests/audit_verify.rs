@@ -37,17 +37,30 @@ async fn verify_passes_a_clean_log_and_locates_a_forged_record() {
     let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
         .await
         .unwrap();
+    // Thousands of decisions with a rebalance (a second instance joins) and a restart
+    // (`kill -9` of the first, same id) in the middle.
     let mut gate = spawn_gate(&sfx, &group, "g1");
-    let records = mixed_workload(&producer, 600, 3);
-    produce_all(&producer, records).await;
-    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+    produce_all(&producer, mixed_workload(&producer, 1000, 31)).await;
+    let mut second = spawn_gate(&sfx, &group, "g2");
+    produce_all(&producer, mixed_workload(&producer, 1000, 32)).await;
+    gate.kill9();
+    let mut gate = spawn_gate(&sfx, &group, "g1");
+    produce_all(&producer, mixed_workload(&producer, 1000, 33)).await;
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(180));
     assert!(
-        gate.terminate(Duration::from_secs(30)),
-        "gate exits 0 on SIGTERM"
+        gate.terminate(Duration::from_secs(30)) && second.terminate(Duration::from_secs(30)),
+        "gates exit 0 on SIGTERM"
     );
 
     let (ok, report) = verify(&sfx, &group);
     assert!(ok, "clean log must verify: {report}");
+    let decisions: u64 = report["partitions"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p["decisions"].as_u64().unwrap())
+        .sum();
+    assert_eq!(decisions, 3000, "one decision per intent: {report}");
     let checkpoints: u64 = report["partitions"]
         .as_object()
         .unwrap()
@@ -56,7 +69,7 @@ async fn verify_passes_a_clean_log_and_locates_a_forged_record() {
         .sum();
     assert!(
         checkpoints >= 2,
-        "600 intents at 200 links per checkpoint: {report}"
+        "3000 intents at 200 links per checkpoint: {report}"
     );
 
     // Someone with produce rights on the audit topic adds a record.
@@ -198,4 +211,114 @@ async fn verify_locates_modified_replayed_unknown_key_and_missing_decisions() {
         found(skipped.partition, skipped.offset, "MISSING_DECISION"),
         "{report}"
     );
+}
+
+/// Governance events from operator tools reach the audit chain through `bucket.control`: each
+/// folded exactly once into chain 0 even across a `kill -9` of the gate, a garbage control
+/// record is folded as CONTROL_REJECTED without stalling, takeovers are GATE_STARTED events,
+/// and `bucket audit verify` proves no control record was skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_events_are_folded_into_the_chain_exactly_once() {
+    use bhiv_bucket::wire::audit::decode_framed;
+    let sfx = suffix();
+    let topics = create_topics(&sfx, PARTITIONS).await;
+    let group = format!("gate{sfx}");
+    let tool = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
+            .args(args)
+            .env("BUCKET_BROKERS", brokers())
+            .env("BUCKET_REGISTRY_URL", registry_url())
+            .env("BUCKET_TOPIC_SUFFIX", &sfx)
+            .env("BUCKET_REDIS_URL", "none")
+            .env(
+                "BUCKET_POLICY",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
+            )
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    // Published before any gate runs: folded once one owns chain 0.
+    tool(&["schemas", "apply"]);
+    let mut gate = spawn_gate(&sfx, &group, "g1");
+    let registry = registry();
+    let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+        .await
+        .unwrap();
+    produce_all(&producer, mixed_workload(&producer, 200, 2)).await;
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+    tool(&["state", "rebuild"]);
+    let junk: rdkafka::producer::FutureProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    junk.send(
+        rdkafka::producer::FutureRecord::<[u8], [u8]>::to(&topics.control)
+            .payload(&b"{\"event_type\":\"POLICY_LOADED\"}"[..]),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap();
+    let folded = |types: &[&str]| -> Vec<(String, i64)> {
+        read_committed(&topics.audit)
+            .iter()
+            .filter_map(|r| decode_framed(r.value.as_deref()).ok())
+            .filter_map(|e| e.governance)
+            .filter(|g| types.contains(&g.event_type.as_str()))
+            .map(|g| {
+                let d: serde_json::Value = serde_json::from_str(&g.detail).unwrap();
+                (g.event_type, d["control_offset"].as_i64().unwrap_or(-1))
+            })
+            .collect()
+    };
+    let expected = ["SCHEMAS_APPLIED", "STATE_REBUILT", "CONTROL_REJECTED"];
+    wait_until(
+        Duration::from_secs(60),
+        "three control events folded",
+        || folded(&expected).len() == 3,
+    );
+    // kill -9 and a new instance: it restores chain 0 and must not fold anything again.
+    gate.kill9();
+    let mut gate = spawn_gate(&sfx, &group, "g1");
+    produce_all(&producer, mixed_workload(&producer, 100, 3)).await;
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+    tool(&["schemas", "apply"]);
+    wait_until(
+        Duration::from_secs(120),
+        "fourth control event folded",
+        || folded(&expected).len() == 4,
+    );
+    assert!(gate.terminate(Duration::from_secs(30)));
+    let got = folded(&expected);
+    let offsets: Vec<i64> = got.iter().map(|(_, o)| *o).collect();
+    assert_eq!(
+        offsets,
+        vec![0, 1, 2, 3],
+        "each control record once, in order: {got:?}"
+    );
+    assert_eq!(
+        got[2].0, "CONTROL_REJECTED",
+        "gate-only event types cannot be injected"
+    );
+    let started = read_committed(&topics.audit)
+        .iter()
+        .filter_map(|r| decode_framed(r.value.as_deref()).ok())
+        .filter(|e| {
+            e.governance
+                .as_ref()
+                .is_some_and(|g| g.event_type == "GATE_STARTED")
+        })
+        .count();
+    assert!(
+        started >= 2 * PARTITIONS as usize,
+        "each takeover is recorded: {started}"
+    );
+    let (ok, report) = verify(&sfx, &group);
+    assert!(ok, "{report}");
+    assert_eq!(report["control"]["folded"], 4, "{report}");
+    assert_eq!(report["control"]["pending"], 0, "{report}");
 }

@@ -290,7 +290,6 @@ async fn sink_role_cannot_rewrite_history_and_purge_respects_window_and_holds() 
     );
     // Zero window: kept's v1, v2 go; gone's v1 and tombstone go; holds keep 4 eligible rows.
     let r = purger.purge(Duration::ZERO, false).await.unwrap();
-    eprintln!("{}", r.audit_event_json());
     assert_eq!(r.purged_versions, 3, "{r:?}");
     assert_eq!(r.purged_tombstones, 1, "{r:?}");
     assert_eq!(r.held_versions, 4, "{r:?}");

@@ -34,6 +34,9 @@ pub struct PartitionHead {
     pub hash: String,
     /// Highest intent offset decided so far (-1 if none).
     pub max_source_offset: i64,
+    /// Next `bucket.control` offset expected folded into this chain (control chain only).
+    #[serde(default)]
+    pub control_next: i64,
 }
 
 /// Per-partition counters for the report.
@@ -56,6 +59,18 @@ pub struct Report {
     pub partitions: BTreeMap<i32, PartitionSummary>,
     /// Every problem, in the order found.
     pub problems: Vec<Problem>,
+    /// Control records folded into the chain, and those not folded yet (the gate's backlog).
+    #[serde(default)]
+    pub control: ControlSummary,
+}
+
+/// Completeness of `bucket.control` folding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct ControlSummary {
+    /// Control records found folded exactly once.
+    pub folded: u64,
+    /// Control records after the last folded one (not a failure: the gate has yet to fold them).
+    pub pending: u64,
 }
 
 impl Report {
@@ -71,11 +86,18 @@ pub struct Verifier {
     report: Report,
     /// Intent offset → audit offset of its decision, per partition.
     decided: BTreeMap<i32, HashMap<i64, i64>>,
+    /// Control offset → (audit partition, audit offset, control record SHA-256) of its fold.
+    folded: BTreeMap<i64, (i32, i64, String)>,
+    /// Control records below this were verified before (resumed from a trusted head).
+    control_floor: i64,
 }
 
 impl Verifier {
     /// A verifier trusting the given gate audit keys; `resume` holds trusted heads.
     pub fn new(keys: BTreeMap<String, VerifyKey>, resume: BTreeMap<i32, PartitionHead>) -> Self {
+        let control_floor = resume
+            .get(&crate::wire::control::CHAIN_PARTITION)
+            .map_or(0, |h| h.control_next);
         let mut report = Report::default();
         for (p, head) in resume {
             report.partitions.insert(
@@ -90,6 +112,8 @@ impl Verifier {
             keys,
             report,
             decided: BTreeMap::new(),
+            folded: BTreeMap::new(),
+            control_floor,
         }
     }
 
@@ -114,6 +138,7 @@ impl Verifier {
                     next_seq: 0,
                     hash: GENESIS_HASH.to_string(),
                     max_source_offset: -1,
+                    control_next: 0,
                 },
                 ..PartitionSummary::default()
             });
@@ -211,6 +236,26 @@ impl Verifier {
                 ));
             }
         }
+        let folded = event.governance.as_ref().and_then(|g| {
+            let at = crate::wire::control::folded_offset(&g.detail)?;
+            let v: serde_json::Value = serde_json::from_str(&g.detail).ok()?;
+            let sha = v.get("control_sha256")?.as_str()?.to_string();
+            Some((at, sha))
+        });
+        if let Some((at, sha)) = folded.clone() {
+            if partition != crate::wire::control::CHAIN_PARTITION {
+                problems.push((
+                    "CONTROL_WRONG_CHAIN",
+                    format!("control offset {at} folded into audit partition {partition}"),
+                ));
+            }
+            if let Some((p0, o0, _)) = self.folded.insert(at, (partition, offset, sha)) {
+                problems.push((
+                    "DUPLICATE_CONTROL_EVENT",
+                    format!("control offset {at} already folded at audit {p0}:{o0}"),
+                ));
+            }
+        }
         for (kind, detail) in problems {
             self.problem(partition, offset, kind, detail);
         }
@@ -222,6 +267,38 @@ impl Verifier {
             if let Some(d) = &event.decision {
                 s.decisions += 1;
                 s.head.max_source_offset = s.head.max_source_offset.max(d.source_offset);
+            }
+            if let Some((at, _)) = folded {
+                s.head.control_next = s.head.control_next.max(at + 1);
+            }
+        }
+    }
+
+    /// Checks the control topic against the folds seen: every control record `(offset,
+    /// SHA-256 of its value)` up to the last folded one is folded, with the same bytes.
+    pub fn expect_control(&mut self, records: impl IntoIterator<Item = (i64, String)>) {
+        let cp = crate::wire::control::CHAIN_PARTITION;
+        let last = self.folded.keys().next_back().copied();
+        let floor = self.control_floor;
+        for (offset, sha) in records {
+            if offset < floor {
+                continue;
+            }
+            match self.folded.get(&offset).cloned() {
+                Some((p, at, folded_sha)) if folded_sha != sha => self.problem(
+                    p,
+                    at,
+                    "CONTROL_MISMATCH",
+                    format!("control record {offset} differs from the bytes the gate folded"),
+                ),
+                Some(_) => self.report.control.folded += 1,
+                None if last.is_some_and(|l| offset < l) => self.problem(
+                    cp,
+                    offset,
+                    "MISSING_CONTROL_EVENT",
+                    format!("control record {offset} was never folded into the audit chain"),
+                ),
+                None => self.report.control.pending += 1,
             }
         }
     }
@@ -386,5 +463,80 @@ mod tests {
         // The same checkpoint checked without the key is refused.
         let r = run(&c.iter().map(bytes).collect::<Vec<_>>(), BTreeMap::new());
         assert_eq!(r.problems[0].kind, "CHECKPOINT_UNKNOWN_KEY");
+    }
+
+    fn governance(seq: i64, prev: &str, event_type: &str, detail: serde_json::Value) -> AuditEvent {
+        AuditEvent {
+            seq,
+            prev_hash: prev.into(),
+            hash: String::new(),
+            recorded_at: 1,
+            gate_id: "g".into(),
+            policy_version: "p".into(),
+            decision: None,
+            governance: Some(GovernanceRecord {
+                event_type: event_type.into(),
+                detail: detail.to_string(),
+            }),
+        }
+        .seal()
+        .unwrap()
+    }
+
+    /// Chain 0 folding control offsets `folds` (with value hashes `sha(o)`).
+    fn folding(folds: &[i64]) -> Vec<AuditEvent> {
+        let mut out: Vec<AuditEvent> = Vec::new();
+        for (i, o) in folds.iter().enumerate() {
+            let prev = out
+                .last()
+                .map_or(GENESIS_HASH.to_string(), |e| e.hash.clone());
+            let detail = serde_json::json!({"control_offset": o, "control_sha256": sha(*o)});
+            out.push(governance(i as i64, &prev, "SCHEMAS_APPLIED", detail));
+        }
+        out
+    }
+
+    fn sha(o: i64) -> String {
+        format!("sha-{o}")
+    }
+
+    fn control_report(folds: &[i64], topic: &[(i64, String)]) -> Report {
+        let mut v = Verifier::new(BTreeMap::new(), BTreeMap::new());
+        for (o, e) in folding(folds).iter().enumerate() {
+            v.feed(0, o as i64, Some(&bytes(e)));
+        }
+        v.expect_control(topic.iter().cloned());
+        v.finish()
+    }
+
+    #[test]
+    fn control_records_folded_once_each_verify_and_the_tail_is_pending() {
+        let topic: Vec<(i64, String)> = (0..5).map(|o| (o, sha(o))).collect();
+        let r = control_report(&[0, 1, 2], &topic);
+        assert!(r.ok(), "{:?}", r.problems);
+        assert_eq!((r.control.folded, r.control.pending), (3, 2));
+    }
+
+    #[test]
+    fn a_skipped_duplicated_or_altered_control_record_is_located() {
+        let topic: Vec<(i64, String)> = (0..4).map(|o| (o, sha(o))).collect();
+        let r = control_report(&[0, 2, 3], &topic);
+        assert_eq!(
+            (r.problems[0].offset, r.problems[0].kind.as_str()),
+            (1, "MISSING_CONTROL_EVENT")
+        );
+        let r = control_report(&[0, 1, 1, 2, 3], &topic);
+        assert_eq!(
+            (r.problems[0].offset, r.problems[0].kind.as_str()),
+            (2, "DUPLICATE_CONTROL_EVENT"),
+            "located at the audit offset of the second fold"
+        );
+        let mut altered = topic.clone();
+        altered[2].1 = "other".into();
+        let r = control_report(&[0, 1, 2, 3], &altered);
+        assert_eq!(
+            (r.problems[0].offset, r.problems[0].kind.as_str()),
+            (2, "CONTROL_MISMATCH")
+        );
     }
 }

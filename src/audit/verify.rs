@@ -10,6 +10,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use sha2::{Digest, Sha256};
+
 use super::verifier::{PartitionHead, Report, Verifier};
 use crate::core::signature::VerifyKey;
 
@@ -22,6 +24,8 @@ pub struct VerifyOptions {
     pub audit_topic: String,
     /// Intents topic (completeness); None skips completeness.
     pub intents_topic: Option<String>,
+    /// Control topic whose records must all be folded into the chain; None skips the check.
+    pub control_topic: Option<String>,
     /// Gate consumer group whose committed offsets bound completeness.
     pub gate_group: String,
     /// Trusted gate audit keys (id → public key).
@@ -165,6 +169,15 @@ pub fn verify(o: &VerifyOptions) -> Result<Report, VerifyError> {
         for (p, list) in offsets {
             verifier.expect_decided(p, list);
         }
+    }
+    if let Some(control) = &o.control_topic {
+        let parts = partitions(&o.brokers, control).unwrap_or_default();
+        let starts: BTreeMap<i32, i64> = parts.iter().map(|(p, low, _)| (*p, *low)).collect();
+        let mut records = Vec::new();
+        read_to_end(&o.brokers, control, &starts, None, |_, off, v| {
+            records.push((off, hex::encode(Sha256::digest(v.unwrap_or_default()))));
+        })?;
+        verifier.expect_control(records);
     }
     Ok(verifier.finish())
 }

@@ -3,6 +3,7 @@
 //! transaction per batch (EOS v2 with the consumer group metadata).
 
 pub mod clients;
+pub mod control_feed;
 pub mod decode;
 pub mod policy_watch;
 pub mod records;
@@ -30,6 +31,8 @@ pub struct TopicNames {
     pub rejected: String,
     /// Audit chain.
     pub audit: String,
+    /// Governance events from operator tools, folded into the audit chain (`crate::control`).
+    pub control: String,
     /// Route accepted artifacts to `<accepted>.<product_id>` (read isolation, seeds' T7).
     pub accepted_per_product: bool,
 }
@@ -48,6 +51,7 @@ impl TopicNames {
             accepted: format!("bucket.accepted{suffix}"),
             rejected: format!("bucket.rejected{suffix}"),
             audit: format!("bucket.audit{suffix}"),
+            control: format!("bucket.control{suffix}"),
             accepted_per_product: false,
         }
     }

@@ -101,10 +101,21 @@ fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
     shutdown.is_cancelled()
 }
 
-/// Records partitions revoked during `poll`, so the loop can abort before giving them up.
+/// Records partitions revoked during `poll`, so the loop can abort before giving them up, and
+/// whether the control chain's partition is currently ours.
 #[derive(Default)]
 struct GateContext {
     revoked: Mutex<Vec<i32>>,
+    owns_control_chain: std::sync::atomic::AtomicBool,
+}
+
+impl GateContext {
+    fn set_control_chain(&self, parts: &[i32], owned: bool) {
+        if parts.contains(&crate::control::CHAIN_PARTITION) {
+            self.owns_control_chain
+                .store(owned, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
 }
 
 impl ClientContext for GateContext {}
@@ -115,6 +126,7 @@ impl ConsumerContext for GateContext {
             Rebalance::Revoke(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(partitions = ?parts, "partitions revoked");
+                self.set_control_chain(&parts, false);
                 if let Ok(mut r) = self.revoked.lock() {
                     r.extend(parts);
                 }
@@ -122,6 +134,7 @@ impl ConsumerContext for GateContext {
             Rebalance::Assign(tpl) => {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(partitions = ?parts, "partitions assigned");
+                self.set_control_chain(&parts, true);
             }
             Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
         }
@@ -149,8 +162,15 @@ struct Session<'a> {
     producer: ThreadedProducer<DefaultProducerContext>,
     partition_count: i32,
     tasks: HashMap<i32, Task>,
+    /// Group offset of each task's partition when the task was created (fencing offsets).
+    resume: HashMap<i32, i64>,
+    control: Option<super::control_feed::ControlFeed>,
+    last_control_poll: Instant,
     txn: Option<Txn>,
 }
+
+/// How often the control chain's owner looks for new control records.
+const CONTROL_POLL: Duration = Duration::from_millis(200);
 
 fn now_ms() -> i64 {
     SystemTime::now()
@@ -208,6 +228,11 @@ impl<'a> Session<'a> {
             producer,
             partition_count,
             tasks: HashMap::new(),
+            resume: HashMap::new(),
+            control: super::control_feed::ControlFeed::new(&opts.brokers, &opts.topics.control)
+                .inspect_err(|e| warn!(error = %e, "control feed unavailable"))
+                .ok(),
+            last_control_poll: Instant::now(),
             txn: None,
         })
     }
@@ -228,6 +253,7 @@ impl<'a> Session<'a> {
                 self.on_policy_change(change)?;
             }
             self.share.tick(&mut self.tasks, self.partition_count);
+            self.fold_control()?;
             let polled = self
                 .consumer
                 .poll(Duration::from_millis(50))
@@ -267,6 +293,7 @@ impl<'a> Session<'a> {
         }
         for p in revoked {
             self.tasks.remove(&p);
+            self.resume.remove(&p);
         }
         Ok(())
     }
@@ -276,16 +303,7 @@ impl<'a> Session<'a> {
     fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<(), GateError> {
         let span = info_span!("intent", partition = c.partition, offset = c.offset);
         let _enter = span.enter();
-        if !self.tasks.contains_key(&c.partition) {
-            let task = restore(
-                &self.opts.brokers,
-                &self.opts.topics.audit,
-                c.partition,
-                self.opts.restore_timeout,
-                self.watch.current(),
-            )?;
-            self.tasks.insert(c.partition, task);
-        }
+        self.ensure_task(c.partition)?;
         let already = self
             .tasks
             .get(&c.partition)
@@ -373,6 +391,95 @@ impl<'a> Session<'a> {
             self.governance(c.partition, event_type, detail)?;
         }
         self.note(c.partition, c.offset)
+    }
+
+    /// Restores the task of `partition` from the audit log if this instance has none, records
+    /// where the group stands on it, and announces the takeover in its chain (`GATE_STARTED`).
+    fn ensure_task(&mut self, partition: i32) -> Result<(), GateError> {
+        if self.tasks.contains_key(&partition) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let task = restore(
+            &self.opts.brokers,
+            &self.opts.topics.audit,
+            partition,
+            self.opts.restore_timeout,
+            self.watch.current(),
+        )?;
+        let resume = self.group_position(partition)?;
+        let detail = serde_json::json!({
+            "gate_id": self.opts.gate_id,
+            "gate_version": env!("CARGO_PKG_VERSION"),
+            "partition": partition,
+            "restored_links": task.chain.next_seq,
+            "artifacts": task.state.len(),
+            "last_decided_offset": task.last_decided_offset,
+            "restore_ms": started.elapsed().as_millis() as u64,
+        });
+        self.resume.insert(partition, resume);
+        self.tasks.insert(partition, task);
+        self.governance(partition, "GATE_STARTED", &detail)
+    }
+
+    /// The group's committed offset of `partition`, or the log start when none is committed.
+    fn group_position(&self, partition: i32) -> Result<i64, GateError> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&self.opts.topics.intents, partition);
+        let committed = self.consumer.committed_offsets(tpl, OP_TIMEOUT)?;
+        let offset = committed
+            .find_partition(&self.opts.topics.intents, partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        match offset {
+            Some(o) => Ok(o),
+            None => Ok(self
+                .consumer
+                .fetch_watermarks(&self.opts.topics.intents, partition, OP_TIMEOUT)?
+                .0),
+        }
+    }
+
+    /// Folds new `bucket.control` records into the control chain, when this instance owns it.
+    fn fold_control(&mut self) -> Result<(), GateError> {
+        if self.control.is_none() || self.last_control_poll.elapsed() < CONTROL_POLL {
+            return Ok(());
+        }
+        self.last_control_poll = Instant::now();
+        let p = crate::control::CHAIN_PARTITION;
+        let owned = self
+            .consumer
+            .context()
+            .owns_control_chain
+            .load(std::sync::atomic::Ordering::SeqCst);
+        if !owned {
+            if let Some(feed) = self.control.as_mut() {
+                feed.release();
+            }
+            return Ok(());
+        }
+        self.ensure_task(p)?;
+        let Some(from) = self.tasks.get(&p).map(|t| t.control_next) else {
+            return Ok(());
+        };
+        let records = match self.control.as_mut() {
+            Some(feed) => feed.read_from(from, 100),
+            None => Vec::new(),
+        };
+        for (offset, value) in records {
+            let (event_type, detail) = crate::control::fold_detail(offset, value.as_deref());
+            info!(
+                offset,
+                event_type, "control event folded into the audit chain"
+            );
+            self.governance(p, &event_type, &detail)?;
+            if let Some(t) = self.tasks.get_mut(&p) {
+                t.control_next = offset + 1;
+            }
+        }
+        Ok(())
     }
 
     fn ensure_txn(&mut self) -> Result<(), GateError> {
@@ -538,6 +645,16 @@ impl<'a> Session<'a> {
         let mut offsets = TopicPartitionList::new();
         for (p, next) in &txn.next {
             offsets.add_partition_offset(&self.opts.topics.intents, *p, Offset::Offset(*next))?;
+        }
+        // A chain written without a decision (governance only) still commits its partition's
+        // unchanged offset, so that a zombie instance is fenced by the group generation.
+        for p in txn.first.keys().filter(|p| !txn.next.contains_key(p)) {
+            let decided = self.tasks.get(p).map_or(-1, |t| t.last_decided_offset + 1);
+            let resume = self.resume.get(p).copied().unwrap_or(-1);
+            let at = decided.max(resume);
+            if at >= 0 {
+                offsets.add_partition_offset(&self.opts.topics.intents, *p, Offset::Offset(at))?;
+            }
         }
         let intents = txn.intents;
         let Some(cgm) = self.consumer.group_metadata() else {

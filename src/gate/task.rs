@@ -45,6 +45,8 @@ pub struct Task {
     pub links_since_checkpoint: u64,
     /// When the last checkpoint was written by this instance.
     pub last_checkpoint: Option<std::time::Instant>,
+    /// Next `bucket.control` offset to fold into this chain (only the chain partition folds).
+    pub control_next: i64,
 }
 
 /// Why a task could not be restored.
@@ -121,6 +123,13 @@ impl Task {
                 self.state.remember((p.clone(), i.clone()), replay_window);
             }
             self.last_decided_offset = self.last_decided_offset.max(d.source_offset);
+        }
+        if let Some(offset) = event
+            .governance
+            .as_ref()
+            .and_then(|g| crate::control::folded_offset(&g.detail))
+        {
+            self.control_next = self.control_next.max(offset + 1);
         }
         self.chain = ChainHead {
             next_seq: event.seq + 1,

@@ -1,13 +1,15 @@
 //! PostgreSQL storage for accepted artifact versions: schema migrations, the idempotent batch
 //! write the sink commits offsets behind, and the read helpers tools and tests use.
 //!
-//! The write is one database transaction per batch. Its fast path pipelines one
-//! `INSERT ... ON CONFLICT (product_id, artifact_id, version) DO NOTHING` per version; if the
+//! The write is one database transaction per batch. Its fast path is one multi-row
+//! `INSERT ... SELECT * FROM UNNEST(<one array per column>) ON CONFLICT (product_id, artifact_id,
+//! version) DO NOTHING` per chunk of up to 1,000 versions or 64 MiB of content; if the
 //! database refuses a row's data (a NUL byte in a text field, a duplicate intent id, ...), the
 //! batch is retried row by row under savepoints and each refused row is quarantined in
 //! `sink_undecodable` with its Avro body and the database's reason, so one bad record never
 //! stalls a partition and is never lost.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::try_join_all;
@@ -45,6 +47,22 @@ const INSERT_VERSION: &str = "INSERT INTO artifact_versions (product_id, artifac
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
      $19, $20, $21, $22, $23) \
      ON CONFLICT (product_id, artifact_id, version) DO NOTHING RETURNING 1";
+
+/// Many versions in one statement: one array per column, unnested into rows.
+const INSERT_VERSIONS: &str = "INSERT INTO artifact_versions (product_id, artifact_id, version, \
+     intent_id, artifact_class, owner_id, requester_id, integration_id, operation, deleted, \
+     content, content_sha256, content_size, content_type, metadata, purpose, client_time, \
+     client_time_ms, decided_at, decided_at_ms, policy_version, source_partition, source_offset) \
+     SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::bytea[], $12::text[], \
+     $13::int8[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::int8[], \
+     $19::timestamptz[], $20::int8[], $21::text[], $22::int4[], $23::int8[]) \
+     ON CONFLICT (product_id, artifact_id, version) DO NOTHING \
+     RETURNING product_id, artifact_id, version";
+
+/// Most rows, and most content bytes, in one multi-row statement.
+const MULTI_ROW_MAX: usize = 1000;
+const MULTI_ROW_MAX_BYTES: usize = 64 << 20;
 
 const SELECT_INTENT: &str = "SELECT intent_id FROM artifact_versions \
      WHERE product_id = $1 AND artifact_id = $2 AND version = $3";
@@ -264,18 +282,24 @@ impl Store {
         undecodable: &[Undecodable],
     ) -> Result<BatchReport, StoreError> {
         let tx = self.client.transaction().await?;
-        let insert = tx.prepare(INSERT_VERSION).await?;
+        let insert = tx.prepare(INSERT_VERSIONS).await?;
         let select = tx.prepare(SELECT_INTENT).await?;
         let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
         let mut report = BatchReport::default();
 
-        let rows = accepted.iter().map(VersionRow::of).collect::<Vec<_>>();
-        let params = rows.iter().map(VersionRow::params).collect::<Vec<_>>();
-        let inserted = try_join_all(params.iter().map(|p| tx.query_opt(&insert, p))).await?;
+        let mut inserted: HashSet<(String, String, i64)> = HashSet::new();
+        for chunk in multi_row_chunks(accepted) {
+            let columns = Columns::of(chunk);
+            for row in tx.query(&insert, &columns.params()).await? {
+                inserted.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
+            }
+        }
         let not_inserted: Vec<&Accepted> = accepted
             .iter()
-            .zip(&inserted)
-            .filter_map(|(a, r)| if r.is_none() { Some(a) } else { None })
+            .filter(|a| {
+                let v = &a.artifact;
+                !inserted.contains(&(v.product_id.clone(), v.artifact_id.clone(), v.version))
+            })
             .collect();
         report.inserted = accepted.len() - not_inserted.len();
 
@@ -461,6 +485,122 @@ impl<'a> VersionRow<'a> {
             &a.policy_version,
             &a.source_partition,
             &a.source_offset,
+        ]
+    }
+}
+
+/// Splits a batch into statements of at most [`MULTI_ROW_MAX`] rows and about
+/// [`MULTI_ROW_MAX_BYTES`] of content (a 16 MiB artifact goes alone).
+fn multi_row_chunks(accepted: &[Accepted]) -> Vec<&[Accepted]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0usize);
+    for (i, a) in accepted.iter().enumerate() {
+        let size = a.artifact.content.as_ref().map_or(0, Vec::len);
+        if i > start && (i - start >= MULTI_ROW_MAX || bytes + size > MULTI_ROW_MAX_BYTES) {
+            out.push(&accepted[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < accepted.len() {
+        out.push(&accepted[start..]);
+    }
+    out
+}
+
+/// A batch of versions as one array per column, for [`INSERT_VERSIONS`].
+struct Columns<'a> {
+    product_id: Vec<&'a str>,
+    artifact_id: Vec<&'a str>,
+    version: Vec<i64>,
+    intent_id: Vec<&'a str>,
+    artifact_class: Vec<&'a str>,
+    owner_id: Vec<&'a str>,
+    requester_id: Vec<&'a str>,
+    integration_id: Vec<&'a str>,
+    operation: Vec<&'static str>,
+    deleted: Vec<bool>,
+    content: Vec<Option<&'a [u8]>>,
+    content_sha256: Vec<&'a str>,
+    content_size: Vec<i64>,
+    content_type: Vec<&'a str>,
+    metadata: Vec<&'a str>,
+    purpose: Vec<&'a str>,
+    client_time: Vec<Option<SystemTime>>,
+    client_time_ms: Vec<i64>,
+    decided_at: Vec<Option<SystemTime>>,
+    decided_at_ms: Vec<i64>,
+    policy_version: Vec<&'a str>,
+    source_partition: Vec<i32>,
+    source_offset: Vec<i64>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(rows: &'a [Accepted]) -> Self {
+        let col = |f: fn(&'a AcceptedArtifact) -> &'a str| -> Vec<&'a str> {
+            rows.iter().map(|r| f(&r.artifact)).collect()
+        };
+        let num = |f: fn(&AcceptedArtifact) -> i64| -> Vec<i64> {
+            rows.iter().map(|r| f(&r.artifact)).collect()
+        };
+        Columns {
+            product_id: col(|a| &a.product_id),
+            artifact_id: col(|a| &a.artifact_id),
+            version: num(|a| a.version),
+            intent_id: col(|a| &a.intent_id),
+            artifact_class: col(|a| &a.artifact_class),
+            owner_id: col(|a| &a.owner_id),
+            requester_id: col(|a| &a.requester_id),
+            integration_id: col(|a| &a.integration_id),
+            operation: rows.iter().map(|r| r.artifact.operation.as_str()).collect(),
+            deleted: rows.iter().map(|r| r.artifact.deleted).collect(),
+            content: rows.iter().map(|r| r.artifact.content.as_deref()).collect(),
+            content_sha256: col(|a| &a.content_sha256),
+            content_size: num(|a| a.content_size),
+            content_type: col(|a| &a.content_type),
+            metadata: col(|a| &a.metadata),
+            purpose: col(|a| &a.purpose),
+            client_time: rows
+                .iter()
+                .map(|r| ms_to_time(r.artifact.client_time))
+                .collect(),
+            client_time_ms: num(|a| a.client_time),
+            decided_at: rows
+                .iter()
+                .map(|r| ms_to_time(r.artifact.decided_at))
+                .collect(),
+            decided_at_ms: num(|a| a.decided_at),
+            policy_version: col(|a| &a.policy_version),
+            source_partition: rows.iter().map(|r| r.artifact.source_partition).collect(),
+            source_offset: num(|a| a.source_offset),
+        }
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+        [
+            &self.product_id,
+            &self.artifact_id,
+            &self.version,
+            &self.intent_id,
+            &self.artifact_class,
+            &self.owner_id,
+            &self.requester_id,
+            &self.integration_id,
+            &self.operation,
+            &self.deleted,
+            &self.content,
+            &self.content_sha256,
+            &self.content_size,
+            &self.content_type,
+            &self.metadata,
+            &self.purpose,
+            &self.client_time,
+            &self.client_time_ms,
+            &self.decided_at,
+            &self.decided_at_ms,
+            &self.policy_version,
+            &self.source_partition,
+            &self.source_offset,
         ]
     }
 }

@@ -13,7 +13,8 @@ use super::postgres::{Store, StoreError};
 /// Default retention window of prior versions and tombstones.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(90 * 24 * 3600);
 
-/// The summary of one purge run, as recorded in `purge_runs`.
+/// The summary of one purge run, as recorded in `purge_runs` and, by `bucket sink purge`, in the
+/// audit chain (`STORAGE_PURGED` through `bucket.control`).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct PurgeReport {
     /// Row id in `purge_runs`.
@@ -36,14 +37,6 @@ pub struct PurgeReport {
     pub held_versions: i64,
     /// Database role that ran it.
     pub run_by: String,
-}
-
-impl PurgeReport {
-    /// The governance audit event this run should be recorded as on `bucket.audit`
-    /// (`STORAGE_PURGED`, detail = this report as JSON); the gate's audit writer emits it.
-    pub fn audit_event_json(&self) -> serde_json::Value {
-        serde_json::json!({ "event_type": "STORAGE_PURGED", "detail": self })
-    }
 }
 
 /// Parses a window like `90d`, `12h`, `30m`, `45s` or plain seconds.

@@ -3,6 +3,7 @@
 
 pub mod accepted;
 pub mod audit;
+pub mod control;
 mod fields;
 pub mod framing;
 pub mod headers;
