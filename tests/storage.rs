@@ -312,6 +312,41 @@ async fn sink_role_cannot_rewrite_history_and_purge_respects_window_and_holds() 
         refused(&owner_sql, "DELETE FROM artifact_versions").await,
         "42501"
     );
+
+    // Through the CLI, every purge and hold is an audit event on bucket.control.
+    let topics = create_topics(&sfx, 1).await;
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_bucket"))
+            .args(args)
+            .env("BUCKET_BROKERS", brokers())
+            .env("BUCKET_TOPIC_SUFFIX", &sfx)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {out:?}");
+    };
+    let purger_url = url_as_role(&db, "bucket_purger");
+    cli(&["sink", "purge", "--pg-url", &purger_url, "--window", "0s"]);
+    cli(&[
+        "sink",
+        "hold",
+        "--pg-url",
+        &db,
+        "--product",
+        "p3",
+        "--reason",
+        "audit 7",
+    ]);
+    let events: Vec<serde_json::Value> = read_committed(&topics.control)
+        .iter()
+        .map(|r| serde_json::from_slice(r.value.as_deref().unwrap()).unwrap())
+        .collect();
+    let types: Vec<&str> = events
+        .iter()
+        .map(|e| e["event_type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["STORAGE_PURGED", "LEGAL_HOLD_PLACED"], "{events:?}");
+    assert!(events[0]["detail"]["run_id"].as_i64().unwrap() > 0);
+    assert_eq!(events[1]["detail"]["reason"], "audit 7");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
