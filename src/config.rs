@@ -214,8 +214,10 @@ impl Layered {
                 None => break,
             }
         }
-        flags(&self.command, &self.path, leaf)
-            .into_iter()
+        let mut args = flags(&self.command, &self.path, leaf);
+        // The command's own flags by name, then the global ones.
+        args.sort_by_key(|a| (a.is_global_set(), a.get_long().unwrap_or_default()));
+        args.into_iter()
             .map(|arg| {
                 let id = arg.get_id().as_str();
                 let key = arg.get_long().unwrap_or(id).to_string();
@@ -680,7 +682,8 @@ mod tests {
 
     use super::*;
 
-    /// A small tree shaped like `bucket`'s.
+    /// A small tree shaped like `bucket`'s (fields are read through `settings()`, not by name).
+    #[allow(dead_code)]
     #[derive(Parser, Debug)]
     #[command(name = "bucket")]
     struct TestCli {
@@ -692,6 +695,7 @@ mod tests {
         cmd: Cmd,
     }
 
+    #[allow(dead_code)]
     #[derive(Subcommand, Debug)]
     enum Cmd {
         Gate {
@@ -722,6 +726,7 @@ mod tests {
         },
     }
 
+    #[allow(dead_code)]
     #[derive(Subcommand, Debug)]
     enum SinkCmd {
         Migrate {

@@ -1344,7 +1344,11 @@ fn config_check(file: Option<&std::path::Path>, json: bool, command: Vec<String>
         println!(
             "  {:<kw$}  {:<vw$}  {}",
             s.key,
-            s.value.as_deref().unwrap_or("-"),
+            match s.value.as_deref() {
+                None => "-",
+                Some("") => "\"\"",
+                Some(v) => v,
+            },
             s.source
         );
     }
