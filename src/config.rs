@@ -13,7 +13,8 @@
 //! keys that are not flags of the running command are skipped. The whole file is validated on
 //! every run: a table that names no subcommand, a key that is not a flag of its table's
 //! subcommand (or, in `[common]`, of any subcommand), or a value of the wrong shape is refused
-//! with the file and key named.
+//! with the file and key named. Where a flag and a subcommand share a name (`bucket sink
+//! --migrate` and `bucket sink migrate`), a scalar value is the flag and a table the subcommand.
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -228,9 +229,7 @@ impl Layered {
                 });
                 let source = match m.value_source(id) {
                     Some(ValueSource::CommandLine) => Source::Cli,
-                    Some(ValueSource::EnvVariable) => {
-                        Source::Env(env.clone().unwrap_or_default())
-                    }
+                    Some(ValueSource::EnvVariable) => Source::Env(env.clone().unwrap_or_default()),
                     Some(ValueSource::DefaultValue) => match self.from_file.get(id) {
                         Some(table) => Source::File(table.clone()),
                         None => Source::Default,
@@ -253,7 +252,11 @@ impl Layered {
 /// otherwise the password of any `scheme://user:password@host` URL in it.
 pub fn mask(key: &str, value: &str) -> String {
     let k = key.to_ascii_lowercase();
-    if ["token", "password", "secret"].iter().any(|s| k.contains(s)) && !value.is_empty() {
+    if ["token", "password", "secret"]
+        .iter()
+        .any(|s| k.contains(s))
+        && !value.is_empty()
+    {
         return "****".to_string();
     }
     value
@@ -315,11 +318,10 @@ fn read(file: &Path) -> Result<toml::Table, ConfigError> {
         file: file.to_path_buf(),
         source,
     })?;
-    text.parse::<toml::Table>()
-        .map_err(|e| ConfigError::Toml {
-            file: file.to_path_buf(),
-            message: e.to_string(),
-        })
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Toml {
+        file: file.to_path_buf(),
+        message: e.to_string(),
+    })
 }
 
 fn find<'a>(root: &'a Command, path: &[String]) -> Option<&'a Command> {
@@ -487,7 +489,10 @@ fn validate_common(root: &Command, file: &Path, table: &toml::Table) -> Result<(
     let all = all_flags(root);
     for (key, value) in table {
         let mut found = false;
-        for (_, arg) in all.iter().filter(|(_, a)| a.get_long() == Some(key.as_str())) {
+        for (_, arg) in all
+            .iter()
+            .filter(|(_, a)| a.get_long() == Some(key.as_str()))
+        {
             found = true;
             values_of(arg, value).map_err(|reason| ConfigError::BadValue {
                 file: file.to_path_buf(),
@@ -583,9 +588,7 @@ fn assignments(
     if !path.is_empty() {
         let mut t = Some(doc);
         for name in path {
-            t = t
-                .and_then(|t| t.get(name))
-                .and_then(toml::Value::as_table);
+            t = t.and_then(|t| t.get(name)).and_then(toml::Value::as_table);
         }
         if let Some(table) = t {
             layer(table, &path.join("."));
@@ -844,14 +847,20 @@ mod tests {
 
     #[test]
     fn nested_tables_configure_subcommands_and_do_not_leak_upwards() {
+        // A flag named like a subcommand (`sink --migrate` beside `sink migrate`): the scalar is
+        // the flag, a table the subcommand (TOML cannot hold both in one file).
+        let f = file("[sink]\nmigrate = true\n");
+        let l = run(Some(&f), &["sink"]).expect("parse");
+        assert_eq!(setting(&l, "migrate").value.as_deref(), Some("true"));
+        assert_eq!(setting(&l, "migrate").source, Source::File("sink".into()));
         let f = file(
-            "[sink]\nmigrate = true\nbrokers = \"s:9092\"\n\
+            "[sink]\nbrokers = \"s:9092\"\n\
              [sink.migrate]\npg-url = \"postgres://owner:pw@db/bucket\"\n\
              [sink.purge]\nwindow = \"7d\"\n",
         );
         let l = run(Some(&f), &["sink"]).expect("parse");
-        assert_eq!(setting(&l, "migrate").value.as_deref(), Some("true"));
-        assert_eq!(setting(&l, "migrate").source, Source::File("sink".into()));
+        assert_eq!(setting(&l, "migrate").source, Source::Default);
+        assert_eq!(setting(&l, "brokers").value.as_deref(), Some("s:9092"));
         let l = run(Some(&f), &["sink", "migrate"]).expect("parse");
         assert_eq!(
             setting(&l, "pg-url").value.as_deref(),
@@ -980,9 +989,15 @@ mod tests {
             setting(&l, "pg-url").value.as_deref(),
             Some("postgres://bucket:****@db:5432/bucket")
         );
-        assert_eq!(mask("redis-url", "redis://:pw@r:6379/0"), "redis://:****@r:6379/0");
+        assert_eq!(
+            mask("redis-url", "redis://:pw@r:6379/0"),
+            "redis://:****@r:6379/0"
+        );
         assert_eq!(mask("redis-url", "redis://r:6379"), "redis://r:6379");
-        assert_eq!(mask("pg-url", "postgres://user@db/x"), "postgres://user@db/x");
+        assert_eq!(
+            mask("pg-url", "postgres://user@db/x"),
+            "postgres://user@db/x"
+        );
         assert_eq!(mask("brokers", "a:1,b:2"), "a:1,b:2");
         assert_eq!(mask("sasl-password", "pw"), "****");
         assert_eq!(mask("client-secret", ""), "");
@@ -995,6 +1010,8 @@ mod tests {
     #[test]
     fn help_and_version_still_reach_clap() {
         let e = run(None, &["gate", "--help"]).expect_err("help is an error value");
-        assert!(matches!(e, ConfigError::Cli(ref c) if c.kind() == clap::error::ErrorKind::DisplayHelp));
+        assert!(
+            matches!(e, ConfigError::Cli(ref c) if c.kind() == clap::error::ErrorKind::DisplayHelp)
+        );
     }
 }

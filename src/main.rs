@@ -113,7 +113,11 @@ enum ConfigCmd {
         #[arg(long)]
         json: bool,
         /// The subcommand and its flags, as they would be run (none: only validate the file).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "SUBCOMMAND")]
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "SUBCOMMAND"
+        )]
         command: Vec<String>,
     },
 }
@@ -1281,7 +1285,11 @@ async fn produce(a: ProduceArgs) -> Result<ExitCode> {
 
 /// `bucket config check`: parses `command` exactly as `bucket` would (same layering) and prints
 /// each effective setting with its source.
-fn config_check(file: Option<&std::path::Path>, json: bool, command: Vec<String>) -> Result<ExitCode> {
+fn config_check(
+    file: Option<&std::path::Path>,
+    json: bool,
+    command: Vec<String>,
+) -> Result<ExitCode> {
     let mut argv: Vec<std::ffi::OsString> = vec!["bucket".into()];
     if let Some(f) = file {
         argv.push("--config".into());
@@ -1299,7 +1307,10 @@ fn config_check(file: Option<&std::path::Path>, json: bool, command: Vec<String>
         return Ok(ExitCode::SUCCESS);
     }
     let layered = config::parse(Cli::command(), argv).map_err(|e| match e {
-        ConfigError::Cli(c) => anyhow::anyhow!("{}", c.render().to_string().trim_end()),
+        ConfigError::Cli(c) => {
+            let text = c.render().to_string();
+            anyhow::anyhow!("{}", text.trim_start_matches("error: ").trim_end())
+        }
         other => anyhow::Error::new(other),
     })?;
     let name = std::iter::once("bucket".to_string())
@@ -1445,8 +1456,16 @@ mod tests {
 
     #[test]
     fn config_check_takes_its_own_flags_before_the_command() {
-        let l = parse(&["bucket", "config", "check", "--json", "gate", "--brokers", "x:1"])
-            .expect("parse");
+        let l = parse(&[
+            "bucket",
+            "config",
+            "check",
+            "--json",
+            "gate",
+            "--brokers",
+            "x:1",
+        ])
+        .expect("parse");
         let Command::Config(ConfigCmd::Check { json, command }) =
             Cli::from_arg_matches(&l.matches).expect("cli").command
         else {

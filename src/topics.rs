@@ -289,7 +289,10 @@ mod tests {
         }
         assert_eq!(docs[0]["metadata"]["name"], "bucket-intents");
         assert!(!strimzi_manifests(&specs, "c", "").contains("namespace:"));
-        assert_eq!(resource_name("bucket.accepted.Ai_Avatar"), "bucket-accepted-ai-avatar");
+        assert_eq!(
+            resource_name("bucket.accepted.Ai_Avatar"),
+            "bucket-accepted-ai-avatar"
+        );
     }
 
     #[test]

@@ -19,7 +19,10 @@ const NAMESPACE: &str = "bhiv-bucket";
 /// The metrics the gate and the sink export (name, labels); histograms also have `_bucket`,
 /// `_sum` and `_count` series.
 const METRICS: &[(&str, &[&str])] = &[
-    ("bucket_gate_decisions_total", &["product", "outcome", "reason"]),
+    (
+        "bucket_gate_decisions_total",
+        &["product", "outcome", "reason"],
+    ),
     ("bucket_gate_decision_duration_seconds", &[]),
     ("bucket_gate_rate_limited_total", &["product"]),
     ("bucket_gate_cooling_off_integrations", &[]),
@@ -252,15 +255,23 @@ fn compose_declares_the_stack_and_every_command_line_parses() {
     assert_eq!(svc("registry")["image"], "apicurio/apicurio-registry:3.0.9");
     assert_eq!(svc("redis")["image"], "redis:7");
     assert_eq!(svc("postgres")["image"], "postgres:15");
-    assert_eq!(svc("registry")["environment"]["APICURIO_STORAGE_KIND"], "sql");
+    assert_eq!(
+        svc("registry")["environment"]["APICURIO_STORAGE_KIND"],
+        "sql"
+    );
     assert_eq!(
         svc("registry")["environment"]["APICURIO_STORAGE_SQL_KIND"],
         "postgresql"
     );
-    assert_eq!(svc("kafka")["environment"]["KAFKA_PROCESS_ROLES"], "broker,controller");
+    assert_eq!(
+        svc("kafka")["environment"]["KAFKA_PROCESS_ROLES"],
+        "broker,controller"
+    );
 
     let compose_dir = root().join("deploy/compose");
-    let dockerfile = svc("init")["build"]["dockerfile"].as_str().expect("dockerfile");
+    let dockerfile = svc("init")["build"]["dockerfile"]
+        .as_str()
+        .expect("dockerfile");
     let context = compose_dir.join(s(&svc("init")["build"]["context"]));
     let docker = read(&context.join(dockerfile));
     assert!(docker.contains("FROM rust:1"), "builder stage on rust:1");
@@ -335,7 +346,10 @@ fn compose_declares_the_stack_and_every_command_line_parses() {
 fn k8s_manifests_agree_with_each_other_and_the_cli() {
     let docs = k8s();
     for (file, d) in &docs {
-        assert!(d["apiVersion"].is_string() && d["kind"].is_string(), "{file}");
+        assert!(
+            d["apiVersion"].is_string() && d["kind"].is_string(),
+            "{file}"
+        );
         let kind = s(&d["kind"]);
         if kind == "Kustomization" {
             for r in strings(&d["resources"]) {
@@ -377,7 +391,11 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
             .as_mapping()
             .expect("selector")
         {
-            assert_eq!(&labels[s(k)], v, "{deploy}: selector matches the pod labels");
+            assert_eq!(
+                &labels[s(k)],
+                v,
+                "{deploy}: selector matches the pod labels"
+            );
         }
         let pod = &d["spec"]["template"]["spec"];
         let c = pod["containers"]
@@ -482,7 +500,10 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
     }
 
     // Disruption budgets select existing Deployments.
-    for (_, pdb) in docs.iter().filter(|(_, d)| d["kind"] == "PodDisruptionBudget") {
+    for (_, pdb) in docs
+        .iter()
+        .filter(|(_, d)| d["kind"] == "PodDisruptionBudget")
+    {
         let sel = &pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"];
         find(&docs, "Deployment", s(sel));
     }
@@ -512,7 +533,10 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
             let b = settings["brokers"].0.clone().expect("brokers");
             assert_eq!(t["metadata"]["bootstrapServers"], b.as_str(), "{deploy}");
         }
-        assert!(t["metadata"]["lagThreshold"].is_string(), "KEDA wants strings");
+        assert!(
+            t["metadata"]["lagThreshold"].is_string(),
+            "KEDA wants strings"
+        );
     }
     assert_eq!(brokers["bucket-gate"], brokers["bucket-sink"]);
 
@@ -549,7 +573,11 @@ fn k8s_topics_are_generated_from_the_declaration() {
         .env_remove("BUCKET_TOPIC_SUFFIX")
         .output()
         .expect("run bucket");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = String::from_utf8(out.stdout).expect("utf-8");
     let committed = read(&root().join("deploy/k8s/topics.yaml"));
     assert!(
@@ -597,7 +625,14 @@ fn promql_metrics(expr: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), St
         "resets",
     ];
     const KEYWORDS: &[&str] = &["and", "or", "unless", "bool", "offset"];
-    const GROUPING: &[&str] = &["by", "without", "on", "ignoring", "group_left", "group_right"];
+    const GROUPING: &[&str] = &[
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
     let b = expr.as_bytes();
     let (mut metrics, mut labels) = (BTreeSet::new(), BTreeSet::new());
     let mut i = 0;
@@ -626,10 +661,7 @@ fn promql_metrics(expr: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), St
                 }
                 i += end + 1;
             }
-            '(' if last_ident
-                .as_deref()
-                .is_some_and(|l| GROUPING.contains(&l)) =>
-            {
+            '(' if last_ident.as_deref().is_some_and(|l| GROUPING.contains(&l)) => {
                 let end = expr[i..]
                     .find(')')
                     .ok_or_else(|| format!("unbalanced ( in {expr}"))?;
@@ -650,10 +682,10 @@ fn promql_metrics(expr: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), St
                 let next = expr[i..].trim_start().chars().next();
                 if GROUPING.contains(&ident) || KEYWORDS.contains(&ident) {
                     // handled by the '(' arm, or an operator
+                } else if FUNCS.contains(&ident) {
+                    // a function or an aggregation (`sum by (le) (...)`)
                 } else if next == Some('(') {
-                    if !FUNCS.contains(&ident) {
-                        return Err(format!("unknown function {ident} in {expr}"));
-                    }
+                    return Err(format!("unknown function {ident} in {expr}"));
                 } else {
                     metrics.insert(ident.to_string());
                 }
@@ -754,7 +786,9 @@ fn alerts_use_only_exported_metrics_and_each_has_a_runbook_entry() {
     assert!(names.len() >= 15, "{names:?}");
     // Every exported metric is watched by at least one alert.
     for (m, _) in METRICS {
-        let watched = used.iter().any(|u| u == m || u.starts_with(&format!("{m}_")));
+        let watched = used
+            .iter()
+            .any(|u| u == m || u.starts_with(&format!("{m}_")));
         if !watched {
             problems.push(format!("no alert watches {m}"));
         }
@@ -783,6 +817,9 @@ fn compose_and_k8s_run_the_same_image_and_environment_names() {
             .into_iter()
             .filter(|e| e != "BUCKET_ADMIN_TOKEN")
             .collect();
-        assert_eq!(compose_env, k8s_env, "{svc}: same variables on both targets");
+        assert_eq!(
+            compose_env, k8s_env,
+            "{svc}: same variables on both targets"
+        );
     }
 }
