@@ -823,3 +823,96 @@ fn compose_and_k8s_run_the_same_image_and_environment_names() {
         );
     }
 }
+
+/// Runs the binary with only the given BUCKET_* variables.
+fn bucket(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(BIN);
+    cmd.args(args);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("BUCKET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.envs(env.iter().copied());
+    cmd.output().expect("run bucket")
+}
+
+#[test]
+fn precedence_is_flag_then_environment_then_file_then_default() {
+    let file = root().join("deploy/bucket.toml");
+    let file = file.to_str().expect("utf-8 path");
+    let out = bucket(
+        &["config", "check", "--json", "gate", "--group", "from-cli"],
+        &[("BUCKET_CONFIG", file), ("BUCKET_BROKERS", "from-env:9092")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let get = |key: &str| {
+        let row = doc["settings"]
+            .as_array()
+            .expect("settings")
+            .iter()
+            .find(|r| r["key"] == key)
+            .unwrap_or_else(|| panic!("no {key}"))
+            .clone();
+        (
+            row["value"].as_str().map(str::to_string),
+            row["source"].as_str().expect("source").to_string(),
+        )
+    };
+    assert_eq!(get("group"), (Some("from-cli".into()), "cli".into()));
+    assert_eq!(get("brokers"), (Some("from-env:9092".into()), "env".into()));
+    assert_eq!(
+        get("commit-interval-ms"),
+        (Some("100".into()), "file".into())
+    );
+    assert_eq!(get("audit-key-file"), (None, "unset".into()));
+    assert_eq!(get("checkpoint-interval-s").1, "file");
+    assert_eq!(doc["file"].as_str(), Some(file));
+
+    // The environment also beats the file when the flag is on neither side.
+    let out = bucket(
+        &["config", "check", "--json", "gate"],
+        &[("BUCKET_CONFIG", file), ("BUCKET_GATE_GROUP", "from-env")],
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let group = doc["settings"]
+        .as_array()
+        .expect("settings")
+        .iter()
+        .find(|r| r["key"] == "group")
+        .expect("group")
+        .clone();
+    assert_eq!(group["value"], "from-env");
+    assert_eq!(group["source"], "env");
+}
+
+#[test]
+fn a_bad_config_file_stops_every_command_naming_file_and_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let f = dir.path().join("bad.toml");
+    std::fs::write(
+        &f,
+        "[gate]\nbrokers = \"k:9092\"\ncommit-intervall-ms = 5\n",
+    )
+    .expect("write");
+    let f = f.to_str().expect("utf-8 path");
+    for args in [
+        vec!["--config", f, "config", "check", "gate"],
+        vec!["--config", f, "policy", "check"],
+    ] {
+        let out = bucket(&args, &[]);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("commit-intervall-ms") && err.contains(f) && err.contains("[gate]"),
+            "{err}"
+        );
+    }
+    let out = bucket(&["config", "check", "gate"], &[("BUCKET_CONFIG", f)]);
+    assert_eq!(out.status.code(), Some(2));
+}
