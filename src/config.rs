@@ -389,7 +389,7 @@ fn validate(root: &Command, file: &Path, doc: &toml::Table) -> Result<(), Config
         if name == COMMON_TABLE {
             validate_common(root, file, table)?;
         } else if root.find_subcommand(name).is_some() {
-            validate_table(root, file, &[name.clone()], table)?;
+            validate_table(root, file, std::slice::from_ref(name), table)?;
         } else {
             return Err(ConfigError::UnknownTable {
                 file: file.to_path_buf(),
