@@ -8,6 +8,8 @@
 //!   `schemas/`, codecs for intents, accepted artifacts and audit events, header names.
 //! - [`gate`]: **how intents move.** The transactional consume → decide → produce loop,
 //!   partition tasks restored from the audit log, output record building.
+//! - [`config`]: the layered config file (`--config`, one table per subcommand) on top of clap:
+//!   flag > environment > file > default, for every flag with no per-flag code.
 //! - [`keys`]: integration key files (generate, load) for producers that sign intents.
 //! - [`policy_file`]: reading the policy file and resolving its secret references.
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
@@ -26,6 +28,7 @@
 pub mod api;
 pub mod audit;
 pub mod bench;
+pub mod config;
 pub mod control;
 pub mod core;
 pub mod gate;

@@ -11,13 +11,14 @@ use bhiv_bucket::api::{ApiState, Reader, Tokens};
 use bhiv_bucket::audit::tail::{TailOptions, tail};
 use bhiv_bucket::bench::BenchOptions;
 use bhiv_bucket::bench::sign::SigAlg;
+use bhiv_bucket::config::{self, ConfigError};
 use bhiv_bucket::core::Policy;
 use bhiv_bucket::gate::{GateOptions, TopicNames};
 use bhiv_bucket::produce::{IntentLine, IntentProducer, Planned};
 use bhiv_bucket::registry::Registry;
 use bhiv_bucket::sink::{FsStore, SinkOptions, Store, audit_index, purge, reconcile};
 use bhiv_bucket::topics::{self, TopicStatus};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
@@ -25,6 +26,10 @@ use tracing::{error, info};
 #[derive(Parser)]
 #[command(name = "bucket", version, about, long_about = None)]
 struct Cli {
+    /// Config file (TOML): one table per subcommand ([gate], [sink], [sink.purge], …) plus
+    /// [common] for all; keys are long flag names. Flag > environment > file > default.
+    #[arg(long, global = true, env = "BUCKET_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Log format: human or json.
     #[arg(
         long,
@@ -93,6 +98,28 @@ enum Command {
     State(StateCmd),
     /// Benchmark: the gate beside a transactional passthrough copier, same input, same run.
     Bench(BenchArgs),
+    /// Configuration file tools.
+    #[command(subcommand)]
+    Config(ConfigCmd),
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Validate the config file and print the effective settings of a subcommand, each with its
+    /// source (cli, env, file, default); secrets are masked. Example:
+    /// `bucket --config deploy/bucket.toml config check gate --gate-id g1`.
+    Check {
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+        /// The subcommand and its flags, as they would be run (none: only validate the file).
+        #[arg(
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "SUBCOMMAND"
+        )]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -417,6 +444,30 @@ enum TopicsCmd {
         #[arg(long)]
         strict: bool,
     },
+    /// Print Kubernetes manifests of the declared topics (Strimzi `KafkaTopic` resources);
+    /// deploy/k8s/topics.yaml is this output with the defaults.
+    Manifests {
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Manifest format.
+        #[arg(long, default_value = "strimzi", value_parser = ["strimzi"])]
+        format: String,
+        /// Declaration file (defaults to the compiled-in topics/topics.toml).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Profile overriding replication (e.g. `local` for one broker).
+        #[arg(long)]
+        profile: Option<String>,
+        /// Strimzi cluster the topics belong to (the `strimzi.io/cluster` label).
+        #[arg(long, default_value = "bucket")]
+        cluster: String,
+        /// Namespace of the resources ("" to leave it to kubectl).
+        #[arg(long, default_value = "bhiv-bucket")]
+        namespace: String,
+        /// Write the manifests to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -526,7 +577,18 @@ enum AuditCmd {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let layered = match config::parse(Cli::command(), std::env::args_os()) {
+        Ok(l) => l,
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match Cli::from_arg_matches(&layered.matches) {
+        Ok(c) => c,
+        Err(e) => e.format(&mut Cli::command()).exit(),
+    };
     match &cli.command {
         // The bench runs the gate in-process with the gate's own log level; its logs go to a
         // file so the terminal keeps the progress bar and the table.
@@ -799,6 +861,38 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }),
+        Command::Topics(TopicsCmd::Manifests {
+            topics: suffix,
+            format: _,
+            file,
+            profile,
+            cluster,
+            namespace,
+            out,
+        }) => {
+            let text = match file {
+                Some(f) => std::fs::read_to_string(&f)
+                    .with_context(|| format!("reading {}", f.display()))?,
+                None => topics::DEFAULT_DECLARATION.to_string(),
+            };
+            let mut specs = topics::parse(&text, profile.as_deref())?;
+            for s in &mut specs {
+                s.name.push_str(&suffix.topic_suffix);
+            }
+            let yaml = topics::strimzi_manifests(&specs, &cluster, &namespace);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, yaml)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {} ({} topics)", path.display(), specs.len());
+                }
+                None => print!("{yaml}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCmd::Check { json, command }) => {
+            config_check(cli.config.as_deref(), json, command)
+        }
         Command::Schemas(SchemasCmd::Apply {
             registry,
             kafka,
@@ -1322,4 +1416,197 @@ async fn produce(a: ProduceArgs) -> Result<ExitCode> {
     }
     eprintln!("produced {sent} records to {topic}");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `bucket config check`: parses `command` exactly as `bucket` would (same layering) and prints
+/// each effective setting with its source.
+fn config_check(
+    file: Option<&std::path::Path>,
+    json: bool,
+    command: Vec<String>,
+) -> Result<ExitCode> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["bucket".into()];
+    if let Some(f) = file {
+        argv.push("--config".into());
+        argv.push(f.into());
+    }
+    let only_file = command.is_empty();
+    argv.extend(command.into_iter().map(Into::into));
+    if only_file {
+        // Nothing to run: the file was already validated as a whole by the parse of this
+        // command; report it.
+        match file {
+            Some(f) => println!("config file {}: valid", f.display()),
+            None => println!("no config file (--config / BUCKET_CONFIG): nothing to check"),
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let layered = config::parse(Cli::command(), argv).map_err(|e| match e {
+        ConfigError::Cli(c) => {
+            let text = c.render().to_string();
+            anyhow::anyhow!("{}", text.trim_start_matches("error: ").trim_end())
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    let name = std::iter::once("bucket".to_string())
+        .chain(layered.path.iter().cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let settings = layered.settings();
+    if json {
+        let rows: Vec<serde_json::Value> = settings
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "key": s.key,
+                    "value": s.value,
+                    "source": s.source.kind(),
+                    "from": s.source.to_string(),
+                    "env": s.env,
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "file": layered.file.as_ref().map(|f| f.display().to_string()),
+            "command": name,
+            "settings": rows,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match &layered.file {
+        Some(f) => println!("config file {}: valid", f.display()),
+        None => println!("no config file (--config / BUCKET_CONFIG)"),
+    }
+    println!("effective settings of `{name}` (flag > environment > file > default):");
+    let kw = settings.iter().map(|s| s.key.len()).max().unwrap_or(0);
+    let vw = settings
+        .iter()
+        .map(|s| s.value.as_deref().map_or(1, str::len))
+        .max()
+        .unwrap_or(0)
+        .min(60);
+    for s in &settings {
+        println!(
+            "  {:<kw$}  {:<vw$}  {}",
+            s.key,
+            match s.value.as_deref() {
+                None => "-",
+                Some("") => "\"\"",
+                Some(v) => v,
+            },
+            s.source
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Result<config::Layered, ConfigError> {
+        config::parse(Cli::command(), args.iter().copied())
+    }
+
+    #[test]
+    fn the_shipped_config_file_checks_clean_for_every_table() {
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/bucket.toml");
+        let doc: toml::Table = std::fs::read_to_string(file)
+            .expect("deploy/bucket.toml")
+            .parse()
+            .expect("TOML");
+        let mut paths = Vec::new();
+        fn tables(t: &toml::Table, prefix: &[String], out: &mut Vec<Vec<String>>) {
+            for (k, v) in t {
+                if let Some(sub) = v.as_table() {
+                    let mut p = prefix.to_vec();
+                    p.push(k.clone());
+                    if k != config::COMMON_TABLE && sub.values().any(|v| !v.is_table()) {
+                        out.push(p.clone());
+                    }
+                    tables(sub, &p, out);
+                }
+            }
+        }
+        tables(&doc, &[], &mut paths);
+        assert!(paths.len() > 3, "the example configures several commands");
+        for path in paths {
+            let mut argv = vec!["bucket", "--config", file];
+            argv.extend(path.iter().map(String::as_str));
+            // Required flags of tools are not the file's business.
+            if path == ["keys", "generate"] {
+                continue;
+            }
+            let l = parse(&argv).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            Cli::from_arg_matches(&l.matches).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+            assert!(
+                l.settings()
+                    .iter()
+                    .any(|s| matches!(s.source, config::Source::File(_))),
+                "{path:?}: the file sets something"
+            );
+        }
+    }
+
+    #[test]
+    fn file_values_reach_the_typed_arguments() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = dir.path().join("b.toml");
+        std::fs::write(
+            &f,
+            "[common]\nbrokers = \"common:9092\"\n\
+             [gate]\ncommit-interval-ms = 7\naccepted-per-product = true\n\
+             [sink.purge]\nwindow = \"30d\"\ndry-run = true\n",
+        )
+        .expect("write");
+        let f = f.display().to_string();
+        let l = parse(&["bucket", "--config", &f, "gate", "--max-batch", "9"]).expect("parse");
+        let Command::Gate(g) = Cli::from_arg_matches(&l.matches).expect("cli").command else {
+            panic!("not gate")
+        };
+        assert_eq!(g.kafka.brokers, "common:9092");
+        assert_eq!(g.commit_interval_ms, 7);
+        assert_eq!(g.max_batch, 9);
+        assert!(g.accepted_per_product);
+        assert_eq!(g.group, "bucket-gate");
+        let l = parse(&["bucket", "--config", &f, "sink", "purge"]).expect("parse");
+        let Command::Sink(SinkArgs {
+            cmd: Some(SinkCmd::Purge {
+                window, dry_run, ..
+            }),
+            ..
+        }) = Cli::from_arg_matches(&l.matches).expect("cli").command
+        else {
+            panic!("not sink purge")
+        };
+        assert_eq!(window, "30d");
+        assert!(dry_run);
+    }
+
+    #[test]
+    fn config_check_takes_its_own_flags_before_the_command() {
+        let l = parse(&[
+            "bucket",
+            "config",
+            "check",
+            "--json",
+            "gate",
+            "--brokers",
+            "x:1",
+        ])
+        .expect("parse");
+        let Command::Config(ConfigCmd::Check { json, command }) =
+            Cli::from_arg_matches(&l.matches).expect("cli").command
+        else {
+            panic!("not config check")
+        };
+        assert!(json);
+        assert_eq!(command, ["gate", "--brokers", "x:1"]);
+    }
 }

@@ -219,9 +219,86 @@ async fn drift(
     Ok(diffs)
 }
 
+/// The Kubernetes resource name of a topic: lower case, `.` and `_` become `-` (Strimzi keeps
+/// the real name in `spec.topicName`).
+pub fn resource_name(topic: &str) -> String {
+    topic
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '-' => c,
+            'A'..='Z' => c.to_ascii_lowercase(),
+            _ => '-',
+        })
+        .collect()
+}
+
+/// Strimzi `KafkaTopic` manifests (YAML, one document per topic) for `cluster`, in `namespace`
+/// when it is not empty. Deterministic: the same declaration always gives the same text, so a
+/// committed copy can be compared with it.
+pub fn strimzi_manifests(specs: &[TopicSpec], cluster: &str, namespace: &str) -> String {
+    // JSON strings are valid YAML scalars and quote whatever a name or value holds.
+    let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
+    let mut out = String::from(
+        "# Strimzi KafkaTopic resources for BHIV Bucket. GENERATED from topics/topics.toml by\n\
+         # `bucket topics manifests --format strimzi --out deploy/k8s/topics.yaml`: do not edit,\n\
+         # change the declaration and regenerate (tests/manifests.rs fails on any difference).\n",
+    );
+    for t in specs {
+        out.push_str("---\n");
+        for line in t.doc.lines() {
+            out.push_str(&format!("# {line}\n"));
+        }
+        out.push_str("apiVersion: kafka.strimzi.io/v1beta2\nkind: KafkaTopic\nmetadata:\n");
+        out.push_str(&format!("  name: {}\n", q(&resource_name(&t.name))));
+        if !namespace.is_empty() {
+            out.push_str(&format!("  namespace: {}\n", q(namespace)));
+        }
+        out.push_str("  labels:\n");
+        out.push_str(&format!("    strimzi.io/cluster: {}\n", q(cluster)));
+        out.push_str("    app.kubernetes.io/part-of: bhiv-bucket\n");
+        out.push_str("spec:\n");
+        out.push_str(&format!("  topicName: {}\n", q(&t.name)));
+        out.push_str(&format!("  partitions: {}\n", t.partitions));
+        out.push_str(&format!("  replicas: {}\n", t.replication_factor));
+        out.push_str("  config:\n");
+        for (k, v) in &t.config {
+            out.push_str(&format!("    {}: {}\n", q(k), q(v)));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strimzi_manifests_carry_the_declaration() {
+        let specs = parse(DEFAULT_DECLARATION, None).unwrap();
+        let yaml = strimzi_manifests(&specs, "bucket", "bhiv-bucket");
+        let docs: Vec<serde_json::Value> = serde_norway::Deserializer::from_str(&yaml)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .collect();
+        assert_eq!(docs.len(), specs.len());
+        for (doc, spec) in docs.iter().zip(&specs) {
+            assert_eq!(doc["kind"], "KafkaTopic");
+            assert_eq!(doc["metadata"]["labels"]["strimzi.io/cluster"], "bucket");
+            assert_eq!(doc["spec"]["topicName"], spec.name.as_str());
+            assert_eq!(doc["spec"]["partitions"], spec.partitions);
+            assert_eq!(doc["spec"]["replicas"], 3);
+            assert_eq!(doc["spec"]["config"]["min.insync.replicas"], "2");
+            assert_eq!(
+                doc["spec"]["config"]["max.message.bytes"],
+                spec.config["max.message.bytes"].as_str()
+            );
+        }
+        assert_eq!(docs[0]["metadata"]["name"], "bucket-intents");
+        assert!(!strimzi_manifests(&specs, "c", "").contains("namespace:"));
+        assert_eq!(
+            resource_name("bucket.accepted.Ai_Avatar"),
+            "bucket-accepted-ai-avatar"
+        );
+    }
 
     #[test]
     fn shipped_declaration_parses_for_both_profiles() {
