@@ -1138,6 +1138,8 @@ async fn sink_admin(
 }
 
 async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCode> {
+    let shutdown = shutdown_on_signals(rt);
+    let telemetry = sink_admin(rt, &a, &shutdown).await?;
     if a.backend.backend == "fs" {
         let names = TopicNames::with_suffix(&a.topics.topic_suffix);
         let mut opts = SinkOptions::new(a.kafka.brokers, a.group, "");
@@ -1146,8 +1148,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
         let store = FsStore::open(&a.backend.data_dir)
             .with_context(|| format!("opening {}", a.backend.data_dir.display()))?;
         info!(data_dir = %a.backend.data_dir.display(), "fs backend (no audit index, no read API)");
-        let shutdown = shutdown_on_signals(rt);
-        opts.telemetry = sink_admin(rt, &a, &shutdown).await?;
+        opts.telemetry = telemetry;
         bhiv_bucket::sink::run_with(store, opts, shutdown).await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -1160,8 +1161,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);
     opts.topic = names.accepted;
     opts.batch_max = a.batch_max;
-    let shutdown = shutdown_on_signals(rt);
-    opts.telemetry = sink_admin(rt, &a, &shutdown).await?;
+    opts.telemetry = telemetry;
     let indexer = if a.no_audit_index {
         None
     } else {

@@ -126,7 +126,7 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
 
     // Ready: loop running, Kafka, group, registry; lag known per assigned partition.
     let (status, ready) = http_until(&format!("{base}/readyz"), None, Duration::from_secs(60), |s, b| {
-        s == 200 && b.contains("\"lag\":{\"0\"")
+        s == 200 && b.contains("\"lag\":{\"0\":0,\"1\":0}")
     })
     .await;
     assert_eq!(status, 200, "readyz: {ready}");
@@ -210,7 +210,7 @@ async fn sink_admin_reports_writes_and_readiness() {
     assert!(metric_value(&metrics, "bucket_sink_batch_size_sum").unwrap_or(0.0) >= 5.0);
     assert!(metric_value(&metrics, "bucket_sink_write_duration_seconds_count").unwrap_or(0.0) >= 1.0);
     let (status, ready) = http_until(&format!("{base}/readyz"), None, Duration::from_secs(60), |s, b| {
-        s == 200 && b.contains("\"lag\":{\"0\"")
+        s == 200 && b.contains("\"lag\":{\"0\":0,\"1\":0}")
     })
     .await;
     assert_eq!(status, 200, "{ready}");

@@ -29,7 +29,7 @@ impl Token {
             return false;
         };
         let digest: [u8; 32] = Sha256::digest(given.trim().as_bytes()).into();
-        digest.ct_eq(&self.digest).into()
+        digest[..].ct_eq(&self.digest[..]).into()
     }
 }
 

@@ -360,7 +360,7 @@ impl GateTelemetry {
 
     fn heavy<C: ConsumerContext>(&self, s: &GateShared, consumer: &BaseConsumer<C>) {
         let kafka = consumer
-            .fetch_metadata(Some(&s.topic), PROBE_TIMEOUT)
+            .fetch_metadata(Some(s.topic.as_str()), PROBE_TIMEOUT)
             .map(|_| ())
             .map_err(|e| e.to_string());
         let lags = super::probe::lags(consumer, PROBE_TIMEOUT);
@@ -371,7 +371,7 @@ impl GateTelemetry {
         let group = if !assigned.is_empty() {
             Check::up(format!("{} partitions assigned", assigned.len()))
         } else {
-            match consumer.fetch_group_list(Some(&s.group), PROBE_TIMEOUT) {
+            match consumer.fetch_group_list(Some(s.group.as_str()), PROBE_TIMEOUT) {
                 Ok(list)
                     if list.groups().iter().any(|g| {
                         g.members().iter().any(|m| m.client_id() == s.client_id)

@@ -59,7 +59,7 @@ pub struct AdminState {
 #[derive(Debug, thiserror::Error)]
 pub enum AdminError {
     /// Binding or serving failed.
-    #[error("admin http on {addr}: {source}")]
+    #[error("admin http on {addr}: {source} (choose another --admin-addr, or \"off\")")]
     Io {
         /// Address asked for.
         addr: SocketAddr,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use rdkafka::Offset;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use tokio_util::sync::CancellationToken;
 
@@ -17,7 +17,10 @@ pub const PROBE_EVERY: Duration = Duration::from_secs(5);
 ///
 /// The next offset is the consumer's position; before the first record of a partition it is the
 /// committed offset, and with none committed the low watermark (`auto.offset.reset=earliest`).
-pub fn lags<C: Consumer>(consumer: &C, timeout: Duration) -> Result<Vec<(i32, i64)>, KafkaError> {
+pub fn lags<X: ConsumerContext, C: Consumer<X>>(
+    consumer: &C,
+    timeout: Duration,
+) -> Result<Vec<(i32, i64)>, KafkaError> {
     let positions = consumer.position()?;
     let mut committed = None;
     let mut out = Vec::new();

@@ -52,10 +52,10 @@ pub struct Threat {
 pub fn catalogue(count: impl Fn(ReasonCode) -> u64) -> Vec<Threat> {
     CATALOGUE
         .iter()
-        .map(|(id, name, defence)| {
+        .map(|&(id, name, defence)| {
             let reason_codes: Vec<CodeCount> = ReasonCode::ALL
                 .iter()
-                .filter(|c| c.threat() == Some(*id))
+                .filter(|c| c.threat() == Some(id))
                 .map(|c| CodeCount {
                     code: c.as_str(),
                     findings: count(*c),
