@@ -39,7 +39,10 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     // Probes answer without a token; the rest refuse without one.
     let (status, body) = http_until(&format!("{base}/healthz"), None, Duration::from_secs(60), |s, _| s == 200).await;
     assert_eq!(status, 200, "healthz: {body}");
-    for path in ["/metrics", "/policy", "/threats", "/status", "/status.json"] {
+    let (status, page) = http_get(&format!("{base}/status"), None).await;
+    assert_eq!(status, 200, "the static status page loads without a token");
+    assert!(page.contains("status.json") && !page.contains("ai_assistant"));
+    for path in ["/metrics", "/policy", "/threats", "/status.json"] {
         let (status, _) = http_get(&format!("{base}{path}"), None).await;
         assert_eq!(status, 401, "{path} without a token");
         let (status, _) = http_get(&format!("{base}{path}"), Some("wrong-token")).await;

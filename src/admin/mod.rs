@@ -51,7 +51,8 @@ pub enum Role {
 pub struct AdminState {
     /// Gate or sink.
     pub role: Role,
-    /// Bearer token required by every endpoint except the probes (None: loopback only).
+    /// Bearer token required by every endpoint except the probes and the static page (None:
+    /// loopback only).
     pub token: Option<Arc<auth::Token>>,
 }
 
@@ -74,7 +75,6 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics::handler))
         .route("/policy", get(policy::handler))
         .route("/threats", get(threats::handler))
-        .route("/status", get(status::page))
         .route("/status.json", get(status::json))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -83,6 +83,9 @@ pub fn router(state: AdminState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        // The page is static and holds no data; a browser cannot send the bearer header when
+        // loading it, so it is open and fetches the data (`/status.json`) with the token.
+        .route("/status", get(status::page))
         .merge(protected)
         .with_state(state)
 }
