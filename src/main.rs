@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use bhiv_bucket::admin::auth::Token as AdminToken;
-use bhiv_bucket::admin::{AdminConfig, AdminState, GateTelemetry, Role, SinkTelemetry, StorageProbe};
+use bhiv_bucket::admin::{
+    AdminConfig, AdminState, GateTelemetry, Role, SinkTelemetry, StorageProbe,
+};
 use bhiv_bucket::api::{ApiState, Reader, Tokens};
 use bhiv_bucket::audit::tail::{TailOptions, tail};
 use bhiv_bucket::bench::BenchOptions;
@@ -704,7 +706,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             // restarted instance fence its predecessor's open transaction at once.
             let gate_id = a.gate_id.unwrap_or_else(default_gate_id);
             let telemetry = match admin.addr {
-                Some(_) => GateTelemetry::new(&policy, &policy_text, &topics.intents, &a.group, &gate_id),
+                Some(_) => {
+                    GateTelemetry::new(&policy, &policy_text, &topics.intents, &a.group, &gate_id)
+                }
                 None => GateTelemetry::default(),
             };
             let registry_url = a.registry.registry_url.clone();
@@ -738,7 +742,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 };
                 rt.block_on(bhiv_bucket::admin::start(addr, state, shutdown.clone()))?;
                 let _enter = rt.enter();
-                bhiv_bucket::admin::probe::spawn_gate(telemetry.clone(), registry_url, shutdown.clone());
+                bhiv_bucket::admin::probe::spawn_gate(
+                    telemetry.clone(),
+                    registry_url,
+                    shutdown.clone(),
+                );
                 mark_stopping(&rt, shutdown.clone(), move || telemetry.stopping());
             }
             let handle = rt.handle().clone();

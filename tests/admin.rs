@@ -27,7 +27,15 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     // The token reaches the gate as a secret reference, like the policy's secrets.
     let mut gate = spawn(
         &format!("gate{sfx}-g1"),
-        &["gate", "--gate-id", "g1", "--group", &group, "--commit-interval-ms", "100"],
+        &[
+            "gate",
+            "--gate-id",
+            "g1",
+            "--group",
+            &group,
+            "--commit-interval-ms",
+            "100",
+        ],
         &[
             ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
             ("BUCKET_ADMIN_ADDR", addr.clone()),
@@ -37,7 +45,13 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     );
 
     // Probes answer without a token; the rest refuse without one.
-    let (status, body) = http_until(&format!("{base}/healthz"), None, Duration::from_secs(60), |s, _| s == 200).await;
+    let (status, body) = http_until(
+        &format!("{base}/healthz"),
+        None,
+        Duration::from_secs(60),
+        |s, _| s == 200,
+    )
+    .await;
     assert_eq!(status, 200, "healthz: {body}");
     let (status, page) = http_get(&format!("{base}/status"), None).await;
     assert_eq!(status, 200, "the static status page loads without a token");
@@ -60,17 +74,26 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     let mut label_of: Vec<&str> = Vec::new();
     for i in 0..6 {
         let (product, class) = GOOD[i % 2];
-        records.push(signed(&producer, &create_intent(product, class, &format!("a{i}"))));
+        records.push(signed(
+            &producer,
+            &create_intent(product, class, &format!("a{i}")),
+        ));
         label_of.push(product);
     }
     for i in 0..3 {
-        let mut r = signed(&producer, &create_intent("ai_assistant", "document", &format!("k{i}")));
+        let mut r = signed(
+            &producer,
+            &create_intent("ai_assistant", "document", &format!("k{i}")),
+        );
         r.key = Some(b"someone_else".to_vec());
         records.push(r);
         label_of.push("ai_assistant");
     }
     for i in 0..2 {
-        records.push(signed(&producer, &create_intent("no_such_product", "document", &format!("u{i}"))));
+        records.push(signed(
+            &producer,
+            &create_intent("no_such_product", "document", &format!("u{i}")),
+        ));
         label_of.push("other");
     }
     for i in 0..2 {
@@ -85,8 +108,15 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     let mut by_source: HashMap<(i32, i64), &str> = HashMap::new();
     let mut produced = HashMap::new();
     for (r, label) in records.into_iter().zip(label_of) {
-        let headers: Vec<(&str, &[u8])> = r.headers.iter().map(|(k, v)| (k.as_str(), v.as_slice())).collect();
-        let d = producer.send_raw(r.key.as_deref(), r.value.as_deref(), &headers).await.unwrap();
+        let headers: Vec<(&str, &[u8])> = r
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        let d = producer
+            .send_raw(r.key.as_deref(), r.value.as_deref(), &headers)
+            .await
+            .unwrap();
         by_source.insert((d.partition, d.offset), label);
         produced.insert((d.partition, d.offset), r.value.clone());
     }
@@ -102,18 +132,33 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
             Some(reason) => format!(
                 r#"bucket_gate_decisions_total{{product="{label}",outcome="rejected",reason="{reason}"}}"#
             ),
-            None => format!(r#"bucket_gate_decisions_total{{product="{label}",outcome="accepted",reason="none"}}"#),
+            None => format!(
+                r#"bucket_gate_decisions_total{{product="{label}",outcome="accepted",reason="none"}}"#
+            ),
         };
         *want.entry(series).or_default() += 1.0;
     }
     assert!(want.keys().any(|k| k.contains("KEY_MISMATCH")), "{want:?}");
-    assert!(want.keys().any(|k| k.contains("MALFORMED_RECORD") && k.contains("\"other\"")));
-    let (_, metrics) = http_until(&format!("{base}/metrics"), Some(&token), Duration::from_secs(30), |_, body| {
-        want.iter().all(|(series, n)| metric_value(body, series) == Some(*n))
-    })
+    assert!(
+        want.keys()
+            .any(|k| k.contains("MALFORMED_RECORD") && k.contains("\"other\""))
+    );
+    let (_, metrics) = http_until(
+        &format!("{base}/metrics"),
+        Some(&token),
+        Duration::from_secs(30),
+        |_, body| {
+            want.iter()
+                .all(|(series, n)| metric_value(body, series) == Some(*n))
+        },
+    )
     .await;
     for (series, n) in &want {
-        assert_eq!(metric_value(&metrics, series), Some(*n), "{series} in\n{metrics}");
+        assert_eq!(
+            metric_value(&metrics, series),
+            Some(*n),
+            "{series} in\n{metrics}"
+        );
     }
     let total: f64 = metrics
         .lines()
@@ -121,39 +166,80 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert_eq!(total, 13.0, "every decision counted once:\n{metrics}");
-    assert!(!metrics.contains("no_such_product"), "unbounded product label leaked");
-    assert_eq!(metric_value(&metrics, "bucket_gate_decision_duration_seconds_count"), Some(13.0));
-    assert!(metric_value(&metrics, "bucket_gate_transaction_commit_duration_seconds_count").unwrap_or(0.0) >= 1.0);
+    assert!(
+        !metrics.contains("no_such_product"),
+        "unbounded product label leaked"
+    );
+    assert_eq!(
+        metric_value(&metrics, "bucket_gate_decision_duration_seconds_count"),
+        Some(13.0)
+    );
+    assert!(
+        metric_value(
+            &metrics,
+            "bucket_gate_transaction_commit_duration_seconds_count"
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
     assert!(metrics.contains(r#"bucket_gate_quota_limit_bytes{product="ai_assistant"}"#));
     assert!(metrics.contains(r#"bucket_build_info{version=""#));
 
     // Ready: loop running, Kafka, group, registry; lag known per assigned partition.
-    let (status, ready) = http_until(&format!("{base}/readyz"), None, Duration::from_secs(60), |s, b| {
-        s == 200 && b.contains("\"lag\":{\"0\":0,\"1\":0}")
-    })
+    let (status, ready) = http_until(
+        &format!("{base}/readyz"),
+        None,
+        Duration::from_secs(60),
+        |s, b| s == 200 && b.contains("\"lag\":{\"0\":0,\"1\":0}"),
+    )
     .await;
     assert_eq!(status, 200, "readyz: {ready}");
     let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
     for check in ["kafka", "group", "registry", "loop"] {
         assert_eq!(ready["checks"][check]["status"], "up", "{check}: {ready}");
     }
-    assert!(["up", "degraded", "unknown"].contains(&ready["checks"]["redis"]["status"].as_str().unwrap()));
+    assert!(
+        ["up", "degraded", "unknown"]
+            .contains(&ready["checks"]["redis"]["status"].as_str().unwrap())
+    );
     assert_eq!(ready["lag"]["0"], 0, "{ready}");
     assert_eq!(ready["lag"]["1"], 0, "{ready}");
-    let (_, metrics) = http_until(&format!("{base}/metrics"), Some(&token), Duration::from_secs(10), |_, b| {
-        metric_value(b, "bucket_gate_registry_up") == Some(1.0)
-    })
+    let (_, metrics) = http_until(
+        &format!("{base}/metrics"),
+        Some(&token),
+        Duration::from_secs(10),
+        |_, b| metric_value(b, "bucket_gate_registry_up") == Some(1.0),
+    )
     .await;
-    assert_eq!(metric_value(&metrics, "bucket_gate_assigned_partitions"), Some(2.0));
-    assert_eq!(metric_value(&metrics, r#"bucket_gate_consumer_lag{partition="0"}"#), Some(0.0));
+    assert_eq!(
+        metric_value(&metrics, "bucket_gate_assigned_partitions"),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric_value(&metrics, r#"bucket_gate_consumer_lag{partition="0"}"#),
+        Some(0.0)
+    );
 
     // Threat catalogue counts the findings.
     let (_, threats) = http_get(&format!("{base}/threats"), Some(&token)).await;
     let threats: serde_json::Value = serde_json::from_str(&threats).unwrap();
-    let t7 = threats["threats"].as_array().unwrap().iter().find(|t| t["id"] == "T7").unwrap();
-    let key_mismatch = t7["reason_codes"].as_array().unwrap().iter().find(|c| c["code"] == "KEY_MISMATCH").unwrap();
+    let t7 = threats["threats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "T7")
+        .unwrap();
+    let key_mismatch = t7["reason_codes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["code"] == "KEY_MISMATCH")
+        .unwrap();
     assert_eq!(key_mismatch["findings"], 3, "{t7}");
-    assert!(t7["findings"].as_u64().unwrap() >= 5, "key mismatches and unknown products: {t7}");
+    assert!(
+        t7["findings"].as_u64().unwrap() >= 5,
+        "key mismatches and unknown products: {t7}"
+    );
 
     // Policy: the version in force, secrets as references only.
     let (_, policy) = http_get(&format!("{base}/policy"), Some(&token)).await;
@@ -169,11 +255,30 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     // Status data: products, reasons and the recent decisions.
     let (_, status) = http_get(&format!("{base}/status.json"), Some(&token)).await;
     let status: serde_json::Value = serde_json::from_str(&status).unwrap();
-    let products: Vec<&str> = status["products"].as_array().unwrap().iter().map(|p| p["product"].as_str().unwrap()).collect();
-    assert!(products.contains(&"ai_assistant") && products.contains(&"gurukul"), "{status}");
-    assert_eq!(status["recent"].as_array().unwrap().iter().filter(|e| e["kind"] == "decision").count(), 13);
+    let products: Vec<&str> = status["products"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["product"].as_str().unwrap())
+        .collect();
+    assert!(
+        products.contains(&"ai_assistant") && products.contains(&"gurukul"),
+        "{status}"
+    );
+    assert_eq!(
+        status["recent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["kind"] == "decision")
+            .count(),
+        13
+    );
 
-    assert!(gate.terminate(Duration::from_secs(30)), "gate exits 0 on SIGTERM");
+    assert!(
+        gate.terminate(Duration::from_secs(30)),
+        "gate exits 0 on SIGTERM"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -201,30 +306,52 @@ async fn sink_admin_reports_writes_and_readiness() {
         .await
         .unwrap();
     for i in 0..5 {
-        send_signed(&producer, &create_intent("ai_assistant", "document", &format!("s{i}"))).await;
+        send_signed(
+            &producer,
+            &create_intent("ai_assistant", "document", &format!("s{i}")),
+        )
+        .await;
     }
     let (status, _) = http_get(&format!("{base}/metrics"), None).await;
     assert_eq!(status, 401);
-    let (_, metrics) = http_until(&format!("{base}/metrics"), Some(token), Duration::from_secs(120), |_, b| {
-        metric_value(b, "bucket_sink_artifacts_written_total") == Some(5.0)
-    })
+    let (_, metrics) = http_until(
+        &format!("{base}/metrics"),
+        Some(token),
+        Duration::from_secs(120),
+        |_, b| metric_value(b, "bucket_sink_artifacts_written_total") == Some(5.0),
+    )
     .await;
-    assert_eq!(metric_value(&metrics, "bucket_sink_artifacts_written_total"), Some(5.0), "{metrics}");
+    assert_eq!(
+        metric_value(&metrics, "bucket_sink_artifacts_written_total"),
+        Some(5.0),
+        "{metrics}"
+    );
     assert!(metric_value(&metrics, "bucket_sink_batch_size_sum").unwrap_or(0.0) >= 5.0);
-    assert!(metric_value(&metrics, "bucket_sink_write_duration_seconds_count").unwrap_or(0.0) >= 1.0);
-    let (status, ready) = http_until(&format!("{base}/readyz"), None, Duration::from_secs(60), |s, b| {
-        s == 200 && b.contains("\"lag\":{\"0\":0,\"1\":0}")
-    })
+    assert!(
+        metric_value(&metrics, "bucket_sink_write_duration_seconds_count").unwrap_or(0.0) >= 1.0
+    );
+    let (status, ready) = http_until(
+        &format!("{base}/readyz"),
+        None,
+        Duration::from_secs(60),
+        |s, b| s == 200 && b.contains("\"lag\":{\"0\":0,\"1\":0}"),
+    )
     .await;
     assert_eq!(status, 200, "{ready}");
     let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
     assert_eq!(ready["checks"]["storage"]["status"], "up");
     assert_eq!(ready["checks"]["kafka"]["status"], "up");
     let (_, metrics) = http_get(&format!("{base}/metrics"), Some(token)).await;
-    assert!(metrics.contains(r#"bucket_sink_consumer_lag{partition="0"} 0"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"bucket_sink_consumer_lag{partition="0"} 0"#),
+        "{metrics}"
+    );
     let (status, _) = http_get(&format!("{base}/policy"), Some(token)).await;
     assert_eq!(status, 404, "the sink has no policy");
-    assert!(sink.terminate(Duration::from_secs(30)), "sink exits 0 on SIGTERM");
+    assert!(
+        sink.terminate(Duration::from_secs(30)),
+        "sink exits 0 on SIGTERM"
+    );
 }
 
 #[test]
@@ -232,10 +359,16 @@ fn a_public_admin_bind_without_a_token_is_refused_at_start() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_bucket"))
         .args(["gate", "--admin-addr", "0.0.0.0:0"])
         .env_remove("BUCKET_ADMIN_TOKEN")
-        .env("BUCKET_POLICY", concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"))
+        .env(
+            "BUCKET_POLICY",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("non-loopback") && err.contains("--admin-token"), "{err}");
+    assert!(
+        err.contains("non-loopback") && err.contains("--admin-token"),
+        "{err}"
+    );
 }

@@ -25,9 +25,11 @@ async fn sigterm_mid_stream_stops_the_gate_cleanly_and_loses_nothing() {
     let produced = produce_all(&producer, records).await;
     assert_eq!(produced.len(), 3000);
     // Let it decide part of the stream, then stop it while it is busy.
-    wait_until(Duration::from_secs(120), "first decisions committed", || {
-        !committed(&group, &topics.intents, PARTITIONS).is_empty()
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "first decisions committed",
+        || !committed(&group, &topics.intents, PARTITIONS).is_empty(),
+    );
     let started = std::time::Instant::now();
     assert!(
         gate.terminate(Duration::from_secs(30)),
@@ -80,7 +82,11 @@ async fn sigterm_stops_the_sink_with_exit_code_zero() {
     let done = committed(&sink_group, &topics.accepted, PARTITIONS);
     // Whatever it committed is at most the end (offsets only after durable writes).
     for (p, c) in &done {
-        assert!(*c <= ends[p], "partition {p}: committed {c} past end {}", ends[p]);
+        assert!(
+            *c <= ends[p],
+            "partition {p}: committed {c} past end {}",
+            ends[p]
+        );
     }
     // A restarted sink stores every accepted version exactly once.
     let want = read_committed(&topics.accepted).len() as i64;

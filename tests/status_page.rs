@@ -159,5 +159,9 @@ async fn status_page_renders_products_reasons_and_lag_in_chromium() {
     );
     let bytes = std::fs::read(&png).unwrap();
     assert!(bytes.starts_with(b"\x89PNG"), "not a PNG");
-    assert!(bytes.len() > 20_000, "screenshot is too small: {} bytes", bytes.len());
+    assert!(
+        bytes.len() > 20_000,
+        "screenshot is too small: {} bytes",
+        bytes.len()
+    );
 }

@@ -197,7 +197,11 @@ impl GateTelemetry {
             product: product.to_string(),
             intent_id: intent.map(|i| i.intent_id.clone()).unwrap_or_default(),
             outcome: decision.outcome.as_str().to_string(),
-            reasons: decision.findings.iter().map(|f| f.reason.as_str()).collect(),
+            reasons: decision
+                .findings
+                .iter()
+                .map(|f| f.reason.as_str())
+                .collect(),
             policy_version: decision.policy_version.clone(),
         });
     }
@@ -373,9 +377,10 @@ impl GateTelemetry {
         } else {
             match consumer.fetch_group_list(Some(s.group.as_str()), PROBE_TIMEOUT) {
                 Ok(list)
-                    if list.groups().iter().any(|g| {
-                        g.members().iter().any(|m| m.client_id() == s.client_id)
-                    }) =>
+                    if list
+                        .groups()
+                        .iter()
+                        .any(|g| g.members().iter().any(|m| m.client_id() == s.client_id)) =>
                 {
                     Check::up("joined, waiting for partitions (more members than partitions)")
                 }

@@ -56,7 +56,11 @@ fn build_info(registry: &mut Registry) {
         version: env!("CARGO_PKG_VERSION"),
     })
     .set(1);
-    registry.register("bucket_build_info", "Build of this process (always 1)", info);
+    registry.register(
+        "bucket_build_info",
+        "Build of this process (always 1)",
+        info,
+    );
 }
 
 /// Histogram buckets for latencies from 50 µs to ~13 s.
@@ -295,13 +299,14 @@ mod tests {
         let s = SinkMetrics::default();
         s.written.inc_by(3);
         s.batch_size.observe(3.0);
+        set_lags(&s.lag, &[], &[(2, 7)]);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &s.registry()).unwrap();
         for want in [
             "bucket_sink_artifacts_written_total 3",
             "bucket_sink_batch_size_count 1",
             "bucket_sink_write_duration_seconds_count 0",
-            "# TYPE bucket_sink_consumer_lag gauge",
+            r#"bucket_sink_consumer_lag{partition="2"} 7"#,
         ] {
             assert!(out.contains(want), "missing {want} in\n{out}");
         }

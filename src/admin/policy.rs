@@ -17,9 +17,16 @@ pub const MASK: &str = "***masked***";
 /// Key names whose values are secrets unless they are references.
 fn secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
-    ["secret", "password", "token", "private", "credential", "api_key"]
-        .iter()
-        .any(|w| k.contains(w))
+    [
+        "secret",
+        "password",
+        "token",
+        "private",
+        "credential",
+        "api_key",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
 }
 
 /// A reference to a secret, not the secret.
@@ -67,7 +74,9 @@ pub async fn handler(State(state): State<AdminState>) -> Response {
         return (StatusCode::SERVICE_UNAVAILABLE, "no policy loaded").into_response();
     };
     match masked_policy(&text) {
-        Ok(policy) => Json(serde_json::json!({"version": version, "policy": policy})).into_response(),
+        Ok(policy) => {
+            Json(serde_json::json!({"version": version, "policy": policy})).into_response()
+        }
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
     }
 }

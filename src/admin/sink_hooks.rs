@@ -144,11 +144,7 @@ impl SinkTelemetry {
                 Err(e) => Err(format!("{}: {e}", dir.display())),
             },
         };
-        let consumer = s
-            .consumer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let consumer = s.consumer.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let kafka = match consumer {
             None => None,
             Some(c) => tokio::task::spawn_blocking(move || {

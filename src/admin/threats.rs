@@ -13,14 +13,34 @@ use crate::core::ReasonCode;
 /// The seeds' threats: id, name, how the system answers when no reason code does.
 pub const CATALOGUE: [(&str, &str, &str); 10] = [
     ("T1", "Storage Exhaustion", "size limits, quotas"),
-    ("T2", "Metadata Poisoning / forged provenance", "signatures, replay and metadata rules"),
+    (
+        "T2",
+        "Metadata Poisoning / forged provenance",
+        "signatures, replay and metadata rules",
+    ),
     ("T3", "Silent Schema Evolution", "approved schemas only"),
     ("T4", "Concurrent Write Collision", "optimistic versions"),
-    ("T5", "Executor Override Attempt", "immutable classes, owner-only delete, secret scan"),
+    (
+        "T5",
+        "Executor Override Attempt",
+        "immutable classes, owner-only delete, secret scan",
+    ),
     ("T6", "AI Escalation Cascade", "rate limits, cooling-off"),
-    ("T7", "Cross-Product Data Contamination", "keys, partitions, integration scopes"),
-    ("T8", "Audit Trail Tampering", "hash-chained audit log with signed checkpoints (bucket audit verify)"),
-    ("T9", "Legal Ownership Challenge", "recorded owner per artifact, legal holds in the sink"),
+    (
+        "T7",
+        "Cross-Product Data Contamination",
+        "keys, partitions, integration scopes",
+    ),
+    (
+        "T8",
+        "Audit Trail Tampering",
+        "hash-chained audit log with signed checkpoints (bucket audit verify)",
+    ),
+    (
+        "T9",
+        "Legal Ownership Challenge",
+        "recorded owner per artifact, legal holds in the sink",
+    ),
     ("T10", "Over-Trust in Provenance", "mandatory purpose"),
 ];
 

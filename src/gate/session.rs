@@ -229,7 +229,9 @@ impl<'a> Session<'a> {
                 self.on_policy_change(change)?;
             }
             self.share.tick(&mut self.tasks, self.partition_count);
-            self.opts.telemetry.tick(&self.consumer, &self.tasks, &self.share, self.watch);
+            self.opts
+                .telemetry
+                .tick(&self.consumer, &self.tasks, &self.share, self.watch);
             let polled = self
                 .consumer
                 .poll(Duration::from_millis(50))
@@ -277,7 +279,14 @@ impl<'a> Session<'a> {
     /// the registry is down, the record is left undecided and its partition rewound to it.
     fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<(), GateError> {
         let started = Instant::now();
-        let span = info_span!("intent", partition = c.partition, offset = c.offset, product = Empty, intent_id = Empty, policy_version = Empty);
+        let span = info_span!(
+            "intent",
+            partition = c.partition,
+            offset = c.offset,
+            product = Empty,
+            intent_id = Empty,
+            policy_version = Empty
+        );
         let _enter = span.enter();
         if !self.tasks.contains_key(&c.partition) {
             let task = restore(
@@ -362,7 +371,9 @@ impl<'a> Session<'a> {
         task.chain.hash = outputs.audit.hash.clone();
         task.links_since_checkpoint += 1;
         task.last_decided_offset = c.offset;
-        self.opts.telemetry.decided(&c, decoded.as_ref().ok(), &decision, &policy, started);
+        self.opts
+            .telemetry
+            .decided(&c, decoded.as_ref().ok(), &decision, &policy, started);
         debug!(
             outcome = decision.outcome.as_str(),
             reasons = ?decision.reasons(),
@@ -421,7 +432,9 @@ impl<'a> Session<'a> {
         task.policy_version = version;
         task.links_since_checkpoint += 1;
         debug!(partition, event_type, "governance event");
-        self.opts.telemetry.governance(partition, event_type, &self.watch.current().version);
+        self.opts
+            .telemetry
+            .governance(partition, event_type, &self.watch.current().version);
         self.ensure_txn()?;
         if let Some(t) = self.txn.as_mut() {
             // A transaction holding only governance events still rewinds correctly on abort:

@@ -320,7 +320,8 @@ async fn consume<S: VersionStore>(
         if batch.len() > 0 {
             let started = Instant::now();
             let report = write_durably(store, &batch, shutdown, &opts.telemetry).await?;
-            opts.telemetry.batch_written(batch.len(), report.inserted, started.elapsed());
+            opts.telemetry
+                .batch_written(batch.len(), report.inserted, started.elapsed());
             tracing::debug!(
                 inserted = report.inserted,
                 replayed = report.replayed,

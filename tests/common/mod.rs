@@ -738,7 +738,11 @@ pub fn spawn_gate_admin(
 
 /// An intent of `product` (class `class`) creating `artifact`, with the integration
 /// `<product>-backend`.
-pub fn create_intent(product: &str, class: &str, artifact: &str) -> bhiv_bucket::core::ArtifactIntent {
+pub fn create_intent(
+    product: &str,
+    class: &str,
+    artifact: &str,
+) -> bhiv_bucket::core::ArtifactIntent {
     bhiv_bucket::core::ArtifactIntent {
         intent_id: uuid::Uuid::new_v4().to_string(),
         product_id: product.into(),
