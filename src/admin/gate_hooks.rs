@@ -84,8 +84,10 @@ impl GateTelemetry {
     ) -> GateTelemetry {
         let metrics = GateMetrics::default();
         let registry = metrics.registry();
-        let mut board = Board::default();
-        board.policy = Some((policy.version.clone(), text.to_string()));
+        let mut board = Board {
+            policy: Some((policy.version.clone(), text.to_string())),
+            ..Board::default()
+        };
         for name in ["kafka", "group", "registry", "redis", "loop"] {
             board.checks.insert(name, Check::unknown());
         }
