@@ -263,8 +263,8 @@ struct GateArgs {
 
 #[derive(Args, Clone)]
 struct AdminTokenArgs {
-    /// Bearer token of the admin endpoints except /healthz and /readyz: the token itself,
-    /// env:NAME or file:PATH. Without a token the admin address must be loopback.
+    /// Bearer token of the admin endpoints (all but /healthz, /readyz and the static /status
+    /// page): the token itself, env:NAME or file:PATH. Without one the address must be loopback.
     #[arg(long, env = "BUCKET_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
 }
