@@ -348,6 +348,16 @@ impl GateTelemetry {
             s.metrics.quota_limit.clear();
             set_limits(&s.metrics, policy);
         }
+        // Products whose partitions moved to another instance are no longer reported here.
+        for gone in b
+            .quotas
+            .iter()
+            .filter(|o| !quotas.iter().any(|q| q.product == o.product))
+        {
+            s.metrics.quota_used.remove(&ProductLabel {
+                product: product_label(policy, Some(&gone.product)).to_string(),
+            });
+        }
         b.quotas = quotas;
         b.cooling_off = cooling as u64;
         b.checks.insert(
