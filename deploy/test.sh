@@ -50,6 +50,10 @@ if [[ ! -x "$VENV/bin/st" ]]; then
 fi
 "$VENV/bin/st" --version
 
+step "Chromium for tests/status_page.rs (Debian package, installed once)"
+command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
+  || echo "WARNING: chromium could not be installed; tests/status_page.rs will skip loudly"
+
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --lib --bins --tests --locked -- --test-threads 4
 

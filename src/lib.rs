@@ -24,7 +24,11 @@
 //!   `bucket.audit` into `audit_decisions`, runs retention (`purge`) and `reconcile`.
 //! - [`api`]: the read API over HTTP (`bucket api`): artifacts, history, decisions, usage, with
 //!   product-scoped bearer tokens; serves `docs/openapi.json`.
+//! - [`admin`]: the admin HTTP server of `bucket gate` and `bucket sink` (probes, Prometheus
+//!   metrics, policy, threat catalogue, live status page) and the telemetry handles the loops
+//!   call (docs/admin.md).
 
+pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod bench;

@@ -7,6 +7,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use bhiv_bucket::admin::auth::Token as AdminToken;
+use bhiv_bucket::admin::{
+    AdminConfig, AdminState, GateTelemetry, Role, SinkTelemetry, StorageProbe,
+};
 use bhiv_bucket::api::{ApiState, Reader, Tokens};
 use bhiv_bucket::audit::tail::{TailOptions, tail};
 use bhiv_bucket::bench::BenchOptions;
@@ -276,6 +280,20 @@ struct GateArgs {
     /// Signed checkpoint at least this often (seconds) while a partition gets links.
     #[arg(long, env = "BUCKET_CHECKPOINT_INTERVAL_S", default_value_t = 10)]
     checkpoint_interval_s: u64,
+    /// Admin HTTP address (/healthz, /readyz, /metrics, /policy, /threats, /status); "off"
+    /// disables it.
+    #[arg(long, env = "BUCKET_ADMIN_ADDR", default_value = bhiv_bucket::admin::config::GATE_DEFAULT_ADDR)]
+    admin_addr: String,
+    #[command(flatten)]
+    admin: AdminTokenArgs,
+}
+
+#[derive(Args, Clone)]
+struct AdminTokenArgs {
+    /// Bearer token of the admin endpoints (all but /healthz, /readyz and the static /status
+    /// page): the token itself, env:NAME or file:PATH. Without one the address must be loopback.
+    #[arg(long, env = "BUCKET_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -320,6 +338,11 @@ struct SinkRunArgs {
     batch_max: usize,
     #[command(flatten)]
     backend: BackendArgs,
+    /// Admin HTTP address (/healthz, /readyz, /metrics, /status); "off" disables it.
+    #[arg(long, env = "BUCKET_ADMIN_ADDR", default_value = bhiv_bucket::admin::config::SINK_DEFAULT_ADDR)]
+    admin_addr: String,
+    #[command(flatten)]
+    admin: AdminTokenArgs,
 }
 
 #[derive(Args, Clone)]
@@ -719,6 +742,18 @@ fn load_policy(path: &std::path::Path) -> Result<Policy> {
     Ok(bhiv_bucket::policy_file::load(path)?.0)
 }
 
+/// Runs `f` once `shutdown` is cancelled (readiness goes false while the process winds down).
+fn mark_stopping(
+    rt: &tokio::runtime::Runtime,
+    shutdown: CancellationToken,
+    f: impl FnOnce() + Send + 'static,
+) {
+    rt.spawn(async move {
+        shutdown.cancelled().await;
+        f();
+    });
+}
+
 /// Cancels the token on SIGINT or SIGTERM.
 fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> CancellationToken {
     let token = CancellationToken::new();
@@ -762,13 +797,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             });
             let mut topics = TopicNames::with_suffix(&a.topics.topic_suffix);
             topics.accepted_per_product = a.accepted_per_product;
+            let admin = AdminConfig::parse(&a.admin_addr, a.admin.admin_token.as_deref())?;
+            // A stable default (the host name, i.e. the pod name on Kubernetes) lets a
+            // restarted instance fence its predecessor's open transaction at once.
+            let gate_id = a.gate_id.unwrap_or_else(default_gate_id);
+            let telemetry = match admin.addr {
+                Some(_) => {
+                    GateTelemetry::new(&policy, &policy_text, &topics.intents, &a.group, &gate_id)
+                }
+                None => GateTelemetry::default(),
+            };
+            let registry_url = a.registry.registry_url.clone();
             let opts = GateOptions {
                 brokers: a.kafka.brokers,
                 registry_url: a.registry.registry_url,
                 group_id: a.group,
-                // A stable default (the host name, i.e. the pod name on Kubernetes) lets a
-                // restarted instance fence its predecessor's open transaction at once.
-                gate_id: a.gate_id.unwrap_or_else(default_gate_id),
+                gate_id,
                 topics,
                 policy: Arc::new(policy),
                 policy_text,
@@ -784,8 +828,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 commit_interval: Duration::from_millis(a.commit_interval_ms),
                 max_batch: a.max_batch.max(1),
                 restore_timeout: Duration::from_secs(180),
+                telemetry: telemetry.clone(),
             };
             let shutdown = shutdown_on_signals(&rt);
+            if let Some(addr) = admin.addr {
+                let state = AdminState {
+                    role: Role::Gate(telemetry.clone()),
+                    token: admin.token.as_deref().map(|t| Arc::new(AdminToken::new(t))),
+                };
+                rt.block_on(bhiv_bucket::admin::start(addr, state, shutdown.clone()))?;
+                let _enter = rt.enter();
+                bhiv_bucket::admin::probe::spawn_gate(
+                    telemetry.clone(),
+                    registry_url,
+                    shutdown.clone(),
+                );
+                mark_stopping(&rt, shutdown.clone(), move || telemetry.stopping());
+            }
             let handle = rt.handle().clone();
             let gate = std::thread::Builder::new()
                 .name("gate".into())
@@ -1288,7 +1347,36 @@ async fn sink(
     }
 }
 
+/// Starts the sink's admin server and probes; returns the telemetry handle for the loop.
+async fn sink_admin(
+    rt: &tokio::runtime::Runtime,
+    a: &SinkRunArgs,
+    shutdown: &CancellationToken,
+) -> Result<SinkTelemetry> {
+    let admin = AdminConfig::parse(&a.admin_addr, a.admin.admin_token.as_deref())?;
+    let Some(addr) = admin.addr else {
+        return Ok(SinkTelemetry::default());
+    };
+    let storage = if a.backend.backend == "fs" {
+        StorageProbe::Fs(a.backend.data_dir.clone())
+    } else {
+        StorageProbe::Pg(a.pg.pg_url.clone())
+    };
+    let telemetry = SinkTelemetry::new(storage);
+    let state = AdminState {
+        role: Role::Sink(telemetry.clone()),
+        token: admin.token.as_deref().map(|t| Arc::new(AdminToken::new(t))),
+    };
+    bhiv_bucket::admin::start(addr, state, shutdown.clone()).await?;
+    bhiv_bucket::admin::probe::spawn_sink(telemetry.clone(), shutdown.clone());
+    let t = telemetry.clone();
+    mark_stopping(rt, shutdown.clone(), move || t.stopping());
+    Ok(telemetry)
+}
+
 async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCode> {
+    let shutdown = shutdown_on_signals(rt);
+    let telemetry = sink_admin(rt, &a, &shutdown).await?;
     if a.backend.backend == "fs" {
         let names = TopicNames::with_suffix(&a.topics.topic_suffix);
         let mut opts = SinkOptions::new(a.kafka.brokers, a.group, "");
@@ -1297,7 +1385,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
         let store = FsStore::open(&a.backend.data_dir)
             .with_context(|| format!("opening {}", a.backend.data_dir.display()))?;
         info!(data_dir = %a.backend.data_dir.display(), "fs backend (no audit index, no read API)");
-        let shutdown = shutdown_on_signals(rt);
+        opts.telemetry = telemetry;
         bhiv_bucket::sink::run_with(store, opts, shutdown).await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -1310,11 +1398,12 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);
     opts.topic = names.accepted;
     opts.batch_max = a.batch_max;
-    let shutdown = shutdown_on_signals(rt);
+    opts.telemetry = telemetry;
     let indexer = if a.no_audit_index {
         None
     } else {
         let mut audit = opts.clone();
+        audit.telemetry = Default::default();
         audit.topic = names.audit;
         audit.group_id = format!("{}.audit", opts.group_id);
         let stop = shutdown.clone();

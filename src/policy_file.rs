@@ -33,6 +33,13 @@ pub struct FileSecrets {
     base: PathBuf,
 }
 
+impl FileSecrets {
+    /// A source resolving `file:` references relative to `base`.
+    pub fn new(base: impl Into<PathBuf>) -> FileSecrets {
+        FileSecrets { base: base.into() }
+    }
+}
+
 impl SecretSource for FileSecrets {
     fn resolve(&self, reference: &str) -> Result<Vec<u8>, String> {
         if let Some(name) = reference.strip_prefix("env:") {

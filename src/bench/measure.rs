@@ -144,6 +144,7 @@ impl RunContext {
                     commit_interval,
                     max_batch: self.max_batch,
                     restore_timeout: Duration::from_secs(60),
+                    telemetry: Default::default(),
                 };
                 let rt = self.rt.clone();
                 std::thread::Builder::new()

@@ -101,6 +101,8 @@ pub struct GateOptions {
     pub max_batch: usize,
     /// Longest wait for a partition's audit replay.
     pub restore_timeout: Duration,
+    /// Metrics and status for the admin server (Default: disabled).
+    pub telemetry: crate::admin::GateTelemetry,
 }
 
 /// Why the gate stopped.

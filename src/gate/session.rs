@@ -18,6 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
+use tracing::field::Empty;
 use tracing::{debug, error, info, info_span, warn};
 
 use super::clients::{self, TXN_TIMEOUT};
@@ -254,6 +255,9 @@ impl<'a> Session<'a> {
             }
             self.share.tick(&mut self.tasks, self.partition_count);
             self.fold_control()?;
+            self.opts
+                .telemetry
+                .tick(&self.consumer, &self.tasks, &self.share, self.watch);
             let polled = self
                 .consumer
                 .poll(Duration::from_millis(50))
@@ -301,7 +305,15 @@ impl<'a> Session<'a> {
     /// Decides one consumed intent and adds its outputs to the transaction. On shutdown while
     /// the registry is down, the record is left undecided and its partition rewound to it.
     fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<(), GateError> {
-        let span = info_span!("intent", partition = c.partition, offset = c.offset);
+        let started = Instant::now();
+        let span = info_span!(
+            "intent",
+            partition = c.partition,
+            offset = c.offset,
+            product = Empty,
+            intent_id = Empty,
+            policy_version = Empty
+        );
         let _enter = span.enter();
         self.ensure_task(c.partition)?;
         let already = self
@@ -377,6 +389,9 @@ impl<'a> Session<'a> {
         task.chain.hash = outputs.audit.hash.clone();
         task.links_since_checkpoint += 1;
         task.last_decided_offset = c.offset;
+        self.opts
+            .telemetry
+            .decided(&c, decoded.as_ref().ok(), &decision, &policy, started);
         debug!(
             outcome = decision.outcome.as_str(),
             reasons = ?decision.reasons(),
@@ -524,6 +539,9 @@ impl<'a> Session<'a> {
         task.policy_version = version;
         task.links_since_checkpoint += 1;
         debug!(partition, event_type, "governance event");
+        self.opts
+            .telemetry
+            .governance(partition, event_type, &self.watch.current().version);
         self.ensure_txn()?;
         if let Some(t) = self.txn.as_mut() {
             // A transaction holding only governance events still rewinds correctly on abort:
@@ -669,6 +687,7 @@ impl<'a> Session<'a> {
         match result {
             Ok(()) => {
                 self.txn = None;
+                self.opts.telemetry.committed(started.elapsed());
                 debug!(
                     intents,
                     commit_ms = started.elapsed().as_millis() as u64,
@@ -698,6 +717,7 @@ impl<'a> Session<'a> {
             self.tasks.clear();
             return Err(e.into());
         }
+        self.opts.telemetry.aborted();
         let assigned: Vec<i32> = self
             .consumer
             .assignment()?

@@ -23,6 +23,8 @@ pub struct UsageShare {
     prefix: String,
     last: Option<Instant>,
     warned: bool,
+    /// Outcome of the last exchange (None: not tried yet).
+    ok: Option<bool>,
 }
 
 impl UsageShare {
@@ -41,6 +43,17 @@ impl UsageShare {
             prefix: format!("bucket:{namespace}:"),
             last: None,
             warned: false,
+            ok: None,
+        }
+    }
+
+    /// `disabled`, `unknown` (not tried yet), `up` or `down`, for the admin status.
+    pub fn state(&self) -> &'static str {
+        match (&self.client, self.ok) {
+            (None, _) => "disabled",
+            (Some(_), None) => "unknown",
+            (Some(_), Some(true)) => "up",
+            (Some(_), Some(false)) => "down",
         }
     }
 
@@ -51,9 +64,13 @@ impl UsageShare {
         }
         self.last = Some(Instant::now());
         match self.exchange(tasks, partitions) {
-            Ok(()) => self.warned = false,
+            Ok(()) => {
+                self.warned = false;
+                self.ok = Some(true);
+            }
             Err(e) => {
                 self.conn = None;
+                self.ok = Some(false);
                 if !self.warned {
                     warn!(error = %e, "redis unavailable; global quotas use the last known totals");
                     self.warned = true;

@@ -66,6 +66,8 @@ pub struct SinkOptions {
     pub batch_max: usize,
     /// Longest wait after a batch's first record before writing it (end-to-end latency bound).
     pub batch_linger: Duration,
+    /// Metrics and status for the admin server (Default: disabled).
+    pub telemetry: crate::admin::SinkTelemetry,
 }
 
 impl SinkOptions {
@@ -82,6 +84,7 @@ impl SinkOptions {
             postgres_url: postgres_url.into(),
             batch_max: 500,
             batch_linger: Duration::from_millis(100),
+            telemetry: Default::default(),
         }
     }
 
@@ -232,6 +235,7 @@ pub async fn run_with<S: VersionStore>(
     opts.validate_kafka()?;
     let consumer: Arc<StreamConsumer> = Arc::new(consumer_config(&opts).create()?);
     consumer.subscribe(&[opts.topic.as_str()])?;
+    opts.telemetry.attach(&consumer);
     tracing::info!(topic = %opts.topic, group = %opts.group_id, "sink consuming");
 
     let result = consume(&consumer, &mut store, &opts, &shutdown).await;
@@ -314,7 +318,10 @@ async fn consume<S: VersionStore>(
     loop {
         let (batch, stop) = collect(consumer, opts, shutdown).await?;
         if batch.len() > 0 {
-            let report = write_durably(store, &batch, shutdown).await?;
+            let started = Instant::now();
+            let report = write_durably(store, &batch, shutdown, &opts.telemetry).await?;
+            opts.telemetry
+                .batch_written(batch.len(), report.inserted, started.elapsed());
             tracing::debug!(
                 inserted = report.inserted,
                 replayed = report.replayed,
@@ -381,6 +388,7 @@ async fn write_durably<S: VersionStore>(
     store: &mut S,
     batch: &Batch,
     shutdown: &CancellationToken,
+    telemetry: &crate::admin::SinkTelemetry,
 ) -> Result<BatchReport, SinkError> {
     let mut delay = RETRY_FIRST;
     let mut attempt: u32 = 1;
@@ -395,9 +403,12 @@ async fn write_durably<S: VersionStore>(
         };
         match result {
             Ok(report) => return Ok(report),
-            Err(error) => tracing::warn!(%error, attempt, records = batch.len(),
+            Err(error) => {
+                telemetry.write_failed(&error.to_string());
+                tracing::warn!(%error, attempt, records = batch.len(),
                 retry_in_ms = delay.as_millis() as u64,
-                "database write failed; retrying the batch, offsets not committed"),
+                "database write failed; retrying the batch, offsets not committed");
+            }
         }
         tokio::select! {
             _ = shutdown.cancelled() => {

@@ -117,6 +117,8 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
             ),
         )
         .env("BUCKET_CHECKPOINT_EVERY", "200")
+        // Tests run many gates and sinks at once: no admin server unless a test asks for one.
+        .env("BUCKET_ADMIN_ADDR", "off")
         .env("RUST_LOG", "info,bhiv_bucket=debug,rdkafka=warn")
         .stdout(Stdio::from(log))
         .stderr(Stdio::from(err));
@@ -703,4 +705,114 @@ pub fn spawn_api(name: &str, pg_url: &str) -> (Proc, String) {
         std::net::TcpStream::connect(&listen).is_ok()
     });
     (p, base)
+}
+
+/// A gate on the suffixed topics with its admin server on `admin` (ip:port) and `token`
+/// (None: no token).
+pub fn spawn_gate_admin(
+    suffix: &str,
+    group: &str,
+    gate_id: &str,
+    admin: &str,
+    token: Option<&str>,
+) -> Proc {
+    let mut env = vec![
+        ("BUCKET_TOPIC_SUFFIX", suffix.to_string()),
+        ("BUCKET_ADMIN_ADDR", admin.to_string()),
+    ];
+    if let Some(t) = token {
+        env.push(("BUCKET_ADMIN_TOKEN", t.to_string()));
+    }
+    spawn(
+        &format!("gate{suffix}-{gate_id}"),
+        &[
+            "gate",
+            "--gate-id",
+            gate_id,
+            "--group",
+            group,
+            "--commit-interval-ms",
+            "100",
+        ],
+        &env,
+    )
+}
+
+/// An intent of `product` (class `class`) creating `artifact`, with the integration
+/// `<product>-backend`.
+pub fn create_intent(
+    product: &str,
+    class: &str,
+    artifact: &str,
+) -> bhiv_bucket::core::ArtifactIntent {
+    bhiv_bucket::core::ArtifactIntent {
+        intent_id: uuid::Uuid::new_v4().to_string(),
+        product_id: product.into(),
+        integration_id: format!("{product}-backend"),
+        owner_id: "owner".into(),
+        requester_id: "owner".into(),
+        artifact_id: artifact.into(),
+        artifact_class: class.into(),
+        operation: bhiv_bucket::core::Operation::Create,
+        expected_version: None,
+        content: Some(format!("content of {artifact}").into_bytes()),
+        content_type: "text/plain".into(),
+        metadata: "{}".into(),
+        purpose: "test".into(),
+        client_time: bhiv_bucket::produce::now_ms(),
+    }
+}
+
+/// GET `url` with an optional bearer token; returns (status, body).
+pub async fn http_get(url: &str, token: Option<&str>) -> (u16, String) {
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let mut req = client.get(url).timeout(Duration::from_secs(10));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    match req.send().await {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            (status, r.text().await.unwrap_or_default())
+        }
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// Polls `GET url` until `ok(status, body)` holds or `timeout` passes; returns the last answer.
+pub async fn http_until(
+    url: &str,
+    token: Option<&str>,
+    timeout: Duration,
+    ok: impl Fn(u16, &str) -> bool,
+) -> (u16, String) {
+    let start = Instant::now();
+    loop {
+        let (status, body) = http_get(url, token).await;
+        if ok(status, &body) || start.elapsed() > timeout {
+            return (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// The value of a Prometheus sample line `name{labels} value` (exact match of `series`).
+pub fn metric_value(exposition: &str, series: &str) -> Option<f64> {
+    exposition.lines().find_map(|l| {
+        let rest = l.strip_prefix(series)?;
+        rest.strip_prefix(' ')?.trim().parse().ok()
+    })
+}
+
+/// Governance event types in an audit topic, in partition then offset order.
+pub fn governance_events(audit_topic: &str) -> Vec<(i32, String)> {
+    let mut records = read_committed(audit_topic);
+    records.sort_by_key(|r| (r.partition, r.offset));
+    records
+        .iter()
+        .filter_map(|r| {
+            let e = bhiv_bucket::wire::audit::decode_framed(r.value.as_deref()).ok()?;
+            Some((r.partition, e.governance?.event_type))
+        })
+        .collect()
 }
