@@ -115,9 +115,18 @@ target/debug/bucket schemas apply >/dev/null
 
 mkdir -p "$(dirname "$BUCKET_FAULTS_RESULTS")"
 : >"$BUCKET_FAULTS_RESULTS"
+failed=()
 for f in "${faults[@]}"; do
   step "fault: $f ($mode: $BUCKET_FAULTS_REPS x $BUCKET_FAULTS_INTENTS intents)"
-  cargo test --locked --test faults -- --ignored --exact "fault_${f}_$(case $f in
-    kill9) echo loops ;; broker) echo restart ;; cluster3) echo node_lost ;;
-    redis|registry|postgres) echo restart ;; netem) echo latency ;; esac)" --test-threads 1 --nocapture
+  test_name="fault_${f}_$(case $f in
+    kill9) echo loops ;; cluster3) echo node_lost ;; netem) echo latency ;; *) echo restart ;; esac)"
+  if ! cargo test --locked --test faults -- --ignored --exact "$test_name" --test-threads 1 --nocapture; then
+    failed+=("$f")
+    # The next fault needs a healthy stack.
+    bash deploy/local/up.sh >/dev/null || true
+  fi
 done
+if (( ${#failed[@]} )); then
+  echo "FAILED faults: ${failed[*]} (process logs: target/tmp/logs/faults-*)" >&2
+  exit 1
+fi

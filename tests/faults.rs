@@ -351,7 +351,7 @@ impl Run {
     /// From `since` (the end of the fault), waits until the gate group has decided everything
     /// sent by then and the sink has stored every version accepted by then.
     async fn catch_up(&mut self, since: Instant) {
-        let ends = end_offsets(&self.topics.intents, PARTITIONS);
+        let ends = settled_end_offsets(&self.topics.intents).await;
         let deadline = since + self.knobs.timeout;
         loop {
             let c = committed(&self.group, &self.topics.intents, PARTITIONS);
@@ -495,6 +495,33 @@ impl Run {
     }
 }
 
+/// End offsets of `topic`, retried while the cluster settles (leaders move after a restart).
+async fn settled_end_offsets(topic: &str) -> HashMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .expect("watermark consumer");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut out = HashMap::new();
+    for p in 0..PARTITIONS {
+        loop {
+            match consumer.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                Ok((_, high)) => {
+                    out.insert(p, high);
+                    break;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("end offset of {topic}/{p}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("end offset of {topic}/{p}: {e}"),
+            }
+        }
+    }
+    out
+}
+
 /// Counts produced intents without a committed outcome or audit decision (lost), and extra
 /// outcomes, extra decisions, repeated versions and outcomes for unknown sources (duplicates).
 fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
@@ -536,7 +563,9 @@ fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
         .keys()
         .filter(|k| !outcomes.contains_key(k) || !decisions.contains_key(k))
         .count();
-    let extra = |m: &HashMap<_, usize>| m.values().map(|n| n - 1).sum::<usize>();
+    fn extra<K>(m: &HashMap<K, usize>) -> usize {
+        m.values().map(|n| n - 1).sum()
+    }
     let phantom = outcomes
         .keys()
         .chain(decisions.keys())

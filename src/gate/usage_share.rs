@@ -113,7 +113,10 @@ impl UsageShare {
                     .ignore();
             }
         }
-        pipe.query::<()>(conn)?;
+        if !tasks.is_empty() {
+            // An empty pipeline is an error ("empty command"), not a Redis outage.
+            pipe.query::<()>(conn)?;
+        }
         let mut by_partition: HashMap<i32, Usage> = HashMap::new();
         for p in 0..partitions {
             let (bytes, artifacts): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
