@@ -43,10 +43,6 @@ pub const DEFAULT_TOPIC: &str = "bucket.accepted";
 const MAX_PARTITION_FETCH_BYTES: &str = "20971520";
 const FETCH_MAX_BYTES: &str = "52428800";
 
-/// Consumer group session timeout: how long a dead sink's partitions wait before another
-/// member (or its own restart) takes them over. Same as the gate's.
-const SESSION_TIMEOUT_MS: &str = "10000";
-
 /// A batch is written once its record values reach this many bytes, whatever `batch_max` says,
 /// so a burst of 16 MiB artifacts cannot hold gigabytes in memory.
 const BATCH_MAX_BYTES: usize = 64 * 1024 * 1024;
@@ -255,9 +251,6 @@ fn consumer_config(opts: &SinkOptions) -> ClientConfig {
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
         .set("enable.partition.eof", "false")
-        // A sink killed with SIGKILL holds its partitions until its session times out: the
-        // librdkafka default (45 s) stalled a restarted sink that long (deploy/faults.sh kill9).
-        .set("session.timeout.ms", SESSION_TIMEOUT_MS)
         .set("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES)
         .set("fetch.max.bytes", FETCH_MAX_BYTES);
     config
@@ -515,11 +508,5 @@ mod tests {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         assert!(partition_fetch >= 16 * 1024 * 1024 + 1024);
-        // A killed sink's partitions move within 10 s, not librdkafka's default 45 s.
-        let session: u64 = c
-            .get("session.timeout.ms")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(45_000);
-        assert!(session <= 10_000, "session.timeout.ms {session}");
     }
 }
