@@ -387,12 +387,7 @@ impl Run {
     async fn finish(mut self, feeder: Feeder) {
         let produced = feeder.finish().await;
         self.figures.intents = produced.len();
-        wait_all_decided(
-            &self.group,
-            &self.topics,
-            PARTITIONS,
-            self.knobs.timeout,
-        );
+        wait_all_decided(&self.group, &self.topics, PARTITIONS, self.knobs.timeout);
         let want = read_committed(&self.topics.accepted).len() as i64;
         let deadline = Instant::now() + self.knobs.timeout;
         while pg_count(&self.db, "SELECT count(*) FROM artifact_versions").await < want
@@ -426,8 +421,14 @@ impl Run {
         assert_eq!(f.duplicates, 0, "duplicated decisions: {f:?}");
         assert!(f.invariants_ok, "exactly-once invariants broken: {f:?}");
         assert!(f.audit_verify_ok, "bucket audit verify failed: {f:?}");
-        assert!(f.reconcile_ok, "bucket sink reconcile found differences: {f:?}");
-        assert!(f.usage_ok, "Redis usage differs from the recomputation: {f:?}");
+        assert!(
+            f.reconcile_ok,
+            "bucket sink reconcile found differences: {f:?}"
+        );
+        assert!(
+            f.usage_ok,
+            "Redis usage differs from the recomputation: {f:?}"
+        );
         for g in &mut self.gates {
             g.terminate(Duration::from_secs(20));
         }
@@ -539,13 +540,9 @@ fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
         }
     }
     for r in read_committed(&topics.rejected) {
-        let num = |k: &str| -> Option<i64> {
-            String::from_utf8_lossy(r.headers.get(k)?).parse().ok()
-        };
-        if let (Some(p), Some(o)) = (
-            num(headers::ERROR_PARTITION),
-            num(headers::ERROR_OFFSET),
-        ) {
+        let num =
+            |k: &str| -> Option<i64> { String::from_utf8_lossy(r.headers.get(k)?).parse().ok() };
+        if let (Some(p), Some(o)) = (num(headers::ERROR_PARTITION), num(headers::ERROR_OFFSET)) {
             *outcomes.entry((p as i32, o)).or_default() += 1;
         }
     }
@@ -661,7 +658,9 @@ async fn fault_kill9_loops() {
             tokio::time::sleep(Duration::from_millis(200)).await;
             run.gates[victim] = run.spawn_gate(victim);
             run.sink = Some(run.spawn_sink());
-            eprintln!("[kill9 #{rep}] round {round}: gate g{victim} and the sink killed, restarted");
+            eprintln!(
+                "[kill9 #{rep}] round {round}: gate g{victim} and the sink killed, restarted"
+            );
         }
         run.figures.note = format!("{} rounds, kill -9 of one of 2 gates + the sink", k.kills);
         run.catch_up(Instant::now()).await;
@@ -866,7 +865,8 @@ impl DelayProxy {
         delay: Arc<std::sync::atomic::AtomicU64>,
     ) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
         let writer = tokio::spawn(async move {
             while let Some((due, chunk)) = rx.recv().await {
                 tokio::time::sleep_until(due).await;
@@ -882,7 +882,10 @@ impl DelayProxy {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
                     let d = Duration::from_millis(delay.load(Ordering::SeqCst));
-                    if tx.send((tokio::time::Instant::now() + d, buf[..n].to_vec())).is_err() {
+                    if tx
+                        .send((tokio::time::Instant::now() + d, buf[..n].to_vec()))
+                        .is_err()
+                    {
                         break;
                     }
                 }
