@@ -70,7 +70,10 @@ group.initial.rebalance.delay.ms=0
 message.max.bytes=20971520
 replica.fetch.max.bytes=20971520
 socket.request.max.bytes=104857600
-# a lost node is noticed within a few seconds
+# a lost node is noticed within a few seconds; the quorum tolerates a starved CPU (a 2 s fetch
+# timeout made the controllers flap between follower and prospective on 2 shared cores)
+controller.quorum.fetch.timeout.ms=10000
+controller.quorum.election.timeout.ms=5000
 broker.session.timeout.ms=6000
 broker.heartbeat.interval.ms=1000
 replica.lag.time.max.ms=10000
