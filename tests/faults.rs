@@ -499,14 +499,15 @@ impl Run {
 /// End offsets of `topic`, retried while the cluster settles (leaders move after a restart).
 async fn settled_end_offsets(topic: &str) -> HashMap<i32, i64> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .expect("watermark consumer");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut out = HashMap::new();
     for p in 0..PARTITIONS {
         loop {
+            // A fresh client per attempt: no metadata cached from before the fault.
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", brokers())
+                .create()
+                .expect("watermark consumer");
             match consumer.fetch_watermarks(topic, p, Duration::from_secs(10)) {
                 Ok((_, high)) => {
                     out.insert(p, high);
