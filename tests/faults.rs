@@ -366,7 +366,7 @@ impl Run {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.figures.gate_recovery = since.elapsed();
-        let want = read_committed(&self.topics.accepted).len() as i64;
+        let want = count_committed(&self.topics.accepted) as i64;
         while pg_count(&self.db, "SELECT count(*) FROM artifact_versions").await < want {
             self.check_alive();
             assert!(Instant::now() < deadline, "the sink did not catch up");
@@ -494,6 +494,42 @@ impl Run {
             .expect("results file opens");
         writeln!(file, "{line}").expect("results line written");
     }
+}
+
+/// Committed records of `topic`, tolerating the transport errors librdkafka reports while a
+/// broker is down (common::read_committed treats every error as fatal).
+fn count_committed(topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", "bucket-faults-counter")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("counting consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("partition added");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut pending: std::collections::HashSet<i32> = (0..PARTITIONS).collect();
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !pending.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => eprintln!("counting {topic}: {e} (continuing)"),
+            Some(Ok(_)) => n += 1,
+            None => {}
+        }
+    }
+    assert!(pending.is_empty(), "did not reach the end of {topic}");
+    n
 }
 
 /// End offsets of `topic`, retried while the cluster settles (leaders move after a restart).
