@@ -147,3 +147,24 @@ impl UsageShare {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate holding no partition (more instances than partitions) publishes nothing; that
+    /// must not read as a Redis outage (an empty pipeline is an "empty command" error).
+    #[test]
+    fn an_instance_without_partitions_is_not_a_redis_outage() {
+        let url =
+            std::env::var("BUCKET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut share = UsageShare::new(Some(&url), "unit-test-no-partitions");
+        let mut tasks = HashMap::new();
+        share.tick(&mut tasks, 2);
+        assert!(
+            !share.warned,
+            "an empty exchange was reported as a Redis outage"
+        );
+        assert!(share.conn.is_some(), "the connection was dropped");
+    }
+}
