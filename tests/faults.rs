@@ -16,8 +16,8 @@ mod common;
 
 use std::collections::HashMap;
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bhiv_bucket::gate::TopicNames;
@@ -31,10 +31,10 @@ const PARTITIONS: i32 = 4;
 type Produced = HashMap<(i32, i64), Option<Vec<u8>>>;
 
 /// One scenario at a time, whatever the test thread count: they share the stack.
-static SERIAL: Mutex<()> = Mutex::new(());
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
 }
 
 fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -677,7 +677,7 @@ async fn outage(component: &str, down_for: Duration) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "stops and starts stack services: run deploy/faults.sh"]
 async fn fault_kill9_loops() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     for rep in 0..k.reps {
         let mut run = Run::start("kill9", rep, 2, false).await;
@@ -708,7 +708,7 @@ async fn fault_kill9_loops() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "stops and starts stack services: run deploy/faults.sh"]
 async fn fault_broker_restart() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     for rep in 0..k.reps {
         let mut run = Run::start("broker-restart", rep, 1, false).await;
@@ -750,7 +750,7 @@ impl Drop for ClusterGuard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "starts a three-node Kafka cluster and kills its nodes: run deploy/faults.sh"]
 async fn fault_cluster3_node_lost() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     stack("cluster3.sh", &["up"]);
     let script = format!("{}/deploy/local/cluster3.sh", env!("CARGO_MANIFEST_DIR"));
@@ -786,7 +786,7 @@ async fn fault_cluster3_node_lost() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "stops and starts stack services: run deploy/faults.sh"]
 async fn fault_redis_restart() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     for rep in 0..k.reps {
         let mut run = Run::start("redis-restart", rep, 2, false).await;
@@ -802,7 +802,7 @@ async fn fault_redis_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "stops and starts stack services: run deploy/faults.sh"]
 async fn fault_registry_restart() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     for rep in 0..k.reps {
         let mut run = Run::start("registry-restart", rep, 1, false).await;
@@ -826,7 +826,7 @@ async fn fault_registry_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "stops and starts stack services: run deploy/faults.sh"]
 async fn fault_postgres_restart() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     for rep in 0..k.reps {
         let mut run = Run::start("postgres-restart", rep, 1, false).await;
@@ -958,7 +958,7 @@ fn host_port(url: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "adds latency to loopback: run deploy/faults.sh"]
 async fn fault_netem_latency() {
-    let _serial = serial();
+    let _serial = serial().await;
     let k = knobs();
     let refused = match netem("20ms") {
         Ok(probe) => {
