@@ -2,7 +2,8 @@
 # The test command (README, CI): installs and starts the local stack if it is not running,
 # runs every check and test against it, and stops what it started.
 #
-#   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns,
+#   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
+#                             (including deploy/faults.sh --short after the tests),
 #                             and a bench smoke run (`bucket bench --quick`)
 #
 # Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
@@ -56,6 +57,9 @@ command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y
 
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --lib --bins --tests --locked -- --test-threads 4
+
+step "fault injection, short form: kill -9, broker/Redis/registry/PostgreSQL restarts, latency (restarts stack services, leaves them healthy)"
+bash deploy/faults.sh --short
 
 step "criterion micro-benchmarks, once each as a smoke test"
 cargo test --benches --locked

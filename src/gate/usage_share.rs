@@ -130,7 +130,10 @@ impl UsageShare {
                     .ignore();
             }
         }
-        pipe.query::<()>(conn)?;
+        if !tasks.is_empty() {
+            // An empty pipeline is an error ("empty command"), not a Redis outage.
+            pipe.query::<()>(conn)?;
+        }
         let mut by_partition: HashMap<i32, Usage> = HashMap::new();
         for p in 0..partitions {
             let (bytes, artifacts): (Option<u64>, Option<u64>) = redis::cmd("HMGET")
@@ -159,5 +162,26 @@ impl UsageShare {
             t.state.set_others(others);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gate holding no partition (more instances than partitions) publishes nothing; that
+    /// must not read as a Redis outage (an empty pipeline is an "empty command" error).
+    #[test]
+    fn an_instance_without_partitions_is_not_a_redis_outage() {
+        let url =
+            std::env::var("BUCKET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let mut share = UsageShare::new(Some(&url), "unit-test-no-partitions");
+        let mut tasks = HashMap::new();
+        share.tick(&mut tasks, 2);
+        assert!(
+            !share.warned,
+            "an empty exchange was reported as a Redis outage"
+        );
+        assert!(share.conn.is_some(), "the connection was dropped");
     }
 }

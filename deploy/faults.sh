@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Fault-injection suite (issue #9): a mixed workload runs through gate + sink while a fault is
+# injected; every run then checks exactly-once decisions, linear versions, usage = recomputation,
+# `bucket audit verify` and `bucket sink reconcile` (tests/faults.rs).
+#
+#   deploy/faults.sh [--short|--long] [--only NAME]
+#
+#   --short   (default) one repetition of each fault but cluster3, 2 000 intents: a few minutes
+#   --long    five repetitions of every fault, ten thousand intents each (docs/reliability.md)
+#   --only    one fault: kill9 | broker | cluster3 | redis | registry | postgres | netem
+#
+# Faults: kill -9 of gates and sink in loops; single broker stop/start; one node of a three-node
+# KRaft cluster (deploy/local/cluster3.sh, RF 3, min ISR 2) SIGKILLed under load; Redis, the
+# registry and PostgreSQL stopped and restarted; 20 ms netem delay on loopback (skipped, and
+# recorded as such, where the kernel refuses it).
+#
+# It STOPS AND RESTARTS the services of the stack it points at (deploy/local/env.sh: set
+# BUCKET_STACK_DIR and the port variables for an isolated stack), starts the stack first if
+# needed, and leaves it healthy (deploy/local/up.sh) at the end. The three-node cluster is
+# started if needed and stopped (data purged) at the end unless BUCKET_FAULTS_KEEP_CLUSTER=1.
+#
+# Scale knobs (defaults per mode): BUCKET_FAULTS_INTENTS, BUCKET_FAULTS_REPS, BUCKET_FAULTS_RATE,
+# BUCKET_FAULTS_KILLS, BUCKET_FAULTS_OUTAGE_S, BUCKET_FAULTS_TIMEOUT_S. Figures (one JSON line
+# per repetition) go to target/faults/results-<mode>.jsonl and are printed as a table.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+source deploy/local/env.sh
+
+mode=short
+only=""
+while (( $# )); do
+  case "$1" in
+    --short) mode=short ;;
+    --long) mode=long ;;
+    --only) only="${2:-}"; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "usage: $0 [--short|--long] [--only NAME]" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+all=(kill9 broker redis registry postgres netem cluster3)
+if [[ -n "$only" ]]; then
+  [[ " ${all[*]} " == *" $only "* ]] || { echo "unknown fault '$only' (one of: ${all[*]})" >&2; exit 2; }
+  faults=("$only")
+elif [[ "$mode" == long ]]; then
+  faults=("${all[@]}")
+else
+  # The three-node cluster costs three more JVMs and a minute of start-up: long form (or
+  # --only cluster3) only, to keep the short form within a few minutes.
+  faults=(kill9 broker redis registry postgres netem)
+fi
+
+if [[ "$mode" == long ]]; then
+  : "${BUCKET_FAULTS_INTENTS:=10000}" "${BUCKET_FAULTS_REPS:=5}" "${BUCKET_FAULTS_RATE:=1000}"
+  : "${BUCKET_FAULTS_KILLS:=5}" "${BUCKET_FAULTS_OUTAGE_S:=10}"
+else
+  : "${BUCKET_FAULTS_INTENTS:=2000}" "${BUCKET_FAULTS_REPS:=1}" "${BUCKET_FAULTS_RATE:=500}"
+  : "${BUCKET_FAULTS_KILLS:=3}" "${BUCKET_FAULTS_OUTAGE_S:=4}"
+fi
+: "${BUCKET_FAULTS_RESULTS:=$ROOT/target/faults/results-$mode.jsonl}"
+export BUCKET_FAULTS_INTENTS BUCKET_FAULTS_REPS BUCKET_FAULTS_RATE BUCKET_FAULTS_KILLS \
+  BUCKET_FAULTS_OUTAGE_S BUCKET_FAULTS_RESULTS
+
+# The tests and the processes they start take the stack from these (tests/common).
+export BUCKET_BROKERS="$BUCKET_KAFKA_BOOTSTRAP"
+export BUCKET_REGISTRY_URL BUCKET_REDIS_URL
+export BUCKET_PG_URL="$BUCKET_DATABASE_URL"
+export BUCKET_STACK_DIR BUCKET_PG_PORT BUCKET_REDIS_PORT BUCKET_KAFKA_PORT \
+  BUCKET_KAFKA_CONTROLLER_PORT BUCKET_REGISTRY_PORT BUCKET_REGISTRY_MGMT_PORT
+
+step() { printf '\n==> %s\n' "$*"; }
+t0=$SECONDS
+
+cluster_before=0
+if bash deploy/local/cluster3.sh status >/dev/null 2>&1; then cluster_before=1; fi
+
+finish() {
+  rc=$?
+  step "leaving the stack healthy"
+  tc qdisc del dev lo root 2>/dev/null || true
+  if [[ " ${faults[*]} " == *" cluster3 "* ]] && (( ! cluster_before )) && [[ "${BUCKET_FAULTS_KEEP_CLUSTER:-0}" != 1 ]]; then
+    bash deploy/local/cluster3.sh down --purge || true
+  fi
+  bash deploy/local/up.sh >/dev/null || { echo "the stack did not come back healthy" >&2; rc=1; }
+  bash deploy/local/status.sh || rc=1
+  if [[ -s "$BUCKET_FAULTS_RESULTS" ]]; then
+    step "figures ($BUCKET_FAULTS_RESULTS)"
+    python3 - "$BUCKET_FAULTS_RESULTS" <<'EOF' || true
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| fault | reps | intents/rep | backlog at fault (max) | lost | duplicates | gate recovery s (max) | sink recovery s (max) | checks |")
+print("|---|---|---|---|---|---|---|---|---|")
+by = {}
+for r in rows:
+    by.setdefault(r["fault"], []).append(r)
+for fault, rs in by.items():
+    skipped = [r for r in rs if "skipped" in r]
+    if skipped:
+        print(f"| {fault} | skipped | | | | | | | {skipped[0]['skipped']} |")
+        continue
+    ok = all(r["invariants_ok"] and r["audit_verify_ok"] and r["reconcile_ok"] and r["usage_ok"] for r in rs)
+    print(f"| {fault} | {len(rs)} | {max(r['intents'] for r in rs)} | {max(r['backlog_at_fault'] for r in rs)} "
+          f"| {sum(r['lost'] for r in rs)} | {sum(r['duplicates'] for r in rs)} "
+          f"| {max(r['gate_recovery_s'] for r in rs)} | {max(r['sink_recovery_s'] for r in rs)} "
+          f"| {'all pass' if ok else 'FAILED'} |")
+EOF
+  fi
+  printf '\n==> fault suite (%s) finished in %ss (exit %s)\n' "$mode" "$((SECONDS - t0))" "$rc"
+  exit "$rc"
+}
+trap finish EXIT
+
+step "stack: $BUCKET_STACK_DIR (kafka $BUCKET_BROKERS, registry $BUCKET_REGISTRY_URL)"
+bash deploy/local/up.sh >/dev/null
+cargo build --locked --bin bucket --test faults
+target/debug/bucket schemas apply >/dev/null
+
+mkdir -p "$(dirname "$BUCKET_FAULTS_RESULTS")"
+: >"$BUCKET_FAULTS_RESULTS"
+failed=()
+for f in "${faults[@]}"; do
+  step "fault: $f ($mode: $BUCKET_FAULTS_REPS x $BUCKET_FAULTS_INTENTS intents)"
+  test_name="fault_${f}_$(case $f in
+    kill9) echo loops ;; cluster3) echo node_lost ;; netem) echo latency ;; *) echo restart ;; esac)"
+  if ! cargo test --locked --test faults -- --ignored --exact "$test_name" --test-threads 1 --nocapture; then
+    failed+=("$f")
+    # The next fault needs a healthy stack.
+    bash deploy/local/up.sh >/dev/null || true
+  fi
+done
+if (( ${#failed[@]} )); then
+  echo "FAILED faults: ${failed[*]} (process logs: target/tmp/logs/faults-*)" >&2
+  exit 1
+fi

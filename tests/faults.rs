@@ -1,0 +1,1018 @@
+//! Fault injection against the real stack (issue #9): a mixed workload (good and bad intents,
+//! five products) is produced at a steady rate while a gate group and the sink run; a fault is
+//! injected under that load; then every invariant is checked: exactly one committed decision per
+//! intent, versions 1..n per artifact, Redis usage equal to a recomputation from the accepted
+//! artifacts, `bucket audit verify` (chains, signatures, completeness) and `bucket sink
+//! reconcile` (PostgreSQL equal to the accepted topic) both clean.
+//!
+//! Every scenario stops and starts services of the stack it runs against, so each is
+//! `#[ignore]`d: the normal parallel `cargo test` never runs them. `deploy/faults.sh` runs them
+//! one at a time (`--ignored --test-threads 1`; a lock serialises them anyway). Knobs:
+//! `BUCKET_FAULTS_INTENTS` (per repetition), `BUCKET_FAULTS_REPS`, `BUCKET_FAULTS_RATE`
+//! (intents/s), `BUCKET_FAULTS_KILLS` (kill rounds per repetition), `BUCKET_FAULTS_OUTAGE_S`
+//! (seconds a service stays down), `BUCKET_FAULTS_RESULTS` (JSON lines, one per repetition).
+
+mod common;
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::produce::IntentProducer;
+use bhiv_bucket::topics;
+use bhiv_bucket::wire::{accepted, audit, headers};
+use common::*;
+
+const PARTITIONS: i32 = 4;
+
+type Produced = HashMap<(i32, i64), Option<Vec<u8>>>;
+
+/// One scenario at a time, whatever the test thread count: they share the stack.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().await
+}
+
+fn knob<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Scale of a run, from the environment.
+#[derive(Debug, Clone, Copy)]
+struct Knobs {
+    intents: usize,
+    reps: usize,
+    rate: usize,
+    kills: usize,
+    outage: Duration,
+    timeout: Duration,
+}
+
+fn knobs() -> Knobs {
+    Knobs {
+        intents: knob("BUCKET_FAULTS_INTENTS", 2000),
+        reps: knob("BUCKET_FAULTS_REPS", 1),
+        rate: knob("BUCKET_FAULTS_RATE", 500).max(10),
+        kills: knob("BUCKET_FAULTS_KILLS", 3),
+        outage: Duration::from_secs(knob("BUCKET_FAULTS_OUTAGE_S", 5)),
+        timeout: Duration::from_secs(knob("BUCKET_FAULTS_TIMEOUT_S", 240)),
+    }
+}
+
+/// Runs `deploy/local/<script> <args>` with this process's environment (stack dir, ports).
+fn stack(script: &str, args: &[&str]) {
+    let path = format!("{}/deploy/local/{script}", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .output()
+        .expect("running a stack script");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn redis_url() -> String {
+    std::env::var("BUCKET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+async fn pg_count(url: &str, sql: &str) -> i64 {
+    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+        return -1;
+    };
+    tokio::spawn(conn);
+    client.query_one(sql, &[]).await.map_or(-1, |r| r.get(0))
+}
+
+/// Creates the four topics on a replicated cluster: replication 3, min.insync.replicas 2 (the
+/// production defaults of topics/topics.toml).
+async fn create_replicated_topics(sfx: &str, partitions: i32) -> TopicNames {
+    let mut specs = topics::parse(topics::DEFAULT_DECLARATION, None).expect("declaration parses");
+    for s in &mut specs {
+        s.name.push_str(sfx);
+        s.partitions = partitions;
+        assert_eq!(s.replication_factor, 3);
+        assert_eq!(
+            s.config.get("min.insync.replicas").map(String::as_str),
+            Some("2")
+        );
+    }
+    let mut attempt = 0;
+    loop {
+        match topics::apply(&brokers(), &specs).await {
+            Ok(_) => break,
+            Err(e) if attempt < 30 => {
+                eprintln!("creating replicated topics: {e}; retrying");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => panic!("creating replicated topics: {e}"),
+        }
+    }
+    TopicNames::with_suffix(sfx)
+}
+
+/// A producer task sending the workload at a steady rate.
+struct Feeder {
+    sent: Arc<AtomicUsize>,
+    total: usize,
+    handle: tokio::task::JoinHandle<Produced>,
+}
+
+impl Feeder {
+    fn start(producer: Arc<IntentProducer>, records: Vec<RawRecord>, rate: usize) -> Feeder {
+        let sent = Arc::new(AtomicUsize::new(0));
+        let total = records.len();
+        let counter = sent.clone();
+        let handle = tokio::spawn(async move {
+            let chunk = (rate / 10).max(1);
+            let mut produced = Produced::new();
+            let start = Instant::now();
+            for (i, c) in records.chunks(chunk).enumerate() {
+                let due = start + Duration::from_millis(100 * i as u64);
+                tokio::time::sleep_until(due.into()).await;
+                produced.extend(produce_all(&producer, c.to_vec()).await);
+                counter.fetch_add(c.len(), Ordering::SeqCst);
+            }
+            produced
+        });
+        Feeder {
+            sent,
+            total,
+            handle,
+        }
+    }
+
+    fn sent(&self) -> usize {
+        self.sent.load(Ordering::SeqCst)
+    }
+
+    async fn finish(self) -> Produced {
+        self.handle.await.expect("feeder task")
+    }
+}
+
+/// What one repetition measured.
+#[derive(Debug, Default)]
+struct Figures {
+    intents: usize,
+    backlog_at_fault: i64,
+    lost: usize,
+    duplicates: usize,
+    gate_recovery: Duration,
+    sink_recovery: Duration,
+    invariants_ok: bool,
+    audit_verify_ok: bool,
+    reconcile_ok: bool,
+    usage_ok: bool,
+    note: String,
+}
+
+/// One repetition of a scenario: its topics, database, gate instances and sink.
+struct Run {
+    fault: &'static str,
+    rep: usize,
+    knobs: Knobs,
+    sfx: String,
+    topics: TopicNames,
+    group: String,
+    sink_group: String,
+    db: String,
+    /// Database URL the sink is given (a proxy in the latency scenario).
+    sink_db: String,
+    gates: Vec<Proc>,
+    sink: Option<Proc>,
+    spawned: usize,
+    producer: Arc<IntentProducer>,
+    fault_start: Option<Instant>,
+    figures: Figures,
+    /// Gate instances `load` starts.
+    gate_count: usize,
+    /// Extra environment of the gates (proxied Redis and registry in the latency fallback).
+    gate_env: Vec<(&'static str, String)>,
+}
+
+impl Run {
+    async fn start(fault: &'static str, rep: usize, gates: usize, replicated: bool) -> Run {
+        let knobs = knobs();
+        let sfx = suffix();
+        let topics = if replicated {
+            create_replicated_topics(&sfx, PARTITIONS).await
+        } else {
+            create_topics(&sfx, PARTITIONS).await
+        };
+        let db = fresh_database(&sfx).await;
+        let registry = registry();
+        let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+            .await
+            .expect("intent producer connects");
+        let mut run = Run {
+            fault,
+            rep,
+            knobs,
+            group: format!("gate{sfx}"),
+            sink_group: format!("sink{sfx}"),
+            sink_db: db.clone(),
+            db,
+            sfx,
+            topics,
+            gates: Vec::new(),
+            sink: None,
+            spawned: 0,
+            producer: Arc::new(producer),
+            fault_start: None,
+            figures: Figures::default(),
+            gate_count: 0,
+            gate_env: Vec::new(),
+        };
+        run.gate_count = gates;
+        eprintln!(
+            "[{fault} #{rep}] topics *{} ({PARTITIONS} partitions), {gates} gate(s), sink, {} intents at {}/s",
+            run.sfx, knobs.intents, knobs.rate
+        );
+        run
+    }
+
+    fn spawn_gate(&mut self, i: usize) -> Proc {
+        self.spawned += 1;
+        let id = format!("g{i}");
+        let mut env = vec![
+            ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
+            ("BUCKET_REDIS_URL", redis_url()),
+            ("RUST_LOG", "info,rdkafka=warn".into()),
+        ];
+        env.extend(self.gate_env.iter().cloned());
+        spawn(
+            &format!("faults-{}{}-{id}-{}", self.fault, self.sfx, self.spawned),
+            &[
+                "gate",
+                "--gate-id",
+                &id,
+                "--group",
+                &self.group,
+                "--commit-interval-ms",
+                "100",
+            ],
+            &env,
+        )
+    }
+
+    fn spawn_sink(&mut self) -> Proc {
+        self.spawned += 1;
+        spawn(
+            &format!("faults-{}{}-sink-{}", self.fault, self.sfx, self.spawned),
+            &["sink", "--migrate", "--group", &self.sink_group],
+            &[
+                ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
+                ("BUCKET_PG_URL", self.sink_db.clone()),
+                ("RUST_LOG", "info,rdkafka=warn".into()),
+            ],
+        )
+    }
+
+    /// Starts the gates, the sink and the feeder, and waits until the gate group has committed
+    /// decisions and a quarter of the workload is out: the fault then hits a loaded pipeline.
+    async fn load(&mut self, seed: u64) -> Feeder {
+        for i in 0..self.gate_count {
+            let g = self.spawn_gate(i);
+            self.gates.push(g);
+        }
+        let sink = self.spawn_sink();
+        self.sink = Some(sink);
+        let records = mixed_workload(&self.producer, self.knobs.intents, seed);
+        let feeder = Feeder::start(self.producer.clone(), records, self.knobs.rate);
+        let quarter = feeder.total / 4;
+        let deadline = Instant::now() + self.knobs.timeout;
+        loop {
+            let decided: i64 = committed(&self.group, &self.topics.intents, PARTITIONS)
+                .values()
+                .sum();
+            if decided > 0 && feeder.sent() >= quarter {
+                break;
+            }
+            self.check_alive();
+            assert!(
+                Instant::now() < deadline,
+                "the pipeline never got going ({decided} decided)"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        feeder
+    }
+
+    /// Marks the fault's start and notes how many sent intents were still undecided.
+    fn fault_begins(&mut self, feeder: &Feeder) {
+        let decided: i64 = committed(&self.group, &self.topics.intents, PARTITIONS)
+            .values()
+            .sum();
+        self.figures.backlog_at_fault = (feeder.sent() as i64 - decided).max(0);
+        self.fault_start = Some(Instant::now());
+        eprintln!(
+            "[{} #{}] fault begins: {} sent, {} undecided",
+            self.fault,
+            self.rep,
+            feeder.sent(),
+            self.figures.backlog_at_fault
+        );
+    }
+
+    /// Panics (with the log's tail) if a gate or the sink exited on its own: not recovering is a
+    /// failure of the scenario.
+    fn check_alive(&mut self) {
+        let procs = self.gates.iter_mut().chain(self.sink.as_mut());
+        for p in procs {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                    .join("logs")
+                    .join(format!("{}.log", p.name));
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "{} exited on its own ({status}); last lines of {}:\n{}",
+                    p.name,
+                    log.display(),
+                    tail.join("\n")
+                );
+            }
+        }
+    }
+
+    /// From `since` (the end of the fault), waits until the gate group has decided everything
+    /// sent by then and the sink has stored every version accepted by then.
+    async fn catch_up(&mut self, since: Instant) {
+        let ends = settled_end_offsets(&self.topics.intents).await;
+        let deadline = since + self.knobs.timeout;
+        loop {
+            let c = committed(&self.group, &self.topics.intents, PARTITIONS);
+            if ends
+                .iter()
+                .all(|(p, end)| *end == 0 || c.get(p).copied().unwrap_or(-1) >= *end)
+            {
+                break;
+            }
+            self.check_alive();
+            assert!(Instant::now() < deadline, "the gate did not catch up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.figures.gate_recovery = since.elapsed();
+        let want = count_committed(&self.topics.accepted) as i64;
+        while pg_count(&self.db, "SELECT count(*) FROM artifact_versions").await < want {
+            self.check_alive();
+            assert!(Instant::now() < deadline, "the sink did not catch up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.figures.sink_recovery = since.elapsed();
+        eprintln!(
+            "[{} #{}] caught up: gate {:.1}s, sink {:.1}s after the fault ended",
+            self.fault,
+            self.rep,
+            self.figures.gate_recovery.as_secs_f64(),
+            self.figures.sink_recovery.as_secs_f64()
+        );
+    }
+
+    /// Waits for the whole workload to be decided and stored, checks every invariant, records
+    /// the figures, then asserts them.
+    async fn finish(mut self, feeder: Feeder) {
+        let produced = feeder.finish().await;
+        self.figures.intents = produced.len();
+        wait_all_decided(&self.group, &self.topics, PARTITIONS, self.knobs.timeout);
+        let want = read_committed(&self.topics.accepted).len() as i64;
+        let deadline = Instant::now() + self.knobs.timeout;
+        while pg_count(&self.db, "SELECT count(*) FROM artifact_versions").await < want
+            && Instant::now() < deadline
+        {
+            self.check_alive();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let (lost, duplicates) = tally(&produced, &self.topics);
+        self.figures.lost = lost;
+        self.figures.duplicates = duplicates;
+        let topics = self.topics.clone();
+        self.figures.invariants_ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            check_invariants(&produced, &topics)
+        }))
+        .is_ok();
+        let (ok, report) = self.bucket(&["audit", "verify", "--group", &self.group]);
+        self.figures.audit_verify_ok = ok;
+        if !ok {
+            eprintln!("audit verify:\n{report}");
+        }
+        let (ok, report) = self.bucket(&["sink", "reconcile"]);
+        self.figures.reconcile_ok = ok && report.contains(", 0 differences");
+        if !self.figures.reconcile_ok {
+            eprintln!("reconcile:\n{report}");
+        }
+        self.figures.usage_ok = usage_matches(&self.topics, Duration::from_secs(20)).await;
+        self.record();
+        let f = &self.figures;
+        assert_eq!(f.lost, 0, "lost decisions: {f:?}");
+        assert_eq!(f.duplicates, 0, "duplicated decisions: {f:?}");
+        assert!(f.invariants_ok, "exactly-once invariants broken: {f:?}");
+        assert!(f.audit_verify_ok, "bucket audit verify failed: {f:?}");
+        assert!(
+            f.reconcile_ok,
+            "bucket sink reconcile found differences: {f:?}"
+        );
+        assert!(
+            f.usage_ok,
+            "Redis usage differs from the recomputation: {f:?}"
+        );
+        for g in &mut self.gates {
+            g.terminate(Duration::from_secs(20));
+        }
+        if let Some(s) = self.sink.as_mut() {
+            s.terminate(Duration::from_secs(20));
+        }
+    }
+
+    /// Runs a `bucket` subcommand against this run's topics and database.
+    fn bucket(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
+            .args(args)
+            .env("BUCKET_BROKERS", brokers())
+            .env("BUCKET_TOPIC_SUFFIX", &self.sfx)
+            .env("BUCKET_PG_URL", &self.db)
+            .env(
+                "BUCKET_POLICY",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
+            )
+            .output()
+            .expect("running bucket");
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+
+    /// Appends this repetition's figures to the results file (JSON lines).
+    fn record(&self) {
+        let f = &self.figures;
+        let line = serde_json::json!({
+            "fault": self.fault,
+            "rep": self.rep,
+            "intents": f.intents,
+            "backlog_at_fault": f.backlog_at_fault,
+            "lost": f.lost,
+            "duplicates": f.duplicates,
+            "gate_recovery_s": (f.gate_recovery.as_secs_f64() * 10.0).round() / 10.0,
+            "sink_recovery_s": (f.sink_recovery.as_secs_f64() * 10.0).round() / 10.0,
+            "invariants_ok": f.invariants_ok,
+            "audit_verify_ok": f.audit_verify_ok,
+            "reconcile_ok": f.reconcile_ok,
+            "usage_ok": f.usage_ok,
+            "note": f.note,
+        });
+        eprintln!("[{} #{}] {line}", self.fault, self.rep);
+        let path = std::env::var("BUCKET_FAULTS_RESULTS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/target/faults/results.jsonl").into()
+        });
+        let path = std::path::PathBuf::from(path);
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .expect("results file opens");
+        writeln!(file, "{line}").expect("results line written");
+    }
+}
+
+/// Committed records of `topic`, tolerating the transport errors librdkafka reports while a
+/// broker is down (common::read_committed treats every error as fatal).
+fn count_committed(topic: &str) -> usize {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::error::KafkaError;
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", "bucket-faults-counter")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("counting consumer");
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
+            .expect("partition added");
+    }
+    consumer.assign(&tpl).expect("assign");
+    let mut pending: std::collections::HashSet<i32> = (0..PARTITIONS).collect();
+    let mut n = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !pending.is_empty() && Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(200)) {
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                pending.remove(&p);
+            }
+            Some(Err(e)) => eprintln!("counting {topic}: {e} (continuing)"),
+            Some(Ok(_)) => n += 1,
+            None => {}
+        }
+    }
+    assert!(pending.is_empty(), "did not reach the end of {topic}");
+    n
+}
+
+/// End offsets of `topic`, retried while the cluster settles (leaders move after a restart).
+async fn settled_end_offsets(topic: &str) -> HashMap<i32, i64> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut out = HashMap::new();
+    for p in 0..PARTITIONS {
+        loop {
+            // A fresh client per attempt: no metadata cached from before the fault.
+            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+                .set("bootstrap.servers", brokers())
+                .create()
+                .expect("watermark consumer");
+            match consumer.fetch_watermarks(topic, p, Duration::from_secs(10)) {
+                Ok((_, high)) => {
+                    out.insert(p, high);
+                    break;
+                }
+                Err(e) if Instant::now() < deadline => {
+                    eprintln!("end offset of {topic}/{p}: {e}; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => panic!("end offset of {topic}/{p}: {e}"),
+            }
+        }
+    }
+    out
+}
+
+/// Counts produced intents without a committed outcome or audit decision (lost), and extra
+/// outcomes, extra decisions, repeated versions and outcomes for unknown sources (duplicates).
+fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
+    let mut outcomes: HashMap<(i32, i64), usize> = HashMap::new();
+    let mut decisions: HashMap<(i32, i64), usize> = HashMap::new();
+    let mut versions: HashMap<(String, String, i64), usize> = HashMap::new();
+    for r in read_committed(&topics.accepted) {
+        if let Ok(a) = accepted::decode_framed(r.value.as_deref()) {
+            *outcomes
+                .entry((a.source_partition, a.source_offset))
+                .or_default() += 1;
+            *versions
+                .entry((a.product_id, a.artifact_id, a.version))
+                .or_default() += 1;
+        }
+    }
+    for r in read_committed(&topics.rejected) {
+        let num =
+            |k: &str| -> Option<i64> { String::from_utf8_lossy(r.headers.get(k)?).parse().ok() };
+        if let (Some(p), Some(o)) = (num(headers::ERROR_PARTITION), num(headers::ERROR_OFFSET)) {
+            *outcomes.entry((p as i32, o)).or_default() += 1;
+        }
+    }
+    for r in read_committed(&topics.audit) {
+        if let Some(d) = audit::decode_framed(r.value.as_deref())
+            .ok()
+            .and_then(|e| e.decision)
+        {
+            *decisions
+                .entry((d.source_partition, d.source_offset))
+                .or_default() += 1;
+        }
+    }
+    let lost = produced
+        .keys()
+        .filter(|k| !outcomes.contains_key(k) || !decisions.contains_key(k))
+        .count();
+    fn extra<K>(m: &HashMap<K, usize>) -> usize {
+        m.values().map(|n| n - 1).sum()
+    }
+    let phantom = outcomes
+        .keys()
+        .chain(decisions.keys())
+        .filter(|k| !produced.contains_key(k))
+        .count();
+    (
+        lost,
+        extra(&outcomes) + extra(&decisions) + extra(&versions) + phantom,
+    )
+}
+
+/// True once the per-product usage the gates published to Redis equals a recomputation from
+/// the accepted artifacts (latest version of each artifact, deletes excluded).
+async fn usage_matches(topics: &TopicNames, within: Duration) -> bool {
+    let mut latest: HashMap<(String, String), (i64, i64, bool)> = HashMap::new();
+    for r in read_committed(&topics.accepted) {
+        let Ok(a) = accepted::decode_framed(r.value.as_deref()) else {
+            continue;
+        };
+        let e = latest
+            .entry((a.product_id.clone(), a.artifact_id.clone()))
+            .or_insert((0, 0, true));
+        if a.version > e.0 {
+            *e = (a.version, a.content_size, a.deleted);
+        }
+    }
+    let mut want: HashMap<String, (u64, u64)> = HashMap::new();
+    for ((product, _), (_, size, deleted)) in latest {
+        if !deleted {
+            let w = want.entry(product).or_default();
+            w.0 += size as u64;
+            w.1 += 1;
+        }
+    }
+    let Ok(client) = redis::Client::open(redis_url()) else {
+        return false;
+    };
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(mut con) = client.get_connection() {
+            let all = want.iter().all(|(product, (bytes, artifacts))| {
+                let got: Result<(Option<u64>, Option<u64>), _> = redis::cmd("HMGET")
+                    .arg(format!("bucket:{}:product:{product}", topics.intents))
+                    .arg("bytes")
+                    .arg("artifacts")
+                    .query(&mut con);
+                matches!(got, Ok(g) if g == (Some(*bytes), Some(*artifacts)))
+            });
+            if all {
+                return true;
+            }
+        }
+        if Instant::now() >= deadline {
+            eprintln!("redis usage differs from the recomputation: want {want:?}");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+fn xorshift(seed: &mut u64) -> u64 {
+    *seed ^= *seed << 13;
+    *seed ^= *seed >> 7;
+    *seed ^= *seed << 17;
+    *seed
+}
+
+/// Stops a stack component for the outage, then starts it again; returns when it is healthy.
+async fn outage(component: &str, down_for: Duration) {
+    stack(component, &["stop"]);
+    tokio::time::sleep(down_for).await;
+    stack(component, &["start"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops and starts stack services: run deploy/faults.sh"]
+async fn fault_kill9_loops() {
+    let _serial = serial().await;
+    let k = knobs();
+    for rep in 0..k.reps {
+        let mut run = Run::start("kill9", rep, 2, false).await;
+        let feeder = run.load(100 + rep as u64).await;
+        run.fault_begins(&feeder);
+        let mut seed = 0x5eed_u64 ^ ((rep as u64 + 1) << 8);
+        for round in 0..k.kills {
+            let wait = 300 + xorshift(&mut seed) % 1500;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let victim = (xorshift(&mut seed) % 2) as usize;
+            run.gates[victim].kill9();
+            if let Some(s) = run.sink.as_mut() {
+                s.kill9();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            run.gates[victim] = run.spawn_gate(victim);
+            run.sink = Some(run.spawn_sink());
+            eprintln!(
+                "[kill9 #{rep}] round {round}: gate g{victim} and the sink killed, restarted"
+            );
+        }
+        run.figures.note = format!("{} rounds, kill -9 of one of 2 gates + the sink", k.kills);
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops and starts stack services: run deploy/faults.sh"]
+async fn fault_broker_restart() {
+    let _serial = serial().await;
+    let k = knobs();
+    for rep in 0..k.reps {
+        let mut run = Run::start("broker-restart", rep, 1, false).await;
+        let feeder = run.load(200 + rep as u64).await;
+        run.fault_begins(&feeder);
+        outage("kafka.sh", k.outage).await;
+        run.figures.note = format!("kafka.sh stop, {}s down, start", k.outage.as_secs());
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
+
+/// Node ids stopped by this process, started again on drop (the cluster stays whole).
+struct ClusterGuard {
+    old_brokers: Option<String>,
+}
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        for n in ["1", "2", "3"] {
+            let _ = Command::new("bash")
+                .arg(format!(
+                    "{}/deploy/local/cluster3.sh",
+                    env!("CARGO_MANIFEST_DIR")
+                ))
+                .args(["start", n])
+                .output();
+        }
+        // SAFETY: scenarios are serialised by SERIAL; no other thread reads the environment.
+        unsafe {
+            match &self.old_brokers {
+                Some(b) => std::env::set_var("BUCKET_BROKERS", b),
+                None => std::env::remove_var("BUCKET_BROKERS"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "starts a three-node Kafka cluster and kills its nodes: run deploy/faults.sh"]
+async fn fault_cluster3_node_lost() {
+    let _serial = serial().await;
+    let k = knobs();
+    stack("cluster3.sh", &["up"]);
+    let script = format!("{}/deploy/local/cluster3.sh", env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new("bash")
+        .args([script.as_str(), "bootstrap"])
+        .output()
+        .expect("cluster3.sh bootstrap");
+    let bootstrap = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let _guard = ClusterGuard {
+        old_brokers: std::env::var("BUCKET_BROKERS").ok(),
+    };
+    // SAFETY: scenarios are serialised by SERIAL; no other thread reads the environment now.
+    unsafe { std::env::set_var("BUCKET_BROKERS", &bootstrap) };
+    for rep in 0..k.reps {
+        let mut run = Run::start("cluster3-node-lost", rep, 2, true).await;
+        let feeder = run.load(300 + rep as u64).await;
+        run.fault_begins(&feeder);
+        let victim = (rep % 3 + 1).to_string();
+        stack("cluster3.sh", &["kill", &victim]);
+        // The pipeline must go on with two of three nodes: recovery is measured from the kill,
+        // with the node still down.
+        let killed = Instant::now();
+        run.catch_up(killed).await;
+        let remaining = feeder.total.saturating_sub(feeder.sent());
+        run.figures.note = format!(
+            "node {victim} of 3 SIGKILLed (RF 3, min ISR 2); recovery measured from the kill, node still down; {remaining} intents still to send"
+        );
+        stack("cluster3.sh", &["start", &victim]);
+        run.finish(feeder).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops and starts stack services: run deploy/faults.sh"]
+async fn fault_redis_restart() {
+    let _serial = serial().await;
+    let k = knobs();
+    for rep in 0..k.reps {
+        let mut run = Run::start("redis-restart", rep, 2, false).await;
+        let feeder = run.load(400 + rep as u64).await;
+        run.fault_begins(&feeder);
+        outage("redis.sh", k.outage).await;
+        run.figures.note = format!("redis.sh stop, {}s down, start", k.outage.as_secs());
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops and starts stack services: run deploy/faults.sh"]
+async fn fault_registry_restart() {
+    let _serial = serial().await;
+    let k = knobs();
+    for rep in 0..k.reps {
+        let mut run = Run::start("registry-restart", rep, 1, false).await;
+        let feeder = run.load(500 + rep as u64).await;
+        run.fault_begins(&feeder);
+        stack("registry.sh", &["stop"]);
+        // A gate that starts while the registry is down must wait for it, not reject.
+        run.gates[0].kill9();
+        run.gates[0] = run.spawn_gate(0);
+        tokio::time::sleep(k.outage).await;
+        stack("registry.sh", &["start"]);
+        run.figures.note = format!(
+            "registry.sh stop, gate kill -9 + restart during the outage, {}s down, start",
+            k.outage.as_secs()
+        );
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "stops and starts stack services: run deploy/faults.sh"]
+async fn fault_postgres_restart() {
+    let _serial = serial().await;
+    let k = knobs();
+    for rep in 0..k.reps {
+        let mut run = Run::start("postgres-restart", rep, 1, false).await;
+        let feeder = run.load(600 + rep as u64).await;
+        run.fault_begins(&feeder);
+        outage("postgres.sh", k.outage).await;
+        // The registry keeps its schemas in PostgreSQL: make sure it is healthy again.
+        stack("registry.sh", &["start"]);
+        run.figures.note = format!("postgres.sh stop, {}s down, start", k.outage.as_secs());
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
+
+/// Removes the loopback qdisc on drop, whatever happened.
+struct QdiscGuard;
+
+impl Drop for QdiscGuard {
+    fn drop(&mut self) {
+        let _ = Command::new("tc")
+            .args(["qdisc", "del", "dev", "lo", "root"])
+            .output();
+    }
+}
+
+/// Adds `delay` to every packet on loopback; Err(reason) when the machine does not allow it.
+fn netem(delay: &str) -> Result<QdiscGuard, String> {
+    let out = Command::new("tc")
+        .args(["qdisc", "add", "dev", "lo", "root", "netem", "delay", delay])
+        .output()
+        .map_err(|e| format!("tc not runnable: {e}"))?;
+    if out.status.success() {
+        Ok(QdiscGuard)
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
+}
+
+/// A TCP proxy that delays every chunk by a switchable delay in each direction, pipelined (a
+/// chunk read at t is written at t + delay): loopback latency where netem is not available.
+struct DelayProxy {
+    port: u16,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl DelayProxy {
+    async fn start(target: String) -> DelayProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("proxy binds");
+        let port = listener.local_addr().expect("proxy address").port();
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay = delay_ms.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                let Ok(outbound) = tokio::net::TcpStream::connect(&target).await else {
+                    continue;
+                };
+                let _ = inbound.set_nodelay(true);
+                let _ = outbound.set_nodelay(true);
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                tokio::spawn(Self::pipe(ri, wo, delay.clone()));
+                tokio::spawn(Self::pipe(ro, wi, delay.clone()));
+            }
+        });
+        DelayProxy { port, delay_ms }
+    }
+
+    async fn pipe(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        delay: Arc<std::sync::atomic::AtomicU64>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (tx, mut rx) =
+            tokio::sync::mpsc::unbounded_channel::<(tokio::time::Instant, Vec<u8>)>();
+        let writer = tokio::spawn(async move {
+            while let Some((due, chunk)) = rx.recv().await {
+                tokio::time::sleep_until(due).await;
+                if to.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+            let _ = to.shutdown().await;
+        });
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    let d = Duration::from_millis(delay.load(Ordering::SeqCst));
+                    if tx
+                        .send((tokio::time::Instant::now() + d, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let _ = writer.await;
+    }
+
+    fn set_delay(&self, d: Duration) {
+        self.delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// `url` with its host:port replaced by this proxy's.
+    fn rewrite(&self, url: &str) -> String {
+        let (scheme, rest) = url.split_once("://").expect("url has a scheme");
+        let (userinfo, hostpath) = match rest.rsplit_once('@') {
+            Some((u, h)) => (format!("{u}@"), h),
+            None => (String::new(), rest),
+        };
+        let path = hostpath.find('/').map_or("", |i| &hostpath[i..]);
+        format!("{scheme}://{userinfo}127.0.0.1:{}{path}", self.port)
+    }
+}
+
+/// host:port of a URL.
+fn host_port(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    rest.split('/').next().unwrap_or(rest).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "adds latency to loopback: run deploy/faults.sh"]
+async fn fault_netem_latency() {
+    let _serial = serial().await;
+    let k = knobs();
+    let refused = match netem("20ms") {
+        Ok(probe) => {
+            drop(probe);
+            None
+        }
+        Err(reason) => {
+            eprintln!(
+                "netem refused ({reason}): falling back to 20 ms userspace proxies in front of PostgreSQL, Redis and the registry"
+            );
+            Some(reason)
+        }
+    };
+    for rep in 0..k.reps {
+        let mut run = Run::start("latency-20ms", rep, 1, false).await;
+        let mut proxies = Vec::new();
+        if refused.is_some() {
+            let pg = DelayProxy::start(host_port(&run.db)).await;
+            let redis = DelayProxy::start(host_port(&redis_url())).await;
+            let reg = DelayProxy::start(host_port(&registry_url())).await;
+            run.sink_db = pg.rewrite(&run.db);
+            run.gate_env = vec![
+                ("BUCKET_REDIS_URL", redis.rewrite(&redis_url())),
+                ("BUCKET_REGISTRY_URL", reg.rewrite(&registry_url())),
+            ];
+            proxies = vec![pg, redis, reg];
+        }
+        let feeder = run.load(700 + rep as u64).await;
+        run.fault_begins(&feeder);
+        let window = k.outage * 2;
+        match &refused {
+            None => {
+                let _qdisc = netem("20ms").expect("netem worked a moment ago");
+                tokio::time::sleep(window).await;
+                run.figures.note = format!(
+                    "tc netem delay 20ms on every loopback packet for {}s",
+                    window.as_secs()
+                );
+            }
+            Some(reason) => {
+                for p in &proxies {
+                    p.set_delay(Duration::from_millis(20));
+                }
+                tokio::time::sleep(window).await;
+                for p in &proxies {
+                    p.set_delay(Duration::ZERO);
+                }
+                run.figures.note = format!(
+                    "netem refused by the kernel ({reason}); 20 ms each way on PostgreSQL, Redis and registry traffic through userspace proxies for {}s (Kafka not delayed)",
+                    window.as_secs()
+                );
+            }
+        }
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
