@@ -8,6 +8,7 @@
 //!   `schemas/`, codecs for intents, accepted artifacts and audit events, header names.
 //! - [`gate`]: **how intents move.** The transactional consume → decide → produce loop,
 //!   partition tasks restored from the audit log, output record building.
+//! - [`kafka_security`]: SASL_SSL / TLS settings applied to every Kafka client of the binary.
 //! - [`keys`]: integration key files (generate, load) for producers that sign intents.
 //! - [`policy_file`]: reading the policy file and resolving its secret references.
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
@@ -27,6 +28,7 @@ pub mod bench;
 pub mod core;
 pub mod gate;
 mod kafka_log;
+pub mod kafka_security;
 pub mod keys;
 pub use kafka_log::EofQuietContext;
 pub mod policy_file;

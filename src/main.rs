@@ -33,6 +33,8 @@ struct Cli {
         default_value = "human"
     )]
     log_format: String,
+    #[command(flatten)]
+    kafka_security: bhiv_bucket::kafka_security::KafkaSecurityArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -647,6 +649,7 @@ fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> CancellationToken {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    bhiv_bucket::kafka_security::install(cli.kafka_security.resolve()?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

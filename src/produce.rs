@@ -96,7 +96,7 @@ impl IntentProducer {
         topic: &str,
     ) -> Result<IntentProducer, ProduceError> {
         let schema_id = registry.register(&APPROVED.intent).await?;
-        let producer: FutureProducer = ClientConfig::new()
+        let producer: FutureProducer = crate::kafka_security::client_config()
             .set("bootstrap.servers", brokers)
             .set("partitioner", "murmur2_random")
             .set("enable.idempotence", "true")

@@ -115,7 +115,7 @@ pub enum TopicStatus {
 }
 
 fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, TopicsError> {
-    Ok(ClientConfig::new()
+    Ok(crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .create()?)
 }

@@ -41,7 +41,7 @@ pub enum VerifyError {
 }
 
 fn reader(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
-    ClientConfig::new()
+    crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-audit-verify")
         .set("enable.auto.commit", "false")
@@ -174,7 +174,7 @@ fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")

@@ -445,7 +445,7 @@ impl Observer {
         kind: Kind,
         t0: Instant,
     ) -> Result<Observer, BenchError> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: BaseConsumer = crate::kafka_security::client_config()
             .set("bootstrap.servers", brokers)
             .set("group.id", "bucket-bench-observer")
             .set("enable.auto.commit", "false")

@@ -187,7 +187,7 @@ pub fn read_topic(
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicSide, ReconcileError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-reconcile")
         .set("enable.auto.commit", "false")
