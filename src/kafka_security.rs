@@ -179,6 +179,40 @@ impl KafkaSecurity {
         }
     }
 
+    /// The same settings as Java client properties (`--command-config` of the Kafka CLI tools);
+    /// None for plaintext. Contains the password: write it only to a private file.
+    pub fn java_client_properties(&self) -> Option<String> {
+        if self.protocol.is_empty() || self.protocol == "plaintext" {
+            return None;
+        }
+        let mut p = format!("security.protocol={}\n", self.protocol.to_ascii_uppercase());
+        if let Some((mechanism, user, password)) = &self.sasl {
+            let module = if mechanism == "PLAIN" {
+                "org.apache.kafka.common.security.plain.PlainLoginModule"
+            } else {
+                "org.apache.kafka.common.security.scram.ScramLoginModule"
+            };
+            // JAAS quoting, then the properties file's own backslash escaping.
+            let quote = |v: &str| {
+                v.replace('\\', "\\\\")
+                    .replace('"', "\\\"")
+                    .replace('\\', "\\\\")
+            };
+            p.push_str(&format!(
+                "sasl.mechanism={mechanism}\nsasl.jaas.config={module} required username=\"{}\" password=\"{}\";\n",
+                quote(user),
+                quote(&password.0)
+            ));
+        }
+        if let Some(ca) = &self.ca {
+            p.push_str(&format!(
+                "ssl.truststore.type=PEM\nssl.truststore.location={}\n",
+                ca.display()
+            ));
+        }
+        Some(p)
+    }
+
     /// The principal this client authenticates as (`User:<name>`), if SASL is on.
     pub fn principal(&self) -> Option<String> {
         self.sasl.as_ref().map(|(_, u, _)| format!("User:{u}"))
@@ -194,6 +228,11 @@ pub fn install(s: KafkaSecurity) -> Result<(), SecurityError> {
         return Err(SecurityError::AlreadyInstalled);
     }
     Ok(())
+}
+
+/// The installed settings, if any.
+pub fn active() -> Option<&'static KafkaSecurity> {
+    ACTIVE.get()
 }
 
 /// A new rdkafka `ClientConfig` with the installed security settings (plaintext if none).
@@ -247,6 +286,9 @@ mod tests {
         assert_eq!(c.get("sasl.password"), Some("s3cret-value"));
         assert_eq!(s.principal().as_deref(), Some("User:gate"));
         assert!(!format!("{c:?}").contains("s3cret-value"));
+        let props = s.java_client_properties().unwrap();
+        assert!(props.contains("security.protocol=SASL_SSL\n"), "{props}");
+        assert!(props.contains("username=\"gate\" password=\"s3cret-value\";"));
         let missing = args("sasl_ssl", Some("env:BUCKET_TEST_SURELY_UNSET_VAR")).resolve();
         assert!(matches!(missing, Err(SecurityError::Unresolved { .. })));
     }

@@ -8,6 +8,7 @@
 //!   `schemas/`, codecs for intents, accepted artifacts and audit events, header names.
 //! - [`gate`]: **how intents move.** The transactional consume → decide → produce loop,
 //!   partition tasks restored from the audit log, output record building.
+//! - [`acls`]: Kafka ACLs as code (`deploy/acls.toml`), applied through Kafka's kafka-acls tool.
 //! - [`kafka_security`]: SASL_SSL / TLS settings applied to every Kafka client of the binary.
 //! - [`keys`]: integration key files (generate, load) for producers that sign intents.
 //! - [`policy_file`]: reading the policy file and resolving its secret references.
@@ -22,6 +23,7 @@
 //! - [`api`]: the read API over HTTP (`bucket api`): artifacts, history, decisions, usage, with
 //!   product-scoped bearer tokens; serves `docs/openapi.json`.
 
+pub mod acls;
 pub mod api;
 pub mod audit;
 pub mod bench;

@@ -187,12 +187,18 @@ kafka_format() {
   [[ -f "$KAFKA_DATA/meta.properties" ]] && return 0
   local id_file="$KAFKA_DIR/cluster.id"
   [[ -s "$id_file" ]] || kafka_random_cluster_id >"$id_file"
-  log "kafka: formatting storage in $KAFKA_DATA (cluster id $(cat "$id_file"))"
+  log "kafka: formatting storage in $KAFKA_DATA (cluster id $(cat "$id_file")), SCRAM users: $BUCKET_KAFKA_SCRAM_USERS"
+  # SCRAM credentials go into the initial metadata (no broker round trip needed later).
+  local scram=() u
+  for u in $BUCKET_KAFKA_SCRAM_USERS; do
+    scram+=(--add-scram "SCRAM-SHA-512=[name=$u,iterations=8192,password=$(cat "$KAFKA_SECRETS_DIR/$u.password")]")
+  done
   "$JAVA" -Xmx256m -Dkafka.logs.dir="$KAFKA_LOG_DIR" \
     -Dlog4j2.configurationFile="$BUCKET_LOCAL_DIR/kafka/log4j2.xml" \
     -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
-    -t "$(cat "$id_file")" -c "$KAFKA_CONF" --ignore-formatted >>"$KAFKA_STDOUT" 2>&1 ||
+    -t "$(cat "$id_file")" -c "$KAFKA_CONF" --ignore-formatted "${scram[@]}" >>"$KAFKA_STDOUT" 2>&1 ||
     { show_log_tail "$KAFKA_STDOUT"; die "kafka: storage format failed"; }
+  kafka_scram_fingerprint >"$KAFKA_SECRETS_DIR/scram.applied"
 }
 
 kafka_pid() {
