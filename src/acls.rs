@@ -133,7 +133,11 @@ pub fn parse(text: &str) -> Result<Vec<Grant>, AclError> {
         if g.operations.is_empty() {
             return Err(invalid("no operations".into()));
         }
-        if let Some(op) = g.operations.iter().find(|o| !OPERATIONS.contains(&o.as_str())) {
+        if let Some(op) = g
+            .operations
+            .iter()
+            .find(|o| !OPERATIONS.contains(&o.as_str()))
+        {
             return Err(invalid(format!("unknown operation {op:?}")));
         }
         match g.resource {
@@ -147,7 +151,9 @@ pub fn parse(text: &str) -> Result<Vec<Grant>, AclError> {
             _ => {}
         }
         if g.resource != Resource::Cluster && g.operations.iter().any(|o| o == "IdempotentWrite") {
-            return Err(invalid("IdempotentWrite applies to the cluster only".into()));
+            return Err(invalid(
+                "IdempotentWrite applies to the cluster only".into(),
+            ));
         }
     }
     Ok(file.grant)
@@ -305,7 +311,12 @@ mod tests {
     fn shipped_declaration_parses_and_keeps_products_to_intents() {
         let grants = parse(include_str!("../deploy/acls.toml")).unwrap();
         let ps = principals(&grants);
-        for p in ["User:gate", "User:sink", "User:product-demo", "User:auditor"] {
+        for p in [
+            "User:gate",
+            "User:sink",
+            "User:product-demo",
+            "User:auditor",
+        ] {
             assert!(ps.contains(p), "{p}");
         }
         // Products write bucket.intents only; only the gate writes the output topics.

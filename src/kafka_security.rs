@@ -13,7 +13,9 @@ use rdkafka::ClientConfig;
 #[derive(Debug, thiserror::Error)]
 pub enum SecurityError {
     /// Unknown `--kafka-security-protocol`.
-    #[error("kafka security protocol must be plaintext, ssl, sasl_plaintext or sasl_ssl, got {0:?}")]
+    #[error(
+        "kafka security protocol must be plaintext, ssl, sasl_plaintext or sasl_ssl, got {0:?}"
+    )]
     Protocol(String),
     /// Unknown `--kafka-sasl-mechanism`.
     #[error("kafka SASL mechanism must be SCRAM-SHA-512, SCRAM-SHA-256 or PLAIN, got {0:?}")]

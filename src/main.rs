@@ -805,7 +805,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
             file,
             kafka_acls_cmd,
             dry_run,
-        }) => acls_apply(&kafka, &topics.topic_suffix, &file, &kafka_acls_cmd, dry_run),
+        }) => acls_apply(
+            &kafka,
+            &topics.topic_suffix,
+            &file,
+            &kafka_acls_cmd,
+            dry_run,
+        ),
         Command::Schemas(SchemasCmd::Apply { registry }) => rt.block_on(async {
             let reg = Registry::new(&registry.registry_url)?;
             for (subject, id) in reg.apply_all().await? {
