@@ -10,6 +10,8 @@
 //!   partition tasks restored from the audit log, output record building.
 //! - [`config`]: the layered config file (`--config`, one table per subcommand) on top of clap:
 //!   flag > environment > file > default, for every flag with no per-flag code.
+//! - [`acls`]: Kafka ACLs as code (`deploy/acls.toml`), applied through Kafka's kafka-acls tool.
+//! - [`kafka_security`]: SASL_SSL / TLS settings applied to every Kafka client of the binary.
 //! - [`keys`]: integration key files (generate, load) for producers that sign intents.
 //! - [`policy_file`]: reading the policy file and resolving its secret references.
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
@@ -28,6 +30,7 @@
 //!   metrics, policy, threat catalogue, live status page) and the telemetry handles the loops
 //!   call (docs/admin.md).
 
+pub mod acls;
 pub mod admin;
 pub mod api;
 pub mod audit;
@@ -37,6 +40,7 @@ pub mod control;
 pub mod core;
 pub mod gate;
 mod kafka_log;
+pub mod kafka_security;
 pub mod keys;
 pub use kafka_log::EofQuietContext;
 pub mod policy_file;

@@ -42,6 +42,8 @@ struct Cli {
         default_value = "human"
     )]
     log_format: String,
+    #[command(flatten)]
+    kafka_security: bhiv_bucket::kafka_security::KafkaSecurityArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -83,6 +85,9 @@ enum Command {
     /// Topics as code.
     #[command(subcommand)]
     Topics(TopicsCmd),
+    /// Kafka ACLs as code (deploy/acls.toml), applied with Kafka's kafka-acls tool.
+    #[command(subcommand)]
+    Acls(AclsCmd),
     /// Avro schemas as code.
     #[command(subcommand)]
     Schemas(SchemasCmd),
@@ -494,6 +499,31 @@ enum TopicsCmd {
 }
 
 #[derive(Subcommand)]
+enum AclsCmd {
+    /// Add every ACL of the declaration (idempotent), authenticated as the admin with the
+    /// --kafka-* security flags; --brokers must be the listener those flags fit.
+    Apply {
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Declaration file.
+        #[arg(long, env = "BUCKET_ACLS", default_value = "deploy/acls.toml")]
+        file: PathBuf,
+        /// The kafka-acls tool: program and leading arguments (any Kafka's bin/kafka-acls.sh).
+        #[arg(
+            long,
+            env = "BUCKET_KAFKA_ACLS_CMD",
+            default_value = "deploy/local/kafka-cli.sh acls"
+        )]
+        kafka_acls_cmd: String,
+        /// Print the tool arguments instead of running them.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum SchemasCmd {
     /// Register the approved schemas of schemas/ and print their ids and fingerprints.
     Apply {
@@ -727,7 +757,7 @@ async fn announce(
 ) -> Result<()> {
     let topic = TopicNames::with_suffix(&topics.topic_suffix).control;
     let event = bhiv_bucket::control::ControlEvent::new(event_type, source, detail);
-    let mut client = rdkafka::ClientConfig::new();
+    let mut client = bhiv_bucket::kafka_security::client_config();
     client.set("bootstrap.servers", &kafka.brokers);
     let offset = bhiv_bucket::control::publish(&client, &topic, &event)
         .await
@@ -736,6 +766,36 @@ async fn announce(
         })?;
     eprintln!("audit: {event_type} published to {topic} at offset {offset}");
     Ok(())
+}
+
+/// `bucket acls apply`: parse the declaration and add every grant through kafka-acls.
+fn acls_apply(
+    kafka: &KafkaArgs,
+    suffix: &str,
+    file: &std::path::Path,
+    tool: &str,
+    dry_run: bool,
+) -> Result<ExitCode> {
+    use bhiv_bucket::acls;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let grants = acls::parse(&text)?;
+    if dry_run {
+        for g in &grants {
+            println!("{}", acls::add_args(g, suffix).join(" "));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let tool = acls::AclTool {
+        command: tool.split_whitespace().map(String::from).collect(),
+        bootstrap: kafka.brokers.clone(),
+        client_properties: bhiv_bucket::kafka_security::active()
+            .and_then(|s| s.java_client_properties()),
+    };
+    for args in acls::apply(&tool, &grants, suffix)? {
+        println!("applied  {}", args.join(" "));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn load_policy(path: &std::path::Path) -> Result<Policy> {
@@ -778,6 +838,7 @@ fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> CancellationToken {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
+    bhiv_bucket::kafka_security::install(cli.kafka_security.resolve()?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -920,6 +981,19 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }),
+        Command::Acls(AclsCmd::Apply {
+            kafka,
+            topics,
+            file,
+            kafka_acls_cmd,
+            dry_run,
+        }) => acls_apply(
+            &kafka,
+            &topics.topic_suffix,
+            &file,
+            &kafka_acls_cmd,
+            dry_run,
+        ),
         Command::Topics(TopicsCmd::Manifests {
             topics: suffix,
             format: _,

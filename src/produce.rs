@@ -5,7 +5,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
@@ -96,7 +95,7 @@ impl IntentProducer {
         topic: &str,
     ) -> Result<IntentProducer, ProduceError> {
         let schema_id = registry.register(&APPROVED.intent).await?;
-        let producer: FutureProducer = ClientConfig::new()
+        let producer: FutureProducer = crate::kafka_security::client_config()
             .set("bootstrap.servers", brokers)
             .set("partitioner", "murmur2_random")
             .set("enable.idempotence", "true")

@@ -4,7 +4,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, ResourceSpecifier, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
@@ -120,7 +119,7 @@ pub enum TopicStatus {
 }
 
 fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, TopicsError> {
-    Ok(ClientConfig::new()
+    Ok(crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .create()?)
 }

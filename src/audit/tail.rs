@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::json;
 
 use crate::wire::audit::{self, AuditEvent};
@@ -123,7 +123,7 @@ fn human(partition: i32, offset: i64, e: &AuditEvent) -> String {
 
 /// Follows the audit topic, writing matching events to `out`.
 pub fn tail(o: &TailOptions, out: &mut dyn Write) -> Result<(), TailError> {
-    let consumer: BaseConsumer<crate::EofQuietContext> = ClientConfig::new()
+    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka_security::client_config()
         .set("bootstrap.servers", &o.brokers)
         .set("group.id", "bucket-audit-tail")
         .set("enable.auto.commit", "false")

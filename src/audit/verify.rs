@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 use sha2::{Digest, Sha256};
 
@@ -45,7 +45,7 @@ pub enum VerifyError {
 }
 
 fn reader(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
-    ClientConfig::new()
+    crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-audit-verify")
         .set("enable.auto.commit", "false")
@@ -187,7 +187,7 @@ fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")

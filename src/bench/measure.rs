@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use indicatif::ProgressBar;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::Producer;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 
@@ -446,7 +446,7 @@ impl Observer {
         kind: Kind,
         t0: Instant,
     ) -> Result<Observer, BenchError> {
-        let consumer: BaseConsumer = ClientConfig::new()
+        let consumer: BaseConsumer = crate::kafka_security::client_config()
             .set("bootstrap.servers", brokers)
             .set("group.id", "bucket-bench-observer")
             .set("enable.auto.commit", "false")

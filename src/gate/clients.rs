@@ -12,7 +12,7 @@ pub const TXN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Transactional producer settings (`transactional.id` = `<group>-<instance>`).
 pub fn producer_config(brokers: &str, transactional_id: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
+    let mut c = crate::kafka_security::client_config();
     c.set("bootstrap.servers", brokers)
         .set("transactional.id", transactional_id)
         .set("enable.idempotence", "true")
@@ -30,7 +30,7 @@ pub fn producer_config(brokers: &str, transactional_id: &str) -> ClientConfig {
 
 /// Group consumer settings: manual offsets inside transactions, read_committed input.
 pub fn consumer_config(brokers: &str, group_id: &str, client_id: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
+    let mut c = crate::kafka_security::client_config();
     c.set("bootstrap.servers", brokers)
         .set("group.id", group_id)
         .set("client.id", client_id)

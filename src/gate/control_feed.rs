@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::warn;
 
 /// One control record: offset and value bytes.
@@ -24,7 +24,7 @@ pub struct ControlFeed {
 impl ControlFeed {
     /// A feed on `topic`; reads nothing until [`ControlFeed::read_from`] is called.
     pub fn new(brokers: &str, topic: &str) -> Result<Self, KafkaError> {
-        let consumer = ClientConfig::new()
+        let consumer = crate::kafka_security::client_config()
             .set("bootstrap.servers", brokers)
             .set("group.id", "bucket-gate-control")
             .set("enable.auto.commit", "false")

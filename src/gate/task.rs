@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::info;
 
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
@@ -166,7 +166,7 @@ pub fn restore(
 ) -> Result<Task, RestoreError> {
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
-    let consumer: BaseConsumer<crate::EofQuietContext> = ClientConfig::new()
+    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-gate-restore")
         .set("enable.auto.commit", "false")
@@ -245,7 +245,7 @@ pub fn rebuild_all(
         partition: -1,
         source,
     };
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(kafka)?;

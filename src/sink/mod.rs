@@ -245,7 +245,7 @@ pub async fn run_with<S: VersionStore>(
 
 /// The librdkafka settings the sink's guarantees depend on.
 fn consumer_config(opts: &SinkOptions) -> ClientConfig {
-    let mut config = ClientConfig::new();
+    let mut config = crate::kafka_security::client_config();
     config
         .set("bootstrap.servers", &opts.brokers)
         .set("group.id", &opts.group_id)

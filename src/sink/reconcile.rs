@@ -6,7 +6,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
@@ -187,7 +186,7 @@ pub fn read_topic(
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicSide, ReconcileError> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = crate::kafka_security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-reconcile")
         .set("enable.auto.commit", "false")

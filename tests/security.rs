@@ -1,0 +1,362 @@
+//! Kafka security against the real broker's SASL_SSL listener (SCRAM-SHA-512 over TLS, the
+//! local CA of deploy/local/kafka.sh, ACLs from deploy/acls.toml applied by `bucket acls
+//! apply`): the gate as `gate` decides an intent produced by `product-demo`; the product cannot
+//! write the gate's topics; a wrong password and plaintext to the SASL port are refused; secrets
+//! supplied by reference never reach the logs.
+//!
+//! Environment (as deploy/local/env.sh): `BUCKET_STACK_DIR` (CA in `kafka/tls/ca.crt`, SCRAM
+//! passwords in `kafka/secrets/<user>.password`), `BUCKET_KAFKA_SASL_PORT` (9094).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::client::ClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Message};
+
+const REPO: &str = env!("CARGO_MANIFEST_DIR");
+
+fn stack_dir() -> PathBuf {
+    std::env::var("BUCKET_STACK_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| PathBuf::from(REPO).join(".stack"))
+}
+
+fn sasl_brokers() -> String {
+    let port = std::env::var("BUCKET_KAFKA_SASL_PORT").unwrap_or_else(|_| "9094".into());
+    format!("127.0.0.1:{port}")
+}
+
+fn ca() -> String {
+    stack_dir()
+        .join("kafka/tls/ca.crt")
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn password_file(user: &str) -> PathBuf {
+    stack_dir().join(format!("kafka/secrets/{user}.password"))
+}
+
+fn password(user: &str) -> String {
+    std::fs::read_to_string(password_file(user))
+        .unwrap_or_else(|e| panic!("{}: {e}", password_file(user).display()))
+        .trim()
+        .to_string()
+}
+
+/// Environment that makes a `bucket` process authenticate as `user` over SASL_SSL.
+fn sasl_env(user: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("BUCKET_BROKERS", sasl_brokers()),
+        ("BUCKET_KAFKA_SECURITY_PROTOCOL", "sasl_ssl".into()),
+        ("BUCKET_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512".into()),
+        ("BUCKET_KAFKA_SASL_USERNAME", user.into()),
+        (
+            "BUCKET_KAFKA_SASL_PASSWORD",
+            format!("file:{}", password_file(user).display()),
+        ),
+        ("BUCKET_KAFKA_SSL_CA", ca()),
+    ]
+}
+
+/// An rdkafka config for `user` with `password` over SASL_SSL.
+fn sasl_config(user: &str, password: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", sasl_brokers())
+        .set("security.protocol", "sasl_ssl")
+        .set("sasl.mechanism", "SCRAM-SHA-512")
+        .set("sasl.username", user)
+        .set("sasl.password", password)
+        .set("ssl.ca.location", ca());
+    c
+}
+
+/// Runs `bucket <args>` to completion with `env`; returns (success, stdout + stderr).
+fn bucket(args: &[&str], env: &[(&str, String)]) -> (bool, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bucket"));
+    cmd.current_dir(REPO)
+        .args(args)
+        .env("BUCKET_REGISTRY_URL", registry_url())
+        .env("RUST_LOG", "info,rdkafka=warn")
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+/// Topics for the test plus the ACLs of deploy/acls.toml for them, applied as `admin` over
+/// SASL_SSL by `bucket acls apply`.
+async fn topics_with_acls(partitions: i32) -> (String, bhiv_bucket::gate::TopicNames) {
+    let sfx = suffix();
+    let topics = create_topics(&sfx, partitions).await;
+    let (ok, out) = bucket(
+        &["acls", "apply", "--topic-suffix", &sfx],
+        &sasl_env("admin"),
+    );
+    assert!(ok, "bucket acls apply failed:\n{out}");
+    assert!(out.contains("applied"), "{out}");
+    (sfx, topics)
+}
+
+/// Collects the errors and log lines a client reports (authentication, transport).
+#[derive(Default)]
+struct Errors(Mutex<Vec<String>>);
+
+impl ClientContext for Errors {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("{error:?} {reason}"));
+        }
+    }
+
+    fn log(&self, _level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        if let Ok(mut v) = self.0.lock() {
+            v.push(format!("log {fac}: {message}"));
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for Errors {}
+
+impl Errors {
+    fn seen(&self) -> Vec<String> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+}
+
+/// Metadata through `c`; the client's own error reports on failure.
+fn metadata(c: &ClientConfig) -> (Result<usize, KafkaError>, Vec<String>) {
+    let consumer: BaseConsumer<Errors> = match c.create_with_context(Errors::default()) {
+        Ok(c) => c,
+        Err(e) => return (Err(e), Vec::new()),
+    };
+    let r = consumer
+        .fetch_metadata(None, Duration::from_secs(8))
+        .map(|m| m.brokers().len());
+    // Error events reach the context or come back from poll only while the client is polled.
+    let mut polled = Vec::new();
+    for _ in 0..10 {
+        if let Some(Err(e)) = consumer.poll(Duration::from_millis(200)) {
+            polled.push(format!("{e:?} {e}"));
+        }
+    }
+    let mut seen = consumer.context().seen();
+    seen.extend(polled);
+    (r, seen)
+}
+
+/// Writes the JSON lines of `n` HMAC-signed creates for `ai_assistant` to a temp file.
+fn intents_file(name: &str, n: usize) -> PathBuf {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.jsonl"));
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "product_id": "ai_assistant",
+                "artifact_id": format!("sec-{}-{i}", uuid::Uuid::new_v4().simple()),
+                "artifact_class": "document",
+                "content": format!("document {i} produced over SASL_SSL"),
+                "content_type": "text/plain",
+                "owner_id": "asha",
+                "purpose": "security test",
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    path
+}
+
+/// `bucket produce` as `product-demo` over SASL_SSL (HMAC-signed with the demo keys).
+fn produce_as_product(sfx: &str, file: &std::path::Path) {
+    let mut env = sasl_env("product-demo");
+    env.push(("BUCKET_TOPIC_SUFFIX", sfx.to_string()));
+    let keys = format!("{REPO}/deploy/demo/keys");
+    let (ok, out) = bucket(
+        &[
+            "produce",
+            "--keys-dir",
+            &keys,
+            "--hmac",
+            "--file",
+            &file.to_string_lossy(),
+        ],
+        &env,
+    );
+    assert!(ok, "bucket produce as product-demo failed:\n{out}");
+}
+
+fn gate_log(name: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("logs/{name}.log"));
+    std::fs::read_to_string(&path).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gate_as_gate_decides_an_intent_from_a_product_and_products_cannot_write_gate_topics() {
+    let (sfx, topics) = topics_with_acls(2).await;
+    let group = format!("bucket-gate{sfx}");
+    let name = format!("gate{sfx}-sasl");
+    let mut env = sasl_env("gate");
+    env.push(("BUCKET_TOPIC_SUFFIX", sfx.clone()));
+    let _gate = spawn(
+        &name,
+        &[
+            "gate",
+            "--gate-id",
+            "g1",
+            "--group",
+            &group,
+            "--commit-interval-ms",
+            "100",
+        ],
+        &env,
+    );
+    produce_as_product(&sfx, &intents_file(&format!("intents{sfx}"), 3));
+    wait_until(Duration::from_secs(120), "3 accepted over SASL_SSL", || {
+        read_committed(&topics.accepted).len() == 3
+    });
+    assert!(read_committed(&topics.audit).len() >= 3);
+    assert!(read_committed(&topics.rejected).is_empty());
+
+    // The product principal may write intents only.
+    let product: FutureProducer = sasl_config("product-demo", &password("product-demo"))
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    for topic in [&topics.audit, &topics.accepted, &topics.rejected] {
+        let r = product
+            .send(
+                FutureRecord::to(topic)
+                    .key("ai_assistant")
+                    .payload("forged decision"),
+                Duration::from_secs(10),
+            )
+            .await;
+        match r {
+            Err((KafkaError::MessageProduction(code), _)) => assert_eq!(
+                code,
+                RDKafkaErrorCode::TopicAuthorizationFailed,
+                "writing {topic}"
+            ),
+            other => panic!("product wrote {topic}: {other:?}"),
+        }
+    }
+    // ...and cannot read the accepted topic either.
+    let reader: BaseConsumer = sasl_config("product-demo", &password("product-demo"))
+        .set("group.id", format!("bucket-gate{sfx}-thief"))
+        .create()
+        .unwrap();
+    reader.subscribe(&[&topics.accepted]).unwrap();
+    let denied = (0..40).find_map(|_| match reader.poll(Duration::from_millis(250)) {
+        Some(Err(e)) => Some(e),
+        Some(Ok(m)) => panic!("product read {:?}", m.payload()),
+        None => None,
+    });
+    assert!(
+        denied.is_some(),
+        "reading accepted as a product was not refused"
+    );
+    assert!(
+        read_committed(&topics.accepted).len() == 3,
+        "no forged record landed"
+    );
+}
+
+#[test]
+fn a_wrong_password_fails_authentication() {
+    let (r, errors) = metadata(&sasl_config("product-demo", "not-the-password"));
+    assert!(r.is_err(), "metadata with a wrong password: {r:?}");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.to_ascii_lowercase().contains("authentication")),
+        "no authentication error reported: {errors:?}"
+    );
+    // Control: the right password works on the same listener.
+    let (ok, _) = metadata(&sasl_config("product-demo", &password("product-demo")));
+    assert!(ok.is_ok(), "{ok:?}");
+    // The binary refuses an inline password before connecting at all.
+    let mut env = sasl_env("product-demo");
+    env.push(("BUCKET_KAFKA_SASL_PASSWORD", "not-the-password".into()));
+    let (ok, out) = bucket(&["topics", "apply", "--profile", "local"], &env);
+    assert!(!ok && out.contains("reference"), "{out}");
+}
+
+#[test]
+fn plaintext_and_untrusted_tls_to_the_sasl_port_fail() {
+    let mut plain = ClientConfig::new();
+    plain.set("bootstrap.servers", sasl_brokers());
+    let (r, _) = metadata(&plain);
+    assert!(r.is_err(), "plaintext to the SASL_SSL port: {r:?}");
+    // Control: the same plaintext client works on the PLAINTEXT listener of the local stack.
+    plain.set("bootstrap.servers", brokers());
+    assert!(metadata(&plain).0.is_ok());
+    // TLS trusting the system CAs only, not the local CA: the broker certificate is refused.
+    let mut untrusted = sasl_config("product-demo", &password("product-demo"));
+    untrusted.set("ssl.ca.location", "/etc/ssl/certs/ca-certificates.crt");
+    let (r, errors) = metadata(&untrusted);
+    assert!(
+        r.is_err(),
+        "untrusted certificate accepted: {r:?} {errors:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_given_by_reference_never_reach_the_logs() {
+    let (sfx, topics) = topics_with_acls(1).await;
+    let group = format!("bucket-gate{sfx}");
+    let name = format!("gate{sfx}-debug");
+    let mut env = sasl_env("gate");
+    env.push(("BUCKET_TOPIC_SUFFIX", sfx.clone()));
+    // Everything at debug (rdkafka targets included); the SASL password and the policy's HMAC secrets
+    // are given as file: references.
+    env.push(("RUST_LOG", "debug".into()));
+    let _gate = spawn(
+        &name,
+        &[
+            "gate",
+            "--gate-id",
+            "g1",
+            "--group",
+            &group,
+            "--commit-interval-ms",
+            "100",
+        ],
+        &env,
+    );
+    produce_as_product(&sfx, &intents_file(&format!("debug{sfx}"), 5));
+    wait_until(Duration::from_secs(120), "5 accepted", || {
+        read_committed(&topics.accepted).len() == 5
+    });
+    let log = gate_log(&name);
+    assert!(log.contains("DEBUG"), "the gate did not log at debug level");
+    let hmac = std::fs::read_to_string(format!(
+        "{REPO}/deploy/demo/keys/ai_assistant-backend.hm1.hmac"
+    ))
+    .unwrap();
+    let secrets = [
+        ("SASL password", password("gate")),
+        ("HMAC secret", hmac.trim().to_string()),
+    ];
+    for (what, value) in &secrets {
+        assert!(value.len() >= 16, "{what} too short to search for");
+        assert!(
+            !log.contains(value.as_str()),
+            "{what} found in the gate log"
+        );
+    }
+}
