@@ -236,12 +236,10 @@ impl Verifier {
                 ));
             }
         }
-        let folded = event.governance.as_ref().and_then(|g| {
-            let at = crate::wire::control::folded_offset(&g.detail)?;
-            let v: serde_json::Value = serde_json::from_str(&g.detail).ok()?;
-            let sha = v.get("control_sha256")?.as_str()?.to_string();
-            Some((at, sha))
-        });
+        let folded = event
+            .governance
+            .as_ref()
+            .and_then(|g| crate::wire::control::folded_record(&g.detail));
         if let Some((at, sha)) = folded.clone() {
             if partition != crate::wire::control::CHAIN_PARTITION {
                 problems.push((

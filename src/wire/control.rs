@@ -101,13 +101,22 @@ pub fn fold_detail(offset: i64, bytes: Option<&[u8]>) -> (String, serde_json::Va
 
 /// The control offset a governance detail records, if it is a folded control record.
 pub fn folded_offset(detail: &str) -> Option<i64> {
+    folded_record(detail).map(|(offset, _)| offset)
+}
+
+/// The control offset and control record SHA-256 a governance detail records, if it is a folded
+/// control record (one parse for the verifier, which needs both).
+pub fn folded_record(detail: &str) -> Option<(i64, String)> {
     if !detail.contains("\"control_offset\"") {
         return None;
     }
-    serde_json::from_str::<serde_json::Value>(detail)
-        .ok()?
-        .get("control_offset")?
-        .as_i64()
+    let v = serde_json::from_str::<serde_json::Value>(detail).ok()?;
+    let offset = v.get("control_offset")?.as_i64()?;
+    let sha = v
+        .get("control_sha256")
+        .and_then(|s| s.as_str())
+        .unwrap_or_default();
+    Some((offset, sha.to_string()))
 }
 
 #[cfg(test)]
