@@ -45,8 +45,17 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
 fi
 if timeout 20 git ls-remote https://github.com/rustsec/advisory-db HEAD >/dev/null 2>&1; then
   cargo deny --locked check
+elif [[ -n "${BUCKET_ADVISORY_DB:-}" ]]; then
+  # A local clone of github.com/rustsec/advisory-db (for machines that cannot reach github.com):
+  # placed where cargo-deny keeps the database for that URL, and checked without fetching.
+  DENY_DBS="${BUCKET_CACHE_DIR:-$HOME/.cache/bhiv-bucket}/advisory-dbs"
+  rm -rf "$DENY_DBS" && mkdir -p "$DENY_DBS"
+  git clone -q "$BUCKET_ADVISORY_DB" "$DENY_DBS/advisory-db-3157b0e258782691"
+  echo "advisory DB: local clone of $BUCKET_ADVISORY_DB at $(git -C "$DENY_DBS/advisory-db-3157b0e258782691" log -1 --format='%h %cs')"
+  sed "s|^db-urls = .*|&\ndb-path = \"$DENY_DBS\"|" deny.toml >"$DENY_DBS/deny.toml"
+  cargo deny --locked --offline --config "$DENY_DBS/deny.toml" check
 else
-  echo "NOTICE: github.com unreachable, RustSec advisory DB cannot be fetched: checking licenses bans sources only"
+  echo "NOTICE: github.com unreachable and no BUCKET_ADVISORY_DB clone: checking licenses bans sources only"
   cargo deny --locked check licenses bans sources
 fi
 

@@ -39,6 +39,7 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod gate;
+pub mod kafka_errors;
 mod kafka_log;
 pub mod kafka_security;
 pub mod keys;

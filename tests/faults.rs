@@ -28,6 +28,15 @@ use common::*;
 
 const PARTITIONS: i32 = 4;
 
+/// Longest a committed decision may stay invisible to read_committed readers once the gate group
+/// has committed its offset: a stuck transaction of an abandoned session is aborted when the next
+/// session re-initialises its transactional id, at the latest by the coordinator after the gate's
+/// transaction.timeout.ms (15 s) plus the broker's abort scan interval (10 s by default).
+const VISIBILITY_BOUND: Duration = Duration::from_secs(30);
+
+/// How long `finish` keeps looking for hidden decisions before it counts them as lost.
+const VISIBILITY_WAIT: Duration = Duration::from_secs(90);
+
 type Produced = HashMap<(i32, i64), Option<Vec<u8>>>;
 
 /// One scenario at a time, whatever the test thread count: they share the stack.
@@ -168,6 +177,11 @@ struct Figures {
     intents: usize,
     backlog_at_fault: i64,
     lost: usize,
+    /// Intents whose outcome was committed but not yet visible to read_committed readers at the
+    /// first look (an open transaction pinning the last stable offset).
+    hidden: usize,
+    /// How long after the first look the hidden ones took to become visible.
+    visibility_stall: Duration,
     duplicates: usize,
     gate_recovery: Duration,
     sink_recovery: Duration,
@@ -396,7 +410,38 @@ impl Run {
             self.check_alive();
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
-        let (lost, duplicates) = tally(&produced, &self.topics);
+        let (mut lost, duplicates) = tally(&produced, &self.topics);
+        if lost > 0 {
+            // Not visible is not yet lost: an open transaction pins the last stable offset until
+            // its producer's next session re-initialises it or the coordinator times it out. Show
+            // where each partition stands, then measure how long until everything is visible.
+            eprintln!(
+                "[{} #{}] {lost} intents without a visible outcome or decision; output partitions:\n{}",
+                self.fault,
+                self.rep,
+                visibility_report(&self.topics)
+            );
+            self.figures.hidden = lost;
+            let looked = Instant::now();
+            while lost > 0 && looked.elapsed() < VISIBILITY_WAIT {
+                tokio::time::sleep(Duration::from_secs(2)).await;
+                lost = tally(&produced, &self.topics).0;
+            }
+            self.figures.visibility_stall = looked.elapsed();
+            if lost > 0 {
+                eprintln!(
+                    "[{} #{}] {lost} still not visible after {VISIBILITY_WAIT:?}:\n{}",
+                    self.fault,
+                    self.rep,
+                    visibility_report(&self.topics)
+                );
+            }
+            self.figures.note.push_str(&format!(
+                "; {} not visible to read_committed readers at first, all visible {:.1}s later",
+                self.figures.hidden,
+                self.figures.visibility_stall.as_secs_f64()
+            ));
+        }
         self.figures.lost = lost;
         self.figures.duplicates = duplicates;
         let topics = self.topics.clone();
@@ -418,6 +463,10 @@ impl Run {
         self.record();
         let f = &self.figures;
         assert_eq!(f.lost, 0, "lost decisions: {f:?}");
+        assert!(
+            f.visibility_stall <= VISIBILITY_BOUND,
+            "decisions hidden from read_committed readers for longer than {VISIBILITY_BOUND:?} after the gate group committed them: {f:?}"
+        );
         assert_eq!(f.duplicates, 0, "duplicated decisions: {f:?}");
         assert!(f.invariants_ok, "exactly-once invariants broken: {f:?}");
         assert!(f.audit_verify_ok, "bucket audit verify failed: {f:?}");
@@ -469,6 +518,8 @@ impl Run {
             "intents": f.intents,
             "backlog_at_fault": f.backlog_at_fault,
             "lost": f.lost,
+            "hidden": f.hidden,
+            "visibility_stall_s": (f.visibility_stall.as_secs_f64() * 10.0).round() / 10.0,
             "duplicates": f.duplicates,
             "gate_recovery_s": (f.gate_recovery.as_secs_f64() * 10.0).round() / 10.0,
             "sink_recovery_s": (f.sink_recovery.as_secs_f64() * 10.0).round() / 10.0,
@@ -530,6 +581,63 @@ fn count_committed(topic: &str) -> usize {
     }
     assert!(pending.is_empty(), "did not reach the end of {topic}");
     n
+}
+
+/// Per output partition: the last stable offset (where read_committed readers stop) against the
+/// high watermark, and for partitions where they differ, the broker's view of the producers with
+/// an open transaction there (`kafka-transactions.sh describe-producers`).
+fn visibility_report(topics: &TopicNames) -> String {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let mut out = String::new();
+    for topic in [&topics.accepted, &topics.rejected, &topics.audit] {
+        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", "bucket-faults-visibility")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .create()
+            .expect("visibility consumer");
+        for p in 0..PARTITIONS {
+            let high = consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(10))
+                .map_or(-1, |(_, h)| h);
+            // With read_committed, "end" resolves to the last stable offset.
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            let _ = tpl.add_partition_offset(topic, p, rdkafka::Offset::End);
+            let stable = consumer
+                .assign(&tpl)
+                .ok()
+                .and_then(|()| {
+                    let _ = consumer.poll(Duration::from_secs(2));
+                    consumer.position().ok()
+                })
+                .and_then(|pos| pos.find_partition(topic, p)?.offset().to_raw())
+                .unwrap_or(-1);
+            out.push_str(&format!(
+                "  {topic}/{p}: last stable offset {stable}, high watermark {high}\n"
+            ));
+            if stable != high {
+                let cli = format!("{}/deploy/local/kafka-cli.sh", env!("CARGO_MANIFEST_DIR"));
+                let first = brokers().split(',').next().unwrap_or_default().to_string();
+                let partition = p.to_string();
+                if let Ok(o) = Command::new("bash")
+                    .args([
+                        cli.as_str(),
+                        "transactions",
+                        "--bootstrap-server",
+                        first.as_str(),
+                    ])
+                    .args(["describe-producers", "--topic", topic.as_str()])
+                    .args(["--partition", partition.as_str()])
+                    .output()
+                {
+                    out.push_str(&String::from_utf8_lossy(&o.stdout));
+                    out.push_str(&String::from_utf8_lossy(&o.stderr));
+                }
+            }
+        }
+    }
+    out
 }
 
 /// End offsets of `topic`, retried while the cluster settles (leaders move after a restart).

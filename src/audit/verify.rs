@@ -14,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::verifier::{PartitionHead, Report, Verifier};
 use crate::core::signature::VerifyKey;
+use crate::kafka_errors::{ELECTION_WAIT, is_transient, through_elections};
 
 /// What to verify.
 #[derive(Debug, Clone)]
@@ -79,14 +80,21 @@ fn read_to_end(
         return Ok(());
     }
     consumer.assign(&tpl)?;
+    let mut progress = std::time::Instant::now();
     while !pending.is_empty() {
         match consumer.poll(Duration::from_millis(500)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 pending.remove(&p);
+                progress = std::time::Instant::now();
+            }
+            // librdkafka reports a lost broker connection and carries on with the new leader.
+            Some(Err(e)) if is_transient(&e) && progress.elapsed() < ELECTION_WAIT => {
+                tracing::warn!(error = %e, "cluster not settled; still reading");
             }
             Some(Err(e)) => return Err(e),
             Some(Ok(m)) => {
+                progress = std::time::Instant::now();
                 let (p, o) = (m.partition(), m.offset());
                 if let Some(limit) = stop_before.and_then(|s| s.get(&p))
                     && o >= *limit
@@ -105,16 +113,19 @@ fn read_to_end(
 }
 
 fn partitions(brokers: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {
-    let consumer = reader(brokers)?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let mut out = Vec::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-            out.push((p.id(), low, high));
+    through_elections(|| {
+        let consumer = reader(brokers)?;
+        let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+        let mut out = Vec::new();
+        for t in md.topics() {
+            for p in t.partitions() {
+                let (low, high) =
+                    consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
+                out.push((p.id(), low, high));
+            }
         }
-    }
-    Ok(out)
+        Ok(out)
+    })
 }
 
 /// Verifies the audit log; the report lists every problem with its partition and offset.
@@ -196,7 +207,7 @@ fn committed_offsets(
     for (p, _, _) in partitions(brokers, topic)? {
         tpl.add_partition(topic, p);
     }
-    let c = consumer.committed_offsets(tpl, Duration::from_secs(30))?;
+    let c = through_elections(|| consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)))?;
     Ok(c.elements()
         .iter()
         .map(|e| {

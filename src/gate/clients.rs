@@ -1,14 +1,25 @@
 //! Kafka client settings of the gate's transactional loop, in one place so that the benchmark's
 //! passthrough copier (`bench::passthrough`) runs with exactly the same ones.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaResult;
 use rdkafka::producer::{Producer, ProducerContext, ThreadedProducer};
+use rdkafka::{ClientConfig, TopicPartitionList};
 
-/// Longest a transaction may stay open on the broker.
-pub const TXN_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a transaction may stay open on the broker (`transaction.timeout.ms`). It bounds how
+/// long an open transaction of a wedged or vanished instance can hold back read_committed readers
+/// (the last stable offset) before the coordinator aborts it. Kafka Streams uses 10 s under EOS;
+/// the gate's transactions last about one commit interval (100 ms), and it commits before every
+/// slow partition restore.
+pub const TXN_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Longest the gate waits for one commit (drain, offsets, commit) before it abandons its session.
+/// Shorter than [`TXN_TIMEOUT`]: the next session re-initialises the transactional id, which
+/// aborts the stuck transaction at once instead of when the coordinator times it out.
+pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Transactional producer settings (`transactional.id` = `<group>-<instance>`).
 pub fn producer_config(brokers: &str, transactional_id: &str) -> ClientConfig {
@@ -66,4 +77,36 @@ pub fn drain<C: ProducerContext + 'static>(
             Err(_) => std::thread::sleep(Duration::from_micros(200)),
         }
     }
+}
+
+/// Commits the open transaction with `offsets` (drain, send offsets, commit) on a helper thread
+/// and waits at most `deadline` for it. `None` means the call did not return in time.
+///
+/// Why: librdkafka (2.12) can block in `send_offsets_to_transaction` past its own timeout when
+/// the group coordinator's broker is gone (librdkafka #5456, #5511), so a timeout argument is not
+/// enough. Found by the three-broker fault (docs/reliability.md): a gate stayed wedged with its
+/// transaction open, and read_committed readers stalled until the coordinator timed it out. The
+/// caller abandons the session; the helper thread and the old producer end when librdkafka does.
+pub fn commit_within<C: ProducerContext + 'static>(
+    producer: &Arc<ThreadedProducer<C>>,
+    offsets: TopicPartitionList,
+    group: ConsumerGroupMetadata,
+    deadline: Duration,
+) -> Option<KafkaResult<()>> {
+    let producer = Arc::clone(producer);
+    let (done, outcome) = std::sync::mpsc::sync_channel(1);
+    let until = Instant::now() + deadline;
+    let left = move || until.saturating_duration_since(Instant::now());
+    let spawned = std::thread::Builder::new()
+        .name("gate-commit".into())
+        .spawn(move || {
+            let result = drain(&producer, left())
+                .and_then(|()| producer.send_offsets_to_transaction(&offsets, &group, left()))
+                .and_then(|()| producer.commit_transaction(left()));
+            let _ = done.send(result);
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    outcome.recv_timeout(deadline).ok()
 }

@@ -123,6 +123,9 @@ pub enum GateError {
     /// A task could not be restored.
     #[error(transparent)]
     Restore(#[from] task::RestoreError),
+    /// A commit did not return within its deadline (a wedged client): a new session may cure it.
+    #[error("transaction commit did not return within {0:?}")]
+    CommitStuck(std::time::Duration),
     /// Encoding our own output failed: a defect, stop.
     #[error("encoding output: {0}")]
     Encode(#[from] crate::wire::WireError),

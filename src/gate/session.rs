@@ -7,7 +7,7 @@
 //! touched, seek their partitions back to the batch's first offsets.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
 use tracing::{debug, error, info, info_span, warn};
 
-use super::clients::{self, TXN_TIMEOUT};
+use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
@@ -160,7 +160,7 @@ struct Session<'a> {
     rt: &'a Handle,
     ids: OutputSchemaIds,
     consumer: BaseConsumer<GateContext>,
-    producer: ThreadedProducer<DefaultProducerContext>,
+    producer: Arc<ThreadedProducer<DefaultProducerContext>>,
     partition_count: i32,
     tasks: HashMap<i32, Task>,
     /// Group offset of each task's partition when the task was created (fencing offsets).
@@ -226,7 +226,7 @@ impl<'a> Session<'a> {
             rt,
             ids,
             consumer,
-            producer,
+            producer: Arc::new(producer),
             partition_count,
             tasks: HashMap::new(),
             resume: HashMap::new(),
@@ -413,6 +413,11 @@ impl<'a> Session<'a> {
     fn ensure_task(&mut self, partition: i32) -> Result<(), GateError> {
         if self.tasks.contains_key(&partition) {
             return Ok(());
+        }
+        // A restore can take long: do not hold the open transaction (and the readers behind the
+        // last stable offset) across it, nor let it run into the transaction timeout.
+        if self.txn.is_some() {
+            self.commit()?;
         }
         let started = Instant::now();
         let task = restore(
@@ -675,18 +680,28 @@ impl<'a> Session<'a> {
             }
         }
         let intents = txn.intents;
+        let touched: Vec<i32> = txn.first.keys().copied().collect();
         let Some(cgm) = self.consumer.group_metadata() else {
             return Err(GateError::Group("consumer has no group metadata".into()));
         };
-        let result = clients::drain(&self.producer, TXN_TIMEOUT)
-            .and_then(|()| {
-                self.producer
-                    .send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT)
-            })
-            .and_then(|()| self.producer.commit_transaction(TXN_TIMEOUT));
+        let Some(result) = clients::commit_within(&self.producer, offsets, cgm, COMMIT_DEADLINE)
+        else {
+            error!(
+                deadline_ms = COMMIT_DEADLINE.as_millis() as u64,
+                "transaction commit did not return in time: abandoning this session; the next one re-initialises the transactional id, which aborts the transaction"
+            );
+            self.txn = None;
+            self.tasks.clear();
+            return Err(GateError::CommitStuck(COMMIT_DEADLINE));
+        };
         match result {
             Ok(()) => {
                 self.txn = None;
+                for p in touched {
+                    if let Some(t) = self.tasks.get_mut(&p) {
+                        t.mark_committed();
+                    }
+                }
                 self.opts.telemetry.committed(started.elapsed());
                 debug!(
                     intents,

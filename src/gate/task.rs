@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
 use crate::wire::audit::{self, AuditEvent, DecisionRecord, GENESIS_HASH};
@@ -47,6 +47,21 @@ pub struct Task {
     pub last_checkpoint: Option<std::time::Instant>,
     /// Next `bucket.control` offset to fold into this chain (only the chain partition folds).
     pub control_next: i64,
+    /// Usage as of the last committed transaction (what may be shared through Redis).
+    pub committed: Option<CommittedUsage>,
+}
+
+/// A partition's usage as of its last committed transaction. Only this is shared: the live
+/// state also holds the open transaction's decisions, which may still abort (and then a stale
+/// figure would stay in Redis until the partition's next owner decides something).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CommittedUsage {
+    /// Sum over the partition's products.
+    pub total: crate::core::state::Usage,
+    /// Per product homed on the partition.
+    pub by_product: Vec<(String, crate::core::state::Usage)>,
+    /// Sequence of the last committed audit link (-1 for an empty chain).
+    pub audit_seq: i64,
 }
 
 /// Why a task could not be restored.
@@ -81,6 +96,22 @@ pub enum RestoreError {
 }
 
 impl Task {
+    /// Records the current state as committed: call after a successful commit or a restore.
+    pub fn mark_committed(&mut self) {
+        let mut by_product: Vec<(String, crate::core::state::Usage)> = self
+            .state
+            .usage_by_product()
+            .iter()
+            .map(|(p, u)| (p.clone(), *u))
+            .collect();
+        by_product.sort_by(|a, b| a.0.cmp(&b.0));
+        self.committed = Some(CommittedUsage {
+            total: self.state.local_total(),
+            by_product,
+            audit_seq: self.chain.next_seq - 1,
+        });
+    }
+
     /// Folds one committed audit event into the task (used by restore and by tests);
     /// `replay_window` bounds the remembered intent ids.
     pub fn fold(&mut self, event: &AuditEvent, policy: &crate::core::Policy) {
@@ -176,14 +207,16 @@ pub fn restore(
         .set("max.partition.fetch.bytes", "20971520")
         .create_with_context(crate::EofQuietContext)
         .map_err(kafka)?;
-    let (low, high) = consumer
-        .fetch_watermarks(audit_topic, partition, Duration::from_secs(10))
-        .map_err(kafka)?;
+    let (low, high) = crate::kafka_errors::through_elections(|| {
+        consumer.fetch_watermarks(audit_topic, partition, Duration::from_secs(10))
+    })
+    .map_err(kafka)?;
     let mut task = Task {
         last_decided_offset: -1,
         ..Task::default()
     };
     if high <= low {
+        task.mark_committed();
         return Ok(task);
     }
     let mut tpl = TopicPartitionList::new();
@@ -198,6 +231,11 @@ pub fn restore(
         match consumer.poll(Duration::from_millis(200)) {
             None => continue,
             Some(Err(KafkaError::PartitionEOF(_))) => break,
+            // A lost broker connection: librdkafka carries on with the new leader (bounded by
+            // `timeout`), so a broker fault does not cost the whole session.
+            Some(Err(e)) if crate::kafka_errors::is_transient(&e) => {
+                warn!(partition, error = %e, "cluster not settled; still restoring");
+            }
             Some(Err(e)) => return Err(kafka(e)),
             Some(Ok(m)) => {
                 let offset = m.offset();
@@ -223,6 +261,7 @@ pub fn restore(
             }
         }
     }
+    task.mark_committed();
     info!(
         partition,
         records,

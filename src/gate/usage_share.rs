@@ -1,6 +1,7 @@
 //! Shares usage across partitions and instances through Redis, off the hot path: once a second
-//! each task publishes its exact per-product usage (with the audit sequence it reflects) and
-//! reads the other partitions' totals for the global quota. Redis is never trusted for
+//! each task publishes its per-product usage as of its last committed transaction (with the
+//! audit sequence it reflects; a later sequence in Redis is never overwritten) and reads the
+//! other partitions' totals for the global quota. Redis is never trusted for
 //! correctness of per-product quotas; a flushed Redis is detected (missing epoch key) and
 //! repopulated by every gate within one interval. If Redis is down, global totals keep their
 //! last known value and decisions go on.
@@ -8,12 +9,32 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::task::Task;
 use crate::core::state::Usage;
 
 const EVERY: Duration = Duration::from_secs(1);
+
+/// Writes one partition's committed usage and its products' usage, unless Redis already holds
+/// a later audit sequence for that partition: a slow or fenced former owner never overwrites
+/// what the current owner published. KEYS: the partition hash, then one hash per product.
+/// ARGV: audit_seq, bytes, artifacts, updated_ms, partition, then (bytes, artifacts) per product.
+static PUBLISH: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r"
+local held = tonumber(redis.call('HGET', KEYS[1], 'audit_seq') or '-2')
+if held > tonumber(ARGV[1]) then return 0 end
+redis.call('HSET', KEYS[1], 'bytes', ARGV[2], 'artifacts', ARGV[3], 'audit_seq', ARGV[1],
+  'updated_ms', ARGV[4])
+for i = 2, #KEYS do
+  local j = 6 + (i - 2) * 2
+  redis.call('HSET', KEYS[i], 'bytes', ARGV[j], 'artifacts', ARGV[j + 1], 'partition', ARGV[5])
+end
+return 1
+",
+    )
+});
 const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Redis publisher/reader of usage.
@@ -104,35 +125,30 @@ impl UsageShare {
                 .arg(crate::produce::now_ms())
                 .query::<()>(conn)?;
         }
-        let mut pipe = redis::pipe();
         for (p, t) in tasks.iter() {
-            let total = t.state.local_total();
-            pipe.cmd("HSET")
-                .arg(format!("{}partition:{p}", self.prefix))
-                .arg("bytes")
-                .arg(total.bytes)
-                .arg("artifacts")
-                .arg(total.artifacts)
-                .arg("audit_seq")
-                .arg(t.chain.next_seq - 1)
-                .arg("updated_ms")
+            let Some(c) = &t.committed else { continue };
+            let mut publish = PUBLISH.prepare_invoke();
+            publish
+                .key(format!("{}partition:{p}", self.prefix))
+                .arg(c.audit_seq)
+                .arg(c.total.bytes)
+                .arg(c.total.artifacts)
                 .arg(crate::produce::now_ms())
-                .ignore();
-            for (product, u) in t.state.usage_by_product() {
-                pipe.cmd("HSET")
-                    .arg(format!("{}product:{product}", self.prefix))
-                    .arg("bytes")
+                .arg(*p);
+            for (product, u) in &c.by_product {
+                publish
+                    .key(format!("{}product:{product}", self.prefix))
                     .arg(u.bytes)
-                    .arg("artifacts")
-                    .arg(u.artifacts)
-                    .arg("partition")
-                    .arg(*p)
-                    .ignore();
+                    .arg(u.artifacts);
             }
-        }
-        if !tasks.is_empty() {
-            // An empty pipeline is an error ("empty command"), not a Redis outage.
-            pipe.query::<()>(conn)?;
+            let written: i64 = publish.invoke(conn)?;
+            if written == 0 {
+                debug!(
+                    partition = p,
+                    audit_seq = c.audit_seq,
+                    "redis holds newer usage for this partition (another owner); not overwritten"
+                );
+            }
         }
         let mut by_partition: HashMap<i32, Usage> = HashMap::new();
         for p in 0..partitions {
@@ -183,5 +199,70 @@ mod tests {
             "an empty exchange was reported as a Redis outage"
         );
         assert!(share.conn.is_some(), "the connection was dropped");
+    }
+
+    /// Redis shows committed usage only (an open transaction may abort), and a former owner
+    /// with an older committed sequence does not overwrite the current owner's figures.
+    #[test]
+    fn only_committed_usage_is_published_and_the_later_sequence_wins() {
+        let url =
+            std::env::var("BUCKET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let ns = format!("unit-test-committed-{}", std::process::id());
+        let read = |key: &str| -> (Option<u64>, Option<u64>) {
+            let mut con = redis::Client::open(url.as_str())
+                .and_then(|c| c.get_connection())
+                .expect("redis for the test");
+            redis::cmd("HMGET")
+                .arg(format!("bucket:{ns}:{key}"))
+                .arg("bytes")
+                .arg("artifacts")
+                .query(&mut con)
+                .expect("HMGET")
+        };
+        let mut owner = Task::default();
+        owner.state.add_usage("p1", 100, 1);
+        owner.chain.next_seq = 11;
+        owner.mark_committed();
+        owner.state.add_usage("p1", 50, 1); // decided in the open transaction
+        let mut tasks = HashMap::from([(0, owner)]);
+        UsageShare::new(Some(&url), &ns).tick(&mut tasks, 1);
+        assert_eq!(read("partition:0"), (Some(100), Some(1)));
+        assert_eq!(read("product:p1"), (Some(100), Some(1)));
+
+        let mut former = Task::default();
+        former.state.add_usage("p1", 7, 1);
+        former.chain.next_seq = 5;
+        former.mark_committed();
+        let mut stale = HashMap::from([(0, former)]);
+        UsageShare::new(Some(&url), &ns).tick(&mut stale, 1);
+        assert_eq!(
+            read("partition:0"),
+            (Some(100), Some(1)),
+            "older sequence won"
+        );
+        assert_eq!(
+            read("product:p1"),
+            (Some(100), Some(1)),
+            "older sequence won"
+        );
+
+        if let Some(t) = tasks.get_mut(&0) {
+            t.chain.next_seq = 12;
+            t.mark_committed();
+        }
+        UsageShare::new(Some(&url), &ns).tick(&mut tasks, 1);
+        assert_eq!(
+            read("partition:0"),
+            (Some(150), Some(2)),
+            "the commit is published"
+        );
+
+        if let Ok(mut con) = redis::Client::open(url.as_str()).and_then(|c| c.get_connection()) {
+            for key in ["partition:0", "product:p1", "epoch"] {
+                let _: Result<(), _> = redis::cmd("DEL")
+                    .arg(format!("bucket:{ns}:{key}"))
+                    .query(&mut con);
+            }
+        }
     }
 }
