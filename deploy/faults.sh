@@ -5,7 +5,7 @@
 #
 #   deploy/faults.sh [--short|--long] [--only NAME]
 #
-#   --short   (default) one repetition of each fault but cluster3, 2 000 intents: a few minutes
+#   --short   (default) one repetition of each fault, 2 000 intents: a few minutes
 #   --long    five repetitions of every fault, ten thousand intents each (docs/reliability.md)
 #   --only    one fault: kill9 | broker | cluster3 | redis | registry | postgres | netem
 #
@@ -44,12 +44,8 @@ all=(kill9 broker redis registry postgres netem cluster3)
 if [[ -n "$only" ]]; then
   [[ " ${all[*]} " == *" $only "* ]] || { echo "unknown fault '$only' (one of: ${all[*]})" >&2; exit 2; }
   faults=("$only")
-elif [[ "$mode" == long ]]; then
-  faults=("${all[@]}")
 else
-  # The three-node cluster costs three more JVMs and a minute of start-up: long form (or
-  # --only cluster3) only, to keep the short form within a few minutes.
-  faults=(kill9 broker redis registry postgres netem)
+  faults=("${all[@]}")
 fi
 
 if [[ "$mode" == long ]]; then

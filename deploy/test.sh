@@ -86,7 +86,7 @@ command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --lib --bins --tests --locked -- --test-threads 4
 
-step "fault injection, short form: kill -9, broker/Redis/registry/PostgreSQL restarts, latency (restarts stack services, leaves them healthy)"
+step "fault injection, short form: kill -9, broker/Redis/registry/PostgreSQL restarts, latency, 1 of 3 brokers lost (restarts stack services, leaves them healthy)"
 bash deploy/faults.sh --short
 
 step "criterion micro-benchmarks, once each as a smoke test"

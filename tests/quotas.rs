@@ -254,3 +254,126 @@ async fn two_instances_killed_at_random_with_redis_flushed_keep_every_invariant_
         "bucket state rebuild restores usage equal to the recomputation"
     );
 }
+
+/// How long an integration cools off in `offender_policy`.
+const COOL_OFF: Duration = Duration::from_secs(30);
+
+/// The demo policy with a small repeat-offender threshold (5 refusals in a minute) and a
+/// `COOL_OFF` cooling-off, written into a temp dir with the demo keys beside it.
+fn offender_policy(dir: &std::path::Path) -> String {
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    let text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
+    assert!(text.contains("threshold = 1000\n") && text.contains("cool_off_ms = 300000\n"));
+    let text = text
+        .replace("threshold = 1000\n", "threshold = 5\n")
+        .replace(
+            "cool_off_ms = 300000\n",
+            &format!("cool_off_ms = {}\n", COOL_OFF.as_millis()),
+        );
+    let path = dir.join("policy.toml");
+    std::fs::write(&path, text).unwrap();
+    std::os::unix::fs::symlink(deploy.join("demo"), dir.join("demo")).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// When the gate decided each intent (the audit link's `recorded_at`, the decision's clock).
+fn decision_times(topic: &str) -> HashMap<(i32, i64), i64> {
+    read_committed(topic)
+        .into_iter()
+        .filter_map(|r| {
+            let e = audit::decode_framed(r.value.as_deref()).ok()?;
+            let d = e.decision?;
+            Some(((d.source_partition, d.source_offset), e.recorded_at))
+        })
+        .collect()
+}
+
+/// Governance events of one type in the audit topic, as their detail.
+fn governance(topic: &str, event_type: &str) -> Vec<serde_json::Value> {
+    read_committed(topic)
+        .into_iter()
+        .filter_map(|r| audit::decode_framed(r.value.as_deref()).ok()?.governance)
+        .filter(|g| g.event_type == event_type)
+        .filter_map(|g| serde_json::from_str(&g.detail).ok())
+        .collect()
+}
+
+/// Seeds' T6 (escalation cascade) end to end: an integration whose authentic intents keep being
+/// refused cools off (COOLING_OFF, with an audited start) while its neighbour on the same
+/// partition is untouched; the cooling-off survives a `kill -9` (it is rebuilt from the audit
+/// log), and it ends on time with an audited end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeat_offender_cools_off_across_a_restart_and_then_recovers() {
+    let sfx = suffix();
+    let topics = create_topics(&sfx, 1).await;
+    let group = format!("gate{sfx}");
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
+        ("BUCKET_POLICY", offender_policy(dir.path())),
+    ];
+    let gate_args = ["gate", "--gate-id", "g1", "--group", group.as_str()];
+    let p = IntentProducer::connect(&brokers(), &registry(), &topics.intents)
+        .await
+        .unwrap();
+    let mut gate = spawn(&format!("gate{sfx}-offender"), &gate_args, &env);
+    let mut refused = Vec::new();
+    for n in 0..5 {
+        let mut i = intent("ai_avatar", &format!("bad{n}"), "media", b"x".to_vec());
+        i.purpose = String::new();
+        refused.push(send_signed(&p, &i).await);
+    }
+    let cooled = send_signed(&p, &intent("ai_avatar", "ok1", "media", b"ok".to_vec())).await;
+    let neighbour = send_signed(&p, &intent("gurukul", "n1", "transcript", b"ok".to_vec())).await;
+    wait_all_decided(&group, &topics, 1, Duration::from_secs(90));
+    let d = decisions(&topics.audit);
+    for r in &refused {
+        assert_eq!(d[&(r.partition, r.offset)].reasons, vec!["PURPOSE_MISSING"]);
+    }
+    let started_at = decision_times(&topics.audit)[&(refused[4].partition, refused[4].offset)];
+    assert_eq!(
+        d[&(cooled.partition, cooled.offset)].reasons,
+        vec!["COOLING_OFF"],
+        "the fifth refusal starts the cooling-off"
+    );
+    assert!(
+        d[&(neighbour.partition, neighbour.offset)].accepted,
+        "another product's integration on the same partition is not affected"
+    );
+
+    gate.kill9();
+    let _gate = spawn(&format!("gate{sfx}-offender-restarted"), &gate_args, &env);
+    let after_restart = send_signed(&p, &intent("ai_avatar", "ok2", "media", b"ok".to_vec())).await;
+    wait_all_decided(&group, &topics, 1, Duration::from_secs(90));
+    let d = decisions(&topics.audit);
+    let again = &d[&(after_restart.partition, after_restart.offset)];
+    let again_at = decision_times(&topics.audit)[&(after_restart.partition, after_restart.offset)];
+    assert!(
+        again_at < started_at + COOL_OFF.as_millis() as i64,
+        "the restart took longer than the cooling-off; the test proves nothing"
+    );
+    assert_eq!(
+        again.reasons,
+        vec!["COOLING_OFF"],
+        "a kill -9 and restore forgot the cooling-off"
+    );
+
+    let until = started_at + COOL_OFF.as_millis() as i64;
+    let wait = (until - now_ms()).max(0) as u64 + 1000;
+    tokio::time::sleep(Duration::from_millis(wait)).await;
+    let later = send_signed(&p, &intent("ai_avatar", "ok3", "media", b"ok".to_vec())).await;
+    wait_all_decided(&group, &topics, 1, Duration::from_secs(90));
+    let d = decisions(&topics.audit);
+    assert!(
+        d[&(later.partition, later.offset)].accepted,
+        "the integration is accepted again after its cooling-off: {:?}",
+        d[&(later.partition, later.offset)].reasons
+    );
+    let starts = governance(&topics.audit, "COOLING_OFF_STARTED");
+    let ends = governance(&topics.audit, "COOLING_OFF_ENDED");
+    assert_eq!(starts.len(), 1, "one audited start: {starts:?}");
+    assert_eq!(starts[0]["integration"], "ai_avatar-backend");
+    assert_eq!(starts[0]["until"], until);
+    assert_eq!(ends.len(), 1, "one audited end: {ends:?}");
+    assert_eq!(ends[0]["integration"], "ai_avatar-backend");
+}
