@@ -32,24 +32,36 @@ fn intent(product: &str, artifact: &str, class: &str, content: Vec<u8>) -> Artif
     }
 }
 
-/// Writes a policy with tight limits for workflow (quota) and ai_assistant (rate) into a temp
-/// dir (with the demo keys beside it) and returns its path.
-fn tight_policy(dir: &std::path::Path) -> String {
+/// Writes the demo policy with each (from, to) replacement applied into `dir`, with the demo
+/// keys beside it, and returns its path. Every `from` must occur in the demo policy.
+fn policy_with(dir: &std::path::Path, replacements: &[(&str, &str)]) -> String {
     let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    let text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
-    let text = text
-        .replace(
-            "[products.workflow]\n",
-            "[products.workflow]\nmax_bytes = 1000\n",
-        )
-        .replace(
-            "[products.ai_assistant]\n",
-            "[products.ai_assistant]\nrate_per_sec = 20\nburst = 10\n",
-        );
+    let mut text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "the demo policy has no {from:?}");
+        text = text.replace(from, to);
+    }
     let path = dir.join("policy.toml");
     std::fs::write(&path, text).unwrap();
     std::os::unix::fs::symlink(deploy.join("demo"), dir.join("demo")).unwrap();
     path.to_str().unwrap().to_string()
+}
+
+/// Tight limits for workflow (quota) and ai_assistant (rate).
+fn tight_policy(dir: &std::path::Path) -> String {
+    policy_with(
+        dir,
+        &[
+            (
+                "[products.workflow]\n",
+                "[products.workflow]\nmax_bytes = 1000\n",
+            ),
+            (
+                "[products.ai_assistant]\n",
+                "[products.ai_assistant]\nrate_per_sec = 20\nburst = 10\n",
+            ),
+        ],
+    )
 }
 
 fn decisions(topic: &str) -> HashMap<(i32, i64), audit::DecisionRecord> {
@@ -258,22 +270,16 @@ async fn two_instances_killed_at_random_with_redis_flushed_keep_every_invariant_
 /// How long an integration cools off in `offender_policy`.
 const COOL_OFF: Duration = Duration::from_secs(30);
 
-/// The demo policy with a small repeat-offender threshold (5 refusals in a minute) and a
-/// `COOL_OFF` cooling-off, written into a temp dir with the demo keys beside it.
+/// A small repeat-offender threshold (5 refusals in a minute) and a `COOL_OFF` cooling-off.
 fn offender_policy(dir: &std::path::Path) -> String {
-    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    let text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
-    assert!(text.contains("threshold = 1000\n") && text.contains("cool_off_ms = 300000\n"));
-    let text = text
-        .replace("threshold = 1000\n", "threshold = 5\n")
-        .replace(
-            "cool_off_ms = 300000\n",
-            &format!("cool_off_ms = {}\n", COOL_OFF.as_millis()),
-        );
-    let path = dir.join("policy.toml");
-    std::fs::write(&path, text).unwrap();
-    std::os::unix::fs::symlink(deploy.join("demo"), dir.join("demo")).unwrap();
-    path.to_str().unwrap().to_string()
+    let cool_off = format!("cool_off_ms = {}\n", COOL_OFF.as_millis());
+    policy_with(
+        dir,
+        &[
+            ("threshold = 1000\n", "threshold = 5\n"),
+            ("cool_off_ms = 300000\n", &cool_off),
+        ],
+    )
 }
 
 /// When the gate decided each intent (the audit link's `recorded_at`, the decision's clock).
