@@ -203,6 +203,206 @@ pub fn add_args(g: &Grant, topic_suffix: &str) -> Vec<String> {
     a
 }
 
+/// One ACL binding as the broker lists it (`kafka-acls --list`): the unit compared between the
+/// declaration and the cluster. Fields use the broker's spelling (`TOPIC`, `LITERAL`, `WRITE`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Binding {
+    /// `User:<name>`.
+    pub principal: String,
+    /// `TOPIC`, `GROUP`, `TRANSACTIONAL_ID`, `CLUSTER`, ...
+    pub resource_type: String,
+    /// Resource name (`kafka-cluster` for the cluster).
+    pub name: String,
+    /// `LITERAL` or `PREFIXED`.
+    pub pattern_type: String,
+    /// Host the binding applies to (`*` for any).
+    pub host: String,
+    /// `READ`, `WRITE`, `IDEMPOTENT_WRITE`, ...
+    pub operation: String,
+    /// `ALLOW` or `DENY`.
+    pub permission: String,
+}
+
+impl std::fmt::Display for Binding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} {} on {} {} ({}, host {})",
+            self.permission,
+            self.principal,
+            self.operation,
+            self.resource_type,
+            self.name,
+            self.pattern_type,
+            self.host
+        )
+    }
+}
+
+/// `IdempotentWrite` → `IDEMPOTENT_WRITE` (the broker's spelling of an operation).
+fn upper_snake(pascal: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in pascal.chars().enumerate() {
+        if c.is_ascii_uppercase() && i > 0 {
+            out.push('_');
+        }
+        out.push(c.to_ascii_uppercase());
+    }
+    out
+}
+
+/// `IDEMPOTENT_WRITE` → `IdempotentWrite` (the tool's spelling of an operation).
+fn pascal(upper: &str) -> String {
+    upper
+        .split('_')
+        .map(|w| {
+            let lower = w.to_ascii_lowercase();
+            let mut cs = lower.chars();
+            cs.next()
+                .map(|c| c.to_ascii_uppercase().to_string() + cs.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Every binding the declaration asks for, with topic names suffixed by `topic_suffix`.
+pub fn declared_bindings(grants: &[Grant], topic_suffix: &str) -> BTreeSet<Binding> {
+    let mut out = BTreeSet::new();
+    for g in grants {
+        let (resource_type, names) = match g.resource {
+            Resource::Cluster => ("CLUSTER", vec!["kafka-cluster".to_string()]),
+            Resource::Topic => (
+                "TOPIC",
+                g.names
+                    .iter()
+                    .map(|n| format!("{n}{topic_suffix}"))
+                    .collect(),
+            ),
+            Resource::Group => ("GROUP", g.names.clone()),
+            Resource::TransactionalId => ("TRANSACTIONAL_ID", g.names.clone()),
+        };
+        let pattern_type = match (g.resource, g.pattern) {
+            (Resource::Cluster, _) | (_, Pattern::Literal) => "LITERAL",
+            (_, Pattern::Prefixed) => "PREFIXED",
+        };
+        for principal in &g.principals {
+            for name in &names {
+                for op in &g.operations {
+                    out.insert(Binding {
+                        principal: principal.clone(),
+                        resource_type: resource_type.into(),
+                        name: name.clone(),
+                        pattern_type: pattern_type.into(),
+                        host: "*".into(),
+                        operation: upper_snake(op),
+                        permission: "ALLOW".into(),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Parses the output of `kafka-acls --list` into bindings; lines it does not recognise are
+/// skipped.
+pub fn parse_listing(text: &str) -> Vec<Binding> {
+    fn field<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+        let start = text.find(&format!("{key}="))? + key.len() + 1;
+        let rest = &text[start..];
+        let end = rest.find([',', ')']).unwrap_or(rest.len());
+        Some(rest[..end].trim())
+    }
+    let mut out = Vec::new();
+    let mut resource: Option<(String, String, String)> = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("Current ACLs for resource") {
+            resource = match (
+                field(line, "resourceType"),
+                field(line, "name"),
+                field(line, "patternType"),
+            ) {
+                (Some(t), Some(n), Some(p)) => Some((t.into(), n.into(), p.into())),
+                _ => None,
+            };
+        } else if line.starts_with("(principal=")
+            && let Some((t, n, p)) = &resource
+            && let (Some(principal), Some(host), Some(operation), Some(permission)) = (
+                field(line, "principal"),
+                field(line, "host"),
+                field(line, "operation"),
+                field(line, "permissionType"),
+            )
+        {
+            out.push(Binding {
+                principal: principal.into(),
+                resource_type: t.clone(),
+                name: n.clone(),
+                pattern_type: p.clone(),
+                host: host.into(),
+                operation: operation.into(),
+                permission: permission.into(),
+            });
+        }
+    }
+    out
+}
+
+/// Bindings of the declared principals that the declaration does not ask for. With a topic
+/// suffix (tests, side-by-side stacks) only topics carrying that suffix are compared; groups,
+/// transactional ids and the cluster always are.
+pub fn stale(declared: &BTreeSet<Binding>, listed: &[Binding], topic_suffix: &str) -> Vec<Binding> {
+    let principals: BTreeSet<&str> = declared.iter().map(|b| b.principal.as_str()).collect();
+    let mut out: Vec<Binding> = listed
+        .iter()
+        .filter(|b| principals.contains(b.principal.as_str()))
+        .filter(|b| b.resource_type != "TOPIC" || b.name.ends_with(topic_suffix))
+        .filter(|b| !declared.contains(*b))
+        .cloned()
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// `kafka-acls --remove` arguments of one binding; None for a resource type the tool cannot
+/// name here.
+pub fn remove_args(b: &Binding) -> Option<Vec<String>> {
+    let principal_flag = if b.permission == "DENY" {
+        "--deny-principal"
+    } else {
+        "--allow-principal"
+    };
+    let host_flag = if b.permission == "DENY" {
+        "--deny-host"
+    } else {
+        "--allow-host"
+    };
+    let mut a: Vec<String> = vec![
+        "--remove".into(),
+        "--force".into(),
+        principal_flag.into(),
+        b.principal.clone(),
+        host_flag.into(),
+        b.host.clone(),
+        "--operation".into(),
+        pascal(&b.operation),
+    ];
+    match b.resource_type.as_str() {
+        "CLUSTER" => a.push("--cluster".into()),
+        "TOPIC" => a.extend(["--topic".into(), b.name.clone()]),
+        "GROUP" => a.extend(["--group".into(), b.name.clone()]),
+        "TRANSACTIONAL_ID" => a.extend(["--transactional-id".into(), b.name.clone()]),
+        _ => return None,
+    }
+    a.extend([
+        "--resource-pattern-type".into(),
+        b.pattern_type.to_ascii_lowercase(),
+    ]);
+    Some(a)
+}
+
 /// How to reach the `kafka-acls` tool.
 #[derive(Debug, Clone)]
 pub struct AclTool {
@@ -236,8 +436,8 @@ fn private_file(text: &str) -> Result<PathBuf, AclError> {
     Ok(path)
 }
 
-/// Runs one tool invocation.
-fn run(tool: &AclTool, config: Option<&Path>, args: &[String]) -> Result<(), AclError> {
+/// Runs one tool invocation; returns its standard output.
+fn run(tool: &AclTool, config: Option<&Path>, args: &[String]) -> Result<String, AclError> {
     let Some((program, lead)) = tool.command.split_first() else {
         return Err(AclError::Io {
             what: "kafka-acls command".into(),
@@ -258,7 +458,7 @@ fn run(tool: &AclTool, config: Option<&Path>, args: &[String]) -> Result<(), Acl
         source,
     })?;
     if out.status.success() {
-        return Ok(());
+        return Ok(String::from_utf8_lossy(&out.stdout).into_owned());
     }
     let stderr = String::from_utf8_lossy(&out.stderr);
     let tail: Vec<&str> = stderr.lines().rev().take(8).collect();
@@ -269,38 +469,75 @@ fn run(tool: &AclTool, config: Option<&Path>, args: &[String]) -> Result<(), Acl
     })
 }
 
-/// Applies every grant (two tool invocations at a time); returns the argument lists applied.
-pub fn apply(
-    tool: &AclTool,
-    grants: &[Grant],
-    topic_suffix: &str,
-) -> Result<Vec<Vec<String>>, AclError> {
+/// Runs `lists` of tool arguments two at a time, with the admin's client properties in a
+/// private temporary file; returns each invocation's standard output, in order.
+fn run_all(tool: &AclTool, lists: &[Vec<String>]) -> Result<Vec<String>, AclError> {
     let config = tool
         .client_properties
         .as_deref()
         .map(private_file)
         .transpose()?;
-    let all: Vec<Vec<String>> = grants.iter().map(|g| add_args(g, topic_suffix)).collect();
-    let result = all.chunks(2).try_for_each(|pair| {
+    let mut outputs = Vec::new();
+    let result = lists.chunks(2).try_for_each(|pair| {
         std::thread::scope(|s| {
             let handles: Vec<_> = pair
                 .iter()
                 .map(|args| s.spawn(|| run(tool, config.as_deref(), args)))
                 .collect();
             handles.into_iter().try_for_each(|h| {
-                h.join().unwrap_or_else(|_| {
+                let out = h.join().unwrap_or_else(|_| {
                     Err(AclError::Io {
                         what: "kafka-acls runner".into(),
                         source: std::io::Error::other("thread panicked"),
                     })
-                })
+                })?;
+                outputs.push(out);
+                Ok(())
             })
         })
     });
     if let Some(c) = &config {
         let _ = std::fs::remove_file(c);
     }
-    result.map(|()| all)
+    result.map(|()| outputs)
+}
+
+/// Applies every grant (two tool invocations at a time); returns the argument lists applied.
+pub fn apply(
+    tool: &AclTool,
+    grants: &[Grant],
+    topic_suffix: &str,
+) -> Result<Vec<Vec<String>>, AclError> {
+    let all: Vec<Vec<String>> = grants.iter().map(|g| add_args(g, topic_suffix)).collect();
+    run_all(tool, &all).map(|_| all)
+}
+
+/// Lists the cluster's bindings of every declared principal and returns those the declaration
+/// does not ask for (see [`stale`]).
+pub fn find_stale(
+    tool: &AclTool,
+    grants: &[Grant],
+    topic_suffix: &str,
+) -> Result<Vec<Binding>, AclError> {
+    let lists: Vec<Vec<String>> = principals(grants)
+        .into_iter()
+        .map(|p| vec!["--list".into(), "--principal".into(), p])
+        .collect();
+    let listed: Vec<Binding> = run_all(tool, &lists)?
+        .iter()
+        .flat_map(|out| parse_listing(out))
+        .collect();
+    Ok(stale(
+        &declared_bindings(grants, topic_suffix),
+        &listed,
+        topic_suffix,
+    ))
+}
+
+/// Removes `bindings` from the cluster; returns the argument lists run.
+pub fn remove(tool: &AclTool, bindings: &[Binding]) -> Result<Vec<Vec<String>>, AclError> {
+    let all: Vec<Vec<String>> = bindings.iter().filter_map(remove_args).collect();
+    run_all(tool, &all).map(|_| all)
 }
 
 #[cfg(test)]
@@ -368,5 +605,60 @@ mod tests {
         ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
+    }
+
+    const LISTING: &str = "ACLs for principal `User:product-demo`
+Current ACLs for resource `ResourcePattern(resourceType=CLUSTER, name=kafka-cluster, patternType=LITERAL)`:
+ \t(principal=User:product-demo, host=*, operation=IDEMPOTENT_WRITE, permissionType=ALLOW)
+
+Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=bucket.intents.t1, patternType=LITERAL)`:
+ \t(principal=User:product-demo, host=*, operation=WRITE, permissionType=ALLOW)
+ \t(principal=User:product-demo, host=*, operation=DESCRIBE, permissionType=ALLOW)
+
+Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=bucket.accepted.t1, patternType=LITERAL)`:
+ \t(principal=User:product-demo, host=*, operation=WRITE, permissionType=ALLOW)
+
+Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=bucket.accepted.t2, patternType=LITERAL)`:
+ \t(principal=User:product-demo, host=*, operation=WRITE, permissionType=ALLOW)
+";
+
+    #[test]
+    fn a_listing_parses_into_bindings() {
+        let b = parse_listing(LISTING);
+        assert_eq!(b.len(), 5);
+        assert_eq!(b[0].resource_type, "CLUSTER");
+        assert_eq!(b[0].operation, "IDEMPOTENT_WRITE");
+        assert_eq!(b[2].name, "bucket.intents.t1");
+        assert_eq!(b[2].operation, "DESCRIBE");
+        assert_eq!(b[2].host, "*");
+        assert_eq!(b[2].permission, "ALLOW");
+        assert!(parse_listing("no acls here\n(principal=User:x)").is_empty());
+    }
+
+    /// A product granted WRITE on an output topic behind the declaration's back is reported,
+    /// scoped to this suffix; what the declaration grants is not.
+    #[test]
+    fn bindings_beyond_the_declaration_are_stale_within_the_suffix() {
+        let grants = parse(include_str!("../deploy/acls.toml")).unwrap();
+        let declared = declared_bindings(&grants, ".t1");
+        let extra = stale(&declared, &parse_listing(LISTING), ".t1");
+        assert_eq!(extra.len(), 1, "{extra:?}");
+        assert_eq!(extra[0].name, "bucket.accepted.t1");
+        assert_eq!(extra[0].operation, "WRITE");
+        assert_eq!(
+            remove_args(&extra[0]).unwrap().join(" "),
+            "--remove --force --allow-principal User:product-demo --allow-host * --operation Write --topic bucket.accepted.t1 --resource-pattern-type literal"
+        );
+        // Without a suffix every topic counts.
+        let everything = stale(&declared_bindings(&grants, ""), &parse_listing(LISTING), "");
+        assert!(everything.len() >= 3, "{everything:?}");
+    }
+
+    #[test]
+    fn operation_spellings_round_trip() {
+        for op in OPERATIONS {
+            assert_eq!(pascal(&upper_snake(op)), *op);
+        }
+        assert_eq!(upper_snake("IdempotentWrite"), "IDEMPOTENT_WRITE");
     }
 }

@@ -520,6 +520,10 @@ enum AclsCmd {
         /// Print the tool arguments instead of running them.
         #[arg(long)]
         dry_run: bool,
+        /// Also remove the declared principals' ACLs that the declaration does not grant
+        /// (without it they are only reported).
+        #[arg(long)]
+        prune: bool,
     },
 }
 
@@ -768,13 +772,15 @@ async fn announce(
     Ok(())
 }
 
-/// `bucket acls apply`: parse the declaration and add every grant through kafka-acls.
+/// `bucket acls apply`: parse the declaration, add every grant through kafka-acls, then report
+/// (or with `--prune` remove) the declared principals' ACLs the declaration does not grant.
 fn acls_apply(
     kafka: &KafkaArgs,
     suffix: &str,
     file: &std::path::Path,
     tool: &str,
     dry_run: bool,
+    prune: bool,
 ) -> Result<ExitCode> {
     use bhiv_bucket::acls;
     let text =
@@ -794,6 +800,30 @@ fn acls_apply(
     };
     for args in acls::apply(&tool, &grants, suffix)? {
         println!("applied  {}", args.join(" "));
+    }
+    let extra = acls::find_stale(&tool, &grants, suffix)?;
+    const SHOWN: usize = 50;
+    for b in extra.iter().take(SHOWN) {
+        println!("not declared  {b}");
+    }
+    if extra.len() > SHOWN {
+        println!("not declared  ... and {} more", extra.len() - SHOWN);
+    }
+    if extra.is_empty() {
+        println!(
+            "the declared principals hold no ACLs beyond {}",
+            file.display()
+        );
+    } else if prune {
+        for args in acls::remove(&tool, &extra)? {
+            println!("removed  {}", args.join(" "));
+        }
+    } else {
+        println!(
+            "{} ACL(s) of declared principals are not in {}: review them, or re-run with --prune to remove them",
+            extra.len(),
+            file.display()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -987,12 +1017,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
             file,
             kafka_acls_cmd,
             dry_run,
+            prune,
         }) => acls_apply(
             &kafka,
             &topics.topic_suffix,
             &file,
             &kafka_acls_cmd,
             dry_run,
+            prune,
         ),
         Command::Topics(TopicsCmd::Manifests {
             topics: suffix,

@@ -360,3 +360,74 @@ async fn secrets_given_by_reference_never_reach_the_logs() {
         );
     }
 }
+
+/// Sends one record to `topic` as the product principal; Ok when the broker took it.
+async fn write_as_product(topic: &str) -> Result<(), KafkaError> {
+    let product: FutureProducer = sasl_config("product-demo", &password("product-demo"))
+        .set("message.timeout.ms", "10000")
+        .create()
+        .unwrap();
+    product
+        .send(
+            FutureRecord::to(topic).key("ai_assistant").payload("x"),
+            Duration::from_secs(10),
+        )
+        .await
+        .map(|_| ())
+        .map_err(|(e, _)| e)
+}
+
+/// ACL drift: a grant made behind the declaration's back (a product allowed to write the
+/// accepted topic) is reported by `bucket acls apply`, removed by `--prune`, and the product
+/// is refused again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acls_beyond_the_declaration_are_reported_and_pruned() {
+    let (sfx, topics) = topics_with_acls(1).await;
+    let admin = sasl_env("admin");
+    let shipped = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/acls.toml");
+    let dir = tempfile::tempdir().unwrap();
+    let widened = dir.path().join("acls.toml");
+    let text = std::fs::read_to_string(shipped).unwrap()
+        + "\n[[grant]]\nprincipals = [\"User:product-demo\"]\nresource = \"topic\"\n\
+           names = [\"bucket.accepted\"]\noperations = [\"Write\"]\n";
+    std::fs::write(&widened, text).unwrap();
+    let widened = widened.to_str().unwrap().to_string();
+    let (ok, out) = bucket(
+        &["acls", "apply", "--topic-suffix", &sfx, "--file", &widened],
+        &admin,
+    );
+    assert!(ok, "{out}");
+    assert!(
+        write_as_product(&topics.accepted).await.is_ok(),
+        "the widened grant did not take effect; the test proves nothing"
+    );
+
+    let stray = format!("ALLOW User:product-demo WRITE on TOPIC {}", topics.accepted);
+    let (ok, out) = bucket(&["acls", "apply", "--topic-suffix", &sfx], &admin);
+    assert!(ok, "{out}");
+    let reported: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with("not declared"))
+        .collect();
+    assert_eq!(reported.len(), 1, "{out}");
+    assert!(reported[0].contains(&stray), "{out}");
+    assert!(out.contains("--prune"), "{out}");
+    assert!(
+        write_as_product(&topics.accepted).await.is_ok(),
+        "a report must not change the cluster"
+    );
+
+    let (ok, out) = bucket(
+        &["acls", "apply", "--topic-suffix", &sfx, "--prune"],
+        &admin,
+    );
+    assert!(ok, "{out}");
+    assert!(out.lines().any(|l| l.starts_with("removed")), "{out}");
+    match write_as_product(&topics.accepted).await {
+        Err(KafkaError::MessageProduction(RDKafkaErrorCode::TopicAuthorizationFailed)) => {}
+        other => panic!("the product can still write {}: {other:?}", topics.accepted),
+    }
+    let (ok, out) = bucket(&["acls", "apply", "--topic-suffix", &sfx], &admin);
+    assert!(ok, "{out}");
+    assert!(out.contains("hold no ACLs beyond"), "{out}");
+}
