@@ -16,31 +16,10 @@ const TOKEN_B: &str = "demo-ai-avatar-token";
 
 fn intent(product: &str, artifact: &str, class: &str, content: Option<Vec<u8>>) -> ArtifactIntent {
     ArtifactIntent {
-        intent_id: uuid::Uuid::new_v4().to_string(),
-        product_id: product.into(),
-        integration_id: format!("{product}-backend"),
-        owner_id: "owner".into(),
-        requester_id: "owner".into(),
-        artifact_id: artifact.into(),
-        artifact_class: class.into(),
-        operation: Operation::Create,
-        expected_version: None,
         content,
         content_type: "application/octet-stream".into(),
-        metadata: "{}".into(),
         purpose: "api test".into(),
-        client_time: bhiv_bucket::produce::now_ms(),
-    }
-}
-
-async fn pg_count(url: &str, sql: &str) -> i64 {
-    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
-        return -1;
-    };
-    tokio::spawn(conn);
-    match client.query_one(sql, &[]).await {
-        Ok(r) => r.get(0),
-        Err(_) => -1,
+        ..create_intent(product, class, artifact)
     }
 }
 

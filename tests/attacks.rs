@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use bhiv_bucket::core::partitioner::home_partition;
 use bhiv_bucket::core::{ArtifactIntent, Operation};
-use bhiv_bucket::produce::{IntentProducer, now_ms};
+use bhiv_bucket::produce::IntentProducer;
 use bhiv_bucket::wire::audit;
 use bhiv_bucket::wire::framing;
 use bhiv_bucket::wire::schemas::INTENT_AVSC;
@@ -26,20 +26,9 @@ fn base(product: &str, artifact: &str) -> ArtifactIntent {
         _ => "document",
     };
     ArtifactIntent {
-        intent_id: uuid::Uuid::new_v4().to_string(),
-        product_id: product.into(),
-        integration_id: format!("{product}-backend"),
-        owner_id: "owner".into(),
-        requester_id: "owner".into(),
-        artifact_id: artifact.into(),
-        artifact_class: class.into(),
-        operation: Operation::Create,
-        expected_version: None,
         content: Some(b"content".to_vec()),
-        content_type: "text/plain".into(),
-        metadata: "{}".into(),
         purpose: "attack catalogue".into(),
-        client_time: now_ms(),
+        ..create_intent(product, class, artifact)
     }
 }
 

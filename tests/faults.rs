@@ -95,14 +95,6 @@ fn redis_url() -> String {
     std::env::var("BUCKET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
-async fn pg_count(url: &str, sql: &str) -> i64 {
-    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
-        return -1;
-    };
-    tokio::spawn(conn);
-    client.query_one(sql, &[]).await.map_or(-1, |r| r.get(0))
-}
-
 /// Creates the four topics on a replicated cluster: replication 3, min.insync.replicas 2 (the
 /// production defaults of topics/topics.toml).
 async fn create_replicated_topics(sfx: &str, partitions: i32) -> TopicNames {
@@ -380,7 +372,7 @@ impl Run {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.figures.gate_recovery = since.elapsed();
-        let want = count_committed(&self.topics.accepted) as i64;
+        let want = read_committed(&self.topics.accepted).len() as i64;
         while pg_count(&self.db, "SELECT count(*) FROM artifact_versions").await < want {
             self.check_alive();
             assert!(Instant::now() < deadline, "the sink did not catch up");
@@ -547,42 +539,6 @@ impl Run {
     }
 }
 
-/// Committed records of `topic`, tolerating the transport errors librdkafka reports while a
-/// broker is down (common::read_committed treats every error as fatal).
-fn count_committed(topic: &str) -> usize {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::error::KafkaError;
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", "bucket-faults-counter")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("counting consumer");
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)
-            .expect("partition added");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut pending: std::collections::HashSet<i32> = (0..PARTITIONS).collect();
-    let mut n = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !pending.is_empty() && Instant::now() < deadline {
-        match consumer.poll(Duration::from_millis(200)) {
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                pending.remove(&p);
-            }
-            Some(Err(e)) => eprintln!("counting {topic}: {e} (continuing)"),
-            Some(Ok(_)) => n += 1,
-            None => {}
-        }
-    }
-    assert!(pending.is_empty(), "did not reach the end of {topic}");
-    n
-}
-
 /// Per output partition: the last stable offset (where read_committed readers stop) against the
 /// high watermark, and for partitions where they differ, the broker's view of the producers with
 /// an open transaction there (`kafka-transactions.sh describe-producers`).
@@ -722,26 +678,7 @@ fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
 /// True once the per-product usage the gates published to Redis equals a recomputation from
 /// the accepted artifacts (latest version of each artifact, deletes excluded).
 async fn usage_matches(topics: &TopicNames, within: Duration) -> bool {
-    let mut latest: HashMap<(String, String), (i64, i64, bool)> = HashMap::new();
-    for r in read_committed(&topics.accepted) {
-        let Ok(a) = accepted::decode_framed(r.value.as_deref()) else {
-            continue;
-        };
-        let e = latest
-            .entry((a.product_id.clone(), a.artifact_id.clone()))
-            .or_insert((0, 0, true));
-        if a.version > e.0 {
-            *e = (a.version, a.content_size, a.deleted);
-        }
-    }
-    let mut want: HashMap<String, (u64, u64)> = HashMap::new();
-    for ((product, _), (_, size, deleted)) in latest {
-        if !deleted {
-            let w = want.entry(product).or_default();
-            w.0 += size as u64;
-            w.1 += 1;
-        }
-    }
+    let want = usage_from_accepted(&topics.accepted);
     let Ok(client) = redis::Client::open(redis_url()) else {
         return false;
     };

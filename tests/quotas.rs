@@ -8,27 +8,16 @@ mod common;
 use std::collections::HashMap;
 use std::time::Duration;
 
-use bhiv_bucket::core::{ArtifactIntent, Operation};
+use bhiv_bucket::core::ArtifactIntent;
 use bhiv_bucket::produce::{IntentProducer, now_ms};
-use bhiv_bucket::wire::{accepted, audit};
+use bhiv_bucket::wire::audit;
 use common::*;
 
 fn intent(product: &str, artifact: &str, class: &str, content: Vec<u8>) -> ArtifactIntent {
     ArtifactIntent {
-        intent_id: uuid::Uuid::new_v4().to_string(),
-        product_id: product.into(),
-        integration_id: format!("{product}-backend"),
-        owner_id: "owner".into(),
-        requester_id: "owner".into(),
-        artifact_id: artifact.into(),
-        artifact_class: class.into(),
-        operation: Operation::Create,
-        expected_version: None,
         content: Some(content),
-        content_type: "text/plain".into(),
-        metadata: "{}".into(),
         purpose: "quota test".into(),
-        client_time: now_ms(),
+        ..create_intent(product, class, artifact)
     }
 }
 
@@ -203,24 +192,7 @@ async fn two_instances_killed_at_random_with_redis_flushed_keep_every_invariant_
     assert_eq!(checked.audit, produced.len());
 
     // Usage recomputed from the accepted artifacts equals what the gates published to Redis.
-    let mut latest: HashMap<(String, String), (i64, i64, bool)> = HashMap::new();
-    for r in read_committed(&topics.accepted) {
-        let a = accepted::decode_framed(r.value.as_deref()).unwrap();
-        let e = latest
-            .entry((a.product_id.clone(), a.artifact_id.clone()))
-            .or_insert((0, 0, true));
-        if a.version > e.0 {
-            *e = (a.version, a.content_size, a.deleted);
-        }
-    }
-    let mut want: HashMap<String, (u64, u64)> = HashMap::new();
-    for ((product, _), (_, size, deleted)) in latest {
-        if !deleted {
-            let w = want.entry(product).or_default();
-            w.0 += size as u64;
-            w.1 += 1;
-        }
-    }
+    let want = usage_from_accepted(&topics.accepted);
     let client = redis::Client::open("redis://127.0.0.1:6379").unwrap();
     let mut con = client.get_connection().unwrap();
     let redis_matches = |con: &mut redis::Connection| {

@@ -182,12 +182,16 @@ pub fn read_committed(topic: &str) -> Vec<Read> {
     }
     consumer.assign(&tpl).unwrap();
     let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while !pending.is_empty() && Instant::now() < deadline {
         match consumer.poll(Duration::from_millis(200)) {
             None => {}
             Some(Err(KafkaError::PartitionEOF(p))) => {
                 pending.remove(&p);
+            }
+            // A lost broker connection (a broker fault scenario): librdkafka carries on.
+            Some(Err(e)) if bhiv_bucket::kafka_errors::is_transient(&e) => {
+                eprintln!("reading {topic}: {e} (continuing)");
             }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             Some(Ok(m)) => out.push(Read {
@@ -815,4 +819,38 @@ pub fn governance_events(audit_topic: &str) -> Vec<(i32, String)> {
             Some((r.partition, e.governance?.event_type))
         })
         .collect()
+}
+
+/// Count of `sql` (a `SELECT count(*)`) in the database at `url`; -1 while it is unreachable.
+pub async fn pg_count(url: &str, sql: &str) -> i64 {
+    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+        return -1;
+    };
+    tokio::spawn(conn);
+    client.query_one(sql, &[]).await.map_or(-1, |r| r.get(0))
+}
+
+/// Per-product usage (bytes, live artifacts) recomputed from the accepted topic: the latest
+/// version of each artifact, deletes excluded. What the gates' published usage must equal.
+pub fn usage_from_accepted(accepted_topic: &str) -> HashMap<String, (u64, u64)> {
+    let mut latest: HashMap<(String, String), (i64, i64, bool)> = HashMap::new();
+    for r in read_committed(accepted_topic) {
+        let a = bhiv_bucket::wire::accepted::decode_framed(r.value.as_deref())
+            .expect("an accepted record decodes");
+        let e = latest
+            .entry((a.product_id.clone(), a.artifact_id.clone()))
+            .or_insert((0, 0, true));
+        if a.version > e.0 {
+            *e = (a.version, a.content_size, a.deleted);
+        }
+    }
+    let mut want: HashMap<String, (u64, u64)> = HashMap::new();
+    for ((product, _), (_, size, deleted)) in latest {
+        if !deleted {
+            let w = want.entry(product).or_default();
+            w.0 += size as u64;
+            w.1 += 1;
+        }
+    }
+    want
 }
