@@ -1,5 +1,5 @@
-//! `GET /threats`: the threat catalogue (the seeds' T1–T10), each threat with the reason codes
-//! that defend against it and a live count of findings since this process started.
+//! `GET /threats`: the threat catalogue (T1–T10, docs/origins.md#threats), each threat with the
+//! reason codes that defend against it and a live count of findings since this process started.
 
 use axum::Json;
 use axum::extract::State;
@@ -10,7 +10,8 @@ use serde::Serialize;
 use super::{AdminState, Role};
 use crate::core::ReasonCode;
 
-/// The seeds' threats: id, name, how the system answers when no reason code does.
+/// The seeds' threats (docs/origins.md#threats): id, name, how the system answers when no
+/// reason code does.
 pub const CATALOGUE: [(&str, &str, &str); 10] = [
     ("T1", "Storage Exhaustion", "size limits, quotas"),
     (
@@ -58,7 +59,7 @@ pub struct CodeCount {
 pub struct Threat {
     /// Threat id (T1…T10).
     pub id: &'static str,
-    /// Name from the seeds.
+    /// Name from the seeds (docs/origins.md#threats).
     pub name: &'static str,
     /// How the system defends.
     pub defence: &'static str,

@@ -1,5 +1,5 @@
-//! Producer-side signatures for bench intents (`bucket-signature` header, SPEC §4), verified by
-//! the gate against the bench integrations' keys in the generated policy.
+//! Producer-side signatures for bench intents (`bucket-signature` header, docs/wire-contract.md),
+//! verified by the gate against the bench integrations' keys in the generated policy.
 
 use std::str::FromStr;
 

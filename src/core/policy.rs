@@ -9,9 +9,9 @@ use sha2::{Digest, Sha256};
 use super::intent::Operation;
 use super::signature::VerifyKey;
 
-/// Hard ceiling on artifact content, whatever the policy says (SPEC §5).
+/// Hard ceiling on artifact content, whatever the policy says (docs/origins.md#declared).
 pub const MAX_CONTENT_BYTES: u64 = 16 * 1024 * 1024;
-/// Hard ceiling on the number of products (SPEC §5).
+/// Hard ceiling on the number of products (docs/origins.md#declared).
 pub const MAX_PRODUCTS: usize = 100;
 
 /// Why a policy file was refused.
@@ -252,7 +252,7 @@ struct OffendersFile {
     cool_off_ms: i64,
 }
 
-/// Storage quotas and rate limits (seeds' T1, T6).
+/// Storage quotas and rate limits (T1, T6: docs/origins.md#threats).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Quotas {
     /// All products together, stored bytes.
@@ -263,7 +263,7 @@ pub struct Quotas {
     pub warning_ratio: f64,
 }
 
-/// Repeat-offender detection (seeds' T6: escalation cascades).
+/// Repeat-offender detection (T6, escalation cascades: docs/origins.md#t6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offenders {
     /// Rejections within `window_ms` that start a cooling-off.

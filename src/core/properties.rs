@@ -1,4 +1,4 @@
-//! Property tests of the decision core against a simple model (SPEC §5, issue 3):
+//! Property tests of the decision core against a simple model (docs/origins.md#decisions, issue 3):
 //!
 //! - `decide` is deterministic: the same inputs give the same decision.
 //! - Over random sequences of intents (operations, versions, owners, classes, products,

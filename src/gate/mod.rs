@@ -33,7 +33,8 @@ pub struct TopicNames {
     pub audit: String,
     /// Governance events from operator tools, folded into the audit chain (`crate::control`).
     pub control: String,
-    /// Route accepted artifacts to `<accepted>.<product_id>` (read isolation, seeds' T7).
+    /// Route accepted artifacts to `<accepted>.<product_id>` (read isolation, T7 in
+    /// docs/origins.md#t7).
     pub accepted_per_product: bool,
 }
 

@@ -1,6 +1,6 @@
 //! A partition task: the state of the products homed on one `bucket.intents` partition and the
 //! head of the audit chain with the same partition number. Restored from `bucket.audit`, which
-//! is the changelog (SPEC §10).
+//! is the changelog (docs/origins.md#design, ADR 0001).
 
 use std::time::{Duration, Instant};
 

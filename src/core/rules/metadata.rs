@@ -1,5 +1,5 @@
-//! Metadata bounds (seeds' T1 metadata explosion) and server-owned fields a client may not set
-//! (T2 metadata poisoning).
+//! Metadata bounds (T1 metadata explosion, docs/origins.md#t1) and server-owned fields a client
+//! may not set (T2 metadata poisoning).
 
 use crate::core::decide::{Context, Finding};
 use crate::core::reason::ReasonCode;

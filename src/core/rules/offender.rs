@@ -1,4 +1,5 @@
-//! Repeat offenders (seeds' T6): while an integration cools off, its intents are refused.
+//! Repeat offenders (T6, docs/origins.md#t6): while an integration cools off, its intents are
+//! refused.
 //! Whether a rejection starts a cooling-off is decided in `decide` (it needs the outcome).
 
 use crate::core::decide::{Context, Finding};

@@ -1,6 +1,7 @@
-//! Storage quotas (seeds' T1): accepting never pushes a product's stored bytes or live artifacts
-//! over its quota (exact: the product's state lives on this partition), nor the global totals
-//! (as known from all partitions, lagging by the publish interval). Deletes free quota.
+//! Storage quotas (T1, docs/origins.md#t1): accepting never pushes a product's stored bytes or
+//! live artifacts over its quota (exact: the product's state lives on this partition), nor the
+//! global totals (as known from all partitions, lagging by the publish interval). Deletes free
+//! quota.
 
 use crate::core::decide::{Context, Finding, candidate_change};
 use crate::core::reason::ReasonCode;

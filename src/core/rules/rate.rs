@@ -1,6 +1,6 @@
-//! Per-product rate limits (seeds' T6): GCRA over the decision clock. The arrival time lives in
-//! the partition state, so the decision stays a pure function of (intent, state, policy, time)
-//! and products homed on the same partition never slow one another down.
+//! Per-product rate limits (T6, docs/origins.md#t6): GCRA over the decision clock. The arrival
+//! time lives in the partition state, so the decision stays a pure function of (intent, state,
+//! policy, time) and products homed on the same partition never slow one another down.
 
 use crate::core::decide::{Context, Finding};
 use crate::core::reason::ReasonCode;
