@@ -19,8 +19,9 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_KAFKA_VERSION:=4.1.1}"
 : "${BUCKET_APICURIO_VERSION:=3.0.9}"   # 3.3.x needs Java 21; Debian 12 has 17
 : "${BUCKET_PG_MAJOR:=15}"
-: "${BUCKET_MVN_DEPENDENCY_PLUGIN:=org.apache.maven.plugins:maven-dependency-plugin:3.6.1}"
-: "${BUCKET_MAVEN_REPO_URL:=https://repo.maven.apache.org/maven2}"  # fallback for plain HTTPS fetches
+# 3.9.0 or later: `copy` resolves the artifact file without reading its POM (older versions read
+# the POM and fail on Apicurio 3.0.9, whose parent POM is not on Maven Central; see registry.sh).
+: "${BUCKET_MVN_DEPENDENCY_PLUGIN:=org.apache.maven.plugins:maven-dependency-plugin:3.9.0}"
 
 # ---- endpoints (all loopback) ----------------------------------------------
 : "${BUCKET_HOST:=127.0.0.1}"
@@ -156,10 +157,11 @@ launch_daemon() {
   die "failed to launch: $*"
 }
 
-# run_mvn ARGS... (batch mode, quiet; keeps output in a log on failure)
+# run_mvn ARGS... (batch mode, quiet, strict checksums; prints Maven's output on failure).
+# Every download goes through Maven, so ~/.m2/settings.xml mirrors and proxies apply.
 run_mvn() {
   local out; out="$(mktemp)"
-  if ! mvn -B -q "$@" >"$out" 2>&1; then
+  if ! mvn -B -q -C "$@" >"$out" 2>&1; then
     cat "$out" >&2; rm -f "$out"; return 1
   fi
   rm -f "$out"

@@ -12,22 +12,13 @@ REGISTRY_PIDFILE="$BUCKET_PID_DIR/registry.pid"
 REGISTRY_PID_MARKER="-Dbucket.stack.component=registry:$BUCKET_STACK_DIR"
 REGISTRY_HEALTH_URL="$BUCKET_REGISTRY_URL/subjects"
 
-# Fetch a Maven Central artifact file: mvn first (honours ~/.m2/settings.xml mirrors); if Maven
-# cannot build the artifact descriptor (e.g. a parent POM missing on the mirror, seen for
-# apicurio-registry 3.0.9) fall back to a plain HTTPS GET from the same repo + sha1 check.
+# Fetch the registry distribution through Maven (honours ~/.m2/settings.xml mirrors and proxies;
+# checksums verified). Maven Central lacks the parent POM of apicurio-registry 3.0.9, so the
+# artifact's POM cannot be read; maven-dependency-plugin 3.9.0+ `copy` fetches the file without
+# reading it (BUCKET_MVN_DEPENDENCY_PLUGIN, docs/decisions/0003-apicurio-3.0.md).
 registry_fetch_tarball() {
   local gav="$1" out="$2"
-  if run_mvn "$BUCKET_MVN_DEPENDENCY_PLUGIN:copy" -Dartifact="$gav" -DoutputDirectory="$out" 2>/dev/null; then
-    return 0
-  fi
-  local v="$BUCKET_APICURIO_VERSION"
-  local url="$BUCKET_MAVEN_REPO_URL/io/apicurio/apicurio-registry-app/$v/apicurio-registry-app-$v-all.tar.gz"
-  log "registry: mvn resolution failed, fetching $url"
-  curl -fsSL --retry 3 -o "$out/registry.tar.gz" "$url" || return 1
-  local want got
-  want="$(curl -fsSL --retry 3 "$url.sha1" | awk '{print $1}')" || return 1
-  got="$(sha1sum "$out/registry.tar.gz" | awk '{print $1}')"
-  [[ -n "$want" && "$want" == "$got" ]] || { log "registry: sha1 mismatch ($got != $want)"; return 1; }
+  run_mvn "$BUCKET_MVN_DEPENDENCY_PLUGIN:copy" -Dartifact="$gav" -DoutputDirectory="$out"
 }
 
 registry_prepare() {
