@@ -1216,9 +1216,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 resume,
                 progress: !json,
             };
-            let started = std::time::Instant::now();
-            let report = bhiv_bucket::audit::verify::verify(&o)?;
-            let secs = started.elapsed().as_secs_f64();
+            let (report, phases) = bhiv_bucket::audit::verify::verify_timed(&o)?;
             if let Some(f) = save {
                 let heads: std::collections::BTreeMap<i32, _> = report
                     .partitions
@@ -1250,11 +1248,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                         pr.partition, pr.offset, pr.kind, pr.detail
                     );
                 }
-                println!(
-                    "{}: {links} records in {secs:.2}s ({:.0} records/s)",
-                    if report.ok() { "OK" } else { "FAILED" },
-                    links as f64 / secs.max(1e-9)
-                );
+                println!("{}", phases.summary(report.ok(), links));
             }
             Ok(if report.ok() {
                 ExitCode::SUCCESS

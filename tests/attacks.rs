@@ -1,6 +1,7 @@
 //! The attack catalogue, end to end through Kafka: each case produces crafted bytes and checks
 //! the exact reason code (and threat id) in `bucket.audit`, with the original bytes on
-//! `bucket.rejected`. Control cases must be accepted.
+//! `bucket.rejected`. Control cases must be accepted, and a sink stores exactly what was
+//! accepted (`bucket sink reconcile` clean), including another product's intent id.
 
 mod common;
 
@@ -78,6 +79,15 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
         .await
         .unwrap();
     let _gate = spawn_gate(&sfx, &group, "g1");
+    let db = fresh_database(&sfx).await;
+    let _sink = spawn(
+        &format!("sink{sfx}"),
+        &["sink", "--migrate", "--group", &format!("sink{sfx}")],
+        &[
+            ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
+            ("BUCKET_PG_URL", db.clone()),
+        ],
+    );
 
     // Baseline state the attacks run against.
     let doc = base("ai_assistant", "doc");
@@ -524,6 +534,43 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
             "SECRET_IN_METADATA",
             Some("T2"),
         ),
+        case(
+            "NUL in content type (storage text cannot hold it)",
+            signed(
+                &p,
+                &with(base("gurukul", "a29"), |i| {
+                    i.content_type = "text/plain\0".into()
+                }),
+            ),
+            "INVALID_FIELD",
+            None,
+        ),
+        case(
+            "NUL in purpose (storage text cannot hold it)",
+            signed(
+                &p,
+                &with(base("gurukul", "a30"), |i| {
+                    i.purpose = "audit\0trail".into()
+                }),
+            ),
+            "INVALID_FIELD",
+            None,
+        ),
+        case(
+            FORGED_HEADERS,
+            {
+                let mut r = signed(
+                    &p,
+                    &with(base("gurukul", "a31"), |i| i.purpose = String::new()),
+                );
+                for (k, v) in FORGED {
+                    r.headers.insert(0, (k.to_string(), v.as_bytes().to_vec()));
+                }
+                r
+            },
+            "PURPOSE_MISSING",
+            Some("T10"),
+        ),
     ];
     // Wrong partition: the right key, produced to a partition that is not the product's home.
     let home = home_partition(b"gurukul", PARTITIONS);
@@ -554,6 +601,19 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
     cases.push(Case {
         name: "control: ed25519 create",
         record: good,
+        partition: None,
+        expect: None,
+    });
+    // Replay protection is per product: another product may use the same intent id, here on
+    // an artifact id that also exists in the first product. Accepted, and it must be stored.
+    cases.push(Case {
+        name: "control: another product's intent id and artifact id",
+        record: signed(
+            &p,
+            &with(base("gurukul", "doc"), |i| {
+                i.intent_id = doc.intent_id.clone()
+            }),
+        ),
         partition: None,
         expect: None,
     });
@@ -614,4 +674,76 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
         }
     }
     assert_eq!(seen, expected.len(), "every case has a decision");
+
+    // The rejected copy of the forged-header case: the gate's verdict is the only
+    // `bucket.errors.reason` (any case), the producer's words are kept under a foreign name,
+    // and the value is byte for byte the original.
+    let forged_at = expected
+        .iter()
+        .find(|(_, (name, _))| *name == FORGED_HEADERS)
+        .map(|(at, _)| *at)
+        .unwrap();
+    let rejected = read_committed(&topics.rejected)
+        .into_iter()
+        .find(|r| {
+            r.headers.get("bucket.errors.partition") == Some(&forged_at.0.to_string().into_bytes())
+                && r.headers.get("bucket.errors.offset")
+                    == Some(&forged_at.1.to_string().into_bytes())
+        })
+        .expect("the forged-header intent is on the rejected topic");
+    let named = |name: &str| -> Vec<&[u8]> {
+        rejected
+            .header_list
+            .iter()
+            .filter(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_slice())
+            .collect()
+    };
+    assert_eq!(named("bucket.errors.reason"), vec![&b"PURPOSE_MISSING"[..]]);
+    assert_eq!(named("bucket.errors.policy.version").len(), 1);
+    assert_ne!(named("bucket.errors.policy.version"), vec![&b"forged"[..]]);
+    for (k, v) in FORGED {
+        assert_eq!(
+            named(&format!("producer.{k}")),
+            vec![v.as_bytes()],
+            "producer header {k} kept under a foreign name"
+        );
+    }
+    assert_eq!(
+        rejected.value, produced[&forged_at],
+        "original bytes unchanged"
+    );
+
+    // Accepted means stored: storage equals the accepted topic, the shared intent id included.
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let (clean, report) = reconcile(&sfx, &db);
+        if clean {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "storage differs from bucket.accepted:\n{report}"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let stored = pg_count(
+        &db,
+        "SELECT count(*) FROM artifact_versions WHERE artifact_id = 'doc' AND product_id = 'gurukul'",
+    )
+    .await;
+    assert_eq!(
+        stored, 1,
+        "the other product's version with the shared intent id is stored"
+    );
 }
+
+/// Name of the forged-header case.
+const FORGED_HEADERS: &str = "producer headers that impersonate the gate";
+
+/// Headers a producer sets to impersonate the gate's verdict (case variants included).
+const FORGED: [(&str, &str); 3] = [
+    ("bucket.errors.reason", "ACCEPTED"),
+    ("BUCKET.ERRORS.REASON", "NONE"),
+    ("bucket.errors.policy.version", "forged"),
+];

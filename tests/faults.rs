@@ -127,7 +127,8 @@ async fn create_replicated_topics(sfx: &str, partitions: i32) -> TopicNames {
 struct Feeder {
     sent: Arc<AtomicUsize>,
     total: usize,
-    handle: tokio::task::JoinHandle<Produced>,
+    /// What was produced, and how long producing it took.
+    handle: tokio::task::JoinHandle<(Produced, Duration)>,
 }
 
 impl Feeder {
@@ -145,7 +146,7 @@ impl Feeder {
                 produced.extend(produce_all(&producer, c.to_vec()).await);
                 counter.fetch_add(c.len(), Ordering::SeqCst);
             }
-            produced
+            (produced, start.elapsed())
         });
         Feeder {
             sent,
@@ -158,7 +159,7 @@ impl Feeder {
         self.sent.load(Ordering::SeqCst)
     }
 
-    async fn finish(self) -> Produced {
+    async fn finish(self) -> (Produced, Duration) {
         self.handle.await.expect("feeder task")
     }
 }
@@ -167,6 +168,8 @@ impl Feeder {
 #[derive(Debug, Default)]
 struct Figures {
     intents: usize,
+    /// Intents per second the feeder actually produced at (the offered rate is the knob).
+    achieved_rate: f64,
     backlog_at_fault: i64,
     lost: usize,
     /// Intents whose outcome was committed but not yet visible to read_committed readers at the
@@ -391,8 +394,9 @@ impl Run {
     /// Waits for the whole workload to be decided and stored, checks every invariant, records
     /// the figures, then asserts them.
     async fn finish(mut self, feeder: Feeder) {
-        let produced = feeder.finish().await;
+        let (produced, fed_in) = feeder.finish().await;
         self.figures.intents = produced.len();
+        self.figures.achieved_rate = produced.len() as f64 / fed_in.as_secs_f64().max(1e-3);
         wait_all_decided(&self.group, &self.topics, PARTITIONS, self.knobs.timeout);
         let want = read_committed(&self.topics.accepted).len() as i64;
         let deadline = Instant::now() + self.knobs.timeout;
@@ -508,6 +512,8 @@ impl Run {
             "fault": self.fault,
             "rep": self.rep,
             "intents": f.intents,
+            "offered_rate": self.knobs.rate,
+            "achieved_rate": f.achieved_rate.round(),
             "backlog_at_fault": f.backlog_at_fault,
             "lost": f.lost,
             "hidden": f.hidden,

@@ -37,6 +37,8 @@ const METRICS: &[(&str, &[&str])] = &[
     ("bucket_sink_artifacts_written_total", &[]),
     ("bucket_sink_write_duration_seconds", &[]),
     ("bucket_sink_consumer_lag", &["partition"]),
+    ("bucket_sink_versions_quarantined_total", &[]),
+    ("bucket_sink_undecodable_total", &[]),
 ];
 const HISTOGRAMS: &[&str] = &[
     "bucket_gate_decision_duration_seconds",

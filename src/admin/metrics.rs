@@ -187,6 +187,10 @@ pub struct SinkMetrics {
     pub write_duration: HistogramHandle,
     /// `bucket_sink_consumer_lag{partition}`.
     pub lag: Family<PartitionLabel, Gauge>,
+    /// `bucket_sink_versions_quarantined_total`: accepted versions the store could not keep.
+    pub versions_quarantined: Counter,
+    /// `bucket_sink_undecodable_total`: records of the accepted topic that did not decode.
+    pub undecodable: Counter,
 }
 
 impl Default for SinkMetrics {
@@ -196,6 +200,8 @@ impl Default for SinkMetrics {
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
             write_duration: HistogramHandle::default(),
             lag: Family::default(),
+            versions_quarantined: Counter::default(),
+            undecodable: Counter::default(),
         }
     }
 }
@@ -223,6 +229,17 @@ impl SinkMetrics {
             "bucket_sink_consumer_lag",
             "Records of the accepted topic not yet consumed, by assigned partition",
             self.lag.clone(),
+        );
+        r.register(
+            "bucket_sink_versions_quarantined",
+            "Accepted versions quarantined instead of stored (conflict or refused row): accepted \
+             but not stored, an incident",
+            self.versions_quarantined.clone(),
+        );
+        r.register(
+            "bucket_sink_undecodable",
+            "Records of the accepted topic that did not decode, quarantined with their bytes",
+            self.undecodable.clone(),
         );
         build_info(&mut r);
         r
@@ -298,12 +315,15 @@ mod tests {
         assert!(!out.contains(r#"bucket_gate_consumer_lag{partition="0"}"#));
         let s = SinkMetrics::default();
         s.written.inc_by(3);
+        s.versions_quarantined.inc();
         s.batch_size.observe(3.0);
         set_lags(&s.lag, &[], &[(2, 7)]);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &s.registry()).unwrap();
         for want in [
             "bucket_sink_artifacts_written_total 3",
+            "bucket_sink_versions_quarantined_total 1",
+            "bucket_sink_undecodable_total 0",
             "bucket_sink_batch_size_count 1",
             "bucket_sink_write_duration_seconds_count 0",
             r#"bucket_sink_consumer_lag{partition="2"} 7"#,

@@ -35,7 +35,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::{AdminConfig, AdminConfigError};
 pub use gate_hooks::GateTelemetry;
-pub use sink_hooks::{SinkTelemetry, StorageProbe};
+pub use sink_hooks::{BatchOutcome, SinkTelemetry, StorageProbe};
 
 /// Which process the server belongs to, and its live state.
 #[derive(Clone)]

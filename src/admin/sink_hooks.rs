@@ -21,6 +21,17 @@ pub enum StorageProbe {
     Fs(PathBuf),
 }
 
+/// What became of one durable batch, as the metrics count it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Versions newly stored.
+    pub inserted: usize,
+    /// Accepted versions quarantined instead of stored (an incident).
+    pub versions_quarantined: usize,
+    /// Records of the accepted topic that did not decode.
+    pub undecodable: usize,
+}
+
 /// Everything the sink shares with its admin server.
 pub struct SinkShared {
     /// Metric handles.
@@ -101,12 +112,17 @@ impl SinkTelemetry {
         }
     }
 
-    /// Hook: a batch of `records` became durable in `took`, `inserted` of them new versions.
-    pub fn batch_written(&self, records: usize, inserted: usize, took: Duration) {
+    /// Hook: a batch of `records` became durable in `took`: `outcome` says what became of them.
+    pub fn batch_written(&self, records: usize, outcome: BatchOutcome, took: Duration) {
         let Some(s) = &self.0 else {
             return;
         };
+        let inserted = outcome.inserted;
         s.metrics.written.inc_by(inserted as u64);
+        s.metrics
+            .versions_quarantined
+            .inc_by(outcome.versions_quarantined as u64);
+        s.metrics.undecodable.inc_by(outcome.undecodable as u64);
         s.metrics.batch_size.observe(records as f64);
         s.metrics.write_duration.0.observe(took.as_secs_f64());
         if let Some(mut b) = self.board() {
@@ -114,6 +130,8 @@ impl SinkTelemetry {
             *b.governance.entry("batches".into()).or_default() += 1;
             *b.governance.entry("records".into()).or_default() += records as u64;
             *b.governance.entry("inserted".into()).or_default() += inserted as u64;
+            *b.governance.entry("quarantined".into()).or_default() +=
+                (outcome.versions_quarantined + outcome.undecodable) as u64;
         }
     }
 
@@ -182,7 +200,7 @@ impl SinkTelemetry {
 /// Connects and runs `SELECT 1`, within 3 s.
 async fn pg_probe(url: &str) -> Result<(), String> {
     let attempt = async {
-        let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        let (client, conn) = crate::pg_tls::connect(url)
             .await
             .map_err(|e| e.to_string())?;
         let task = tokio::spawn(conn);

@@ -128,9 +128,69 @@ fn partitions(brokers: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaE
     })
 }
 
+/// Where the time of a verification went, so a short run is not read as a slow verifier.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Phases {
+    /// Metadata and watermarks of the audit topic (client start-up included).
+    pub connect: Duration,
+    /// Reading the audit topic and verifying every link (the verifier's own speed).
+    pub audit: Duration,
+    /// Reading `bucket.intents` for completeness.
+    pub intents: Duration,
+    /// Reading `bucket.control` for folding.
+    pub control: Duration,
+}
+
+/// Fewest records, and shortest audit read, for which a records/s figure means something:
+/// below either, client start-up and the broker's fetch wait dominate.
+const MIN_RECORDS_FOR_RATE: u64 = 10_000;
+const MIN_SECONDS_FOR_RATE: f64 = 1.0;
+
+impl Phases {
+    /// Total wall time.
+    pub fn total(&self) -> Duration {
+        self.connect + self.audit + self.intents + self.control
+    }
+
+    /// The closing line of `bucket audit verify`: verdict, records, time and where it went,
+    /// and the audit read rate only when it means something.
+    pub fn summary(&self, ok: bool, records: u64) -> String {
+        let secs = |d: Duration| d.as_secs_f64();
+        let mut line = format!(
+            "{}: {records} records in {:.2}s (connect {:.2}s, audit read and verify {:.2}s, \
+             completeness {:.2}s, control {:.2}s)",
+            if ok { "OK" } else { "FAILED" },
+            secs(self.total()),
+            secs(self.connect),
+            secs(self.audit),
+            secs(self.intents),
+            secs(self.control),
+        );
+        if records >= MIN_RECORDS_FOR_RATE && secs(self.audit) >= MIN_SECONDS_FOR_RATE {
+            line.push_str(&format!(
+                "; {:.0} records/s verified",
+                records as f64 / secs(self.audit)
+            ));
+        }
+        line
+    }
+}
+
 /// Verifies the audit log; the report lists every problem with its partition and offset.
 pub fn verify(o: &VerifyOptions) -> Result<Report, VerifyError> {
+    verify_timed(o).map(|(report, _)| report)
+}
+
+/// [`verify`], also saying where the time went.
+pub fn verify_timed(o: &VerifyOptions) -> Result<(Report, Phases), VerifyError> {
+    let mut phases = Phases::default();
+    let mut clock = std::time::Instant::now();
+    let mut lap = |slot: &mut Duration| {
+        *slot = clock.elapsed();
+        clock = std::time::Instant::now();
+    };
     let audit_parts = partitions(&o.brokers, &o.audit_topic)?;
+    lap(&mut phases.connect);
     let total: i64 = audit_parts.iter().map(|(_, l, h)| h - l).sum();
     let bar = if o.progress {
         let b = ProgressBar::new(total.max(0) as u64);
@@ -157,6 +217,7 @@ pub fn verify(o: &VerifyOptions) -> Result<Report, VerifyError> {
         bar.inc(1);
     })?;
     bar.finish_and_clear();
+    lap(&mut phases.audit);
     if let Some(intents) = &o.intents_topic {
         let committed = committed_offsets(&o.brokers, &o.gate_group, intents)?;
         let intent_parts = partitions(&o.brokers, intents)?;
@@ -181,6 +242,7 @@ pub fn verify(o: &VerifyOptions) -> Result<Report, VerifyError> {
             verifier.expect_decided(p, list);
         }
     }
+    lap(&mut phases.intents);
     if let Some(control) = &o.control_topic {
         let parts = partitions(&o.brokers, control).unwrap_or_default();
         let starts: BTreeMap<i32, i64> = parts.iter().map(|(p, low, _)| (*p, *low)).collect();
@@ -190,7 +252,8 @@ pub fn verify(o: &VerifyOptions) -> Result<Report, VerifyError> {
         })?;
         verifier.expect_control(records);
     }
-    Ok(verifier.finish())
+    lap(&mut phases.control);
+    Ok((verifier.finish(), phases))
 }
 
 fn committed_offsets(
@@ -218,4 +281,35 @@ fn committed_offsets(
             (e.partition(), o)
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn phases(audit_ms: u64) -> Phases {
+        Phases {
+            connect: Duration::from_millis(300),
+            audit: Duration::from_millis(audit_ms),
+            intents: Duration::from_millis(1_900),
+            control: Duration::from_millis(100),
+        }
+    }
+
+    #[test]
+    fn a_rate_is_shown_only_when_it_means_something() {
+        // 32 records in 2.4 s, mostly start-up and completeness: no rate, the split instead.
+        let small = phases(100).summary(true, 32);
+        assert_eq!(
+            small,
+            "OK: 32 records in 2.40s (connect 0.30s, audit read and verify 0.10s, \
+             completeness 1.90s, control 0.10s)"
+        );
+        // Many records but read in under a second: still no rate.
+        assert!(!phases(500).summary(true, 50_000).contains("records/s"));
+        // A real run: the rate is that of the audit read alone.
+        let big = phases(4_000).summary(false, 1_000_000);
+        assert!(big.starts_with("FAILED: 1000000 records in 6.30s"), "{big}");
+        assert!(big.ends_with("; 250000 records/s verified"), "{big}");
+    }
 }

@@ -212,7 +212,13 @@ impl Writer<'_> {
         decision: &Decision,
     ) -> OutRecord {
         let join = |v: Vec<String>| v.join(",").into_bytes();
-        let mut h = consumed.headers.clone();
+        // The producer's headers first, in order; any under the gate's prefix renamed, so the
+        // gate's `bucket.errors.*` below are the only ones of their names.
+        let mut h: Vec<(String, Vec<u8>)> = consumed
+            .headers
+            .iter()
+            .map(|(k, v)| (headers::as_foreign(k).into_owned(), v.clone()))
+            .collect();
         let mut add = |k: &str, v: Vec<u8>| h.push((k.to_string(), v));
         let reasons: Vec<String> = decision
             .reasons()

@@ -4,8 +4,10 @@
 //! Layout under the data directory:
 //! - `blobs/<first 2 hex>/<sha256>`: content bytes, named by their SHA-256 (stored once);
 //! - `index/<hex product>/<hex artifact>/<version, 20 digits>.json`: the version's fields and
-//!   the blob it points to (hex-encoded names: ids can never escape the directory);
-//! - `quarantine/<hex topic>/<partition>-<offset>.json`: records not stored as versions.
+//!   the blob it points to (hex-encoded names: ids can never escape the directory; an id longer
+//!   than 120 bytes is named `sha256-<digest of the id>` instead, to fit a file name);
+//! - `quarantine/<hex topic>/<partition>-<offset>.json`: records not stored as versions (same
+//!   naming rule as the ids).
 //!
 //! Every file is written as temp file → fsync → rename → fsync of the directory, blob before
 //! index entry, so after a crash an index entry always points at a complete blob, and a
@@ -92,6 +94,22 @@ struct QuarantineEntry {
 #[derive(Debug, Clone)]
 pub struct FsStore {
     root: PathBuf,
+}
+
+/// Longest id kept readable in a directory name: its hex spelling stays under the 255-byte
+/// name limit of common filesystems (ext4, XFS, APFS, NTFS).
+const MAX_HEX_NAME_ID: usize = 120;
+
+/// The directory name of a product or artifact id: its hex spelling, or `sha256-<digest>` when
+/// that would be too long for a file name (ids may be 256 bytes; the gate accepts them, so the
+/// store must too). The index entry inside carries the id itself, so nothing reads it back from
+/// the name, and existing stores keep their layout.
+fn dir_name(id: &str) -> String {
+    if id.len() <= MAX_HEX_NAME_ID {
+        hex::encode(id)
+    } else {
+        format!("sha256-{}", hex::encode(Sha256::digest(id.as_bytes())))
+    }
 }
 
 fn fsync_dir(dir: &Path) -> std::io::Result<()> {
@@ -185,8 +203,8 @@ impl FsStore {
         };
         self.root
             .join("index")
-            .join(hex::encode(product))
-            .join(hex::encode(artifact))
+            .join(dir_name(product))
+            .join(dir_name(artifact))
             .join(format!("{v}.json"))
     }
 
@@ -194,7 +212,7 @@ impl FsStore {
         let path = self
             .root
             .join("quarantine")
-            .join(hex::encode(&u.topic))
+            .join(dir_name(&u.topic))
             .join(format!("{}-{}.json", u.partition, u.offset));
         if path.exists() {
             return Ok(());
@@ -292,6 +310,7 @@ impl FsStore {
                         error: reason,
                     })?;
                     report.quarantined += 1;
+                    report.versions_quarantined += 1;
                 }
             }
         }
@@ -351,7 +370,7 @@ impl FsStore {
                 },
             );
         }
-        let q = self.root.join("quarantine").join(hex::encode(topic));
+        let q = self.root.join("quarantine").join(dir_name(topic));
         if q.is_dir() {
             for f in fs::read_dir(q)? {
                 let name = f?.file_name().to_string_lossy().into_owned();
@@ -417,6 +436,34 @@ mod tests {
         let side = store.storage_side("bucket.accepted").unwrap();
         assert_eq!(side.versions.len(), 2);
         assert!(side.quarantined.contains(&(0, 2)));
+    }
+
+    #[test]
+    fn the_longest_ids_the_gate_accepts_are_stored_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path()).unwrap();
+        // 256 bytes each (the gate's MAX_ID_LEN), multi-byte characters: hex would be 512
+        // characters, over every common file-name limit.
+        let long = |c: char| std::iter::repeat_n(c, 128).collect::<String>();
+        let mut a = accepted(0, 1, "i1", b"x");
+        a.artifact.product_id = long('é');
+        a.artifact.artifact_id = long('ü');
+        let mut b = a.clone();
+        b.offset = 1;
+        b.artifact.artifact_id = format!("{}ä", &long('ü')[..254]);
+        let r = store.write_batch_blocking(&[a.clone(), b], &[]).unwrap();
+        assert_eq!((r.inserted, r.quarantined), (2, 0));
+        let r = store.write_batch_blocking(&[a.clone()], &[]).unwrap();
+        assert_eq!((r.inserted, r.replayed), (0, 1));
+        let entries = store.entries().unwrap();
+        assert_eq!(entries.len(), 2);
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.artifact_id == a.artifact.artifact_id)
+        );
+        // Short ids keep their readable hex names.
+        assert_eq!(dir_name("doc-1"), hex::encode("doc-1"));
     }
 
     #[test]

@@ -325,7 +325,14 @@ async fn consume<S: VersionStore>(
             let started = Instant::now();
             let report = write_durably(store, &batch, shutdown, &opts.telemetry).await?;
             opts.telemetry
-                .batch_written(batch.len(), report.inserted, started.elapsed());
+                .batch_written(batch.len(), report.outcome(), started.elapsed());
+            if report.versions_quarantined > 0 {
+                tracing::error!(
+                    versions = report.versions_quarantined,
+                    "accepted versions quarantined instead of stored (sink_undecodable); \
+                     see docs/runbook.md#bucketsinkversionquarantined"
+                );
+            }
             tracing::debug!(
                 inserted = report.inserted,
                 replayed = report.replayed,

@@ -1,6 +1,31 @@
 //! Header names of the wire contract: the producer's signature and the rejection context that
 //! the gate adds on `bucket.rejected` (modelled on Kafka Connect's `__connect.errors.*`).
 
+/// Prefix of every header the gate itself writes. Producers may not use it: on the rejected
+/// copy their headers under it are renamed with [`FOREIGN_PREFIX`] (docs/wire-contract.md).
+pub const GATE_PREFIX: &str = "bucket.";
+/// Prefix put in front of a producer header that used [`GATE_PREFIX`], so a DLQ consumer never
+/// mistakes the producer's words for the gate's verdict (T2, forged provenance).
+pub const FOREIGN_PREFIX: &str = "producer.";
+
+/// True when `name` is under the gate's own prefix (ASCII case ignored: consumers that fold
+/// header names must not be fooled either).
+pub fn is_gate_owned(name: &str) -> bool {
+    name.as_bytes()
+        .get(..GATE_PREFIX.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(GATE_PREFIX.as_bytes()))
+}
+
+/// A producer header as the rejected copy carries it: unchanged, or renamed under
+/// [`FOREIGN_PREFIX`] when it would impersonate the gate.
+pub fn as_foreign(name: &str) -> std::borrow::Cow<'_, str> {
+    if is_gate_owned(name) {
+        std::borrow::Cow::Owned(format!("{FOREIGN_PREFIX}{name}"))
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
+}
+
 /// Producer signature header: `v1:<integration_id>:<key_id>:<alg>:<base64 sig>`.
 pub const SIGNATURE: &str = "bucket-signature";
 /// First reason code of the rejection.
@@ -29,3 +54,23 @@ pub const ERROR_INTENT_ID: &str = "bucket.errors.intent.id";
 pub const ERROR_CURRENT_VERSION: &str = "bucket.errors.current.version";
 /// On RATE_LIMITED: milliseconds to wait before the product's next intent conforms.
 pub const ERROR_RETRY_AFTER_MS: &str = "bucket.errors.retry.after.ms";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_under_the_gate_prefix_are_renamed() {
+        assert_eq!(as_foreign(ERROR_REASON), "producer.bucket.errors.reason");
+        assert_eq!(
+            as_foreign("BUCKET.Errors.reason"),
+            "producer.BUCKET.Errors.reason"
+        );
+        assert_eq!(as_foreign("bucket.intent.id"), "producer.bucket.intent.id");
+        // The producer's own signature header and unrelated names stay as they are.
+        assert_eq!(as_foreign(SIGNATURE), SIGNATURE);
+        assert_eq!(as_foreign("traceparent"), "traceparent");
+        assert_eq!(as_foreign("bucket"), "bucket");
+        assert_eq!(as_foreign("é"), "é");
+    }
+}

@@ -1,4 +1,5 @@
-//! Format rules on decoded fields: ids present, intent_id a UUID, metadata a JSON object.
+//! Format rules on decoded fields: ids present, intent_id a UUID, metadata a JSON object, and no
+//! text storage cannot hold (every accepted version must be storable).
 
 use crate::core::decide::{Context, Finding};
 use crate::core::reason::ReasonCode;
@@ -29,6 +30,19 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             ));
         }
     }
+    // Storage keeps these as text, which cannot hold NUL: an accepted version must be storable.
+    if i.content_type.len() > MAX_ID_LEN || i.content_type.chars().any(char::is_control) {
+        out.push(Finding::new(
+            ReasonCode::InvalidField,
+            format!("content_type must be at most {MAX_ID_LEN} printable characters"),
+        ));
+    }
+    if i.purpose.contains('\0') {
+        out.push(Finding::new(
+            ReasonCode::InvalidField,
+            "purpose must not contain NUL characters",
+        ));
+    }
     match serde_json::from_str::<serde_json::Value>(&i.metadata) {
         _ if i.metadata.is_empty() => {}
         Ok(serde_json::Value::Object(_)) => {}
@@ -57,6 +71,23 @@ mod tests {
         i.metadata = "[1,2]".into();
         let d = decide_on(&i, &PartitionState::default());
         assert_eq!(d.reasons(), vec![ReasonCode::InvalidField; 3]);
+    }
+
+    #[test]
+    fn text_storage_cannot_hold_is_refused() {
+        let mut i = create();
+        i.content_type = "text/plain\0".into();
+        i.purpose = "why\0not".into();
+        let d = decide_on(&i, &PartitionState::default());
+        assert_eq!(d.reasons(), vec![ReasonCode::InvalidField; 2]);
+        // Newlines in a purpose are prose, not a storage hazard.
+        i.content_type = "application/vnd.example+json; charset=utf-8".into();
+        i.purpose = "line one\nline two".into();
+        assert!(
+            decide_on(&i, &PartitionState::default())
+                .findings
+                .is_empty()
+        );
     }
 
     #[test]
