@@ -1,10 +1,11 @@
 //! The baseline: a transactional passthrough copier with the gate's topology and client settings
 //! (`gate::clients`) but no decoding, rules or audit chain. Per input record it writes the value
 //! unchanged to the outcome topic and a 12-byte audit record (source partition and offset) to
-//! the audit partition with the same number, then commits on the gate's schedule: begin →
-//! produce → send offsets with the group metadata → commit.
+//! the audit partition with the same number, then commits on the gate's schedule and through the
+//! gate's own commit path (`gate::txn`, `gate::clients::commit_within`): begin → produce → send
+//! offsets with the group metadata → commit.
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -17,7 +18,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::BenchError;
 use crate::gate::TopicNames;
-use crate::gate::clients::{self, TXN_TIMEOUT};
+use crate::gate::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
+use crate::gate::txn::OpenTxn;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -53,20 +55,16 @@ pub fn parse_audit_value(v: &[u8]) -> Option<(i32, i64)> {
     Some((p, o))
 }
 
-struct Txn {
-    started: Instant,
-    records: usize,
-    next: BTreeMap<i32, i64>,
-}
-
 /// Copies until `shutdown` is cancelled, then commits and returns the number of records copied.
 /// Blocking: run it on its own thread, like `gate::run`.
 pub fn run(opts: PassthroughOptions, shutdown: CancellationToken) -> Result<u64, BenchError> {
-    let producer: ThreadedProducer<DefaultProducerContext> = clients::producer_config(
-        &opts.brokers,
-        &format!("{}-{}", opts.group_id, opts.instance_id),
-    )
-    .create()?;
+    let producer: Arc<ThreadedProducer<DefaultProducerContext>> = Arc::new(
+        clients::producer_config(
+            &opts.brokers,
+            &format!("{}-{}", opts.group_id, opts.instance_id),
+        )
+        .create()?,
+    );
     producer.init_transactions(OP_TIMEOUT)?;
     let consumer: BaseConsumer = clients::consumer_config(
         &opts.brokers,
@@ -75,7 +73,7 @@ pub fn run(opts: PassthroughOptions, shutdown: CancellationToken) -> Result<u64,
     )
     .create()?;
     consumer.subscribe(&[&opts.topics.intents])?;
-    let mut txn: Option<Txn> = None;
+    let mut txn: Option<OpenTxn> = None;
     let mut copied = 0u64;
     loop {
         if shutdown.is_cancelled() {
@@ -89,22 +87,17 @@ pub fn run(opts: PassthroughOptions, shutdown: CancellationToken) -> Result<u64,
             Some(Ok(m)) => {
                 if txn.is_none() {
                     producer.begin_transaction()?;
-                    txn = Some(Txn {
-                        started: Instant::now(),
-                        records: 0,
-                        next: BTreeMap::new(),
-                    });
+                    txn = Some(OpenTxn::new(Instant::now()));
                 }
                 copy(&opts.topics, &producer, &m)?;
                 copied += 1;
                 if let Some(t) = txn.as_mut() {
-                    t.records += 1;
-                    t.next.insert(m.partition(), m.offset() + 1);
+                    t.decided(m.partition(), m.offset());
                 }
             }
         }
         if let Some(t) = &txn
-            && (t.records >= opts.max_batch || t.started.elapsed() >= opts.commit_interval)
+            && t.is_due(opts.max_batch, opts.commit_interval)
         {
             commit(&opts, &consumer, &producer, &mut txn)?;
         }
@@ -152,36 +145,37 @@ fn send(
     }
 }
 
+/// Commits the open transaction on the gate's own path: the same offset bookkeeping
+/// ([`OpenTxn`]) and the same bounded commit ([`clients::commit_within`]), so the baseline
+/// cannot drift from the gate.
 fn commit(
     opts: &PassthroughOptions,
     consumer: &BaseConsumer,
-    producer: &ThreadedProducer<DefaultProducerContext>,
-    txn: &mut Option<Txn>,
+    producer: &Arc<ThreadedProducer<DefaultProducerContext>>,
+    txn: &mut Option<OpenTxn>,
 ) -> Result<(), BenchError> {
     let Some(t) = txn.take() else {
         return Ok(());
     };
     let mut offsets = TopicPartitionList::new();
-    for (p, next) in &t.next {
-        offsets.add_partition_offset(&opts.topics.intents, *p, Offset::Offset(*next))?;
+    for (p, next) in t.commit_offsets(|_| None) {
+        offsets.add_partition_offset(&opts.topics.intents, p, Offset::Offset(next))?;
     }
     let cgm = consumer
         .group_metadata()
         .ok_or_else(|| BenchError::Incomplete("copier consumer has no group metadata".into()))?;
     let started = Instant::now();
-    let result = clients::drain(producer, TXN_TIMEOUT)
-        .and_then(|()| producer.send_offsets_to_transaction(&offsets, &cgm, OP_TIMEOUT))
-        .and_then(|()| {
-            let offsets_ms = started.elapsed().as_millis() as u64;
-            let r = producer.commit_transaction(TXN_TIMEOUT);
-            tracing::debug!(
-                records = t.records,
-                offsets_ms,
-                commit_ms = started.elapsed().as_millis() as u64 - offsets_ms,
-                "copier transaction committed"
-            );
-            r
-        });
+    let Some(result) = clients::commit_within(producer, offsets, cgm, COMMIT_DEADLINE) else {
+        let _ = producer.abort_transaction(TXN_TIMEOUT);
+        return Err(BenchError::Incomplete(format!(
+            "copier commit did not return within {COMMIT_DEADLINE:?}"
+        )));
+    };
+    tracing::debug!(
+        records = t.intents(),
+        commit_ms = started.elapsed().as_millis() as u64,
+        "copier transaction committed"
+    );
     if let Err(e) = result {
         // A benchmark does not recover: abort so nothing half-done is left open, and report.
         let _ = producer.abort_transaction(TXN_TIMEOUT);

@@ -9,6 +9,7 @@ pub mod policy_watch;
 pub mod records;
 mod session;
 pub mod task;
+pub mod txn;
 pub mod usage_share;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! consumer group metadata) → commit. On an abortable error: abort, forget the tasks the batch
 //! touched, seek their partitions back to the batch's first offsets.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -26,6 +26,7 @@ use super::decode::decode_intent;
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{Task, restore};
+use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
 use crate::core::{Envelope, decide};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
@@ -142,16 +143,6 @@ impl ConsumerContext for GateContext {
     }
 }
 
-/// The open transaction's bookkeeping.
-struct Txn {
-    started: Instant,
-    intents: usize,
-    /// First offset consumed per partition in this transaction (where to rewind on abort).
-    first: BTreeMap<i32, i64>,
-    /// Next offset to read per partition (what to commit).
-    next: BTreeMap<i32, i64>,
-}
-
 struct Session<'a> {
     opts: &'a GateOptions,
     watch: &'a mut PolicyWatch,
@@ -167,7 +158,7 @@ struct Session<'a> {
     resume: HashMap<i32, i64>,
     control: Option<super::control_feed::ControlFeed>,
     last_control_poll: Instant,
-    txn: Option<Txn>,
+    txn: Option<OpenTxn>,
 }
 
 /// How often the control chain's owner looks for new control records.
@@ -269,8 +260,7 @@ impl<'a> Session<'a> {
                 Some(Ok(consumed)) => self.handle(consumed, shutdown)?,
             }
             if let Some(t) = &self.txn
-                && (t.intents >= self.opts.max_batch
-                    || t.started.elapsed() >= self.opts.commit_interval)
+                && t.is_due(self.opts.max_batch, self.opts.commit_interval)
             {
                 self.commit()?;
             }
@@ -287,11 +277,7 @@ impl<'a> Session<'a> {
         if revoked.is_empty() {
             return Ok(());
         }
-        if self
-            .txn
-            .as_ref()
-            .is_some_and(|t| t.first.keys().any(|p| revoked.contains(p)))
-        {
+        if self.txn.as_ref().is_some_and(|t| t.touches_any(&revoked)) {
             warn!(partitions = ?revoked, "revoked during an open transaction: aborting it");
             self.abort_and_rewind()?;
         }
@@ -505,12 +491,7 @@ impl<'a> Session<'a> {
     fn ensure_txn(&mut self) -> Result<(), GateError> {
         if self.txn.is_none() {
             self.producer.begin_transaction()?;
-            self.txn = Some(Txn {
-                started: Instant::now(),
-                intents: 0,
-                first: BTreeMap::new(),
-                next: BTreeMap::new(),
-            });
+            self.txn = Some(OpenTxn::new(Instant::now()));
         }
         Ok(())
     }
@@ -551,7 +532,7 @@ impl<'a> Session<'a> {
         if let Some(t) = self.txn.as_mut() {
             // A transaction holding only governance events still rewinds correctly on abort:
             // the affected tasks are forgotten and restored from the committed log.
-            t.first.entry(partition).or_insert(-1);
+            t.governance(partition);
         }
         self.send(&record)
     }
@@ -565,16 +546,15 @@ impl<'a> Session<'a> {
             return Ok(());
         };
         let due: Vec<(i32, i64, String)> = txn
-            .first
-            .keys()
+            .partitions()
             .filter_map(|p| {
-                let t = self.tasks.get(p)?;
+                let t = self.tasks.get(&p)?;
                 let old = t
                     .last_checkpoint
                     .is_none_or(|at| at.elapsed() >= self.opts.checkpoint_interval);
                 let due = t.links_since_checkpoint >= self.opts.checkpoint_every
                     || (t.links_since_checkpoint > 0 && old);
-                due.then(|| (*p, t.chain.next_seq - 1, t.chain.hash.clone()))
+                due.then(|| (p, t.chain.next_seq - 1, t.chain.hash.clone()))
             })
             .collect();
         for (p, seq, hash) in due {
@@ -617,12 +597,7 @@ impl<'a> Session<'a> {
     fn note(&mut self, partition: i32, offset: i64) -> Result<(), GateError> {
         self.ensure_txn()?;
         if let Some(t) = self.txn.as_mut() {
-            t.intents += 1;
-            let first = t.first.entry(partition).or_insert(offset);
-            if *first < 0 {
-                *first = offset;
-            }
-            t.next.insert(partition, offset + 1);
+            t.decided(partition, offset);
         }
         Ok(())
     }
@@ -666,21 +641,19 @@ impl<'a> Session<'a> {
         };
         let started = Instant::now();
         let mut offsets = TopicPartitionList::new();
-        for (p, next) in &txn.next {
-            offsets.add_partition_offset(&self.opts.topics.intents, *p, Offset::Offset(*next))?;
-        }
         // A chain written without a decision (governance only) still commits its partition's
         // unchanged offset, so that a zombie instance is fenced by the group generation.
-        for p in txn.first.keys().filter(|p| !txn.next.contains_key(p)) {
-            let decided = self.tasks.get(p).map_or(-1, |t| t.last_decided_offset + 1);
-            let resume = self.resume.get(p).copied().unwrap_or(-1);
-            let at = decided.max(resume);
-            if at >= 0 {
-                offsets.add_partition_offset(&self.opts.topics.intents, *p, Offset::Offset(at))?;
-            }
+        let fencing = |p: i32| {
+            fencing_offset(
+                self.tasks.get(&p).map(|t| t.last_decided_offset),
+                self.resume.get(&p).copied(),
+            )
+        };
+        for (p, at) in txn.commit_offsets(fencing) {
+            offsets.add_partition_offset(&self.opts.topics.intents, p, Offset::Offset(at))?;
         }
-        let intents = txn.intents;
-        let touched: Vec<i32> = txn.first.keys().copied().collect();
+        let intents = txn.intents();
+        let touched: Vec<i32> = txn.partitions().collect();
         let Some(cgm) = self.consumer.group_metadata() else {
             return Err(GateError::Group("consumer has no group metadata".into()));
         };
@@ -740,10 +713,10 @@ impl<'a> Session<'a> {
             .iter()
             .map(|e| e.partition())
             .collect();
-        for (p, first) in txn.first {
-            self.tasks.remove(&p);
-            if assigned.contains(&p) && first >= 0 {
-                self.seek_to(p, first)?;
+        for rewind in txn.rewinds(&assigned) {
+            self.tasks.remove(&rewind.partition);
+            if let Some(offset) = rewind.seek_to {
+                self.seek_to(rewind.partition, offset)?;
             }
         }
         Ok(())
