@@ -4,10 +4,11 @@
 //! The write is one database transaction per batch. Its fast path is one multi-row
 //! `INSERT ... SELECT * FROM UNNEST(<one array per column>) ON CONFLICT (product_id, artifact_id,
 //! version) DO NOTHING` per chunk of up to 1,000 versions or 64 MiB of content; if the
-//! database refuses a row's data (a NUL byte in a text field, a duplicate intent id, ...), the
-//! batch is retried row by row under savepoints and each refused row is quarantined in
-//! `sink_undecodable` with its Avro body and the database's reason, so one bad record never
-//! stalls a partition and is never lost.
+//! database refuses a row's data (which the gate's rules rule out by construction: migration
+//! 0003), the batch is retried row by row under savepoints and each refused row is quarantined
+//! in `sink_undecodable` with its Avro body and the database's reason, so one bad record never
+//! stalls a partition and is never lost. A quarantined accepted version is an incident
+//! (`BatchReport::versions_quarantined`, alert BucketSinkVersionQuarantined).
 
 use std::collections::HashSet;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -29,6 +30,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0002_audit_retention",
         include_str!("../../migrations/0002_audit_retention.sql"),
+    ),
+    (
+        "0003_intent_id_not_unique",
+        include_str!("../../migrations/0003_intent_id_not_unique.sql"),
     ),
 ];
 
@@ -164,6 +169,20 @@ pub struct BatchReport {
     pub replayed: usize,
     /// Records written to `sink_undecodable` (undecodable, conflicting or refused).
     pub quarantined: usize,
+    /// Of those, decoded accepted versions the store could not keep (a conflict or a refused
+    /// row): accepted but not stored, an incident (docs/runbook.md, BucketSinkVersionQuarantined).
+    pub versions_quarantined: usize,
+}
+
+impl BatchReport {
+    /// The figures the sink's metrics count.
+    pub fn outcome(&self) -> crate::admin::BatchOutcome {
+        crate::admin::BatchOutcome {
+            inserted: self.inserted,
+            versions_quarantined: self.versions_quarantined,
+            undecodable: self.quarantined.saturating_sub(self.versions_quarantined),
+        }
+    }
 }
 
 /// A version read back from `artifact_versions`.
@@ -326,6 +345,7 @@ impl Store {
         let all = undecodable.iter().chain(quarantined.iter());
         try_join_all(all.map(|u| insert_undecodable(&tx, &quarantine, u))).await?;
         report.quarantined = undecodable.len() + quarantined.len();
+        report.versions_quarantined = quarantined.len();
         tx.commit().await?;
         Ok(report)
     }
@@ -380,6 +400,7 @@ impl Store {
             insert_undecodable(&tx, &quarantine, u).await?;
         }
         report.quarantined = undecodable.len() + quarantined.len();
+        report.versions_quarantined = quarantined.len();
         tx.commit().await?;
         Ok(report)
     }

@@ -156,6 +156,8 @@ pub struct Read {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
     pub headers: HashMap<String, Vec<u8>>,
+    /// Every header in record order, duplicates kept.
+    pub header_list: Vec<(String, Vec<u8>)>,
 }
 
 /// Reads every committed record of `topic` from the beginning to the current end.
@@ -199,19 +201,40 @@ pub fn read_committed(topic: &str) -> Vec<Read> {
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                headers: header_list(&m).into_iter().collect(),
+                header_list: header_list(&m),
             }),
         }
     }
     assert!(pending.is_empty(), "did not reach the end of {topic}");
     out
+}
+
+/// A record's headers in order, duplicates kept.
+fn header_list(m: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(String, Vec<u8>)> {
+    m.headers()
+        .map(|h| {
+            h.iter()
+                .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Runs `bucket sink reconcile` on the suffixed topics against `db`: (clean, report).
+pub fn reconcile(sfx: &str, db: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
+        .args(["sink", "reconcile"])
+        .env("BUCKET_BROKERS", brokers())
+        .env("BUCKET_TOPIC_SUFFIX", sfx)
+        .env("BUCKET_PG_URL", db)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    (
+        out.status.success() && report.contains(", 0 differences"),
+        report,
+    )
 }
 
 /// Committed offsets of `group` on `topic`, by partition.
