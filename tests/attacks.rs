@@ -710,7 +710,11 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
             .filter(|(name, _)| *name == foreign)
             .map(|(_, v)| v.as_slice())
             .collect();
-        assert_eq!(kept, vec![v.as_bytes()], "producer header {k} kept as {foreign}");
+        assert_eq!(
+            kept,
+            vec![v.as_bytes()],
+            "producer header {k} kept as {foreign}"
+        );
     }
     assert_eq!(
         rejected.value, produced[&forged_at],
