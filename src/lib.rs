@@ -12,6 +12,7 @@
 //!   flag > environment > file > default, for every flag with no per-flag code.
 //! - [`acls`]: Kafka ACLs as code (`deploy/acls.toml`), applied through Kafka's kafka-acls tool.
 //! - [`kafka_security`]: SASL_SSL / TLS settings applied to every Kafka client of the binary.
+//! - [`pg_tls`]: TLS to PostgreSQL for every client (`sslmode`, `sslrootcert` in the URL).
 //! - [`keys`]: integration key files (generate, load) for producers that sign intents.
 //! - [`policy_file`]: reading the policy file and resolving its secret references.
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
@@ -43,6 +44,7 @@ pub mod kafka_errors;
 mod kafka_log;
 pub mod kafka_security;
 pub mod keys;
+pub mod pg_tls;
 pub use kafka_log::EofQuietContext;
 pub mod policy_file;
 pub mod produce;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use tokio::sync::RwLock;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, Row};
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -13,8 +13,8 @@ pub enum ReadError {
     /// The URL does not parse.
     #[error("bad PostgreSQL URL: {0}")]
     Config(String),
-    /// The database failed (outage, missing grant, missing migration).
-    #[error("postgres: {0}")]
+    /// The database failed (outage, missing grant, missing migration, TLS refused).
+    #[error("postgres: {}", crate::pg_tls::describe(.0))]
     Db(#[from] tokio_postgres::Error),
 }
 
@@ -139,10 +139,9 @@ pub struct Reader {
 }
 
 async fn connect(url: &str) -> Result<Arc<Client>, ReadError> {
-    let config: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e: tokio_postgres::Error| ReadError::Config(e.to_string()))?;
-    let (client, connection) = config.connect(NoTls).await?;
+    let config = crate::pg_tls::PgConnectConfig::from_url(url)
+        .map_err(|e| ReadError::Config(e.to_string()))?;
+    let (client, connection) = config.connect().await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::warn!(%error, "api database connection ended");

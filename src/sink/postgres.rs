@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use futures::future::try_join_all;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, NoTls, Row, Statement, Transaction};
+use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use crate::core::Operation;
 use crate::wire::accepted::{self, AcceptedArtifact};
@@ -215,12 +215,12 @@ impl Drop for Store {
 }
 
 impl Store {
-    /// Connects to PostgreSQL at `url` (libpq URL; `options=-csearch_path%3D...` picks a schema).
+    /// Connects to PostgreSQL at `url` (libpq URL; `options=-csearch_path%3D...` picks a schema;
+    /// `sslmode`/`sslrootcert` select TLS, see [`crate::pg_tls`]).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Config(e.to_string()))?;
-        let (client, connection) = config.connect(NoTls).await?;
+        let config = crate::pg_tls::PgConnectConfig::from_url(url)
+            .map_err(|e| StoreError::Config(e.to_string()))?;
+        let (client, connection) = config.connect().await?;
         let connection = tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::warn!(%error, "postgres connection ended");
