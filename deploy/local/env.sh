@@ -58,7 +58,12 @@ BUCKET_KAFKA_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_PORT"
 BUCKET_KAFKA_SASL_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_SASL_PORT"
 BUCKET_REGISTRY_URL="http://$BUCKET_HOST:$BUCKET_REGISTRY_PORT/apis/ccompat/v7"
 BUCKET_REDIS_URL="redis://$BUCKET_HOST:$BUCKET_REDIS_PORT"
-BUCKET_DATABASE_URL="postgres://$BUCKET_PG_USER:$BUCKET_PG_PASSWORD@$BUCKET_HOST:$BUCKET_PG_PORT/$BUCKET_PG_DB"
+# PostgreSQL serves TLS only (hostssl, deploy/local/postgres.sh); its server certificate is signed
+# by the stack's local CA (made with the Kafka TLS material, deploy/local/kafka.sh). Clients verify
+# chain and host name: sslmode=verify-full (docs/security.md, "PostgreSQL TLS").
+BUCKET_LOCAL_CA="$BUCKET_STACK_DIR/kafka/tls/ca.crt"
+BUCKET_PG_TLS_QUERY="sslmode=verify-full&sslrootcert=${BUCKET_LOCAL_CA// /%20}"
+BUCKET_DATABASE_URL="postgres://$BUCKET_PG_USER:$BUCKET_PG_PASSWORD@$BUCKET_HOST:$BUCKET_PG_PORT/$BUCKET_PG_DB?$BUCKET_PG_TLS_QUERY"
 
 # ---- helpers ---------------------------------------------------------------
 log()  { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }

@@ -11,6 +11,9 @@ REGISTRY_LOG="$BUCKET_LOG_DIR/registry.log"
 REGISTRY_PIDFILE="$BUCKET_PID_DIR/registry.pid"
 REGISTRY_PID_MARKER="-Dbucket.stack.component=registry:$BUCKET_STACK_DIR"
 REGISTRY_HEALTH_URL="$BUCKET_REGISTRY_URL/subjects"
+# Storage over TLS, chain and host name verified against the local CA (PostgreSQL accepts only
+# hostssl on TCP, deploy/local/postgres.sh); pgjdbc reads the PEM CA file named by sslrootcert.
+REGISTRY_JDBC_URL="jdbc:postgresql://$BUCKET_HOST:$BUCKET_PG_PORT/$BUCKET_REGISTRY_PG_DB?$BUCKET_PG_TLS_QUERY"
 
 # Fetch the registry distribution through Maven (honours ~/.m2/settings.xml mirrors and proxies;
 # checksums verified). Maven Central lacks the parent POM of apicurio-registry 3.0.9, so the
@@ -55,11 +58,22 @@ registry_pid() {
 
 registry_http_ok() { curl -fsS -o /dev/null --max-time 5 "$REGISTRY_HEALTH_URL"; }
 
-registry_healthy() { registry_pid >/dev/null && registry_http_ok; }
+# The running registry was started with today's datasource URL (a registry started before
+# PostgreSQL required TLS is restarted by registry_launch).
+registry_current() {
+  local pid
+  pid="$(registry_pid)" && pid_matches "$pid" "-Dapicurio.datasource.url=$REGISTRY_JDBC_URL "
+}
+
+registry_healthy() { registry_pid >/dev/null && registry_current && registry_http_ok; }
 
 registry_launch() {
   ensure_dirs
-  if registry_pid >/dev/null; then return 0; fi
+  if registry_pid >/dev/null; then
+    registry_current && return 0
+    log "registry: running with an old datasource URL (before PostgreSQL TLS?), restarting"
+    registry_stop
+  fi
   registry_prepare
   port_open "$BUCKET_REGISTRY_PORT" && die "registry: port $BUCKET_REGISTRY_PORT in use by another process"
   port_open "$BUCKET_REGISTRY_MGMT_PORT" && die "registry: mgmt port $BUCKET_REGISTRY_MGMT_PORT in use by another process"
@@ -80,7 +94,7 @@ registry_launch() {
     -Dquarkus.log.console.format="%d{yyyy-MM-dd HH:mm:ss,SSS} %-5p [%c{3.}] (%t) %s%e%n" \
     -Dapicurio.storage.kind=sql \
     -Dapicurio.storage.sql.kind=postgresql \
-    -Dapicurio.datasource.url="jdbc:postgresql://$BUCKET_HOST:$BUCKET_PG_PORT/$BUCKET_REGISTRY_PG_DB" \
+    -Dapicurio.datasource.url="$REGISTRY_JDBC_URL" \
     -Dapicurio.datasource.username="$BUCKET_REGISTRY_PG_USER" \
     -Dapicurio.datasource.password="$BUCKET_REGISTRY_PG_PASSWORD" \
     -Dapicurio.datasource.jdbc.initial-size=2 \
