@@ -11,9 +11,7 @@ use common::*;
 const PARTITIONS: i32 = 3;
 
 async fn pg_versions(url: &str) -> std::collections::BTreeSet<(String, String, i64)> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
+    let (client, conn) = bhiv_bucket::pg_tls::connect(url).await.unwrap();
     tokio::spawn(conn);
     client
         .query(

@@ -4,8 +4,15 @@
 //! write the gate's topics; a wrong password and plaintext to the SASL port are refused; secrets
 //! supplied by reference never reach the logs.
 //!
+//! PostgreSQL TLS (deploy/local/postgres.sh: hostssl only, server certificate from the same
+//! local CA): plaintext TCP is refused by the server; `verify-full` and `verify-ca` refuse a
+//! server certificate that does not chain to the configured CA; `verify-full` also refuses a
+//! host name the certificate does not carry; with the right CA the session is encrypted
+//! (`pg_stat_ssl`), and the binary's own clients behave the same.
+//!
 //! Environment (as deploy/local/env.sh): `BUCKET_STACK_DIR` (CA in `kafka/tls/ca.crt`, SCRAM
-//! passwords in `kafka/secrets/<user>.password`), `BUCKET_KAFKA_SASL_PORT` (9094).
+//! passwords in `kafka/secrets/<user>.password`), `BUCKET_KAFKA_SASL_PORT` (9094),
+//! `BUCKET_PG_URL` (owner URL; default the local stack with `sslmode=verify-full`).
 
 mod common;
 
@@ -430,4 +437,141 @@ async fn acls_beyond_the_declaration_are_reported_and_pruned() {
     let (ok, out) = bucket(&["acls", "apply", "--topic-suffix", &sfx], &admin);
     assert!(ok, "{out}");
     assert!(out.contains("hold no ACLs beyond"), "{out}");
+}
+
+// ---- PostgreSQL TLS -----------------------------------------------------------------------
+
+/// The owner URL of the local PostgreSQL without its query, for tests that pick their own TLS.
+fn pg_base() -> String {
+    let url = pg_owner_url();
+    url.split_once('?')
+        .map_or(url.clone(), |(b, _)| b.to_string())
+}
+
+/// A throwaway CA (PEM) that signed nothing the server presents.
+fn throwaway_ca(dir: &std::path::Path) -> PathBuf {
+    let ca = dir.join("wrong-ca.crt");
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=not the bhiv-bucket local CA"])
+        .args(["-addext", "basicConstraints=critical,CA:TRUE"])
+        .args(["-addext", "keyUsage=critical,keyCertSign,cRLSign"])
+        .arg("-keyout")
+        .arg(dir.join("wrong-ca.key"))
+        .arg("-out")
+        .arg(&ca)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    ca
+}
+
+/// `SELECT ssl FROM pg_stat_ssl` for the session at `url`.
+async fn session_is_tls(url: &str) -> Result<bool, String> {
+    let (client, conn) = bhiv_bucket::pg_tls::connect(url)
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let row = client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .await
+        .map_err(|e| bhiv_bucket::pg_tls::describe(&e))?;
+    Ok(row.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refuses_plaintext_tcp() {
+    let base = pg_base();
+    let err = bhiv_bucket::pg_tls::connect(&format!("{base}?sslmode=disable&connect_timeout=5"))
+        .await
+        .err()
+        .expect("the server accepted a plaintext TCP connection");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no pg_hba.conf entry") && msg.contains("no encryption"),
+        "plaintext refused for another reason: {msg}"
+    );
+    // The binary's own clients (here `sink migrate`) get the same answer from the server.
+    let (ok, out) = bucket(
+        &["sink", "migrate"],
+        &[("BUCKET_PG_URL", format!("{base}?sslmode=disable"))],
+    );
+    assert!(!ok && out.contains("no pg_hba.conf entry"), "{out}");
+    // Control: the same role over TLS gets in.
+    assert_eq!(
+        session_is_tls(&format!("{base}?sslmode=require")).await,
+        Ok(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_certificate_from_another_ca_is_refused_by_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let wrong = throwaway_ca(dir.path());
+    let base = pg_base();
+    for mode in ["verify-full", "verify-ca"] {
+        let url = format!(
+            "{base}?sslmode={mode}&sslrootcert={}&connect_timeout=5",
+            wrong.display()
+        );
+        let err = session_is_tls(&url)
+            .await
+            .expect_err("a certificate from another CA was accepted");
+        assert!(
+            err.contains("certificate") && err.contains("UnknownIssuer"),
+            "{mode}: refused for another reason: {err}"
+        );
+    }
+    // The binary refuses it too, before sending a password.
+    let (ok, out) = bucket(
+        &["sink", "migrate"],
+        &[(
+            "BUCKET_PG_URL",
+            format!("{base}?sslmode=verify-full&sslrootcert={}", wrong.display()),
+        )],
+    );
+    assert!(!ok && out.contains("UnknownIssuer"), "{out}");
+    // require checks nothing (libpq): encrypted, any certificate.
+    assert_eq!(
+        session_is_tls(&format!("{base}?sslmode=require")).await,
+        Ok(true)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_verify_full_with_the_local_ca_is_encrypted_and_checks_the_host_name() {
+    let base = pg_base();
+    let ca = ca();
+    let url = format!("{base}?sslmode=verify-full&sslrootcert={ca}");
+    assert_eq!(session_is_tls(&url).await, Ok(true), "{url}");
+    // verify-full checks the name connected to: the certificate names 127.0.0.1 and localhost,
+    // not db.invalid (reached here at 127.0.0.1 through hostaddr)...
+    let (scheme_user, rest) = base.rsplit_once('@').expect("owner URL has user info");
+    let (host_port, db) = rest.split_once('/').expect("owner URL has a database");
+    let port = host_port.rsplit_once(':').map_or("5432", |(_, p)| p);
+    let other_name = format!(
+        "{scheme_user}@db.invalid:{port}/{db}?hostaddr=127.0.0.1&sslrootcert={ca}&connect_timeout=5"
+    );
+    let err = session_is_tls(&format!("{other_name}&sslmode=verify-full"))
+        .await
+        .expect_err("verify-full accepted a host name the certificate does not carry");
+    assert!(err.contains("not valid for name \"db.invalid\""), "{err}");
+    // ...while verify-ca checks only the chain.
+    assert_eq!(
+        session_is_tls(&format!("{other_name}&sslmode=verify-ca")).await,
+        Ok(true)
+    );
+    // localhost is in the certificate too.
+    let localhost =
+        format!("{scheme_user}@localhost:{port}/{db}?sslmode=verify-full&sslrootcert={ca}");
+    assert_eq!(session_is_tls(&localhost).await, Ok(true), "{localhost}");
 }

@@ -21,9 +21,15 @@ use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Owner URL; by default the local stack over TLS verified against its CA (`verify-full`).
 fn owner_url() -> String {
-    std::env::var("BUCKET_PG_URL")
-        .unwrap_or_else(|_| "postgres://bucket:bucket@127.0.0.1:5432/bucket".to_string())
+    std::env::var("BUCKET_PG_URL").unwrap_or_else(|_| {
+        let stack = std::env::var("BUCKET_STACK_DIR")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/.stack").to_string());
+        format!(
+            "postgres://bucket:bucket@127.0.0.1:5432/bucket?sslmode=verify-full&sslrootcert={stack}/kafka/tls/ca.crt"
+        )
+    })
 }
 
 fn brokers() -> String {
@@ -46,7 +52,7 @@ struct TestSchema {
 impl TestSchema {
     async fn create() -> TestSchema {
         let name = format!("sinktest_{}", uuid::Uuid::new_v4().simple());
-        let (owner, connection) = tokio_postgres::connect(&owner_url(), tokio_postgres::NoTls)
+        let (owner, connection) = bhiv_bucket::pg_tls::connect(&owner_url())
             .await
             .expect("owner connects");
         tokio::spawn(connection);
@@ -59,7 +65,9 @@ impl TestSchema {
 
     /// URL for `user:password` with this schema first on the search_path.
     fn url_as(&self, user: Option<(&str, &str)>) -> String {
-        let config: tokio_postgres::Config = owner_url().parse().expect("owner url parses");
+        let parsed =
+            bhiv_bucket::pg_tls::PgConnectConfig::from_url(&owner_url()).expect("owner url parses");
+        let config = parsed.config();
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
             _ => "127.0.0.1".to_string(),
@@ -76,8 +84,14 @@ impl TestSchema {
                     .unwrap_or_default(),
             ),
         };
+        // The owner URL's TLS settings carry over to every role.
+        let mut tls = format!("&sslmode={}", parsed.ssl_mode().as_str());
+        if let Some(ca) = parsed.root_cert() {
+            tls.push_str("&sslrootcert=");
+            tls.push_str(&ca.display().to_string().replace(' ', "%20"));
+        }
         format!(
-            "postgres://{user}:{password}@{host}:{port}/{db}?options=-csearch_path%3D{}",
+            "postgres://{user}:{password}@{host}:{port}/{db}?options=-csearch_path%3D{}{tls}",
             self.name
         )
     }
@@ -308,10 +322,9 @@ async fn history_cannot_be_rewritten_by_the_sink_role_or_the_owner() {
         .expect("sink inserts");
 
     // ...but UPDATE, DELETE and TRUNCATE are refused by the database.
-    let (sink_client, connection) =
-        tokio_postgres::connect(&schema.sink_url(), tokio_postgres::NoTls)
-            .await
-            .expect("sink connects");
+    let (sink_client, connection) = bhiv_bucket::pg_tls::connect(&schema.sink_url())
+        .await
+        .expect("sink connects");
     tokio::spawn(connection);
     for sql in [
         "UPDATE artifact_versions SET purpose = 'rewritten'",
@@ -333,7 +346,7 @@ async fn history_cannot_be_rewritten_by_the_sink_role_or_the_owner() {
 
     // The reader role only reads.
     let reader_url = schema.url_as(Some(("bucket_reader", "bucket_reader")));
-    let (reader, connection) = tokio_postgres::connect(&reader_url, tokio_postgres::NoTls)
+    let (reader, connection) = bhiv_bucket::pg_tls::connect(&reader_url)
         .await
         .expect("reader connects");
     tokio::spawn(connection);

@@ -27,10 +27,47 @@ pub fn registry_url() -> String {
         .unwrap_or_else(|_| "http://127.0.0.1:8081/apis/ccompat/v7".into())
 }
 
-/// Owner URL of the local PostgreSQL (database `bucket`).
+/// Owner URL of the local PostgreSQL (database `bucket`), over TLS verified against the stack's
+/// local CA (`sslmode=verify-full`, as `deploy/local/env.sh` sets `BUCKET_DATABASE_URL`).
 pub fn pg_owner_url() -> String {
-    std::env::var("BUCKET_PG_URL")
-        .unwrap_or_else(|_| "postgres://bucket:bucket@127.0.0.1:5432/bucket".into())
+    std::env::var("BUCKET_PG_URL").unwrap_or_else(|_| {
+        format!(
+            "postgres://bucket:bucket@127.0.0.1:5432/bucket?sslmode=verify-full&sslrootcert={}",
+            local_ca().display()
+        )
+    })
+}
+
+/// The local stack's CA certificate (signs the Kafka SASL_SSL and PostgreSQL server
+/// certificates; `deploy/local/kafka.sh`, `deploy/local/postgres.sh`).
+pub fn local_ca() -> std::path::PathBuf {
+    std::env::var_os("BUCKET_STACK_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".stack"))
+        .join("kafka/tls/ca.crt")
+}
+
+/// `url` with its database replaced by `db`, query (TLS settings, options) kept.
+pub fn pg_url_with_db(url: &str, db: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (url, None),
+    };
+    let root = base.rsplit_once('/').map_or(base, |(r, _)| r);
+    match query {
+        Some(q) => format!("{root}/{db}?{q}"),
+        None => format!("{root}/{db}"),
+    }
+}
+
+/// Connects to `url` the way the binary does (TLS per `sslmode`/`sslrootcert`), spawning the
+/// connection; panics on failure.
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = bhiv_bucket::pg_tls::connect(url)
+        .await
+        .unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}"));
+    tokio::spawn(conn);
+    client
 }
 
 /// A random lowercase suffix for topic, group and database names.
@@ -304,17 +341,12 @@ pub fn wait_all_decided(group: &str, topics: &TopicNames, partitions: i32, timeo
 /// Creates a fresh database for a test and returns its owner URL.
 pub async fn fresh_database(suffix: &str) -> String {
     let name = format!("bucket_{}", suffix.trim_start_matches('.'));
-    let (client, conn) = tokio_postgres::connect(&pg_owner_url(), tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
+    let client = pg_connect(&pg_owner_url()).await;
     client
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .unwrap();
-    let base = pg_owner_url();
-    let root = base.rsplit_once('/').map_or(base.as_str(), |(r, _)| r);
-    format!("{root}/{name}")
+    pg_url_with_db(&pg_owner_url(), &name)
 }
 
 /// A TCP proxy to the registry that the test can switch off and on (registry outages).
@@ -846,7 +878,7 @@ pub fn governance_events(audit_topic: &str) -> Vec<(i32, String)> {
 
 /// Count of `sql` (a `SELECT count(*)`) in the database at `url`; -1 while it is unreachable.
 pub async fn pg_count(url: &str, sql: &str) -> i64 {
-    let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await else {
+    let Ok((client, conn)) = bhiv_bucket::pg_tls::connect(url).await else {
         return -1;
     };
     tokio::spawn(conn);
