@@ -67,7 +67,8 @@ curl -s -H "Authorization: Bearer demo-ai-assistant-token" http://127.0.0.1:8088
 
 step "stored artifact versions (PostgreSQL, table artifact_versions)"
 sleep 1
-PGPASSWORD="$BUCKET_PG_PASSWORD" psql -h "$BUCKET_HOST" -p "$BUCKET_PG_PORT" -U "$BUCKET_PG_USER" "$BUCKET_PG_DB" \
+# The same URL as the sink (TLS, sslmode=verify-full against the local CA).
+psql "$BUCKET_DATABASE_URL" \
   -c "SELECT product_id, artifact_id, version, operation, deleted, content_size, left(policy_version, 12) AS policy FROM artifact_versions ORDER BY stored_at DESC LIMIT 20"
 
 cat <<TXT
