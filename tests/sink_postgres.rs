@@ -257,10 +257,12 @@ async fn conflicting_and_refused_rows_are_quarantined_without_stalling() {
     // Same key, different intent: a conflict, the stored version wins.
     let mut conflict = artifact("p2", "a", 1, Some(b"other".to_vec()));
     conflict.purpose = "conflict".into();
-    // Text PostgreSQL refuses (NUL byte): the batch falls back to row by row.
+    // Text PostgreSQL refuses (NUL byte; the gate refuses it first, this is the sink's own
+    // safety net): the batch falls back to row by row.
     let mut refused = artifact("p2", "b", 1, Some(b"x".to_vec()));
     refused.purpose = "nul\0byte".into();
-    // Same intent id as a stored version but another key: unique violation.
+    // Same intent id as a stored version but another key: stored. Intent ids are not unique in
+    // storage (migration 0003): the gate's replay rule is per product and windowed.
     let mut dup_intent = artifact("p2", "c", 1, Some(b"y".to_vec()));
     dup_intent.intent_id = good.intent_id.clone();
     let fine = artifact("p2", "d", 1, Some(b"z".to_vec()));
@@ -272,12 +274,17 @@ async fn conflicting_and_refused_rows_are_quarantined_without_stalling() {
     ];
 
     let report = store.write_batch(&batch, &[]).await.expect("write");
-    assert_eq!(report.inserted, 1);
-    assert_eq!(report.quarantined, 3);
+    assert_eq!(report.inserted, 2);
+    assert_eq!(report.quarantined, 2);
+    assert_eq!(
+        report.versions_quarantined, 2,
+        "both are accepted versions not stored"
+    );
     let again = store.write_batch(&batch, &[]).await.expect("replay");
     assert_eq!(again.inserted, 0);
+    assert_eq!(again.replayed, 2);
 
-    assert_eq!(store.count_versions().await.expect("count"), 2);
+    assert_eq!(store.count_versions().await.expect("count"), 3);
     let kept = store
         .get_version("p2", "a", 1)
         .await
@@ -293,7 +300,7 @@ async fn conflicting_and_refused_rows_are_quarantined_without_stalling() {
     );
     let quarantined = store.undecodable("t").await.expect("quarantine");
     let offsets: Vec<i64> = quarantined.iter().map(|u| u.offset).collect();
-    assert_eq!(offsets, vec![1, 2, 3]);
+    assert_eq!(offsets, vec![1, 2]);
     assert!(
         quarantined[0].error.contains("conflict"),
         "{:?}",
