@@ -23,6 +23,8 @@
 # Scale knobs (defaults per mode): BUCKET_FAULTS_INTENTS, BUCKET_FAULTS_REPS, BUCKET_FAULTS_RATE,
 # BUCKET_FAULTS_KILLS, BUCKET_FAULTS_OUTAGE_S, BUCKET_FAULTS_TIMEOUT_S. Figures (one JSON line
 # per repetition) go to target/faults/results-<mode>.jsonl and are printed as a table.
+# BUCKET_FAULTS_PROFILE (release in --long, dev otherwise): the build the gates and sinks run;
+# the long form measures the binary as deployed, at a rate a debug build could not sustain.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -52,10 +54,15 @@ fi
 if [[ "$mode" == long ]]; then
   : "${BUCKET_FAULTS_INTENTS:=100000}" "${BUCKET_FAULTS_REPS:=5}" "${BUCKET_FAULTS_RATE:=2000}"
   : "${BUCKET_FAULTS_KILLS:=5}" "${BUCKET_FAULTS_OUTAGE_S:=10}" "${BUCKET_FAULTS_TIMEOUT_S:=600}"
+  : "${BUCKET_FAULTS_PROFILE:=release}"
 else
   : "${BUCKET_FAULTS_INTENTS:=2000}" "${BUCKET_FAULTS_REPS:=1}" "${BUCKET_FAULTS_RATE:=500}"
   : "${BUCKET_FAULTS_KILLS:=3}" "${BUCKET_FAULTS_OUTAGE_S:=4}"
 fi
+: "${BUCKET_FAULTS_PROFILE:=dev}"
+profile_flags=()
+bin_dir=target/debug
+if [[ "$BUCKET_FAULTS_PROFILE" == release ]]; then profile_flags=(--release); bin_dir=target/release; fi
 : "${BUCKET_FAULTS_RESULTS:=$ROOT/target/faults/results-$mode.jsonl}"
 export BUCKET_FAULTS_INTENTS BUCKET_FAULTS_REPS BUCKET_FAULTS_RATE BUCKET_FAULTS_KILLS \
   BUCKET_FAULTS_OUTAGE_S BUCKET_FAULTS_RESULTS
@@ -113,8 +120,8 @@ trap finish EXIT
 
 step "stack: $BUCKET_STACK_DIR (kafka $BUCKET_BROKERS, registry $BUCKET_REGISTRY_URL)"
 bash deploy/local/up.sh >/dev/null
-cargo build --locked --bin bucket --test faults
-target/debug/bucket schemas apply >/dev/null
+cargo build --locked "${profile_flags[@]}" --bin bucket --test faults
+"$bin_dir/bucket" schemas apply >/dev/null
 
 mkdir -p "$(dirname "$BUCKET_FAULTS_RESULTS")"
 : >"$BUCKET_FAULTS_RESULTS"
@@ -123,7 +130,7 @@ for f in "${faults[@]}"; do
   step "fault: $f ($mode: $BUCKET_FAULTS_REPS x $BUCKET_FAULTS_INTENTS intents)"
   test_name="fault_${f}_$(case $f in
     kill9) echo loops ;; cluster3) echo node_lost ;; netem) echo latency ;; *) echo restart ;; esac)"
-  if ! cargo test --locked --test faults -- --ignored --exact "$test_name" --test-threads 1 --nocapture; then
+  if ! cargo test --locked "${profile_flags[@]}" --test faults -- --ignored --exact "$test_name" --test-threads 1 --nocapture; then
     failed+=("$f")
     # The next fault needs a healthy stack.
     bash deploy/local/up.sh >/dev/null || true
