@@ -4,6 +4,11 @@
 //! database per case) and to the filesystem store. Each backend must store every accepted
 //! version (none quarantined) and read it back unchanged.
 //!
+//! The same pipeline also checks that live equals rebuilt: the partition state after deciding a
+//! sequence live equals the state a restore folds from the audit records those decisions wrote
+//! (`Task::fold`), rate and repeat-offender state included, under a policy tight enough to
+//! rate-limit and cool off.
+//!
 //! The generator aims at the places where storage and the gate's rules could disagree: the same
 //! intent id in several products, an intent id reused after the replay window, the same artifact
 //! id in several products, every operation, the longest ids the gate accepts (256 bytes of
@@ -22,11 +27,12 @@ use bhiv_bucket::core::{
 };
 use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::gate::records::{Consumed, Writer};
-use bhiv_bucket::gate::task::ChainHead;
+use bhiv_bucket::gate::task::{ChainHead, Task};
 use bhiv_bucket::policy_file::FileSecrets;
 use bhiv_bucket::produce::Signer;
 use bhiv_bucket::registry::OutputSchemaIds;
 use bhiv_bucket::sink::{Accepted, FsStore, Store};
+use bhiv_bucket::wire::audit::AuditEvent;
 use bhiv_bucket::wire::{accepted, framing, intent};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -124,15 +130,22 @@ fn step() -> impl Strategy<Value = Step> {
         )
 }
 
-fn policy() -> Policy {
+/// The shipped policy with `replacements` (each must apply) made to its text.
+fn policy_with(replacements: &[(&str, &str)]) -> Policy {
     let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
-    let text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
-    let text = text.replace(
+    let mut text = std::fs::read_to_string(deploy.join("policy.toml")).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "policy has no {from:?}");
+        text = text.replace(from, to);
+    }
+    Policy::parse_with(&text, &FileSecrets::new(&deploy)).unwrap()
+}
+
+fn policy() -> Policy {
+    policy_with(&[(
         "replay_window = 200000",
         &format!("replay_window = {REPLAY_WINDOW}"),
-    );
-    assert!(text.contains(&format!("replay_window = {REPLAY_WINDOW}")));
-    Policy::parse_with(&text, &FileSecrets::new(&deploy)).unwrap()
+    )])
 }
 
 /// What the generated sequences exercised, summed over all cases (so the test can tell it
@@ -151,6 +164,9 @@ struct Coverage {
     nul_refused: usize,
 }
 
+/// What deciding a sequence live left behind, per partition: the state and the audit links.
+type Live = HashMap<i32, (PartitionState, Vec<AuditEvent>)>;
+
 /// Decides `steps` as the gate does and returns the accepted records as the sink reads them.
 fn accepted_outputs(
     steps: &[Step],
@@ -158,6 +174,18 @@ fn accepted_outputs(
     signer: &mut Signer,
     coverage: &mut Coverage,
 ) -> Vec<Accepted> {
+    decide_live(steps, policy, signer, coverage, 10).0
+}
+
+/// Decides `steps` as the gate does, `step_ms` apart; returns the accepted records as the sink
+/// reads them and what the partitions hold.
+fn decide_live(
+    steps: &[Step],
+    policy: &Policy,
+    signer: &mut Signer,
+    coverage: &mut Coverage,
+    step_ms: i64,
+) -> (Vec<Accepted>, Live) {
     let ids = artifact_ids();
     let topics = TopicNames::with_suffix("");
     let writer = Writer {
@@ -169,13 +197,14 @@ fn accepted_outputs(
         gate_id: "property",
     };
     let mut tasks: HashMap<i32, (PartitionState, ChainHead, i64)> = HashMap::new();
+    let mut links: HashMap<i32, Vec<AuditEvent>> = HashMap::new();
     let mut versions: HashMap<(usize, usize), i64> = HashMap::new();
     let mut accepted_ids: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut decided_ids: HashMap<(usize, &str), usize> = HashMap::new();
     let mut out = Vec::new();
     for (n, s) in steps.iter().enumerate() {
         let (product, integration) = PRODUCTS[s.product];
-        let now = START_MS + n as i64 * 10;
+        let now = START_MS + n as i64 * step_ms;
         let current = versions.get(&(s.product, s.artifact)).copied().unwrap_or(0);
         let i = ArtifactIntent {
             intent_id: INTENT_IDS[s.intent].into(),
@@ -224,6 +253,18 @@ fn accepted_outputs(
         chain.next_seq = outputs.audit.seq + 1;
         chain.hash = outputs.audit.hash.clone();
         *offset += 1;
+        let partition_links = links.entry(partition).or_default();
+        partition_links.push(outputs.audit.clone());
+        // Governance events the decision raised (cooling-off start, quota warning) are links
+        // of the same chain, as the session writes them.
+        for (event_type, detail) in &decision.events {
+            let (_, event) = writer
+                .governance(partition, chain, event_type, detail, &policy.version, now)
+                .unwrap();
+            chain.next_seq = event.seq + 1;
+            chain.hash = event.hash.clone();
+            partition_links.push(event);
+        }
 
         let before = decided_ids.insert((s.product, INTENT_IDS[s.intent]), n);
         let has_nul = i.purpose.contains('\0') || i.content_type.contains('\0');
@@ -258,7 +299,11 @@ fn accepted_outputs(
             artifact,
         });
     }
-    out
+    let live = tasks
+        .into_iter()
+        .map(|(p, (state, _, _))| (p, (state, links.remove(&p).unwrap_or_default())))
+        .collect();
+    (out, live)
 }
 
 /// Stores `accepted` in a fresh PostgreSQL database and checks every version reads back.
@@ -366,4 +411,69 @@ fn every_accepted_version_is_stored_by_both_backends() {
     assert!(c.longest_ids > 0, "{c:?}");
     assert!(c.deletes > 0, "{c:?}");
     assert!(c.nul_refused > 0, "{c:?}");
+}
+
+#[test]
+fn live_state_equals_the_state_rebuilt_from_its_audit_records() {
+    // Tight enough that generated sequences are rate-limited and cool off.
+    let policy = policy_with(&[
+        ("replay_window = 200000", "replay_window = 4"),
+        ("rate_per_sec = 5000", "rate_per_sec = 20"),
+        ("burst = 10000", "burst = 3"),
+        ("threshold = 1000", "threshold = 3"),
+        ("cool_off_ms = 300000", "cool_off_ms = 400"),
+    ]);
+    let signer = RefCell::new(Signer::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/demo/keys"),
+        false,
+    ));
+    let coverage = RefCell::new(Coverage::default());
+    let counts = RefCell::new((0usize, 0usize));
+    let mut runner = TestRunner::new(Config {
+        cases: 64,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(
+            &(prop::collection::vec(step(), 1..120), 1i64..60),
+            |(steps, step_ms)| {
+                let (_, live) = decide_live(
+                    &steps,
+                    &policy,
+                    &mut signer.borrow_mut(),
+                    &mut coverage.borrow_mut(),
+                    step_ms,
+                );
+                for (partition, (state, links)) in live {
+                    let mut rebuilt = Task {
+                        last_decided_offset: -1,
+                        ..Task::default()
+                    };
+                    for link in &links {
+                        if let Some(d) = &link.decision {
+                            let mut c = counts.borrow_mut();
+                            c.0 += d.reasons.iter().filter(|r| *r == "RATE_LIMITED").count();
+                            c.1 += d.reasons.iter().filter(|r| *r == "COOLING_OFF").count();
+                        }
+                        rebuilt.fold(link, &policy);
+                    }
+                    prop_assert_eq!(
+                        &rebuilt.state,
+                        &state,
+                        "partition {} after {} links",
+                        partition,
+                        links.len()
+                    );
+                }
+                Ok(())
+            },
+        )
+        .unwrap();
+    // The sequences really reached the rate and offender rules.
+    let (rate_limited, cooled) = counts.into_inner();
+    assert!(
+        rate_limited > 0 && cooled > 0,
+        "rate {rate_limited}, cooling {cooled}"
+    );
 }

@@ -178,6 +178,11 @@ impl PartitionState {
         self.rate_tat.get(product).copied().unwrap_or(0)
     }
 
+    /// Sets a product's GCRA arrival time, µs (restore).
+    pub fn set_rate_tat(&mut self, product: &str, tat_us: i64) {
+        self.rate_tat.insert(product.to_string(), tat_us);
+    }
+
     /// Replaces the offender state of an integration.
     pub fn set_offender(&mut self, integration: String, o: OffenderState) {
         self.offenders.insert(integration, o);

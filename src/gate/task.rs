@@ -136,6 +136,21 @@ impl Task {
                     self.state.set_offender(i, o);
                 }
             }
+            // The rate state, as `decide` charges it: every decided intent of a known product
+            // that was not itself refused for its rate. Until the decision record carries the
+            // arrival time (issue 15), it is recomputed with the policy in force.
+            if let Some(product) = &d.product_id
+                && let Some(p) = policy.products.get(product)
+                && !d.reasons.iter().any(|r| r == "RATE_LIMITED")
+                && let Ok(tat) = crate::core::rules::rate::gcra(
+                    self.state.rate_tat(product),
+                    event.recorded_at,
+                    p.rate_per_sec,
+                    p.burst,
+                )
+            {
+                self.state.set_rate_tat(product, tat);
+            }
             if d.accepted
                 && let Some(effect) = effect_of(d)
             {
