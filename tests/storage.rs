@@ -61,20 +61,6 @@ fn unique_workload(producer: &IntentProducer, n: usize) -> Vec<RawRecord> {
     out
 }
 
-fn reconcile(sfx: &str, db: &str) -> (bool, String) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bucket"))
-        .args(["sink", "reconcile"])
-        .env("BUCKET_BROKERS", brokers())
-        .env("BUCKET_TOPIC_SUFFIX", sfx)
-        .env("BUCKET_PG_URL", db)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn kill9_of_the_sink_mid_stream_then_restart_leaves_nothing_to_reconcile() {
     let sfx = suffix();
