@@ -1,4 +1,5 @@
--- 0003: storage enforces no uniqueness of intent ids. Runs as the owner role, like 0001.
+-- 0003: storage enforces no uniqueness of intent ids (docs/decisions/0006). Runs as the owner
+-- role, like 0001.
 --
 -- Every constraint the database enforces must follow from a rule the gate enforces; otherwise
 -- the gate accepts a version (and tells the producer so) that the sink then cannot store.
