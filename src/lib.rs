@@ -36,6 +36,7 @@ pub mod admin;
 pub mod api;
 pub mod audit;
 pub mod bench;
+pub mod clock;
 pub mod config;
 pub mod control;
 pub mod core;

@@ -2,7 +2,7 @@
 //! keyed by product id, partitioned like the Java client (murmur2) so products land on their
 //! home partition.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use rdkafka::message::{Header, OwnedHeaders};
@@ -248,12 +248,8 @@ pub enum Planned {
     },
 }
 
-/// Current wall-clock time in ms.
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+/// Current wall-clock time in ms: the clock producers stamp `client_time` with.
+pub use crate::clock::now_ms;
 
 impl IntentLine {
     /// Turns the line into an intent or a raw record.

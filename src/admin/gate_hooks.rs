@@ -6,13 +6,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use super::board::{Board, Check, Event, Quota};
 use super::metrics::{DecisionLabels, GateMetrics, ProductLabel, set_lags};
+use crate::clock::now_ms;
 use crate::core::{ArtifactIntent, Decision, Outcome, Policy, ReasonCode};
 use crate::gate::policy_watch::PolicyWatch;
 use crate::gate::records::Consumed;
@@ -34,12 +35,6 @@ pub fn product_label<'a>(policy: &Policy, product: Option<&'a str>) -> &'a str {
         Some(p) if policy.products.contains_key(p) => p,
         _ => "other",
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// Everything the gate shares with its admin server.

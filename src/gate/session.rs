@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
@@ -28,6 +28,7 @@ use super::records::{Consumed, OutRecord, Writer};
 use super::task::{Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
+use crate::clock::now_ms;
 use crate::core::{Envelope, decide};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 
@@ -163,12 +164,6 @@ struct Session<'a> {
 
 /// How often the control chain's owner looks for new control records.
 const CONTROL_POLL: Duration = Duration::from_millis(200);
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
 
 impl<'a> Session<'a> {
     fn start(

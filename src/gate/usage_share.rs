@@ -122,7 +122,7 @@ impl UsageShare {
             info!("redis has no usage epoch (new or flushed): republishing usage");
             redis::cmd("SET")
                 .arg(&epoch_key)
-                .arg(crate::produce::now_ms())
+                .arg(crate::clock::now_ms())
                 .query::<()>(conn)?;
         }
         for (p, t) in tasks.iter() {
@@ -133,7 +133,7 @@ impl UsageShare {
                 .arg(c.audit_seq)
                 .arg(c.total.bytes)
                 .arg(c.total.artifacts)
-                .arg(crate::produce::now_ms())
+                .arg(crate::clock::now_ms())
                 .arg(*p);
             for (product, u) in &c.by_product {
                 publish
