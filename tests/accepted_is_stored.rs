@@ -257,9 +257,16 @@ fn decide_live(
         partition_links.push(outputs.audit.clone());
         // Governance events the decision raised (cooling-off start, quota warning) are links
         // of the same chain, as the session writes them.
-        for (event_type, detail) in &decision.events {
+        for e in &decision.events {
             let (_, event) = writer
-                .governance(partition, chain, event_type, detail, &policy.version, now)
+                .governance(
+                    partition,
+                    chain,
+                    e.event_type(),
+                    &e.detail(),
+                    &policy.version,
+                    now,
+                )
                 .unwrap();
             chain.next_seq = event.seq + 1;
             chain.hash = event.hash.clone();

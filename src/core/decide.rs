@@ -1,6 +1,7 @@
 //! `decide`: the one place where the gate decides. A pure function of (envelope, state, policy,
 //! time); the shell moves its result to Kafka.
 
+use super::events::DecisionEvent;
 use super::intent::ArtifactIntent;
 use super::policy::Policy;
 use super::reason::ReasonCode;
@@ -97,7 +98,7 @@ pub struct Decision {
     /// New offender state of the integration, when it changed.
     pub offender: Option<(String, OffenderState)>,
     /// Governance events this decision causes (quota warning, cooling-off start/end).
-    pub events: Vec<(String, serde_json::Value)>,
+    pub events: Vec<DecisionEvent>,
 }
 
 impl Decision {
@@ -266,14 +267,14 @@ pub fn decide(
         if crossed(before.bytes, after.bytes, p.max_bytes)
             || crossed(before.artifacts, after.artifacts, p.max_artifacts)
         {
-            events.push((
-                "QUOTA_WARNING".to_string(),
-                serde_json::json!({
-                    "product": intent.product_id, "bytes": after.bytes, "max_bytes": p.max_bytes,
-                    "artifacts": after.artifacts, "max_artifacts": p.max_artifacts,
-                    "ratio": policy.quotas.warning_ratio,
-                }),
-            ));
+            events.push(DecisionEvent::QuotaWarning {
+                product: intent.product_id.clone(),
+                bytes: after.bytes,
+                max_bytes: p.max_bytes,
+                artifacts: after.artifacts,
+                max_artifacts: p.max_artifacts,
+                ratio: policy.quotas.warning_ratio,
+            });
         }
     }
     Decision {
@@ -299,17 +300,16 @@ pub fn offender_change(
     integration: &str,
     now_ms: i64,
     counted_rejection: bool,
-    events: &mut Vec<(String, serde_json::Value)>,
+    events: &mut Vec<DecisionEvent>,
 ) -> Option<(String, OffenderState)> {
     let o = &policy.offenders;
     let before = state.offender(integration).cloned().unwrap_or_default();
     let mut after = before.clone();
     if after.cooling_until.is_some_and(|until| until <= now_ms) {
         after.cooling_until = None;
-        events.push((
-            "COOLING_OFF_ENDED".to_string(),
-            serde_json::json!({"integration": integration}),
-        ));
+        events.push(DecisionEvent::CoolingOffEnded {
+            integration: integration.to_string(),
+        });
     }
     if counted_rejection && after.cooling_until.is_none() {
         after.rejections.push_back(now_ms);
@@ -323,13 +323,12 @@ pub fn offender_change(
         if after.rejections.len() as u32 >= o.threshold {
             after.rejections.clear();
             after.cooling_until = Some(now_ms + o.cool_off_ms);
-            events.push((
-                "COOLING_OFF_STARTED".to_string(),
-                serde_json::json!({
-                    "integration": integration, "until": now_ms + o.cool_off_ms,
-                    "threshold": o.threshold, "window_ms": o.window_ms,
-                }),
-            ));
+            events.push(DecisionEvent::CoolingOffStarted {
+                integration: integration.to_string(),
+                until: now_ms + o.cool_off_ms,
+                threshold: o.threshold,
+                window_ms: o.window_ms,
+            });
         }
     }
     (after != before).then(|| (integration.to_string(), after))

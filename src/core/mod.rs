@@ -1,6 +1,7 @@
 //! The pure decision core: no I/O, no clock, no Kafka. Input in, decision out.
 
 pub mod decide;
+pub mod events;
 pub mod intent;
 pub mod partitioner;
 pub mod policy;

@@ -519,6 +519,12 @@ impl Policy {
                     .into(),
             );
         }
+        let ratio = file.quotas.warning_ratio;
+        if !(ratio > 0.0 && ratio <= 1.0) {
+            return invalid(format!(
+                "quotas: warning_ratio must be a number in (0, 1], not {ratio}"
+            ));
+        }
         Ok(Policy {
             version,
             max_content_bytes: file.limits.max_content_bytes,
@@ -600,6 +606,19 @@ pub(crate) mod tests {
             .replace("[limits]", "[limits]\nmax_contnet_bytes = 5");
         let err = Policy::parse_with(&text, &DemoSecrets).unwrap_err();
         assert!(err.to_string().contains("max_contnet_bytes"), "{err}");
+    }
+
+    #[test]
+    fn the_quota_warning_ratio_must_be_a_share() {
+        for bad in ["0.0", "1.5", "nan", "-0.2"] {
+            let text = include_str!("../../deploy/policy.toml")
+                .replace("warning_ratio = 0.9", &format!("warning_ratio = {bad}"));
+            let err = Policy::parse_with(&text, &DemoSecrets).unwrap_err();
+            assert!(err.to_string().contains("warning_ratio"), "{bad}: {err}");
+        }
+        let text = include_str!("../../deploy/policy.toml")
+            .replace("warning_ratio = 0.9", "warning_ratio = 1.0");
+        assert!(Policy::parse_with(&text, &DemoSecrets).is_ok());
     }
 
     #[test]

@@ -29,7 +29,7 @@ use super::task::{Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
 use crate::clock::now_ms;
-use crate::core::{Envelope, decide};
+use crate::core::{Envelope, decide, events};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -228,7 +228,7 @@ impl<'a> Session<'a> {
         loop {
             if shutdown.is_cancelled() {
                 self.announce(
-                    "GATE_STOPPED",
+                    events::GATE_STOPPED,
                     &serde_json::json!({"gate_id": self.opts.gate_id}),
                 )?;
                 self.commit()?;
@@ -339,7 +339,7 @@ impl<'a> Session<'a> {
                 "from": from, "to": policy.version, "diff": diff,
                 "products": policy.products.len(), "integrations": policy.integrations.len(),
             });
-            self.governance(c.partition, "POLICY_APPLIED", &detail)?;
+            self.governance(c.partition, events::POLICY_APPLIED, &detail)?;
         }
         let Some(task) = self.tasks.get_mut(&c.partition) else {
             return Ok(());
@@ -383,8 +383,8 @@ impl<'a> Session<'a> {
         for r in &outputs.records {
             self.send(r)?;
         }
-        for (event_type, detail) in &decision.events {
-            self.governance(c.partition, event_type, detail)?;
+        for event in &decision.events {
+            self.governance(c.partition, event.event_type(), &event.detail())?;
         }
         self.note(c.partition, c.offset)
     }
@@ -420,7 +420,7 @@ impl<'a> Session<'a> {
         });
         self.resume.insert(partition, resume);
         self.tasks.insert(partition, task);
-        self.governance(partition, "GATE_STARTED", &detail)
+        self.governance(partition, events::GATE_STARTED, &detail)
     }
 
     /// The group's committed offset of `partition`, or the log start when none is committed.
@@ -578,11 +578,11 @@ impl<'a> Session<'a> {
         self.commit()?;
         match change {
             Reload::Loaded { from, to, diff } => self.announce(
-                "POLICY_LOADED",
+                events::POLICY_LOADED,
                 &serde_json::json!({"from": from, "to": to, "diff": diff}),
             ),
             Reload::Refused { kept, error } => self.announce(
-                "POLICY_REFUSED",
+                events::POLICY_REFUSED,
                 &serde_json::json!({"kept": kept, "error": error}),
             ),
         }
