@@ -113,7 +113,8 @@ fn imports() -> BTreeMap<(String, String), usize> {
                 }
             }
             for k in io_crates(&line) {
-                *out.entry((module.clone(), format!("extern {k}"))).or_insert(0) += 1;
+                *out.entry((module.clone(), format!("extern {k}")))
+                    .or_insert(0) += 1;
             }
         }
     }
