@@ -1,0 +1,182 @@
+//! `bucket gate`: run the governance gate (consumer group on bucket.intents).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use bhiv_bucket::admin::auth::Token as AdminToken;
+use bhiv_bucket::admin::{AdminConfig, AdminState, GateTelemetry, Role};
+use bhiv_bucket::gate::{GateOptions, TopicNames};
+use clap::Args;
+use tracing::info;
+
+use super::args::{AdminTokenArgs, KafkaArgs, RegistryArgs, TopicArgs};
+use super::runtime::{LOG_TARGET, mark_stopping, shutdown_on_signals};
+
+/// `bucket gate`: the gate's own flags beside the shared Kafka, registry and topic groups.
+#[derive(Args)]
+pub(crate) struct GateArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    #[command(flatten)]
+    topics: TopicArgs,
+    /// Policy file.
+    #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
+    policy: PathBuf,
+    /// Consumer group shared by all gate instances.
+    #[arg(long, env = "BUCKET_GATE_GROUP", default_value = "bucket-gate")]
+    group: String,
+    /// Instance id, unique and stable per running gate (forms the transactional id); defaults
+    /// to the host name.
+    #[arg(long, env = "BUCKET_GATE_ID")]
+    gate_id: Option<String>,
+    /// Longest a transaction stays open, ms (end-to-end latency floor).
+    #[arg(long, env = "BUCKET_COMMIT_INTERVAL_MS", default_value_t = 100)]
+    commit_interval_ms: u64,
+    /// Most intents per transaction.
+    #[arg(long, env = "BUCKET_MAX_BATCH", default_value_t = 5000)]
+    max_batch: usize,
+    /// Route accepted artifacts to one topic per product (bucket.accepted.<product>).
+    #[arg(long, env = "BUCKET_ACCEPTED_PER_PRODUCT")]
+    accepted_per_product: bool,
+    /// Ed25519 seed file (base64) of the gate's audit checkpoint key; no checkpoints without it.
+    #[arg(long, env = "BUCKET_AUDIT_KEY_FILE")]
+    audit_key_file: Option<PathBuf>,
+    /// Key id of the audit key (its public key is in the policy's [audit] section).
+    #[arg(long, env = "BUCKET_AUDIT_KEY_ID", default_value = "audit1")]
+    audit_key_id: String,
+    /// Signed checkpoint after this many audit links per partition.
+    #[arg(long, env = "BUCKET_CHECKPOINT_EVERY", default_value_t = 1000)]
+    checkpoint_every: u64,
+    /// Redis URL for cross-partition usage (global quotas); "none" disables sharing.
+    #[arg(
+        long,
+        env = "BUCKET_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    redis_url: String,
+    /// Signed checkpoint at least this often (seconds) while a partition gets links.
+    #[arg(long, env = "BUCKET_CHECKPOINT_INTERVAL_S", default_value_t = 10)]
+    checkpoint_interval_s: u64,
+    /// Admin HTTP address (/healthz, /readyz, /metrics, /policy, /threats, /status); "off"
+    /// disables it.
+    #[arg(long, env = "BUCKET_ADMIN_ADDR", default_value = bhiv_bucket::admin::config::GATE_DEFAULT_ADDR)]
+    admin_addr: String,
+    #[command(flatten)]
+    admin: AdminTokenArgs,
+}
+
+/// Runs the gate on its own thread until SIGINT/SIGTERM, with SIGHUP reloading the policy.
+pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    let (policy, policy_text) = bhiv_bucket::policy_file::load(&a.policy)?;
+    let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = reload.clone();
+    rt.spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            while hup.recv().await.is_some() {
+                info!(target: LOG_TARGET, "SIGHUP: policy reload requested");
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            }
+        }
+    });
+    let mut topics = TopicNames::with_suffix(&a.topics.topic_suffix);
+    topics.accepted_per_product = a.accepted_per_product;
+    let admin = AdminConfig::parse(&a.admin_addr, a.admin.admin_token.as_deref())?;
+    // A stable default (the host name, i.e. the pod name on Kubernetes) lets a
+    // restarted instance fence its predecessor's open transaction at once.
+    let gate_id = a.gate_id.unwrap_or_else(default_gate_id);
+    let telemetry = match admin.addr {
+        Some(_) => GateTelemetry::new(&policy, &policy_text, &topics.intents, &a.group, &gate_id),
+        None => GateTelemetry::default(),
+    };
+    let registry_url = a.registry.registry_url.clone();
+    let opts = GateOptions {
+        brokers: a.kafka.brokers,
+        registry_url: a.registry.registry_url,
+        group_id: a.group,
+        gate_id,
+        topics,
+        policy: Arc::new(policy),
+        policy_text,
+        policy_path: Some(a.policy.clone()),
+        reload,
+        audit_key: match &a.audit_key_file {
+            None => None,
+            Some(f) => Some((a.audit_key_id.clone(), read_seed(f)?)),
+        },
+        checkpoint_every: a.checkpoint_every.max(1),
+        redis_url: (a.redis_url != "none").then(|| a.redis_url.clone()),
+        checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s.max(1)),
+        commit_interval: Duration::from_millis(a.commit_interval_ms),
+        max_batch: a.max_batch.max(1),
+        restore_timeout: Duration::from_secs(180),
+        telemetry: telemetry.clone(),
+    };
+    let shutdown = shutdown_on_signals(rt);
+    if let Some(addr) = admin.addr {
+        let state = AdminState {
+            role: Role::Gate(telemetry.clone()),
+            token: admin.token.as_deref().map(|t| Arc::new(AdminToken::new(t))),
+        };
+        rt.block_on(bhiv_bucket::admin::start(addr, state, shutdown.clone()))?;
+        let _enter = rt.enter();
+        bhiv_bucket::admin::probe::spawn_gate(telemetry.clone(), registry_url, shutdown.clone());
+        mark_stopping(rt, shutdown.clone(), move || telemetry.stopping());
+    }
+    let handle = rt.handle().clone();
+    let gate = std::thread::Builder::new()
+        .name("gate".into())
+        .spawn(move || bhiv_bucket::gate::run(opts, shutdown, handle))?;
+    match gate.join() {
+        Ok(r) => r?,
+        Err(_) => bail!("gate thread panicked"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads a base64 Ed25519 seed file.
+fn read_seed(path: &std::path::Path) -> Result<bhiv_bucket::core::signature::SignKey> {
+    use base64::Engine;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading audit key {}", path.display()))?;
+    let seed: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("{}: not a base64 32-byte Ed25519 seed", path.display()))?;
+    Ok(bhiv_bucket::core::signature::SignKey::ed25519_from_seed(
+        &seed,
+    ))
+}
+
+/// The host name, or "gate" when it cannot be read.
+fn default_gate_id() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gate".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::cli::Command;
+    use crate::cli::tests::command_with_file;
+
+    #[test]
+    fn file_values_reach_the_typed_arguments() {
+        let Command::Gate(g) = command_with_file(&["gate", "--max-batch", "9"]) else {
+            panic!("not gate")
+        };
+        assert_eq!(g.kafka.brokers, "common:9092");
+        assert_eq!(g.commit_interval_ms, 7);
+        assert_eq!(g.max_batch, 9);
+        assert!(g.accepted_per_product);
+        assert_eq!(g.group, "bucket-gate");
+    }
+}
