@@ -5,21 +5,38 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+pub(crate) mod acls;
 pub(crate) mod api;
 pub(crate) mod args;
+pub(crate) mod audit;
+pub(crate) mod bench;
+pub(crate) mod config;
 pub(crate) mod gate;
+pub(crate) mod keys;
+pub(crate) mod policy;
+pub(crate) mod produce;
 pub(crate) mod runtime;
+pub(crate) mod schemas;
 pub(crate) mod sink;
+pub(crate) mod state;
+pub(crate) mod topics;
+
 #[cfg(test)]
 mod tests;
 
-use crate::{
-    AclsCmd, AuditCmd, BenchArgs, ConfigCmd, KeysCmd, PolicyCmd, ProduceArgs, SchemasCmd, StateCmd,
-    TopicsCmd,
-};
+use acls::AclsCmd;
 use api::ApiArgs;
+use audit::AuditCmd;
+use bench::BenchArgs;
+use config::ConfigCmd;
 use gate::GateArgs;
+use keys::KeysCmd;
+use policy::PolicyCmd;
+use produce::ProduceArgs;
+use schemas::SchemasCmd;
 use sink::SinkArgs;
+use state::StateCmd;
+use topics::TopicsCmd;
 
 /// BHIV Bucket governance gate: governs artifact intents on Kafka, exactly once.
 #[derive(Parser)]

@@ -4,8 +4,8 @@
 use bhiv_bucket::config::{self, ConfigError};
 use clap::{CommandFactory, FromArgMatches};
 
+use super::config::ConfigCmd;
 use super::{Cli, Command};
-use crate::ConfigCmd;
 
 #[test]
 fn the_cli_is_well_formed() {

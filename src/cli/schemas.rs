@@ -1,0 +1,59 @@
+//! `bucket schemas`: register the approved Avro schemas of schemas/.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use bhiv_bucket::registry::Registry;
+use clap::Subcommand;
+
+use super::args::{KafkaArgs, RegistryArgs, TopicArgs};
+use super::runtime::announce;
+
+/// `bucket schemas`: register the approved schemas.
+#[derive(Subcommand)]
+pub(crate) enum SchemasCmd {
+    /// Register the approved schemas of schemas/ and print their ids and fingerprints.
+    Apply {
+        #[command(flatten)]
+        registry: RegistryArgs,
+        #[command(flatten)]
+        kafka: KafkaArgs,
+        #[command(flatten)]
+        topics: TopicArgs,
+    },
+}
+
+/// Registers the approved schemas and announces them on bucket.control.
+pub(crate) fn run(cmd: SchemasCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    match cmd {
+        SchemasCmd::Apply {
+            registry,
+            kafka,
+            topics,
+        } => rt.block_on(async {
+            let reg = Registry::new(&registry.registry_url)?;
+            let applied = reg.apply_all().await?;
+            let mut listed = Vec::new();
+            for (subject, id) in applied {
+                let fp = bhiv_bucket::wire::schemas::APPROVED
+                    .all()
+                    .iter()
+                    .find(|s| s.subject == subject)
+                    .map(|s| s.fingerprint.clone())
+                    .unwrap_or_default();
+                println!("{subject:<24} id {id:<6} fingerprint {fp}");
+                listed.push(serde_json::json!({"subject": subject, "id": id, "fingerprint": fp}));
+            }
+            let detail = serde_json::json!({"registry": registry.registry_url, "schemas": listed});
+            announce(
+                &kafka,
+                &topics,
+                "SCHEMAS_APPLIED",
+                "bucket schemas apply",
+                detail,
+            )
+            .await?;
+            Ok(ExitCode::SUCCESS)
+        }),
+    }
+}
