@@ -15,6 +15,7 @@ use super::board::{Board, Check, Event, Quota};
 use super::metrics::{DecisionLabels, GateMetrics, ProductLabel, set_lags};
 use crate::clock::now_ms;
 use crate::core::{ArtifactIntent, Decision, Outcome, Policy, ReasonCode};
+use crate::gate::observe::{GateObserver, LoopView, Observer};
 use crate::gate::policy_watch::PolicyWatch;
 use crate::gate::records::Consumed;
 use crate::gate::task::Task;
@@ -131,115 +132,6 @@ impl GateTelemetry {
         })
     }
 
-    /// Hook: an intent was decided (`started` is when its handling began). Also puts the
-    /// product, intent id and policy version on the current `intent` span.
-    pub fn decided(
-        &self,
-        c: &Consumed,
-        intent: Option<&ArtifactIntent>,
-        decision: &Decision,
-        policy: &Policy,
-        started: Instant,
-    ) {
-        let span = tracing::Span::current();
-        if let Some(i) = intent {
-            span.record("product", i.product_id.as_str());
-            span.record("intent_id", i.intent_id.as_str());
-        }
-        span.record("policy_version", decision.policy_version.as_str());
-        let Some(s) = &self.0 else {
-            return;
-        };
-        let product = product_label(policy, intent.map(|i| i.product_id.as_str()));
-        let accepted = decision.outcome == Outcome::Accepted;
-        let first = decision.findings.first().map(|f| f.reason);
-        s.metrics
-            .decisions
-            .get_or_create(&DecisionLabels {
-                product: product.to_string(),
-                outcome: if accepted { "accepted" } else { "rejected" },
-                reason: first.map_or("none", ReasonCode::as_str),
-            })
-            .inc();
-        s.metrics
-            .decision_duration
-            .0
-            .observe(started.elapsed().as_secs_f64());
-        if decision
-            .findings
-            .iter()
-            .any(|f| f.reason == ReasonCode::RateLimited)
-        {
-            s.metrics
-                .rate_limited
-                .get_or_create(&ProductLabel {
-                    product: product.to_string(),
-                })
-                .inc();
-        }
-        let at_ms = now_ms();
-        let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
-        b.count(product, accepted, (at_ms / 1000) as u64);
-        if let Some(r) = first {
-            *b.primary.entry(r.as_str()).or_default() += 1;
-        }
-        for f in &decision.findings {
-            *b.findings.entry(f.reason).or_default() += 1;
-        }
-        b.push(Event {
-            at_ms,
-            kind: "decision",
-            partition: c.partition,
-            offset: c.offset,
-            product: product.to_string(),
-            intent_id: intent.map(|i| i.intent_id.clone()).unwrap_or_default(),
-            outcome: decision.outcome.as_str().to_string(),
-            reasons: decision
-                .findings
-                .iter()
-                .map(|f| f.reason.as_str())
-                .collect(),
-            policy_version: decision.policy_version.clone(),
-        });
-    }
-
-    /// Hook: a governance event was appended to a chain.
-    pub fn governance(&self, partition: i32, event_type: &str, policy_version: &str) {
-        let Some(s) = &self.0 else {
-            return;
-        };
-        let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
-        *b.governance.entry(event_type.to_string()).or_default() += 1;
-        if event_type == crate::audit::checkpoint::CHECKPOINT {
-            return; // frequent and routine: counted, not listed
-        }
-        b.push(Event {
-            at_ms: now_ms(),
-            kind: "governance",
-            partition,
-            offset: -1,
-            product: String::new(),
-            intent_id: String::new(),
-            outcome: event_type.to_string(),
-            reasons: Vec::new(),
-            policy_version: policy_version.to_string(),
-        });
-    }
-
-    /// Hook: a transaction committed after `took`.
-    pub fn committed(&self, took: Duration) {
-        if let Some(s) = &self.0 {
-            s.metrics.commit_duration.0.observe(took.as_secs_f64());
-        }
-    }
-
-    /// Hook: a transaction was aborted.
-    pub fn aborted(&self) {
-        if let Some(s) = &self.0 {
-            s.metrics.aborted.inc();
-        }
-    }
-
     /// Marks the process as stopping: readiness fails from now on.
     pub fn stopping(&self) {
         if let Some(mut b) = self.board() {
@@ -259,36 +151,6 @@ impl GateTelemetry {
         };
         if let Some(mut b) = self.board() {
             b.checks.insert("registry", check);
-        }
-    }
-
-    /// Hook, called every loop iteration: at most once a second refreshes quotas, cooling-off,
-    /// the policy in force and Redis state; every 5 s lag, assignment and Kafka reachability.
-    pub fn tick<C: ConsumerContext>(
-        &self,
-        consumer: &BaseConsumer<C>,
-        tasks: &HashMap<i32, Task>,
-        share: &UsageShare,
-        watch: &PolicyWatch,
-    ) {
-        let Some(s) = &self.0 else {
-            return;
-        };
-        let now = s.started.elapsed();
-        let last = s.last_tick_ms.load(Ordering::Relaxed);
-        if last != u64::MAX && now.saturating_sub(Duration::from_millis(last)) < TICK_EVERY {
-            return;
-        }
-        s.last_tick_ms
-            .store(now.as_millis() as u64, Ordering::Relaxed);
-        let policy = watch.current();
-        self.light(s, tasks, share, watch, policy);
-        let last_lag = s.last_lag_ms.load(Ordering::Relaxed);
-        if last_lag == u64::MAX || now.saturating_sub(Duration::from_millis(last_lag)) >= LAG_EVERY
-        {
-            s.last_lag_ms
-                .store(now.as_millis() as u64, Ordering::Relaxed);
-            self.heavy(s, consumer);
         }
     }
 
@@ -414,6 +276,143 @@ impl GateTelemetry {
                 Err(e) => Check::down(e),
             },
         );
+    }
+}
+
+/// The gate loop reports to the admin surface through these hooks.
+impl GateObserver for GateTelemetry {
+    /// Hook: an intent was decided (`started` is when its handling began).
+    fn decided(
+        &self,
+        c: &Consumed,
+        intent: Option<&ArtifactIntent>,
+        decision: &Decision,
+        policy: &Policy,
+        started: Instant,
+    ) {
+        let Some(s) = &self.0 else {
+            return;
+        };
+        let product = product_label(policy, intent.map(|i| i.product_id.as_str()));
+        let accepted = decision.outcome == Outcome::Accepted;
+        let first = decision.findings.first().map(|f| f.reason);
+        s.metrics
+            .decisions
+            .get_or_create(&DecisionLabels {
+                product: product.to_string(),
+                outcome: if accepted { "accepted" } else { "rejected" },
+                reason: first.map_or("none", ReasonCode::as_str),
+            })
+            .inc();
+        s.metrics
+            .decision_duration
+            .0
+            .observe(started.elapsed().as_secs_f64());
+        if decision
+            .findings
+            .iter()
+            .any(|f| f.reason == ReasonCode::RateLimited)
+        {
+            s.metrics
+                .rate_limited
+                .get_or_create(&ProductLabel {
+                    product: product.to_string(),
+                })
+                .inc();
+        }
+        let at_ms = now_ms();
+        let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
+        b.count(product, accepted, (at_ms / 1000) as u64);
+        if let Some(r) = first {
+            *b.primary.entry(r.as_str()).or_default() += 1;
+        }
+        for f in &decision.findings {
+            *b.findings.entry(f.reason).or_default() += 1;
+        }
+        b.push(Event {
+            at_ms,
+            kind: "decision",
+            partition: c.partition,
+            offset: c.offset,
+            product: product.to_string(),
+            intent_id: intent.map(|i| i.intent_id.clone()).unwrap_or_default(),
+            outcome: decision.outcome.as_str().to_string(),
+            reasons: decision
+                .findings
+                .iter()
+                .map(|f| f.reason.as_str())
+                .collect(),
+            policy_version: decision.policy_version.clone(),
+        });
+    }
+
+    /// Hook: a governance event was appended to a chain.
+    fn governance(&self, partition: i32, event_type: &str, policy_version: &str) {
+        let Some(s) = &self.0 else {
+            return;
+        };
+        let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
+        *b.governance.entry(event_type.to_string()).or_default() += 1;
+        if event_type == crate::audit::checkpoint::CHECKPOINT {
+            return; // frequent and routine: counted, not listed
+        }
+        b.push(Event {
+            at_ms: now_ms(),
+            kind: "governance",
+            partition,
+            offset: -1,
+            product: String::new(),
+            intent_id: String::new(),
+            outcome: event_type.to_string(),
+            reasons: Vec::new(),
+            policy_version: policy_version.to_string(),
+        });
+    }
+
+    /// Hook: a transaction committed after `took`.
+    fn committed(&self, took: Duration) {
+        if let Some(s) = &self.0 {
+            s.metrics.commit_duration.0.observe(took.as_secs_f64());
+        }
+    }
+
+    /// Hook: a transaction was aborted.
+    fn aborted(&self) {
+        if let Some(s) = &self.0 {
+            s.metrics.aborted.inc();
+        }
+    }
+
+    /// Hook, called every loop iteration: at most once a second refreshes quotas, cooling-off,
+    /// the policy in force and Redis state; every 5 s lag, assignment and Kafka reachability.
+    fn tick(&self, view: &LoopView<'_>) {
+        let (consumer, tasks, share, watch) = (view.consumer, view.tasks, view.share, view.watch);
+        let Some(s) = &self.0 else {
+            return;
+        };
+        let now = s.started.elapsed();
+        let last = s.last_tick_ms.load(Ordering::Relaxed);
+        if last != u64::MAX && now.saturating_sub(Duration::from_millis(last)) < TICK_EVERY {
+            return;
+        }
+        s.last_tick_ms
+            .store(now.as_millis() as u64, Ordering::Relaxed);
+        let policy = watch.current();
+        self.light(s, tasks, share, watch, policy);
+        let last_lag = s.last_lag_ms.load(Ordering::Relaxed);
+        if last_lag == u64::MAX || now.saturating_sub(Duration::from_millis(last_lag)) >= LAG_EVERY
+        {
+            s.last_lag_ms
+                .store(now.as_millis() as u64, Ordering::Relaxed);
+            self.heavy(s, consumer);
+        }
+    }
+}
+
+/// The loop's observer is the admin telemetry (a disabled handle reports nothing).
+impl From<GateTelemetry> for Observer {
+    fn from(t: GateTelemetry) -> Observer {
+        Observer::new(t)
     }
 }
 

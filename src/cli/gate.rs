@@ -115,7 +115,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         commit_interval: Duration::from_millis(a.commit_interval_ms),
         max_batch: a.max_batch.max(1),
         restore_timeout: Duration::from_secs(180),
-        telemetry: telemetry.clone(),
+        telemetry: telemetry.clone().into(),
     };
     let shutdown = shutdown_on_signals(rt);
     if let Some(addr) = admin.addr {

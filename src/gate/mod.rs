@@ -5,6 +5,7 @@
 pub mod clients;
 pub mod control_feed;
 pub mod decode;
+pub mod observe;
 pub mod policy_watch;
 pub mod records;
 mod session;
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use crate::core::Policy;
 
-pub use session::run;
+pub use session::{GateContext, run};
 
 /// Names of the gate's topics (overridable for tests and multi-tenant clusters).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +104,9 @@ pub struct GateOptions {
     pub max_batch: usize,
     /// Longest wait for a partition's audit replay.
     pub restore_timeout: Duration,
-    /// Metrics and status for the admin server (Default: disabled).
-    pub telemetry: crate::admin::GateTelemetry,
+    /// Where the loop reports decisions, commits and its state (Default: nowhere; the admin
+    /// server's telemetry implements [`observe::GateObserver`]).
+    pub telemetry: observe::Observer,
 }
 
 /// Why the gate stopped.

@@ -23,6 +23,7 @@ use tracing::{debug, error, info, info_span, warn};
 
 use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
+use super::observe::LoopView;
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{Task, restore};
@@ -107,7 +108,7 @@ fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
 /// Records partitions revoked during `poll`, so the loop can abort before giving them up, and
 /// whether the control chain's partition is currently ours.
 #[derive(Default)]
-struct GateContext {
+pub struct GateContext {
     revoked: Mutex<Vec<i32>>,
     owns_control_chain: std::sync::atomic::AtomicBool,
 }
@@ -241,9 +242,12 @@ impl<'a> Session<'a> {
             }
             self.share.tick(&mut self.tasks, self.partition_count);
             self.fold_control()?;
-            self.opts
-                .telemetry
-                .tick(&self.consumer, &self.tasks, &self.share, self.watch);
+            self.opts.telemetry.tick(&LoopView {
+                consumer: &self.consumer,
+                tasks: &self.tasks,
+                share: &self.share,
+                watch: self.watch,
+            });
             let polled = self
                 .consumer
                 .poll(Duration::from_millis(50))
@@ -370,6 +374,11 @@ impl<'a> Session<'a> {
         task.chain.hash = outputs.audit.hash.clone();
         task.links_since_checkpoint += 1;
         task.last_decided_offset = c.offset;
+        if let Ok(i) = decoded.as_ref() {
+            span.record("product", i.product_id.as_str());
+            span.record("intent_id", i.intent_id.as_str());
+        }
+        span.record("policy_version", decision.policy_version.as_str());
         self.opts
             .telemetry
             .decided(&c, decoded.as_ref().ok(), &decision, &policy, started);
