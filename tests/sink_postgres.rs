@@ -180,7 +180,7 @@ async fn migrate_twice_is_a_no_op_even_when_racing() {
             s.migrate().await.expect("migrate b")
         }
     );
-    assert_eq!(a + b, sink::postgres::MIGRATIONS.len());
+    assert_eq!(a + b, sink::store::MIGRATIONS.len());
 
     let mut store = Store::connect(&url).await.expect("connect");
     assert_eq!(store.migrate().await.expect("migrate again"), 0);

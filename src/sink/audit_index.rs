@@ -14,7 +14,7 @@ use tokio::time::Instant;
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
-use super::postgres::{Store, StoreError};
+use super::store::{Store, StoreError};
 use super::{RETRY_FIRST, RETRY_MAX, SinkError, SinkOptions};
 use crate::wire::audit::{AuditEvent, decode_framed};
 

@@ -14,10 +14,9 @@
 //! safe. On shutdown the current batch is flushed and committed, then the group is left.
 
 pub mod audit_index;
-pub mod fs;
-pub mod postgres;
 pub mod purge;
 pub mod reconcile;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -31,8 +30,10 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-pub use fs::FsStore;
-pub use postgres::{Accepted, BatchReport, Store, StoreError, StoredVersion, Undecodable};
+pub use store::{
+    Accepted, BatchReport, FsStore, PgSink, Store, StoreError, StoredVersion, Undecodable,
+    VersionStore,
+};
 
 use crate::wire::accepted::decode_framed;
 
@@ -146,66 +147,6 @@ impl SinkError {
             SinkError::Database(e) => !matches!(e, StoreError::Config(_)),
             SinkError::Interrupted { .. } | SinkError::Task(_) => true,
         }
-    }
-}
-
-/// Storage the sink loop writes to: PostgreSQL ([`PgSink`]) or the filesystem ([`FsStore`]).
-pub trait VersionStore: Send {
-    /// Stores a batch in one durable, idempotent step; Ok means offsets may be committed.
-    fn write_batch(
-        &mut self,
-        accepted: &[Accepted],
-        undecodable: &[Undecodable],
-    ) -> impl std::future::Future<Output = Result<BatchReport, StoreError>> + Send;
-
-    /// Called before retrying a failed write (e.g. reconnect); a no-op when nothing to do.
-    fn recover(&mut self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
-}
-
-/// The PostgreSQL store with the URL it reconnects to.
-#[derive(Debug)]
-pub struct PgSink {
-    /// The connection.
-    pub store: Store,
-    /// Where to reconnect.
-    pub url: String,
-}
-
-impl VersionStore for PgSink {
-    async fn write_batch(
-        &mut self,
-        accepted: &[Accepted],
-        undecodable: &[Undecodable],
-    ) -> Result<BatchReport, StoreError> {
-        self.store.write_batch(accepted, undecodable).await
-    }
-
-    async fn recover(&mut self) -> Result<(), StoreError> {
-        if self.store.is_closed() {
-            self.store = Store::connect(&self.url).await?;
-            tracing::info!("reconnected to the database");
-        }
-        Ok(())
-    }
-}
-
-impl VersionStore for FsStore {
-    async fn write_batch(
-        &mut self,
-        accepted: &[Accepted],
-        undecodable: &[Undecodable],
-    ) -> Result<BatchReport, StoreError> {
-        // Blocking file I/O with fsyncs: off the async workers when the runtime allows it.
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.write_batch_blocking(accepted, undecodable))
-            }
-            _ => self.write_batch_blocking(accepted, undecodable),
-        }
-    }
-
-    async fn recover(&mut self) -> Result<(), StoreError> {
-        Ok(())
     }
 }
 

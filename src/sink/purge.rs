@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::postgres::{Store, StoreError};
+use super::store::{Store, StoreError};
 
 /// Default retention window of prior versions and tombstones.
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(90 * 24 * 3600);

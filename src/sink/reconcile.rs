@@ -13,7 +13,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::postgres::{Store, StoreError};
+use super::store::{Store, StoreError};
 use crate::wire::accepted::decode_framed;
 
 /// `(product, artifact, version)`.

@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::postgres::{Accepted, BatchReport, StoreError, Undecodable};
-use super::reconcile::{Fingerprint, StorageSide};
+use super::{Accepted, BatchReport, StoreError, Undecodable, VersionStore};
+use crate::sink::reconcile::{Fingerprint, StorageSide};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -384,6 +384,26 @@ impl FsStore {
             }
         }
         Ok(side)
+    }
+}
+
+impl VersionStore for FsStore {
+    async fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        // Blocking file I/O with fsyncs: off the async workers when the runtime allows it.
+        match tokio::runtime::Handle::current().runtime_flavor() {
+            tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(|| self.write_batch_blocking(accepted, undecodable))
+            }
+            _ => self.write_batch_blocking(accepted, undecodable),
+        }
+    }
+
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 

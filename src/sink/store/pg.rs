@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
+use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable, VersionStore};
 use crate::core::Operation;
 use crate::wire::accepted::{self, AcceptedArtifact};
 
@@ -25,15 +26,15 @@ use crate::wire::accepted::{self, AcceptedArtifact};
 pub const MIGRATIONS: &[(&str, &str)] = &[
     (
         "0001_artifacts",
-        include_str!("../../migrations/0001_artifacts.sql"),
+        include_str!("../../../migrations/0001_artifacts.sql"),
     ),
     (
         "0002_audit_retention",
-        include_str!("../../migrations/0002_audit_retention.sql"),
+        include_str!("../../../migrations/0002_audit_retention.sql"),
     ),
     (
         "0003_intent_id_not_unique",
-        include_str!("../../migrations/0003_intent_id_not_unique.sql"),
+        include_str!("../../../migrations/0003_intent_id_not_unique.sql"),
     ),
 ];
 
@@ -81,122 +82,9 @@ const SELECT_VERSION: &str = "SELECT product_id, artifact_id, version, intent_id
      policy_version, source_partition, source_offset, stored_at FROM artifact_versions \
      WHERE product_id = $1 AND artifact_id = $2 AND version = $3";
 
-/// Why the store could not do what was asked; `is_data_error` tells a refused row from an outage.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The connection URL does not parse: an operator mistake, retrying cannot help.
-    #[error("bad PostgreSQL URL: {0}")]
-    Config(String),
-    /// Connecting or querying failed (outage, refused row, missing grant...).
-    #[error("postgres: {}", describe(.0))]
-    Db(#[from] tokio_postgres::Error),
-    /// A migration script failed; the whole migration transaction was rolled back.
-    #[error("migration {name} failed: {}", describe(.source))]
-    Migration {
-        /// Migration name, e.g. `0001_artifacts`.
-        name: &'static str,
-        /// Database error.
-        source: tokio_postgres::Error,
-    },
-    /// The filesystem backend failed (disk full, permissions, ...).
-    #[error("filesystem: {0}")]
-    Fs(#[from] std::io::Error),
-    /// A stored row does not read back as an artifact version (hand-edited database?).
-    #[error("stored row is corrupt: {0}")]
-    Corrupt(String),
-}
-
-/// The server's message and SQLSTATE when there is one (tokio-postgres alone says "db error").
-fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} (SQLSTATE {})", db.message(), db.code().code()),
-        None => match std::error::Error::source(e) {
-            Some(source) => format!("{e}: {source}"),
-            None => e.to_string(),
-        },
-    }
-}
-
-impl StoreError {
-    /// True when the database refused the data itself (SQLSTATE classes 22, 23, 54), so
-    /// retrying the same row can never succeed and it must be quarantined instead.
-    pub fn is_data_error(&self) -> bool {
-        match self {
-            StoreError::Db(e) => e.code().is_some_and(|c| {
-                let code = c.code();
-                code.starts_with("22") || code.starts_with("23") || code.starts_with("54")
-            }),
-            _ => false,
-        }
-    }
-}
-
-/// A decoded record of `bucket.accepted` with where it came from, so a refused row can be
-/// quarantined under its Kafka coordinates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Accepted {
-    /// Kafka topic the record was read from.
-    pub topic: String,
-    /// Kafka partition.
-    pub partition: i32,
-    /// Kafka offset.
-    pub offset: i64,
-    /// The decoded version.
-    pub artifact: AcceptedArtifact,
-}
-
-/// A record of `bucket.accepted` that did not decode, kept with its raw bytes so it is not lost.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Undecodable {
-    /// Kafka topic the record was read from.
-    pub topic: String,
-    /// Kafka partition.
-    pub partition: i32,
-    /// Kafka offset.
-    pub offset: i64,
-    /// Record value as read (None for a null value).
-    pub raw: Option<Vec<u8>>,
-    /// Why it could not be stored as a version.
-    pub error: String,
-}
-
-/// What one `write_batch` did, for logs and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchReport {
-    /// Versions newly stored.
-    pub inserted: usize,
-    /// Versions that were already stored by the same intent (a replay: a no-op).
-    pub replayed: usize,
-    /// Records written to `sink_undecodable` (undecodable, conflicting or refused).
-    pub quarantined: usize,
-    /// Of those, decoded accepted versions the store could not keep (a conflict or a refused
-    /// row): accepted but not stored, an incident (docs/runbook.md, BucketSinkVersionQuarantined).
-    pub versions_quarantined: usize,
-}
-
-impl BatchReport {
-    /// The figures the sink's metrics count.
-    pub fn outcome(&self) -> crate::admin::BatchOutcome {
-        crate::admin::BatchOutcome {
-            inserted: self.inserted,
-            versions_quarantined: self.versions_quarantined,
-            undecodable: self.quarantined.saturating_sub(self.versions_quarantined),
-        }
-    }
-}
-
-/// A version read back from `artifact_versions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredVersion {
-    /// The version as the gate accepted it.
-    pub artifact: AcceptedArtifact,
-    /// When the sink stored it.
-    pub stored_at: SystemTime,
-}
-
 /// A connection to the artifact database; owns its connection task.
 pub struct Store {
-    pub(super) client: Client,
+    pub(in crate::sink) client: Client,
     connection: JoinHandle<()>,
 }
 
@@ -458,6 +346,33 @@ impl Store {
             .query_opt(SELECT_VERSION, &[&product, &artifact, &version])
             .await?;
         row.map(|r| stored_version(&r)).transpose()
+    }
+}
+
+/// The PostgreSQL store with the URL it reconnects to.
+#[derive(Debug)]
+pub struct PgSink {
+    /// The connection.
+    pub store: Store,
+    /// Where to reconnect.
+    pub url: String,
+}
+
+impl VersionStore for PgSink {
+    async fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        self.store.write_batch(accepted, undecodable).await
+    }
+
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        if self.store.is_closed() {
+            self.store = Store::connect(&self.url).await?;
+            tracing::info!("reconnected to the database");
+        }
+        Ok(())
     }
 }
 
