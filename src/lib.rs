@@ -31,7 +31,6 @@
 //!   metrics, policy, threat catalogue, live status page) and the telemetry handles the loops
 //!   call (docs/admin.md).
 
-pub mod acls;
 pub mod admin;
 pub mod api;
 pub mod audit;
@@ -41,15 +40,14 @@ pub mod config;
 pub mod control;
 pub mod core;
 pub mod gate;
-pub mod kafka_errors;
-mod kafka_log;
-pub mod kafka_security;
-pub mod keys;
+pub mod kafka;
 pub mod pg_tls;
-pub use kafka_log::EofQuietContext;
+pub use kafka::EofQuietContext;
+pub use kafka::{errors as kafka_errors, security as kafka_security};
+pub mod ops;
 pub mod policy_file;
+pub use ops::{acls, keys, topics};
 pub mod produce;
 pub mod registry;
 pub mod sink;
-pub mod topics;
 pub mod wire;

@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn shipped_declaration_parses_and_keeps_products_to_intents() {
-        let grants = parse(include_str!("../deploy/acls.toml")).unwrap();
+        let grants = parse(include_str!("../../deploy/acls.toml")).unwrap();
         let ps = principals(&grants);
         for p in [
             "User:gate",
@@ -639,7 +639,7 @@ Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=bucket.accep
     /// scoped to this suffix; what the declaration grants is not.
     #[test]
     fn bindings_beyond_the_declaration_are_stale_within_the_suffix() {
-        let grants = parse(include_str!("../deploy/acls.toml")).unwrap();
+        let grants = parse(include_str!("../../deploy/acls.toml")).unwrap();
         let declared = declared_bindings(&grants, ".t1");
         let extra = stale(&declared, &parse_listing(LISTING), ".t1");
         assert_eq!(extra.len(), 1, "{extra:?}");

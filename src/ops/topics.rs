@@ -63,7 +63,7 @@ pub struct TopicSpec {
 }
 
 /// The default declaration, compiled in so the binary works outside the repo.
-pub const DEFAULT_DECLARATION: &str = include_str!("../topics/topics.toml");
+pub const DEFAULT_DECLARATION: &str = include_str!("../../topics/topics.toml");
 
 /// Parses a declaration for a profile (`None` = production defaults).
 pub fn parse(text: &str, profile: Option<&str>) -> Result<Vec<TopicSpec>, TopicsError> {
