@@ -36,7 +36,7 @@ pub enum ProduceError {
     },
 }
 
-/// Signs intent values with integration key files from a directory (see [`crate::keys`]).
+/// Signs intent values with integration key files from a directory (see [`crate::ops::keys`]).
 pub struct Signer {
     dir: std::path::PathBuf,
     prefer_hmac: bool,
@@ -58,9 +58,9 @@ impl Signer {
         &mut self,
         integration: &str,
         value: &[u8],
-    ) -> Result<Option<String>, crate::keys::KeyError> {
+    ) -> Result<Option<String>, crate::ops::keys::KeyError> {
         if !self.cache.contains_key(integration) {
-            let key = crate::keys::load(&self.dir, integration, self.prefer_hmac)?;
+            let key = crate::ops::keys::load(&self.dir, integration, self.prefer_hmac)?;
             self.cache.insert(integration.to_string(), key);
         }
         Ok(self
@@ -95,7 +95,7 @@ impl IntentProducer {
         topic: &str,
     ) -> Result<IntentProducer, ProduceError> {
         let schema_id = registry.register(&APPROVED.intent).await?;
-        let producer: FutureProducer = crate::kafka_security::client_config()
+        let producer: FutureProducer = crate::kafka::security::client_config()
             .set("bootstrap.servers", brokers)
             .set("partitioner", "murmur2_random")
             .set("enable.idempotence", "true")

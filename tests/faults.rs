@@ -21,8 +21,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::ops::topics;
 use bhiv_bucket::produce::IntentProducer;
-use bhiv_bucket::topics;
 use bhiv_bucket::wire::{accepted, audit, headers};
 use common::*;
 

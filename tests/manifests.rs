@@ -234,7 +234,7 @@ fn check_container(
 }
 
 fn partitions(topic: &str) -> i64 {
-    bhiv_bucket::topics::parse(bhiv_bucket::topics::DEFAULT_DECLARATION, None)
+    bhiv_bucket::ops::topics::parse(bhiv_bucket::ops::topics::DEFAULT_DECLARATION, None)
         .expect("topics.toml")
         .into_iter()
         .find(|t| t.name == topic)
@@ -599,9 +599,10 @@ fn k8s_topics_are_generated_from_the_declaration() {
         .map(|(_, d)| d)
         .filter(|d| d["kind"] == "KafkaTopic")
         .collect();
-    let declared = bhiv_bucket::topics::parse(bhiv_bucket::topics::DEFAULT_DECLARATION, None)
-        .expect("topics.toml")
-        .len();
+    let declared =
+        bhiv_bucket::ops::topics::parse(bhiv_bucket::ops::topics::DEFAULT_DECLARATION, None)
+            .expect("topics.toml")
+            .len();
     assert_eq!(topics.len(), declared);
     for t in topics {
         let name = s(&t["spec"]["topicName"]);

@@ -123,7 +123,7 @@ fn human(partition: i32, offset: i64, e: &AuditEvent) -> String {
 
 /// Follows the audit topic, writing matching events to `out`.
 pub fn tail(o: &TailOptions, out: &mut dyn Write) -> Result<(), TailError> {
-    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka_security::client_config()
+    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
         .set("bootstrap.servers", &o.brokers)
         .set("group.id", "bucket-audit-tail")
         .set("enable.auto.commit", "false")

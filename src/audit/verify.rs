@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 
 use super::verifier::{PartitionHead, Report, Verifier};
 use crate::core::signature::VerifyKey;
-use crate::kafka_errors::{ELECTION_WAIT, is_transient, through_elections};
+use crate::kafka::errors::{ELECTION_WAIT, is_transient, through_elections};
 
 /// What to verify.
 #[derive(Debug, Clone)]
@@ -46,7 +46,7 @@ pub enum VerifyError {
 }
 
 fn reader(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
-    crate::kafka_security::client_config()
+    crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-audit-verify")
         .set("enable.auto.commit", "false")
@@ -261,7 +261,7 @@ fn committed_offsets(
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let consumer: BaseConsumer = crate::kafka_security::client_config()
+    let consumer: BaseConsumer = crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", group)
         .set("enable.auto.commit", "false")

@@ -23,7 +23,7 @@ pub const COMMIT_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Transactional producer settings (`transactional.id` = `<group>-<instance>`).
 pub fn producer_config(brokers: &str, transactional_id: &str) -> ClientConfig {
-    let mut c = crate::kafka_security::client_config();
+    let mut c = crate::kafka::security::client_config();
     c.set("bootstrap.servers", brokers)
         .set("transactional.id", transactional_id)
         .set("enable.idempotence", "true")
@@ -41,7 +41,7 @@ pub fn producer_config(brokers: &str, transactional_id: &str) -> ClientConfig {
 
 /// Group consumer settings: manual offsets inside transactions, read_committed input.
 pub fn consumer_config(brokers: &str, group_id: &str, client_id: &str) -> ClientConfig {
-    let mut c = crate::kafka_security::client_config();
+    let mut c = crate::kafka::security::client_config();
     c.set("bootstrap.servers", brokers)
         .set("group.id", group_id)
         .set("client.id", client_id)

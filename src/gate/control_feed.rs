@@ -24,7 +24,7 @@ pub struct ControlFeed {
 impl ControlFeed {
     /// A feed on `topic`; reads nothing until [`ControlFeed::read_from`] is called.
     pub fn new(brokers: &str, topic: &str) -> Result<Self, KafkaError> {
-        let consumer = crate::kafka_security::client_config()
+        let consumer = crate::kafka::security::client_config()
             .set("bootstrap.servers", brokers)
             .set("group.id", "bucket-gate-control")
             .set("enable.auto.commit", "false")

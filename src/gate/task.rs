@@ -212,7 +212,7 @@ pub fn restore(
 ) -> Result<Task, RestoreError> {
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
-    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka_security::client_config()
+    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-gate-restore")
         .set("enable.auto.commit", "false")
@@ -222,7 +222,7 @@ pub fn restore(
         .set("max.partition.fetch.bytes", "20971520")
         .create_with_context(crate::EofQuietContext)
         .map_err(kafka)?;
-    let (low, high) = crate::kafka_errors::through_elections(|| {
+    let (low, high) = crate::kafka::errors::through_elections(|| {
         consumer.fetch_watermarks(audit_topic, partition, Duration::from_secs(10))
     })
     .map_err(kafka)?;
@@ -248,7 +248,7 @@ pub fn restore(
             Some(Err(KafkaError::PartitionEOF(_))) => break,
             // A lost broker connection: librdkafka carries on with the new leader (bounded by
             // `timeout`), so a broker fault does not cost the whole session.
-            Some(Err(e)) if crate::kafka_errors::is_transient(&e) => {
+            Some(Err(e)) if crate::kafka::errors::is_transient(&e) => {
                 warn!(partition, error = %e, "cluster not settled; still restoring");
             }
             Some(Err(e)) => return Err(kafka(e)),
@@ -299,7 +299,7 @@ pub fn rebuild_all(
         partition: -1,
         source,
     };
-    let consumer: BaseConsumer = crate::kafka_security::client_config()
+    let consumer: BaseConsumer = crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .create()
         .map_err(kafka)?;

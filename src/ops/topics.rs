@@ -119,7 +119,7 @@ pub enum TopicStatus {
 }
 
 fn admin(brokers: &str) -> Result<AdminClient<DefaultClientContext>, TopicsError> {
-    Ok(crate::kafka_security::client_config()
+    Ok(crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .create()?)
 }

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::ops::topics;
 use bhiv_bucket::registry::Registry;
-use bhiv_bucket::topics;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
@@ -229,7 +229,7 @@ pub fn read_committed(topic: &str) -> Vec<Read> {
                 pending.remove(&p);
             }
             // A lost broker connection (a broker fault scenario): librdkafka carries on.
-            Some(Err(e)) if bhiv_bucket::kafka_errors::is_transient(&e) => {
+            Some(Err(e)) if bhiv_bucket::kafka::errors::is_transient(&e) => {
                 eprintln!("reading {topic}: {e} (continuing)");
             }
             Some(Err(e)) => panic!("reading {topic}: {e}"),
