@@ -2,7 +2,6 @@
 //! consumer once; storage, Kafka and lag are probed in the background ([`super::probe`]).
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -11,15 +10,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 
 use super::board::{Board, Check};
 use super::metrics::{SinkMetrics, set_lags};
-
-/// Where the sink stores versions, for the storage probe.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StorageProbe {
-    /// PostgreSQL at this URL (`SELECT 1` on a fresh connection).
-    Pg(String),
-    /// A data directory that must exist and be a directory.
-    Fs(PathBuf),
-}
+pub use crate::sink::store::StorageProbe;
 
 /// What became of one durable batch, as the metrics count it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -154,14 +145,7 @@ impl SinkTelemetry {
         let Some(s) = &self.0 else {
             return;
         };
-        let storage = match &s.storage {
-            StorageProbe::Pg(url) => pg_probe(url).await,
-            StorageProbe::Fs(dir) => match std::fs::metadata(dir) {
-                Ok(m) if m.is_dir() => Ok(()),
-                Ok(_) => Err(format!("{} is not a directory", dir.display())),
-                Err(e) => Err(format!("{}: {e}", dir.display())),
-            },
-        };
+        let storage = s.storage.check().await;
         let consumer = s.consumer.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let kafka = match consumer {
             None => None,
@@ -194,27 +178,5 @@ impl SinkTelemetry {
                 b.checks.insert("kafka", Check::down(e.to_string()));
             }
         }
-    }
-}
-
-/// Connects and runs `SELECT 1`, within 3 s.
-async fn pg_probe(url: &str) -> Result<(), String> {
-    let attempt = async {
-        let (client, conn) = crate::pg_tls::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let task = tokio::spawn(conn);
-        let r = client
-            .simple_query("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        drop(client);
-        task.abort();
-        r
-    };
-    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
-        Ok(r) => r,
-        Err(_) => Err("no answer within 3 s".into()),
     }
 }

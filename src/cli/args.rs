@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use anyhow::Result;
+use bhiv_bucket::sink::Backend;
 use clap::Args;
 
 /// Where the Kafka brokers are: every command that talks to Kafka flattens this.
@@ -57,9 +59,21 @@ pub(crate) struct PgArgs {
 #[derive(Args, Clone)]
 pub(crate) struct BackendArgs {
     /// Storage backend: pg (PostgreSQL) or fs (local directory, laptop demo).
-    #[arg(long, env = "BUCKET_SINK_BACKEND", default_value = "pg", value_parser = ["pg", "fs"])]
+    #[arg(long, env = "BUCKET_SINK_BACKEND", default_value = "pg", value_parser = Backend::NAMES)]
     pub(crate) backend: String,
     /// Data directory of the fs backend.
     #[arg(long, env = "BUCKET_DATA_DIR", default_value = ".stack/data/bucket-fs")]
     pub(crate) data_dir: PathBuf,
+}
+
+impl BackendArgs {
+    /// The backend these arguments name, with the PostgreSQL URL it uses when it is `pg`: parsed
+    /// once, then matched on (never compared by name again).
+    pub(crate) fn backend(&self, pg: &PgArgs) -> Result<Backend> {
+        Ok(Backend::from_args(
+            &self.backend,
+            &pg.pg_url,
+            &self.data_dir,
+        )?)
+    }
 }

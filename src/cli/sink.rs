@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use bhiv_bucket::admin::auth::Token as AdminToken;
-use bhiv_bucket::admin::{AdminConfig, AdminState, Role, SinkTelemetry, StorageProbe};
+use bhiv_bucket::admin::{AdminConfig, AdminState, Role, SinkTelemetry};
 use bhiv_bucket::gate::TopicNames;
-use bhiv_bucket::sink::{FsStore, SinkOptions, Store, audit_index, purge, reconcile};
+use bhiv_bucket::sink::{Backend, SinkOptions, Store, audit_index, purge, reconcile};
 use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -237,22 +237,14 @@ async fn sink(
             json,
             timeout_secs,
         }) => {
+            let backend = backend.backend(&pg)?;
             let topic = TopicNames::with_suffix(&topics.topic_suffix).accepted;
             let (brokers, t) = (kafka.brokers.clone(), topic.clone());
             let topic_side = tokio::task::spawn_blocking(move || {
                 reconcile::read_topic(&brokers, &t, Duration::from_secs(timeout_secs))
             })
             .await??;
-            let storage_side = if backend.backend == "fs" {
-                let store = FsStore::open(&backend.data_dir)?;
-                let t = topic.clone();
-                tokio::task::spawn_blocking(move || store.storage_side(&t)).await??
-            } else {
-                Store::connect(&pg.pg_url)
-                    .await?
-                    .storage_side(&topic)
-                    .await?
-            };
+            let storage_side = backend.storage_side(&topic).await?;
             let report = reconcile::diff(&topic_side, &storage_side);
             if json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
@@ -284,18 +276,14 @@ async fn sink(
 async fn sink_admin(
     rt: &tokio::runtime::Runtime,
     a: &SinkRunArgs,
+    backend: &Backend,
     shutdown: &CancellationToken,
 ) -> Result<SinkTelemetry> {
     let admin = AdminConfig::parse(&a.admin_addr, a.admin.admin_token.as_deref())?;
     let Some(addr) = admin.addr else {
         return Ok(SinkTelemetry::default());
     };
-    let storage = if a.backend.backend == "fs" {
-        StorageProbe::Fs(a.backend.data_dir.clone())
-    } else {
-        StorageProbe::Pg(a.pg.pg_url.clone())
-    };
-    let telemetry = SinkTelemetry::new(storage);
+    let telemetry = SinkTelemetry::new(backend.probe());
     let state = AdminState {
         role: Role::Sink(telemetry.clone()),
         token: admin.token.as_deref().map(|t| Arc::new(AdminToken::new(t))),
@@ -308,16 +296,22 @@ async fn sink_admin(
 }
 
 async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCode> {
+    let backend = a.backend.backend(&a.pg)?;
     let shutdown = shutdown_on_signals(rt);
-    let telemetry = sink_admin(rt, &a, &shutdown).await?;
-    if a.backend.backend == "fs" {
+    let telemetry = sink_admin(rt, &a, &backend, &shutdown).await?;
+    if let Backend::Fs { dir } = &backend {
         let names = TopicNames::with_suffix(&a.topics.topic_suffix);
         let mut opts = SinkOptions::new(a.kafka.brokers, a.group, "");
         opts.topic = names.accepted;
         opts.batch_max = a.batch_max;
-        let store = FsStore::open(&a.backend.data_dir)
-            .with_context(|| format!("opening {}", a.backend.data_dir.display()))?;
-        info!(target: LOG_TARGET, data_dir = %a.backend.data_dir.display(), "fs backend (no audit index, no read API)");
+        let store = backend
+            .connect(&shutdown)
+            .await
+            .with_context(|| format!("opening {}", dir.display()))?;
+        let Some(store) = store else {
+            return Ok(ExitCode::SUCCESS);
+        };
+        info!(target: LOG_TARGET, data_dir = %dir.display(), "fs backend (no audit index, no read API)");
         opts.telemetry = telemetry;
         bhiv_bucket::sink::run_with(store, opts, shutdown).await?;
         return Ok(ExitCode::SUCCESS);

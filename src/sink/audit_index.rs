@@ -207,7 +207,8 @@ impl Store {
 /// Runs the audit indexer on `opts.topic` (the audit topic) until `shutdown` is cancelled.
 pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), SinkError> {
     opts.validate()?;
-    let Some(mut store) = super::connect_until_up(&opts.postgres_url, &shutdown).await? else {
+    let Some(mut store) = super::store::pg::connect_until_up(&opts.postgres_url, &shutdown).await?
+    else {
         return Ok(());
     };
     store.check_audit_schema().await.map_err(|e| {

@@ -31,8 +31,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 pub use store::{
-    Accepted, BatchReport, FsStore, PgSink, Store, StoreError, StoredVersion, Undecodable,
-    VersionStore,
+    Accepted, Backend, BackendStore, BatchReport, FsStore, PgSink, Store, StoreError,
+    StoredVersion, Undecodable, VersionStore,
 };
 
 use crate::wire::accepted::decode_framed;
@@ -49,8 +49,8 @@ const FETCH_MAX_BYTES: &str = "52428800";
 const BATCH_MAX_BYTES: usize = 64 * 1024 * 1024;
 
 /// First and last delay between attempts to write a batch while the database is unavailable.
-const RETRY_FIRST: Duration = Duration::from_millis(200);
-const RETRY_MAX: Duration = Duration::from_secs(30);
+pub(crate) const RETRY_FIRST: Duration = Duration::from_millis(200);
+pub(crate) const RETRY_MAX: Duration = Duration::from_secs(30);
 
 /// How to run the sink: where to read, where to write, how to batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,17 +154,14 @@ impl SinkError {
 /// commit offsets.
 pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), SinkError> {
     opts.validate()?;
-    let Some(store) = connect_until_up(&opts.postgres_url, &shutdown).await? else {
+    let backend = Backend::Pg {
+        url: opts.postgres_url.clone(),
+    };
+    let Some(store) = backend.connect(&shutdown).await? else {
         tracing::info!("sink shut down before the database was reachable");
         return Ok(());
     };
-    store.check_schema().await.map_err(|e| {
-        SinkError::Config(format!(
-            "database schema not ready ({e}); run the migrations as the owner role first"
-        ))
-    })?;
-    let url = opts.postgres_url.clone();
-    run_with(PgSink { store, url }, opts, shutdown).await
+    run_with(store, opts, shutdown).await
 }
 
 /// Runs the sink into any [`VersionStore`] (`opts.postgres_url` is ignored) until `shutdown`.
@@ -370,27 +367,6 @@ async fn write_durably<S: VersionStore>(
         }
         delay = (delay * 2).min(RETRY_MAX);
         attempt = attempt.saturating_add(1);
-    }
-}
-
-/// Connects to the database, retrying with backoff; None if shutdown came first.
-async fn connect_until_up(
-    url: &str,
-    shutdown: &CancellationToken,
-) -> Result<Option<Store>, SinkError> {
-    let mut delay = RETRY_FIRST;
-    loop {
-        match Store::connect(url).await {
-            Ok(store) => return Ok(Some(store)),
-            Err(e @ StoreError::Config(_)) => return Err(e.into()),
-            Err(error) => tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
-                "database unavailable; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(RETRY_MAX);
     }
 }
 

@@ -8,8 +8,13 @@
 pub mod fs;
 pub mod pg;
 
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use tokio_util::sync::CancellationToken;
+
+use super::SinkError;
+use super::reconcile::StorageSide;
 use crate::wire::accepted::AcceptedArtifact;
 
 pub use fs::FsStore;
@@ -139,4 +144,172 @@ pub trait VersionStore: Send {
 
     /// Called before retrying a failed write (e.g. reconnect); a no-op when nothing to do.
     fn recover(&mut self) -> impl std::future::Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// Where the sink stores versions, chosen once from `--backend pg|fs` (with `--pg-url` or
+/// `--data-dir`); everything that depends on the backend matches on this, never on its name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// PostgreSQL at this URL (the production backend).
+    Pg {
+        /// libpq URL, e.g. `postgres://bucket_sink@127.0.0.1:5432/bucket`.
+        url: String,
+    },
+    /// A local data directory (laptop demo: no audit index, no read API).
+    Fs {
+        /// The data directory.
+        dir: PathBuf,
+    },
+}
+
+/// A backend name other than those in [`Backend::NAMES`].
+#[derive(Debug, thiserror::Error)]
+#[error("unknown storage backend {0:?} (expected pg or fs)")]
+pub struct UnknownBackend(pub String);
+
+impl Backend {
+    /// The names `--backend` accepts.
+    pub const NAMES: [&'static str; 2] = ["pg", "fs"];
+
+    /// The backend named `name`, with the argument it needs (the other one is ignored).
+    pub fn from_args(name: &str, pg_url: &str, data_dir: &Path) -> Result<Backend, UnknownBackend> {
+        match name {
+            "pg" => Ok(Backend::Pg {
+                url: pg_url.to_string(),
+            }),
+            "fs" => Ok(Backend::Fs {
+                dir: data_dir.to_path_buf(),
+            }),
+            other => Err(UnknownBackend(other.to_string())),
+        }
+    }
+
+    /// The backend's `--backend` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Pg { .. } => "pg",
+            Backend::Fs { .. } => "fs",
+        }
+    }
+
+    /// The health check of this storage, for the admin server's readiness.
+    pub fn probe(&self) -> StorageProbe {
+        match self {
+            Backend::Pg { url } => StorageProbe::Pg(url.clone()),
+            Backend::Fs { dir } => StorageProbe::Fs(dir.clone()),
+        }
+    }
+
+    /// The store the sink writes to: PostgreSQL connected (retrying with backoff while it is
+    /// down) and its schema checked, or the data directory opened. None if shutdown came first.
+    pub async fn connect(
+        &self,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<BackendStore>, SinkError> {
+        match self {
+            Backend::Pg { url } => {
+                let Some(store) = pg::connect_until_up(url, shutdown).await? else {
+                    return Ok(None);
+                };
+                store.check_schema().await.map_err(|e| {
+                    SinkError::Config(format!(
+                        "database schema not ready ({e}); run the migrations as the owner role first"
+                    ))
+                })?;
+                let url = url.clone();
+                Ok(Some(BackendStore::Pg(PgSink { store, url })))
+            }
+            Backend::Fs { dir } => Ok(Some(BackendStore::Fs(FsStore::open(dir)?))),
+        }
+    }
+
+    /// Storage as reconcile sees it (each stored version's intent and content digest).
+    pub async fn storage_side(&self, topic: &str) -> Result<StorageSide, StoreError> {
+        match self {
+            Backend::Pg { url } => Store::connect(url).await?.storage_side(topic).await,
+            Backend::Fs { dir } => {
+                let store = FsStore::open(dir)?;
+                let topic = topic.to_string();
+                tokio::task::spawn_blocking(move || store.storage_side(&topic))
+                    .await
+                    .map_err(|e| StoreError::Fs(std::io::Error::other(e)))?
+            }
+        }
+    }
+}
+
+/// The store a [`Backend`] opens; the sink loop writes through it.
+#[derive(Debug)]
+pub enum BackendStore {
+    /// PostgreSQL.
+    Pg(PgSink),
+    /// The filesystem.
+    Fs(FsStore),
+}
+
+impl VersionStore for BackendStore {
+    async fn write_batch(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+    ) -> Result<BatchReport, StoreError> {
+        match self {
+            BackendStore::Pg(s) => s.write_batch(accepted, undecodable).await,
+            BackendStore::Fs(s) => VersionStore::write_batch(s, accepted, undecodable).await,
+        }
+    }
+
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        match self {
+            BackendStore::Pg(s) => s.recover().await,
+            BackendStore::Fs(s) => s.recover().await,
+        }
+    }
+}
+
+/// How the admin server checks that the storage is reachable (see [`Backend::probe`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageProbe {
+    /// PostgreSQL at this URL (`SELECT 1` on a fresh connection).
+    Pg(String),
+    /// A data directory that must exist and be a directory.
+    Fs(PathBuf),
+}
+
+impl StorageProbe {
+    /// One check: Ok when the storage answers, else why not.
+    pub async fn check(&self) -> Result<(), String> {
+        match self {
+            StorageProbe::Pg(url) => pg::probe(url).await,
+            StorageProbe::Fs(dir) => match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() => Ok(()),
+                Ok(_) => Err(format!("{} is not a directory", dir.display())),
+                Err(e) => Err(format!("{}: {e}", dir.display())),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_backend_is_parsed_once_with_the_argument_it_uses() {
+        let dir = Path::new("/tmp/data");
+        let pg = Backend::from_args("pg", "postgres://x@y/z", dir).unwrap();
+        assert_eq!(
+            pg,
+            Backend::Pg {
+                url: "postgres://x@y/z".into()
+            }
+        );
+        assert_eq!(pg.probe(), StorageProbe::Pg("postgres://x@y/z".into()));
+        let fs = Backend::from_args("fs", "postgres://x@y/z", dir).unwrap();
+        assert_eq!(fs.probe(), StorageProbe::Fs(dir.to_path_buf()));
+        for b in [&pg, &fs] {
+            assert!(Backend::NAMES.contains(&b.name()));
+        }
+        assert!(Backend::from_args("s3", "", dir).is_err());
+    }
 }

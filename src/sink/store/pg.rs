@@ -18,8 +18,11 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
+use tokio_util::sync::CancellationToken;
+
 use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable, VersionStore};
 use crate::core::Operation;
+use crate::sink::{RETRY_FIRST, RETRY_MAX, SinkError};
 use crate::wire::accepted::{self, AcceptedArtifact};
 
 /// The SQL migrations, in order, embedded so the binary carries its own schema.
@@ -373,6 +376,49 @@ impl VersionStore for PgSink {
             tracing::info!("reconnected to the database");
         }
         Ok(())
+    }
+}
+
+/// Connects to the database, retrying with backoff; None if shutdown came first.
+pub(crate) async fn connect_until_up(
+    url: &str,
+    shutdown: &CancellationToken,
+) -> Result<Option<Store>, SinkError> {
+    let mut delay = RETRY_FIRST;
+    loop {
+        match Store::connect(url).await {
+            Ok(store) => return Ok(Some(store)),
+            Err(e @ StoreError::Config(_)) => return Err(e.into()),
+            Err(error) => tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
+                "database unavailable; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(None),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(RETRY_MAX);
+    }
+}
+
+/// Connects and runs `SELECT 1`, within 3 s (the admin server's storage check).
+pub(crate) async fn probe(url: &str) -> Result<(), String> {
+    let attempt = async {
+        let (client, conn) = crate::pg_tls::connect(url)
+            .await
+            .map_err(|e| e.to_string())?;
+        let task = tokio::spawn(conn);
+        let r = client
+            .simple_query("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        drop(client);
+        task.abort();
+        r
+    };
+    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
+        Ok(r) => r,
+        Err(_) => Err("no answer within 3 s".into()),
     }
 }
 
