@@ -3,7 +3,6 @@
 //! transaction per batch (EOS v2 with the consumer group metadata).
 
 pub mod clients;
-pub mod control_feed;
 pub mod decode;
 pub mod observe;
 pub mod policy_watch;

@@ -158,7 +158,7 @@ struct Session<'a> {
     tasks: HashMap<i32, Task>,
     /// Group offset of each task's partition when the task was created (fencing offsets).
     resume: HashMap<i32, i64>,
-    control: Option<super::control_feed::ControlFeed>,
+    control: Option<crate::control::feed::ControlFeed>,
     last_control_poll: Instant,
     txn: Option<OpenTxn>,
 }
@@ -217,7 +217,7 @@ impl<'a> Session<'a> {
             partition_count,
             tasks: HashMap::new(),
             resume: HashMap::new(),
-            control: super::control_feed::ControlFeed::new(&opts.brokers, &opts.topics.control)
+            control: crate::control::feed::ControlFeed::new(&opts.brokers, &opts.topics.control)
                 .inspect_err(|e| warn!(error = %e, "control feed unavailable"))
                 .ok(),
             last_control_poll: Instant::now(),

@@ -1,8 +1,11 @@
-//! Publishing to `bucket.control` (format and folding rules: [`crate::wire::control`]). Operator
-//! tools call [`publish`] after their action; the gate folds each record into audit chain
-//! [`CHAIN_PARTITION`] exactly once (docs/audit.md).
+//! `bucket.control`, in one place: operator tools [`publish`] governance events after their
+//! action; the gate reads them with [`feed::ControlFeed`] and folds each into audit chain
+//! [`CHAIN_PARTITION`] exactly once (docs/audit.md). The record format and folding rules are pure
+//! and live with the wire contract ([`crate::wire::control`]).
 
 use std::time::Duration;
+
+pub mod feed;
 
 use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
