@@ -3,19 +3,16 @@
 //! collect a batch, write it in one transaction (idempotent on `(topic, partition, offset)`),
 //! then commit the offsets. An event that does not decode is quarantined in `sink_undecodable`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::error::KafkaError;
-use rdkafka::message::Message;
-use tokio::time::Instant;
+use rdkafka::message::{BorrowedMessage, Message};
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
+use super::consume::{BatchWriter, LogLines};
+use super::store::pg::connect_until_up;
 use super::store::{Store, StoreError};
-use super::{RETRY_FIRST, RETRY_MAX, SinkError, SinkOptions};
+use super::{SinkError, SinkOptions};
 use crate::wire::audit::{AuditEvent, decode_framed};
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_decisions (topic, \"partition\", \"offset\", seq, \
@@ -31,7 +28,7 @@ const INSERT_UNDECODABLE: &str = "INSERT INTO sink_undecodable (topic, \"partiti
 
 /// One record of the audit topic, decoded or not, with its coordinates.
 #[derive(Debug, Clone)]
-struct AuditRecord {
+pub(crate) struct AuditRecord {
     topic: String,
     partition: i32,
     offset: i64,
@@ -207,8 +204,7 @@ impl Store {
 /// Runs the audit indexer on `opts.topic` (the audit topic) until `shutdown` is cancelled.
 pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), SinkError> {
     opts.validate()?;
-    let Some(mut store) = super::store::pg::connect_until_up(&opts.postgres_url, &shutdown).await?
-    else {
+    let Some(store) = connect_until_up(&opts.postgres_url, &shutdown).await? else {
         return Ok(());
     };
     store.check_audit_schema().await.map_err(|e| {
@@ -216,111 +212,63 @@ pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), S
             "audit_decisions missing ({e}); run the migrations as the owner role first"
         ))
     })?;
-    let consumer: Arc<StreamConsumer> = Arc::new(super::consumer_config(&opts).create()?);
-    consumer.subscribe(&[opts.topic.as_str()])?;
-    tracing::info!(topic = %opts.topic, group = %opts.group_id, "audit indexer consuming");
-    let result = index(&consumer, &mut store, &opts, &shutdown).await;
-    super::leave_group(consumer).await;
-    result
+    let url = opts.postgres_url.clone();
+    super::consume::drive(AuditWriter { store, url }, &opts, &shutdown).await
 }
 
-async fn index(
-    consumer: &Arc<StreamConsumer>,
-    store: &mut Store,
-    opts: &SinkOptions,
-    shutdown: &CancellationToken,
-) -> Result<(), SinkError> {
-    let mut pending: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    loop {
-        let (batch, stop) = collect(consumer, opts, shutdown).await?;
-        if !batch.is_empty() {
-            let inserted = write_durably(store, &batch, &opts.postgres_url, shutdown).await?;
-            tracing::debug!(records = batch.len(), inserted, "audit batch durable");
-            for r in &batch {
-                let e = pending.entry((r.topic.clone(), r.partition)).or_insert(0);
-                *e = (*e).max(r.offset + 1);
-            }
-        }
-        if !pending.is_empty() {
-            match super::commit(consumer, &pending).await {
-                Ok(()) => pending.clear(),
-                Err(e) if stop => return Err(e),
-                Err(error) => tracing::warn!(%error, "audit offset commit failed; will retry"),
-            }
-        }
-        if stop {
-            tracing::info!("audit indexer shutting down after its last batch");
-            return Ok(());
-        }
+/// The audit indexer's side of the loop: audit events into `audit_decisions`.
+struct AuditWriter {
+    store: Store,
+    url: String,
+}
+
+impl BatchWriter for AuditWriter {
+    type Batch = Vec<AuditRecord>;
+    type Report = u64;
+    const LOG: LogLines = LogLines {
+        consuming: "audit indexer consuming",
+        write_failed: "audit batch write failed; retrying",
+        commit_failed: "audit offset commit failed; will retry",
+        stopping: "audit indexer shutting down after its last batch",
+    };
+    /// Audit events are small: only `batch_max` bounds a batch.
+    const MAX_BATCH_BYTES: usize = usize::MAX;
+
+    fn decode(batch: &mut Vec<AuditRecord>, m: &BorrowedMessage<'_>) {
+        let event = decode_framed(m.payload()).map_err(|e| {
+            tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e,
+                "undecodable audit record; quarantining");
+            (m.payload().map(<[u8]>::to_vec), e.to_string())
+        });
+        batch.push(AuditRecord {
+            topic: m.topic().to_string(),
+            partition: m.partition(),
+            offset: m.offset(),
+            event,
+        });
     }
-}
 
-async fn collect(
-    consumer: &StreamConsumer,
-    opts: &SinkOptions,
-    shutdown: &CancellationToken,
-) -> Result<(Vec<AuditRecord>, bool), SinkError> {
-    let mut batch = Vec::new();
-    let mut deadline: Option<Instant> = None;
-    while batch.len() < opts.batch_max {
-        let linger = async {
-            match deadline {
-                Some(d) => tokio::time::sleep_until(d).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = shutdown.cancelled() => return Ok((batch, true)),
-            _ = linger => break,
-            received = consumer.recv() => match received {
-                Ok(m) => {
-                    let event = decode_framed(m.payload()).map_err(|e| {
-                        tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e,
-                            "undecodable audit record; quarantining");
-                        (m.payload().map(<[u8]>::to_vec), e.to_string())
-                    });
-                    batch.push(AuditRecord {
-                        topic: m.topic().to_string(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        event,
-                    });
-                    if deadline.is_none() {
-                        deadline = Some(Instant::now() + opts.batch_linger);
-                    }
-                }
-                Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.into()),
-                Err(error) => tracing::warn!(%error, "kafka consume error; continuing"),
-            },
-        }
+    fn len(batch: &Vec<AuditRecord>) -> usize {
+        batch.len()
     }
-    Ok((batch, false))
-}
 
-async fn write_durably(
-    store: &mut Store,
-    batch: &[AuditRecord],
-    url: &str,
-    shutdown: &CancellationToken,
-) -> Result<u64, SinkError> {
-    let mut delay: Duration = RETRY_FIRST;
-    loop {
-        if store.is_closed() {
-            match Store::connect(url).await {
-                Ok(fresh) => *store = fresh,
+    /// Reconnects first when the connection is gone (a failed reconnect is logged and the
+    /// write then fails, to be retried), before every attempt.
+    async fn write(&mut self, batch: &Vec<AuditRecord>) -> Result<u64, StoreError> {
+        if self.store.is_closed() {
+            match Store::connect(&self.url).await {
+                Ok(fresh) => self.store = fresh,
                 Err(error) => tracing::warn!(%error, "audit indexer reconnect failed"),
             }
         }
-        match store.write_audit(batch).await {
-            Ok(n) => return Ok(n),
-            Err(error) => tracing::warn!(%error, records = batch.len(),
-                retry_in_ms = delay.as_millis() as u64, "audit batch write failed; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Err(SinkError::Interrupted { records: batch.len() }),
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(RETRY_MAX);
+        self.store.write_audit(batch).await
+    }
+
+    async fn recover(&mut self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn written(&self, batch: &Vec<AuditRecord>, inserted: &u64, _: Duration, _: &SinkOptions) {
+        tracing::debug!(records = batch.len(), inserted, "audit batch durable");
     }
 }
