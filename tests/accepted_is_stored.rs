@@ -352,7 +352,11 @@ fn stored_in_files(accepted: &[Accepted]) -> Result<(), TestCaseError> {
         .iter()
         .map(|e| {
             (
-                (e.product_id.as_str(), e.artifact_id.as_str(), e.version),
+                (
+                    e.row.product_id.as_str(),
+                    e.row.artifact_id.as_str(),
+                    e.row.version,
+                ),
                 e,
             )
         })
@@ -368,10 +372,10 @@ fn stored_in_files(accepted: &[Accepted]) -> Result<(), TestCaseError> {
             v.version
         );
         let e = e.unwrap();
-        prop_assert_eq!(&e.intent_id, &v.intent_id);
-        prop_assert_eq!(&e.content_type, &v.content_type);
-        prop_assert_eq!(&e.purpose, &v.purpose);
-        prop_assert_eq!(&e.metadata, &v.metadata);
+        prop_assert_eq!(&e.row.intent_id, &v.intent_id);
+        prop_assert_eq!(&e.row.content_type, &v.content_type);
+        prop_assert_eq!(&e.row.purpose, &v.purpose);
+        prop_assert_eq!(&e.row.metadata, &v.metadata);
         prop_assert_eq!(store.content(e).unwrap(), v.content.clone());
     }
     Ok(())

@@ -144,12 +144,12 @@ fn content_response(v: VersionView) -> Result<Response, ApiError> {
     let Some(content) = v.content else {
         return Err(ApiError::Gone(format!(
             "{}/{} version {} is a tombstone",
-            v.product_id, v.artifact_id, v.version
+            v.row.product_id, v.row.artifact_id, v.row.version
         )));
     };
-    let content_type = HeaderValue::from_str(&v.content_type)
+    let content_type = HeaderValue::from_str(&v.row.content_type)
         .ok()
-        .filter(|_| v.content_type.contains('/'))
+        .filter(|_| v.row.content_type.contains('/'))
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
     let mut response = (StatusCode::OK, content).into_response();
     let h = response.headers_mut();
@@ -158,10 +158,10 @@ fn content_response(v: VersionView) -> Result<Response, ApiError> {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", v.content_sha256)) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", v.row.content_sha256)) {
         h.insert(header::ETAG, etag);
     }
-    if let Ok(version) = HeaderValue::from_str(&v.version.to_string()) {
+    if let Ok(version) = HeaderValue::from_str(&v.row.version.to_string()) {
         h.insert("x-bucket-version", version);
     }
     Ok(response)
@@ -249,7 +249,7 @@ pub async fn history(
     let more = items.len() as i64 > limit;
     items.truncate(limit as usize);
     let next_cursor = more
-        .then(|| items.last().map(|v| v.version.to_string()))
+        .then(|| items.last().map(|v| v.row.version.to_string()))
         .flatten();
     Ok(Json(VersionPage { items, next_cursor }).into_response())
 }

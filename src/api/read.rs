@@ -7,6 +7,8 @@ use serde::Serialize;
 use tokio::sync::RwLock;
 use tokio_postgres::{Client, Row};
 
+use crate::sink::store::ArtifactRow;
+
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -24,49 +26,13 @@ const VERSION_COLUMNS: &str = "product_id, artifact_id, version, intent_id, arti
      content_type, metadata, purpose, client_time_ms, decided_at_ms, policy_version, \
      source_partition, source_offset, (extract(epoch FROM stored_at) * 1000)::bigint";
 
-/// One artifact version as the API returns it.
+/// One artifact version as the API returns it: the stored row, when it was stored and (on
+/// single-version reads) its content.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct VersionView {
-    /// Product.
-    pub product_id: String,
-    /// Artifact id within the product.
-    pub artifact_id: String,
-    /// Version, from 1.
-    pub version: i64,
-    /// Intent that produced it.
-    pub intent_id: String,
-    /// Artifact class.
-    pub artifact_class: String,
-    /// Owner.
-    pub owner_id: String,
-    /// Principal that asked.
-    pub requester_id: String,
-    /// Integration that produced it.
-    pub integration_id: String,
-    /// CREATE, UPDATE or DELETE.
-    pub operation: String,
-    /// True for a tombstone.
-    pub deleted: bool,
-    /// Hex SHA-256 of the content ("" for a tombstone).
-    pub content_sha256: String,
-    /// Content length in bytes.
-    pub content_size: i64,
-    /// MIME type.
-    pub content_type: String,
-    /// JSON metadata text.
-    pub metadata: String,
-    /// Provenance.
-    pub purpose: String,
-    /// Producer clock, ms.
-    pub client_time_ms: i64,
-    /// Gate decision time, ms.
-    pub decided_at_ms: i64,
-    /// Policy version of the decision.
-    pub policy_version: String,
-    /// Source partition of the intent.
-    pub source_partition: i32,
-    /// Source offset of the intent.
-    pub source_offset: i64,
+    /// The version's fields.
+    #[serde(flatten)]
+    pub row: ArtifactRow,
     /// When the sink stored it, ms.
     pub stored_at_ms: i64,
     /// Content as base64 (only on single-version reads; None for tombstones).
@@ -152,7 +118,7 @@ async fn connect(url: &str) -> Result<Arc<Client>, ReadError> {
 
 fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
     let content: Option<Vec<u8>> = if with_content { r.try_get(21)? } else { None };
-    Ok(VersionView {
+    let row = ArtifactRow {
         product_id: r.try_get(0)?,
         artifact_id: r.try_get(1)?,
         version: r.try_get(2)?,
@@ -173,6 +139,9 @@ fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
         policy_version: r.try_get(17)?,
         source_partition: r.try_get(18)?,
         source_offset: r.try_get(19)?,
+    };
+    Ok(VersionView {
+        row,
         stored_at_ms: r.try_get(20)?,
         content_base64: None,
         content,
@@ -335,5 +304,54 @@ impl Reader {
             stored_versions: row.try_get(2)?,
             stored_bytes: row.try_get(3)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::accepted::tests::sample;
+
+    /// The JSON of a version keeps its field names and order (docs/openapi.json).
+    #[test]
+    fn a_version_serialises_with_the_documented_fields_in_order() {
+        let view = VersionView {
+            row: ArtifactRow::of(&sample()),
+            stored_at_ms: 9,
+            content_base64: Some("eA==".into()),
+            content: Some(b"x".to_vec()),
+        };
+        let json = serde_json::to_string(&view).unwrap();
+        let keys = [
+            "product_id",
+            "artifact_id",
+            "version",
+            "intent_id",
+            "artifact_class",
+            "owner_id",
+            "requester_id",
+            "integration_id",
+            "operation",
+            "deleted",
+            "content_sha256",
+            "content_size",
+            "content_type",
+            "metadata",
+            "purpose",
+            "client_time_ms",
+            "decided_at_ms",
+            "policy_version",
+            "source_partition",
+            "source_offset",
+            "stored_at_ms",
+            "content_base64",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| json.find(&format!("\"{k}\":")).expect(k))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{json}");
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value.as_object().unwrap().len(), keys.len(), "{json}");
     }
 }

@@ -23,57 +23,21 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Accepted, BatchReport, StoreError, Undecodable, VersionStore};
+use super::{Accepted, ArtifactRow, BatchReport, StoreError, Undecodable, VersionStore};
 use crate::sink::reconcile::{Fingerprint, StorageSide};
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-/// One version in the index (content lives in its blob).
+/// One version in the index (content lives in its blob): the stored row, the blob and where
+/// on the accepted topic it was read.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct IndexEntry {
-    /// Product.
-    pub product_id: String,
-    /// Artifact.
-    pub artifact_id: String,
-    /// Version.
-    pub version: i64,
-    /// Intent that produced it (the idempotency check).
-    pub intent_id: String,
-    /// Artifact class.
-    pub artifact_class: String,
-    /// Owner.
-    pub owner_id: String,
-    /// Requester.
-    pub requester_id: String,
-    /// Integration.
-    pub integration_id: String,
-    /// CREATE, UPDATE or DELETE.
-    pub operation: String,
-    /// Tombstone.
-    pub deleted: bool,
+    /// The version's fields.
+    #[serde(flatten)]
+    pub row: ArtifactRow,
     /// SHA-256 of the blob holding the content (None for a tombstone).
     pub blob: Option<String>,
-    /// SHA-256 the gate stamped.
-    pub content_sha256: String,
-    /// Content length.
-    pub content_size: i64,
-    /// MIME type.
-    pub content_type: String,
-    /// JSON metadata text.
-    pub metadata: String,
-    /// Provenance.
-    pub purpose: String,
-    /// Producer clock, ms.
-    pub client_time: i64,
-    /// Decision time, ms.
-    pub decided_at: i64,
-    /// Policy version.
-    pub policy_version: String,
-    /// Intent partition.
-    pub source_partition: i32,
-    /// Intent offset.
-    pub source_offset: i64,
     /// Accepted-topic partition it was read from.
     pub partition: i32,
     /// Accepted-topic offset it was read from.
@@ -238,12 +202,12 @@ impl FsStore {
         if path.exists() {
             let existing: IndexEntry = serde_json::from_slice(&fs::read(&path)?)
                 .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-            if existing.intent_id == v.intent_id {
+            if existing.row.intent_id == v.intent_id {
                 return Ok(Ok(false));
             }
             return Ok(Err(format!(
                 "conflict: {}/{} version {} already stored from intent {}, not {}",
-                v.product_id, v.artifact_id, v.version, existing.intent_id, v.intent_id
+                v.product_id, v.artifact_id, v.version, existing.row.intent_id, v.intent_id
             )));
         }
         let blob = match &v.content {
@@ -258,27 +222,8 @@ impl FsStore {
             None => None,
         };
         let entry = IndexEntry {
-            product_id: v.product_id.clone(),
-            artifact_id: v.artifact_id.clone(),
-            version: v.version,
-            intent_id: v.intent_id.clone(),
-            artifact_class: v.artifact_class.clone(),
-            owner_id: v.owner_id.clone(),
-            requester_id: v.requester_id.clone(),
-            integration_id: v.integration_id.clone(),
-            operation: v.operation.as_str().to_string(),
-            deleted: v.deleted,
+            row: ArtifactRow::of(v),
             blob,
-            content_sha256: v.content_sha256.clone(),
-            content_size: v.content_size,
-            content_type: v.content_type.clone(),
-            metadata: v.metadata.clone(),
-            purpose: v.purpose.clone(),
-            client_time: v.client_time,
-            decided_at: v.decided_at,
-            policy_version: v.policy_version.clone(),
-            source_partition: v.source_partition,
-            source_offset: v.source_offset,
             partition: a.partition,
             offset: a.offset,
         };
@@ -334,7 +279,12 @@ impl FsStore {
                     }
                     let e: IndexEntry = serde_json::from_slice(&fs::read(&path)?)
                         .map_err(|e| StoreError::Corrupt(format!("{}: {e}", path.display())))?;
-                    out.insert((e.product_id.clone(), e.artifact_id.clone(), e.version), e);
+                    let key = (
+                        e.row.product_id.clone(),
+                        e.row.artifact_id.clone(),
+                        e.row.version,
+                    );
+                    out.insert(key, e);
                 }
             }
         }
@@ -363,9 +313,9 @@ impl FsStore {
                 Err(err) => return Err(err),
             };
             side.versions.insert(
-                (e.product_id, e.artifact_id, e.version),
+                (e.row.product_id, e.row.artifact_id, e.row.version),
                 Fingerprint {
-                    intent_id: e.intent_id,
+                    intent_id: e.row.intent_id,
                     content_sha256: sha,
                 },
             );
@@ -427,6 +377,28 @@ mod tests {
     }
 
     #[test]
+    fn index_files_of_the_earlier_layout_still_read_and_unknown_fields_are_refused() {
+        let earlier = r#"{
+  "product_id": "p", "artifact_id": "a", "version": 1, "intent_id": "i1",
+  "artifact_class": "DOCUMENT", "owner_id": "o", "requester_id": "r", "integration_id": "g",
+  "operation": "CREATE", "deleted": false, "blob": "ab", "content_sha256": "ab",
+  "content_size": 1, "content_type": "text/plain", "metadata": "{}", "purpose": "x",
+  "client_time": 5, "decided_at": 6, "policy_version": "v", "source_partition": 0,
+  "source_offset": 7, "partition": 2, "offset": 3
+}"#;
+        let e: IndexEntry = serde_json::from_str(earlier).unwrap();
+        assert_eq!((e.row.client_time_ms, e.row.decided_at_ms), (5, 6));
+        assert_eq!(
+            (e.partition, e.offset, e.blob.as_deref()),
+            (2, 3, Some("ab"))
+        );
+        let again: IndexEntry = serde_json::from_slice(&serde_json::to_vec(&e).unwrap()).unwrap();
+        assert_eq!(again, e);
+        let unknown = earlier.replace("\"offset\": 3", "\"offset\": 3, \"extra\": 1");
+        assert!(serde_json::from_str::<IndexEntry>(&unknown).is_err());
+    }
+
+    #[test]
     fn writes_are_idempotent_content_addressed_and_conflicts_quarantined() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path()).unwrap();
@@ -445,7 +417,7 @@ mod tests {
         assert_eq!(r.quarantined, 1);
         let entries = store.entries().unwrap();
         assert_eq!(entries.len(), 2);
-        assert_eq!(entries[0].intent_id, "i1");
+        assert_eq!(entries[0].row.intent_id, "i1");
         assert_eq!(store.content(&entries[0]).unwrap().unwrap(), b"same bytes");
         // One blob for two versions with the same bytes.
         let blobs: usize = fs::read_dir(dir.path().join("blobs"))
@@ -480,7 +452,7 @@ mod tests {
         assert!(
             entries
                 .iter()
-                .any(|e| e.artifact_id == a.artifact.artifact_id)
+                .any(|e| e.row.artifact_id == a.artifact.artifact_id)
         );
         // Short ids keep their readable hex names.
         assert_eq!(dir_name("doc-1"), hex::encode("doc-1"));

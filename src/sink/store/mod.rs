@@ -7,6 +7,7 @@
 
 pub mod fs;
 pub mod pg;
+mod row;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -19,6 +20,7 @@ use crate::wire::accepted::AcceptedArtifact;
 
 pub use fs::FsStore;
 pub use pg::{MIGRATIONS, PgSink, Store};
+pub use row::ArtifactRow;
 
 /// Why the store could not do what was asked; `is_data_error` tells a refused row from an outage.
 #[derive(Debug, thiserror::Error)]
