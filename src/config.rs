@@ -201,6 +201,84 @@ where
     })
 }
 
+/// Parses `args` with `cmd`, a program of its own that stands for the subcommand `table` of
+/// `bucket` (`bucket-bench` is `bucket bench`): the file's `[common]` and `[<table>]` apply as
+/// they would to that subcommand, `[<table>]` over `[common]`. `[<table>]` is checked against
+/// `cmd`'s flags; the file's other tables, and `[common]` keys that are not flags of `cmd`, belong
+/// to `bucket`'s commands and are checked there (`bucket config check`), not here.
+pub fn parse_as<I, T>(cmd: Command, table: &str, args: I) -> Result<Layered, ConfigError>
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    let probe = cmd
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(args.iter().cloned())?;
+    let file = config_file(&probe);
+
+    let mut cmd = cmd;
+    let mut from_file = BTreeMap::new();
+    if let Some(file) = &file {
+        let doc = read(file)?;
+        let mut assigned: BTreeMap<String, (String, Vec<String>)> = BTreeMap::new();
+        {
+            let own = flags(&cmd, &[], &cmd);
+            for name in [COMMON_TABLE, table] {
+                let Some(value) = doc.get(name) else {
+                    continue;
+                };
+                let layer = value.as_table().ok_or_else(|| ConfigError::BadValue {
+                    file: file.to_path_buf(),
+                    table: "top level".to_string(),
+                    key: name.to_string(),
+                    reason: "settings go in a table: [common] or [<subcommand>]".to_string(),
+                })?;
+                for (key, value) in layer {
+                    match long_of(&own, key) {
+                        Some(arg) => {
+                            let values =
+                                values_of(arg, value).map_err(|reason| ConfigError::BadValue {
+                                    file: file.to_path_buf(),
+                                    table: name.to_string(),
+                                    key: key.clone(),
+                                    reason,
+                                })?;
+                            assigned.insert(arg.get_id().to_string(), (name.to_string(), values));
+                        }
+                        None if name == COMMON_TABLE => {}
+                        None => {
+                            return Err(ConfigError::UnknownKey {
+                                file: file.to_path_buf(),
+                                table: name.to_string(),
+                                key: key.clone(),
+                                command: command_name(&[name.to_string()]),
+                                known: known(&own, key == CONFIG_ARG),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        for (id, (name, values)) in assigned {
+            cmd = set_default(cmd, &[], &id, &values);
+            from_file.insert(id, name);
+        }
+    }
+    let matches = match cmd.try_get_matches_from_mut(args.iter().cloned()) {
+        Ok(m) => m,
+        Err(e) => return Err(blame_file(e, file.as_deref(), &from_file, &cmd, &[])),
+    };
+    Ok(Layered {
+        matches,
+        path: Vec::new(),
+        file,
+        command: cmd,
+        from_file,
+    })
+}
+
 impl Layered {
     /// The effective setting of every flag of the command that runs (its own flags, then the
     /// global ones), with sources and secrets masked.
@@ -388,8 +466,12 @@ fn validate(root: &Command, file: &Path, doc: &toml::Table) -> Result<(), Config
         })?;
         if name == COMMON_TABLE {
             validate_common(root, file, table)?;
-        } else if root.find_subcommand(name).is_some() {
-            validate_table(root, file, std::slice::from_ref(name), table)?;
+        } else if let Some(sub) = root.find_subcommand(name) {
+            // A subcommand that forwards its arguments to a program of its own (`bucket bench`
+            // runs `bucket-bench`): that program checks its table (`parse_as`).
+            if !forwards(sub) {
+                validate_table(root, file, std::slice::from_ref(name), table)?;
+            }
         } else {
             return Err(ConfigError::UnknownTable {
                 file: file.to_path_buf(),
@@ -400,6 +482,15 @@ fn validate(root: &Command, file: &Path, doc: &toml::Table) -> Result<(), Config
         }
     }
     Ok(())
+}
+
+/// Whether a subcommand only forwards its arguments to another program: it has no flags of its
+/// own, only a trailing list of arguments.
+fn forwards(cmd: &Command) -> bool {
+    cmd.get_arguments().any(Arg::is_trailing_var_arg_set)
+        && !cmd
+            .get_arguments()
+            .any(|a| a.get_long().is_some_and(|l| l != "help"))
 }
 
 fn validate_table(
@@ -1013,5 +1104,112 @@ mod tests {
         assert!(
             matches!(e, ConfigError::Cli(ref c) if c.kind() == clap::error::ErrorKind::DisplayHelp)
         );
+    }
+
+    /// `bucket-bench` in small: a program of its own that stands for `bucket bench`.
+    #[derive(Parser, Debug)]
+    #[command(name = "bucket-bench")]
+    struct OwnProgram {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+        #[arg(long)]
+        count: Option<u64>,
+        #[arg(long)]
+        quick: bool,
+    }
+
+    fn own(cfg: &tempfile::NamedTempFile, args: &[&str]) -> Result<OwnProgram, ConfigError> {
+        use clap::FromArgMatches;
+        let path = cfg.path().display().to_string();
+        let mut argv = vec!["bucket-bench", "--config", path.as_str()];
+        argv.extend_from_slice(args);
+        let l = parse_as(OwnProgram::command(), "bench", argv)?;
+        Ok(OwnProgram::from_arg_matches(&l.matches).expect("matches"))
+    }
+
+    #[test]
+    fn a_program_of_its_own_reads_common_then_its_table_and_leaves_the_rest_alone() {
+        // [common] has keys of other commands and [gate] is not this program's: both are left to
+        // `bucket`; [bench] beats [common], the command line beats both.
+        let f = file(
+            "[common]\nbrokers = \"common:1\"\npolicy = \"p.toml\"\n[gate]\ngroup = \"g\"\n\
+             [bench]\ncount = 7\nquick = true\n",
+        );
+        let p = own(&f, &[]).expect("parse");
+        assert_eq!(
+            (p.brokers.as_str(), p.count, p.quick),
+            ("common:1", Some(7), true)
+        );
+        assert!(p.config.is_some());
+        let p = own(&f, &["--count", "9"]).expect("parse");
+        assert_eq!(p.count, Some(9));
+        let f = file("[common]\nbrokers = \"common:1\"\n[bench]\nbrokers = \"bench:2\"\n");
+        assert_eq!(own(&f, &[]).expect("parse").brokers, "bench:2");
+    }
+
+    #[test]
+    fn a_program_of_its_own_refuses_unknown_keys_and_bad_values_in_its_table() {
+        let f = file("[bench]\nnope = 1\n");
+        match own(&f, &[]) {
+            Err(ConfigError::UnknownKey {
+                table,
+                key,
+                command,
+                ..
+            }) => {
+                assert_eq!((table.as_str(), key.as_str()), ("bench", "nope"));
+                assert_eq!(command, "bucket bench");
+            }
+            other => panic!("expected UnknownKey, got {other:?}"),
+        }
+        let f = file("[bench]\ncount = \"many\"\n");
+        match own(&f, &[]) {
+            Err(ConfigError::BadValue { table, key, .. }) => {
+                assert_eq!((table.as_str(), key.as_str()), ("bench", "count"));
+            }
+            other => panic!("expected BadValue, got {other:?}"),
+        }
+    }
+
+    /// `bucket` with a subcommand that forwards its arguments (as `bucket bench` does).
+    #[derive(Parser, Debug)]
+    #[command(name = "bucket")]
+    struct Forwarding {
+        #[arg(long, global = true)]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        cmd: ForwardingCmd,
+    }
+
+    #[derive(Subcommand, Debug)]
+    enum ForwardingCmd {
+        Gate {
+            #[arg(long, default_value = "g")]
+            group: String,
+        },
+        Bench {
+            #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+            args: Vec<String>,
+        },
+    }
+
+    #[test]
+    fn the_table_of_a_forwarding_subcommand_is_left_to_its_program() {
+        let f = file("[gate]\ngroup = \"x\"\n[bench]\ncount = 7\n");
+        let path = f.path().display().to_string();
+        for args in [["gate"], ["bench"]] {
+            let mut argv = vec!["bucket", "--config", path.as_str()];
+            argv.extend_from_slice(&args);
+            parse(Forwarding::command(), argv).expect("the [bench] table is not checked here");
+        }
+        let f = file("[gate]\nnope = 1\n");
+        let path = f.path().display().to_string();
+        let e = parse(
+            Forwarding::command(),
+            ["bucket", "--config", path.as_str(), "gate"],
+        );
+        assert!(matches!(e, Err(ConfigError::UnknownKey { .. })));
     }
 }
