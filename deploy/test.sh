@@ -4,7 +4,7 @@
 #
 #   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
 #                             (including deploy/faults.sh --short after the tests),
-#                             and a bench smoke run (`bucket bench --quick`)
+#                             and a bench smoke run (`bucket-bench --quick`)
 #
 # Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
 set -euo pipefail
@@ -35,6 +35,8 @@ bash deploy/local/up.sh
 step "formatting and lints"
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
+# The benchmark binary and its module (feature `bench`, not in the production binary).
+cargo clippy --all-targets --locked --features bench -- -D warnings
 
 step "supply chain: cargo deny (licences, bans/duplicates, sources; advisories with BUCKET_ADVISORY_DB)"
 # cargo-deny is installed once into ~/.cargo/bin. The run probes no outside host: the advisories
@@ -88,10 +90,14 @@ step "fault injection, short form: kill -9, broker/Redis/registry/PostgreSQL res
 bash deploy/faults.sh --short
 
 step "criterion micro-benchmarks, once each as a smoke test"
-cargo test --benches --locked
+# gate_core takes its workload from the bench module (feature `bench`).
+cargo test --benches --locked --features bench
 
-step "bench smoke run: bucket bench --quick (tiny sizes; fails on errors only, never on speed)"
-target/debug/bucket bench --quick --out target/bench/quick/results.json
+step "bench smoke run: bucket-bench --quick (tiny sizes; fails on errors only, never on speed)"
+# Unit tests of the bench module and its binary (the feature is off in the test step above).
+cargo test --locked --features bench --lib --bin bucket-bench
+cargo build --locked --features bench --bin bucket-bench
+target/debug/bucket-bench --quick --out target/bench/quick/results.json
 
 step "fuzz: decode_decide, headers, policy and audit_verify, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }

@@ -21,7 +21,8 @@
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
 //! - [`control`]: `bucket.control`, governance events from operator tools that the gate folds
 //!   into the audit chain exactly once.
-//! - [`bench`]: `bucket bench`, the gate measured beside a transactional passthrough copier.
+//! - `bench` (feature `bench`): `bucket-bench`, the gate measured beside a transactional
+//!   passthrough copier. Off by default, so the production binary carries no benchmark code.
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
 //!   and writes versions idempotently to PostgreSQL before committing offsets; also indexes
 //!   `bucket.audit` into `audit_decisions`, runs retention (`purge`) and `reconcile`.
@@ -34,6 +35,7 @@
 pub mod admin;
 pub mod api;
 pub mod audit;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod clock;
 pub mod config;

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use bhiv_bucket::config::{self, ConfigError};
 use clap::{CommandFactory, FromArgMatches};
-use cli::runtime::{init_tracing, init_tracing_to_file};
+use cli::runtime::init_tracing;
 use cli::{Cli, Command};
 use tracing::error;
 
@@ -26,12 +26,12 @@ fn main() -> ExitCode {
         Ok(c) => c,
         Err(e) => e.format(&mut Cli::command()).exit(),
     };
-    match &cli.command {
-        // The bench runs the gate in-process with the gate's own log level; its logs go to a
-        // file so the terminal keeps the progress bar and the table.
-        Command::Bench(a) => init_tracing_to_file(&a.log_file()),
-        _ => init_tracing(&cli.log_format),
+    if let Command::Bench(a) = &cli.command {
+        // The benchmark is its own binary (`bucket-bench`, feature `bench`): this process is
+        // replaced by it before it logs, reads secrets or starts a runtime.
+        return cli::bench::forward(a, &layered.matches);
     }
+    init_tracing(&cli.log_format);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -59,7 +59,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Audit(c) => cli::audit::run(c),
         Command::Keys(c) => cli::keys::run(c),
         Command::State(c) => cli::state::run(c, &rt),
-        Command::Bench(a) => cli::bench::run(a, &rt),
+        Command::Bench(_) => unreachable!("bucket bench is forwarded to bucket-bench in main"),
         Command::Config(c) => cli::config::run(c, cli.config.as_deref()),
     }
 }

@@ -95,7 +95,8 @@ pub(crate) enum Command {
     /// Gate state tools.
     #[command(subcommand)]
     State(StateCmd),
-    /// Benchmark: the gate beside a transactional passthrough copier, same input, same run.
+    /// Benchmark: the gate beside a transactional passthrough copier, same input, same run
+    /// (runs the `bucket-bench` binary).
     Bench(BenchArgs),
     /// Configuration file tools.
     #[command(subcommand)]

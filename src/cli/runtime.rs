@@ -13,7 +13,7 @@ use super::args::{KafkaArgs, TopicArgs};
 /// lines and `RUST_LOG` filters stay as they were.
 pub(crate) const LOG_TARGET: &str = "bucket";
 
-/// Logs to stderr, human or JSON lines: every command but the bench logs this way.
+/// Logs to stderr, human or JSON lines (`bucket-bench` logs to a file instead).
 pub(crate) fn init_tracing(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
@@ -24,23 +24,6 @@ pub(crate) fn init_tracing(format: &str) {
         builder.json().init();
     } else {
         builder.init();
-    }
-}
-
-/// Logs to a file, so the bench's terminal keeps its progress bar and table.
-pub(crate) fn init_tracing_to_file(path: &std::path::Path) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
-    match std::fs::File::create(path) {
-        Ok(f) => tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_ansi(false)
-            .with_writer(std::sync::Mutex::new(f))
-            .init(),
-        Err(_) => init_tracing("human"),
     }
 }
 

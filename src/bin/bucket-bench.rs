@@ -1,0 +1,265 @@
+//! `bucket-bench`: the gate beside a transactional passthrough copier, same input, same run.
+//!
+//! A binary of its own (Cargo feature `bench`), so the production `bucket` binary and its image
+//! carry no plotting or benchmark code; `bucket bench …` runs this binary from beside `bucket`.
+//! Build: `cargo build --release --features bench --bin bucket-bench`. Its flags are those of the
+//! former `bucket bench`, the global ones included, and the config file applies as it did to
+//! `bucket bench`: `[common]`, then `[bench]`.
+
+// The argument groups and process helpers of `bucket` (src/cli/), of which the bench uses a few.
+#[allow(dead_code)]
+#[path = "../cli/args.rs"]
+mod args;
+#[allow(dead_code)]
+#[path = "../cli/runtime.rs"]
+mod runtime;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use bhiv_bucket::bench::BenchOptions;
+use bhiv_bucket::bench::sign::SigAlg;
+use bhiv_bucket::config::{self, ConfigError};
+use bhiv_bucket::kafka_security::KafkaSecurityArgs;
+use clap::{Args, CommandFactory, FromArgMatches, Parser};
+use tracing::error;
+
+use args::{KafkaArgs, RegistryArgs};
+use runtime::LOG_TARGET;
+
+/// The config file table of the bench, as when it was the subcommand `bucket bench`.
+const CONFIG_TABLE: &str = "bench";
+
+/// Benchmark: the gate beside a transactional passthrough copier, same input, same run.
+#[derive(Parser)]
+#[command(name = "bucket-bench", long_about = None)]
+struct BenchCli {
+    /// The bench's own flags.
+    #[command(flatten)]
+    bench: BenchArgs,
+    /// Config file (TOML): one table per subcommand ([gate], [sink], [sink.purge], …) plus
+    /// [common] for all; keys are long flag names. Flag > environment > file > default.
+    #[arg(long, env = "BUCKET_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format: human or json.
+    // Accepted as by every `bucket` command; the bench logs to a file, in plain text.
+    #[allow(dead_code)]
+    #[arg(long, env = "BUCKET_LOG_FORMAT", default_value = "human")]
+    log_format: String,
+    /// The Kafka security flags (SASL_SSL, SCRAM, TLS), as for every `bucket` command.
+    #[command(flatten)]
+    kafka_security: KafkaSecurityArgs,
+}
+
+/// Workload, runs and output of the benchmark.
+#[derive(Args)]
+struct BenchArgs {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Small sizes, one repetition, one latency run: finishes well under a minute (CI).
+    #[arg(long)]
+    quick: bool,
+    /// Intents per throughput input.
+    #[arg(long)]
+    count: Option<u64>,
+    /// Content sizes per intent, bytes (comma separated; default 100,1024,65536).
+    #[arg(long, value_delimiter = ',')]
+    payloads: Option<Vec<usize>>,
+    /// Products (keys) in the workload, 1..=100.
+    #[arg(long)]
+    products: Option<usize>,
+    /// Share of invalid intents (rejected by a rule), 0..=1.
+    #[arg(long)]
+    invalid: Option<f64>,
+    /// Signature algorithm of the intents: none, hmac or ed25519 (only none until the gate
+    /// verifies signatures).
+    #[arg(long, default_value = "none")]
+    sig: String,
+    /// Partitions of every bench topic.
+    #[arg(long)]
+    partitions: Option<i32>,
+    /// Repetitions of each passthrough/gate pair (the order alternates).
+    #[arg(long)]
+    reps: Option<u32>,
+    /// Commit interval of throughput runs, ms.
+    #[arg(long)]
+    commit_interval_ms: Option<u64>,
+    /// Commit intervals of latency runs, ms (comma separated; default 10,100,1000).
+    #[arg(long, value_delimiter = ',')]
+    latency_intervals_ms: Option<Vec<u64>>,
+    /// Offered rate of latency runs, intents/s (open loop).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Measured seconds per latency run (after the warm-up).
+    #[arg(long)]
+    latency_secs: Option<u64>,
+    /// Warm-up seconds per latency run.
+    #[arg(long)]
+    warmup_secs: Option<u64>,
+    /// Topic profile of topics/topics.toml for the throwaway topics (`local` = one broker).
+    #[arg(long, default_value = "local")]
+    topics_profile: String,
+    /// Skip the throughput runs.
+    #[arg(long)]
+    no_throughput: bool,
+    /// Skip the latency runs.
+    #[arg(long)]
+    no_latency: bool,
+    /// Keep the throwaway topics.
+    #[arg(long)]
+    keep_topics: bool,
+    /// JSON output; throughput.svg and latency.svg are written beside it.
+    #[arg(long, default_value = "target/bench/results.json")]
+    out: PathBuf,
+    /// Measure nothing: redraw the table and charts of an earlier results.json (into --out).
+    #[arg(long)]
+    replot: Option<PathBuf>,
+}
+
+/// The command, its options listed in the order `bucket bench --help` listed them: there the
+/// global flags (`--config`, `--log-format`, the Kafka security flags) were numbered from 0 on
+/// the parent command and the bench's own from 0 on the subcommand, ties in name order.
+fn command() -> clap::Command {
+    let mut cmd = BenchCli::command();
+    let globals = KafkaSecurityArgs::augment_args(
+        clap::Command::new("globals")
+            .arg(clap::Arg::new("config"))
+            .arg(clap::Arg::new("log_format")),
+    );
+    for (i, arg) in globals.get_arguments().enumerate() {
+        let id = arg.get_id().clone();
+        cmd = cmd.mut_arg(id, |a| a.display_order(i));
+    }
+    cmd
+}
+
+fn main() -> ExitCode {
+    let layered = match config::parse_as(command(), CONFIG_TABLE, std::env::args_os()) {
+        Ok(l) => l,
+        Err(ConfigError::Cli(e)) => e.exit(),
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let cli = match BenchCli::from_arg_matches(&layered.matches) {
+        Ok(c) => c,
+        Err(e) => e.format(&mut command()).exit(),
+    };
+    // The bench runs the gate in-process with the gate's own log level; its logs go to a file
+    // so the terminal keeps the progress bar and the table.
+    init_tracing_to_file(&cli.bench.out.with_file_name("bench.log"));
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            error!(target: LOG_TARGET, "{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs the benchmark (or replots an earlier one) and writes its table and charts.
+fn run(cli: BenchCli) -> Result<ExitCode> {
+    bhiv_bucket::kafka_security::install(cli.kafka_security.resolve()?)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let replot = cli.bench.replot.clone();
+    let opts = bench_options(cli.bench)?;
+    let report = match replot {
+        Some(from) => bhiv_bucket::bench::report::Report::read(&from)?,
+        None => bhiv_bucket::bench::run(&opts, rt.handle().clone())?,
+    };
+    print!("{}", report.table());
+    for p in report.write(&opts.out)? {
+        println!("wrote {}", p.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Logs to a file, so the bench's terminal keeps its progress bar and table.
+fn init_tracing_to_file(path: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+    match std::fs::File::create(path) {
+        Ok(f) => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::sync::Mutex::new(f))
+            .init(),
+        Err(_) => runtime::init_tracing("human"),
+    }
+}
+
+/// The bench options: the full (or --quick) defaults, overridden by every flag given.
+fn bench_options(a: BenchArgs) -> Result<BenchOptions> {
+    let mut o = BenchOptions::full();
+    if a.quick {
+        o = o.quick();
+    }
+    o.brokers = a.kafka.brokers;
+    o.registry_url = a.registry.registry_url;
+    o.topics_profile = a.topics_profile;
+    o.sig = a.sig.parse::<SigAlg>()?;
+    o.count = a.count.unwrap_or(o.count);
+    o.payloads = a.payloads.unwrap_or(o.payloads);
+    o.products = a.products.unwrap_or(o.products);
+    o.invalid = a.invalid.unwrap_or(o.invalid);
+    o.partitions = a.partitions.unwrap_or(o.partitions);
+    o.reps = a.reps.unwrap_or(o.reps);
+    if let Some(ms) = a.commit_interval_ms {
+        o.commit_interval = Duration::from_millis(ms);
+    }
+    if let Some(v) = a.latency_intervals_ms {
+        o.latency_intervals = v.into_iter().map(Duration::from_millis).collect();
+    }
+    o.rate = a.rate.unwrap_or(o.rate);
+    if let Some(s) = a.latency_secs {
+        o.latency_duration = Duration::from_secs(s);
+    }
+    if let Some(s) = a.warmup_secs {
+        o.warmup = Duration::from_secs(s);
+    }
+    o.no_throughput = a.no_throughput;
+    o.no_latency = a.no_latency;
+    o.keep_topics = a.keep_topics;
+    o.out = a.out;
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cli_is_well_formed() {
+        command().debug_assert();
+    }
+
+    #[test]
+    fn the_config_file_reaches_the_bench_flags() {
+        let dir = tempfile::tempdir().expect("dir");
+        let f = dir.path().join("b.toml");
+        std::fs::write(
+            &f,
+            "[common]\nbrokers = \"common:9092\"\npolicy = \"p.toml\"\n[gate]\ngroup = \"g\"\n\
+             [bench]\ncount = 7\nquick = true\npayloads = [10, 20]\n",
+        )
+        .expect("write");
+        let f = f.display().to_string();
+        let l = config::parse_as(command(), CONFIG_TABLE, ["bucket-bench", "--config", &f])
+            .expect("parse");
+        let b = BenchCli::from_arg_matches(&l.matches).expect("cli").bench;
+        assert_eq!(b.kafka.brokers, "common:9092");
+        assert_eq!((b.count, b.quick), (Some(7), true));
+        assert_eq!(b.payloads, Some(vec![10, 20]));
+    }
+}
