@@ -10,18 +10,9 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 
 use super::board::{Board, Check};
 use super::metrics::{SinkMetrics, set_lags};
+pub use crate::sink::observe::BatchOutcome;
+use crate::sink::observe::{Observer, SinkObserver};
 pub use crate::sink::store::StorageProbe;
-
-/// What became of one durable batch, as the metrics count it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// Versions newly stored.
-    pub inserted: usize,
-    /// Accepted versions quarantined instead of stored (an incident).
-    pub versions_quarantined: usize,
-    /// Records of the accepted topic that did not decode.
-    pub undecodable: usize,
-}
 
 /// Everything the sink shares with its admin server.
 pub struct SinkShared {
@@ -178,5 +169,31 @@ impl SinkTelemetry {
                 b.checks.insert("kafka", Check::down(e.to_string()));
             }
         }
+    }
+}
+
+/// The sink's hooks land in the admin telemetry (a disabled handle reports nothing).
+impl SinkObserver for SinkTelemetry {
+    fn attached(&self, consumer: &Arc<StreamConsumer>) {
+        SinkTelemetry::attach(self, consumer);
+    }
+
+    fn batch_written(&self, records: usize, outcome: BatchOutcome, took: Duration) {
+        SinkTelemetry::batch_written(self, records, outcome, took);
+    }
+
+    fn write_failed(&self, error: &str) {
+        SinkTelemetry::write_failed(self, error);
+    }
+
+    fn stopping(&self) {
+        SinkTelemetry::stopping(self);
+    }
+}
+
+/// The sink's observer is the admin telemetry.
+impl From<SinkTelemetry> for Observer {
+    fn from(t: SinkTelemetry) -> Observer {
+        Observer::new(t)
     }
 }

@@ -312,7 +312,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
             return Ok(ExitCode::SUCCESS);
         };
         info!(target: LOG_TARGET, data_dir = %dir.display(), "fs backend (no audit index, no read API)");
-        opts.telemetry = telemetry;
+        opts.telemetry = telemetry.into();
         bhiv_bucket::sink::run_with(store, opts, shutdown).await?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -325,7 +325,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);
     opts.topic = names.accepted;
     opts.batch_max = a.batch_max;
-    opts.telemetry = telemetry;
+    opts.telemetry = telemetry.into();
     let indexer = if a.no_audit_index {
         None
     } else {

@@ -88,7 +88,7 @@ pub(crate) async fn drive<W: BatchWriter>(
 ) -> Result<(), SinkError> {
     let consumer: Arc<StreamConsumer> = Arc::new(consumer_config(opts).create()?);
     consumer.subscribe(&[opts.topic.as_str()])?;
-    opts.telemetry.attach(&consumer);
+    opts.telemetry.attached(&consumer);
     tracing::info!(topic = %opts.topic, group = %opts.group_id, "{}", W::LOG.consuming);
     let result = consume(&consumer, &mut writer, opts, shutdown).await;
     leave_group(consumer).await;

@@ -15,6 +15,7 @@
 
 pub mod audit_index;
 mod consume;
+pub mod observe;
 pub mod purge;
 pub mod reconcile;
 pub mod store;
@@ -25,6 +26,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use tokio_util::sync::CancellationToken;
 
+pub use observe::{BatchOutcome, SinkObserver};
 pub use store::{
     Accepted, Backend, BackendStore, BatchReport, FsStore, PgSink, Store, StoreError,
     StoredVersion, Undecodable, VersionStore,
@@ -59,8 +61,9 @@ pub struct SinkOptions {
     pub batch_max: usize,
     /// Longest wait after a batch's first record before writing it (end-to-end latency bound).
     pub batch_linger: Duration,
-    /// Metrics and status for the admin server (Default: disabled).
-    pub telemetry: crate::admin::SinkTelemetry,
+    /// What the sink reports to (the admin server's telemetry implements
+    /// [`observe::SinkObserver`]; Default: nothing).
+    pub telemetry: observe::Observer,
 }
 
 impl SinkOptions {

@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use tokio_util::sync::CancellationToken;
 
 use super::SinkError;
+use super::observe::BatchOutcome;
 use super::reconcile::StorageSide;
 use crate::wire::accepted::AcceptedArtifact;
 
@@ -117,8 +118,8 @@ pub struct BatchReport {
 
 impl BatchReport {
     /// The figures the sink's metrics count.
-    pub fn outcome(&self) -> crate::admin::BatchOutcome {
-        crate::admin::BatchOutcome {
+    pub fn outcome(&self) -> BatchOutcome {
+        BatchOutcome {
             inserted: self.inserted,
             versions_quarantined: self.versions_quarantined,
             undecodable: self.quarantined.saturating_sub(self.versions_quarantined),
