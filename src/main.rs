@@ -43,7 +43,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
-    bhiv_bucket::kafka_security::install(cli.kafka_security.resolve()?)?;
+    bhiv_bucket::kafka::security::install(cli.kafka_security.resolve()?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

@@ -18,7 +18,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use super::BenchError;
 use super::workload::BenchRecord;
 use crate::gate::TopicNames;
-use crate::topics;
+use crate::ops::topics;
 use crate::wire::headers;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -53,7 +53,7 @@ pub async fn delete_topics(brokers: &str, names: &[String]) -> Result<(), BenchE
     if names.is_empty() {
         return Ok(());
     }
-    let admin: AdminClient<DefaultClientContext> = crate::kafka_security::client_config()
+    let admin: AdminClient<DefaultClientContext> = crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .create()?;
     let refs: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -108,7 +108,7 @@ pub fn producer(brokers: &str, track: bool) -> Result<ThreadedProducer<Deliverie
         landed: track.then(|| Mutex::new(HashMap::new())),
         ..Deliveries::default()
     };
-    Ok(crate::kafka_security::client_config()
+    Ok(crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .set("partitioner", "murmur2_random")
         .set("enable.idempotence", "true")
@@ -168,7 +168,7 @@ pub fn flush(producer: &ThreadedProducer<Deliveries>) -> Result<u64, BenchError>
 
 /// End offsets of every partition of `topic`.
 pub fn end_offsets(brokers: &str, topic: &str) -> Result<HashMap<i32, i64>, BenchError> {
-    let consumer: BaseConsumer = crate::kafka_security::client_config()
+    let consumer: BaseConsumer = crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .create()?;
     let md = consumer.fetch_metadata(Some(topic), OP_TIMEOUT)?;
@@ -199,7 +199,7 @@ impl Progress {
         topic: &str,
         partitions: &[i32],
     ) -> Result<Progress, BenchError> {
-        let consumer: BaseConsumer = crate::kafka_security::client_config()
+        let consumer: BaseConsumer = crate::kafka::security::client_config()
             .set("bootstrap.servers", brokers)
             .set("group.id", group)
             .set("enable.auto.commit", "false")

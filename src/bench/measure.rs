@@ -446,7 +446,7 @@ impl Observer {
         kind: Kind,
         t0: Instant,
     ) -> Result<Observer, BenchError> {
-        let consumer: BaseConsumer = crate::kafka_security::client_config()
+        let consumer: BaseConsumer = crate::kafka::security::client_config()
             .set("bootstrap.servers", brokers)
             .set("group.id", "bucket-bench-observer")
             .set("enable.auto.commit", "false")

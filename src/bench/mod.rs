@@ -66,7 +66,7 @@ pub enum BenchError {
     Registry(#[from] crate::registry::RegistryError),
     /// Topic creation failed.
     #[error(transparent)]
-    Topics(#[from] crate::topics::TopicsError),
+    Topics(#[from] crate::ops::topics::TopicsError),
     /// Encoding intents failed.
     #[error(transparent)]
     Wire(#[from] crate::wire::WireError),

@@ -22,7 +22,7 @@ use anyhow::Result;
 use bhiv_bucket::bench::BenchOptions;
 use bhiv_bucket::bench::sign::SigAlg;
 use bhiv_bucket::config::{self, ConfigError};
-use bhiv_bucket::kafka_security::KafkaSecurityArgs;
+use bhiv_bucket::kafka::security::KafkaSecurityArgs;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use tracing::error;
 
@@ -165,7 +165,7 @@ fn main() -> ExitCode {
 
 /// Runs the benchmark (or replots an earlier one) and writes its table and charts.
 fn run(cli: BenchCli) -> Result<ExitCode> {
-    bhiv_bucket::kafka_security::install(cli.kafka_security.resolve()?)?;
+    bhiv_bucket::kafka::security::install(cli.kafka_security.resolve()?)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

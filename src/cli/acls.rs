@@ -69,7 +69,7 @@ fn acls_apply(
     dry_run: bool,
     prune: bool,
 ) -> Result<ExitCode> {
-    use bhiv_bucket::acls;
+    use bhiv_bucket::ops::acls;
     let text =
         std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let grants = acls::parse(&text)?;
@@ -82,7 +82,7 @@ fn acls_apply(
     let tool = acls::AclTool {
         command: tool.split_whitespace().map(String::from).collect(),
         bootstrap: kafka.brokers.clone(),
-        client_properties: bhiv_bucket::kafka_security::active()
+        client_properties: bhiv_bucket::kafka::security::active()
             .and_then(|s| s.java_client_properties()),
     };
     for args in acls::apply(&tool, &grants, suffix)? {

@@ -37,7 +37,7 @@ pub(crate) fn run(cmd: KeysCmd) -> Result<ExitCode> {
             hmac_id,
         } => {
             let (public, ed_path, hmac_path) =
-                bhiv_bucket::keys::generate(&integration, &out_dir, &ed25519_id, &hmac_id)?;
+                bhiv_bucket::ops::keys::generate(&integration, &out_dir, &ed25519_id, &hmac_id)?;
             println!(
                 "# policy snippet for {integration} (secrets stay in {})",
                 out_dir.display()

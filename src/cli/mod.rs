@@ -56,7 +56,7 @@ pub(crate) struct Cli {
     pub(crate) log_format: String,
     /// The Kafka security flags (SASL_SSL, SCRAM, TLS), global to every command.
     #[command(flatten)]
-    pub(crate) kafka_security: bhiv_bucket::kafka_security::KafkaSecurityArgs,
+    pub(crate) kafka_security: bhiv_bucket::kafka::security::KafkaSecurityArgs,
     /// The command to run.
     #[command(subcommand)]
     pub(crate) command: Command,

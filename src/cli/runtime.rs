@@ -38,7 +38,7 @@ pub(crate) async fn announce(
 ) -> Result<()> {
     let topic = TopicNames::with_suffix(&topics.topic_suffix).control;
     let event = bhiv_bucket::control::ControlEvent::new(event_type, source, detail);
-    let mut client = bhiv_bucket::kafka_security::client_config();
+    let mut client = bhiv_bucket::kafka::security::client_config();
     client.set("bootstrap.servers", &kafka.brokers);
     let offset = bhiv_bucket::control::publish(&client, &topic, &event)
         .await

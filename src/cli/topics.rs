@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
-use bhiv_bucket::topics::{self, TopicStatus};
+use bhiv_bucket::ops::topics::{self, TopicStatus};
 use clap::Subcommand;
 
 use super::args::{KafkaArgs, TopicArgs};
