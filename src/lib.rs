@@ -10,17 +10,18 @@
 //!   partition tasks restored from the audit log, output record building.
 //! - [`config`]: the layered config file (`--config`, one table per subcommand) on top of clap:
 //!   flag > environment > file > default, for every flag with no per-flag code.
-//! - [`acls`]: Kafka ACLs as code (`deploy/acls.toml`), applied through Kafka's kafka-acls tool.
-//! - [`kafka_security`]: SASL_SSL / TLS settings applied to every Kafka client of the binary.
+//! - [`ops`]: operator tools: ACLs as code (`deploy/acls.toml`), topics as code
+//!   (`topics/topics.toml`, create-missing and drift report), integration key files.
+//! - [`kafka`]: Kafka plumbing: SASL_SSL / TLS settings applied to every client, which errors
+//!   are transient, the client context that keeps partition EOFs out of the logs.
 //! - [`pg_tls`]: TLS to PostgreSQL for every client (`sslmode`, `sslrootcert` in the URL).
-//! - [`keys`]: integration key files (generate, load) for producers that sign intents.
 //! - [`policy_file`]: reading the policy file and resolving its secret references.
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
 //! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
-//! - [`topics`]: topics as code (`topics/topics.toml`), create-missing and drift report.
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
 //! - [`control`]: `bucket.control`, governance events from operator tools that the gate folds
-//!   into the audit chain exactly once.
+//!   into the audit chain exactly once (publishing, and the gate's feed).
+//! - [`clock`]: the shell's one wall clock.
 //! - `bench` (feature `bench`): `bucket-bench`, the gate measured beside a transactional
 //!   passthrough copier. Off by default, so the production binary carries no benchmark code.
 //! - [`sink`]: **how accepted bytes reach storage.** Consumes `bucket.accepted` read_committed
@@ -45,10 +46,8 @@ pub mod gate;
 pub mod kafka;
 pub mod pg_tls;
 pub use kafka::EofQuietContext;
-pub use kafka::{errors as kafka_errors, security as kafka_security};
 pub mod ops;
 pub mod policy_file;
-pub use ops::{acls, keys, topics};
 pub mod produce;
 pub mod registry;
 pub mod sink;

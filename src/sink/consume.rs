@@ -97,7 +97,7 @@ pub(crate) async fn drive<W: BatchWriter>(
 
 /// The librdkafka settings the loop's guarantees depend on.
 pub(crate) fn consumer_config(opts: &SinkOptions) -> ClientConfig {
-    let mut config = crate::kafka_security::client_config();
+    let mut config = crate::kafka::security::client_config();
     config
         .set("bootstrap.servers", &opts.brokers)
         .set("group.id", &opts.group_id)

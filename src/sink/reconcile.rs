@@ -186,7 +186,7 @@ pub fn read_topic(
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicSide, ReconcileError> {
-    let consumer: BaseConsumer = crate::kafka_security::client_config()
+    let consumer: BaseConsumer = crate::kafka::security::client_config()
         .set("bootstrap.servers", brokers)
         .set("group.id", "bucket-reconcile")
         .set("enable.auto.commit", "false")
