@@ -8,7 +8,9 @@
 //!   `GROUP_AUTHORIZATION_FAILED`) is reported as `txn_requires_abort`; after
 //!   `abort_transaction` the same producer commits the next transaction (the gate's
 //!   abort-and-rewind path), and the rewind is the batch's first offset;
-//! - a fencing error (EndTxn `INVALID_PRODUCER_EPOCH`) is fatal: the session must end.
+//! - a fencing error (EndTxn `INVALID_PRODUCER_EPOCH`) is fatal: the session must end;
+//! - losing the transaction coordinator (its broker down, the coordinator moved to another
+//!   broker) mid-transaction never blocks the loop past the commit deadline.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,7 +21,7 @@ use bhiv_bucket::gate::clients::{
 use bhiv_bucket::gate::txn::{OpenTxn, Rewind};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::mocking::MockCluster;
+use rdkafka::mocking::{MockCluster, MockCoordinator};
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rdkafka::{Offset, TopicPartitionList};
@@ -159,4 +161,39 @@ fn a_fencing_error_is_fatal() {
         }
         other => panic!("expected a fatal transaction error, got {other:?}"),
     }
+}
+
+#[test]
+fn losing_the_transaction_coordinator_never_blocks_past_the_commit_deadline() {
+    let (mock, consumer) = cluster();
+    let id = "gate-coordinator-lost";
+    mock.coordinator(MockCoordinator::Transaction(id.into()), 1)
+        .expect("coordinator on broker 1");
+    let p = producer(&mock, id);
+    let txn = batch(&p);
+    // The coordinator's broker goes away and the coordinator moves to another broker.
+    mock.coordinator(MockCoordinator::Transaction(id.into()), 2)
+        .expect("coordinator moves to broker 2");
+    mock.broker_down(1).expect("broker 1 down");
+    let started = Instant::now();
+    let r = commit(&p, &consumer, &txn);
+    let took = started.elapsed();
+    assert!(
+        took <= COMMIT_DEADLINE + Duration::from_secs(2),
+        "the commit held the loop for {took:?}"
+    );
+    // Either librdkafka found the new coordinator and committed, or the deadline ended the
+    // attempt (the session is then abandoned and the next one aborts the transaction). What
+    // must never happen is an error the session would mistake for a committed transaction.
+    match &r {
+        Some(Ok(())) | None => {}
+        Some(Err(KafkaError::Transaction(e))) => {
+            assert!(
+                e.txn_requires_abort() || e.is_fatal() || e.is_retriable(),
+                "{e:?}"
+            )
+        }
+        Some(Err(e)) => panic!("unexpected commit error {e:?}"),
+    }
+    eprintln!("coordinator lost: {r:?} after {took:?}");
 }
