@@ -2,7 +2,6 @@
 //! atomic metric operations plus one short `Mutex` section per decision; the periodic work (lag,
 //! quotas, cooling-off, policy) runs at most once a second from the loop, off the record path.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -16,10 +15,7 @@ use super::metrics::{DecisionLabels, GateMetrics, ProductLabel, set_lags};
 use crate::clock::now_ms;
 use crate::core::{ArtifactIntent, Decision, Outcome, Policy, ReasonCode};
 use crate::gate::observe::{GateObserver, LoopView, Observer};
-use crate::gate::policy_watch::PolicyWatch;
 use crate::gate::records::Consumed;
-use crate::gate::task::Task;
-use crate::gate::usage_share::UsageShare;
 
 /// How often the loop's periodic hook does its light work (quotas, policy, Redis state).
 const TICK_EVERY: Duration = Duration::from_secs(1);
@@ -154,53 +150,37 @@ impl GateTelemetry {
         }
     }
 
-    fn light(
-        &self,
-        s: &GateShared,
-        tasks: &HashMap<i32, Task>,
-        share: &UsageShare,
-        watch: &PolicyWatch,
-        policy: &Policy,
-    ) {
+    fn light(&self, s: &GateShared, view: &LoopView<'_>, policy: &Policy) {
         let now = now_ms();
         let mut quotas = Vec::new();
-        for task in tasks.values() {
-            for (product, usage) in task.state.usage_by_product() {
-                let rule = policy.products.get(product);
-                quotas.push(Quota {
-                    product: product.clone(),
-                    used_bytes: usage.bytes,
-                    limit_bytes: rule.map_or(0, |r| r.max_bytes),
-                    artifacts: usage.artifacts,
-                    limit_artifacts: rule.map_or(0, |r| r.max_artifacts),
-                });
-                s.metrics
-                    .quota_used
-                    .get_or_create(&ProductLabel {
-                        product: product_label(policy, Some(product)).to_string(),
-                    })
-                    .set(i64::try_from(usage.bytes).unwrap_or(i64::MAX));
-            }
+        for (product, usage) in view.usage_by_product() {
+            let rule = policy.products.get(&product);
+            s.metrics
+                .quota_used
+                .get_or_create(&ProductLabel {
+                    product: product_label(policy, Some(&product)).to_string(),
+                })
+                .set(i64::try_from(usage.bytes).unwrap_or(i64::MAX));
+            quotas.push(Quota {
+                product,
+                used_bytes: usage.bytes,
+                limit_bytes: rule.map_or(0, |r| r.max_bytes),
+                artifacts: usage.artifacts,
+                limit_artifacts: rule.map_or(0, |r| r.max_artifacts),
+            });
         }
         quotas.sort_by(|a, b| a.product.cmp(&b.product));
         let cooling = policy
             .integrations
             .keys()
-            .filter(|i| {
-                tasks.values().any(|t| {
-                    t.state
-                        .offender(i)
-                        .and_then(|o| o.cooling_until)
-                        .is_some_and(|until| until > now)
-                })
-            })
+            .filter(|i| view.is_cooling_off(i, now))
             .count() as i64;
         s.metrics.cooling_off.set(cooling);
-        let redis = share.state();
+        let redis = view.redis_state();
         s.metrics.redis_up.set(i64::from(redis == "up"));
         let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
         if b.policy.as_ref().is_none_or(|(v, _)| *v != policy.version) {
-            let text = watch.text_of(&policy.version).unwrap_or_default();
+            let text = view.policy_text(&policy.version).unwrap_or_default();
             b.policy = Some((policy.version.clone(), text.to_string()));
             s.metrics.quota_limit.clear();
             set_limits(&s.metrics, policy);
@@ -386,7 +366,6 @@ impl GateObserver for GateTelemetry {
     /// Hook, called every loop iteration: at most once a second refreshes quotas, cooling-off,
     /// the policy in force and Redis state; every 5 s lag, assignment and Kafka reachability.
     fn tick(&self, view: &LoopView<'_>) {
-        let (consumer, tasks, share, watch) = (view.consumer, view.tasks, view.share, view.watch);
         let Some(s) = &self.0 else {
             return;
         };
@@ -397,14 +376,14 @@ impl GateObserver for GateTelemetry {
         }
         s.last_tick_ms
             .store(now.as_millis() as u64, Ordering::Relaxed);
-        let policy = watch.current();
-        self.light(s, tasks, share, watch, policy);
+        let policy = view.policy();
+        self.light(s, view, policy);
         let last_lag = s.last_lag_ms.load(Ordering::Relaxed);
         if last_lag == u64::MAX || now.saturating_sub(Duration::from_millis(last_lag)) >= LAG_EVERY
         {
             s.last_lag_ms
                 .store(now.as_millis() as u64, Ordering::Relaxed);
-            self.heavy(s, consumer);
+            self.heavy(s, view.consumer());
         }
     }
 }

@@ -14,18 +14,57 @@ use super::records::Consumed;
 use super::session::GateContext;
 use super::task::Task;
 use super::usage_share::UsageShare;
+use crate::core::state::Usage;
 use crate::core::{ArtifactIntent, Decision, Policy};
 
-/// The loop's state as an observer may look at it, once per loop iteration.
+/// The loop's state as an observer may look at it, once per loop iteration: a few questions,
+/// not the gate's internals.
 pub struct LoopView<'a> {
-    /// The group consumer (assignment, lag, group membership).
-    pub consumer: &'a BaseConsumer<GateContext>,
-    /// The partition tasks this instance holds.
-    pub tasks: &'a HashMap<i32, Task>,
-    /// Usage sharing through Redis (its state).
-    pub share: &'a UsageShare,
-    /// The policy in force and the texts of the policies seen.
-    pub watch: &'a PolicyWatch,
+    pub(super) consumer: &'a BaseConsumer<GateContext>,
+    pub(super) tasks: &'a HashMap<i32, Task>,
+    pub(super) share: &'a UsageShare,
+    pub(super) watch: &'a PolicyWatch,
+}
+
+impl<'a> LoopView<'a> {
+    /// The group consumer (assignment, lag, group membership, metadata).
+    pub fn consumer(&self) -> &'a BaseConsumer<GateContext> {
+        self.consumer
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> &'a Policy {
+        self.watch.current()
+    }
+
+    /// The text of a policy version this gate has seen.
+    pub fn policy_text(&self, version: &str) -> Option<&'a str> {
+        self.watch.text_of(version)
+    }
+
+    /// Exact usage of every product homed on a partition this instance holds.
+    pub fn usage_by_product(&self) -> Vec<(String, Usage)> {
+        self.tasks
+            .values()
+            .flat_map(|t| t.state.usage_by_product().iter())
+            .map(|(p, u)| (p.clone(), *u))
+            .collect()
+    }
+
+    /// True when `integration` is cooling off at `now_ms` on a partition held here.
+    pub fn is_cooling_off(&self, integration: &str, now_ms: i64) -> bool {
+        self.tasks.values().any(|t| {
+            t.state
+                .offender(integration)
+                .and_then(|o| o.cooling_until)
+                .is_some_and(|until| until > now_ms)
+        })
+    }
+
+    /// Usage sharing through Redis: "disabled", "unknown", "up" or "down".
+    pub fn redis_state(&self) -> &'static str {
+        self.share.state()
+    }
 }
 
 /// Hooks the gate loop calls. Every method has a no-op default; implementations must be cheap
