@@ -4,6 +4,7 @@
 
 pub mod clients;
 pub mod decode;
+pub mod events;
 pub mod observe;
 pub mod policy_watch;
 pub mod records;

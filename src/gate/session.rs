@@ -23,6 +23,7 @@ use tracing::{debug, error, info, info_span, warn};
 
 use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
+use super::events::GovernanceEvent;
 use super::observe::LoopView;
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
@@ -30,7 +31,7 @@ use super::task::{Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
 use crate::clock::now_ms;
-use crate::core::{Envelope, decide, events};
+use crate::core::{Envelope, decide};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -228,10 +229,9 @@ impl<'a> Session<'a> {
     fn run(&mut self, shutdown: &CancellationToken) -> Result<(), GateError> {
         loop {
             if shutdown.is_cancelled() {
-                self.announce(
-                    events::GATE_STOPPED,
-                    &serde_json::json!({"gate_id": self.opts.gate_id}),
-                )?;
+                self.announce(&GovernanceEvent::GateStopped {
+                    gate_id: self.opts.gate_id.clone(),
+                })?;
                 self.commit()?;
                 info!("gate shutting down: transaction committed, leaving the group");
                 self.consumer.unsubscribe();
@@ -339,11 +339,14 @@ impl<'a> Session<'a> {
                 .text_of(&from)
                 .zip(self.watch.text_of(&policy.version))
                 .map(|(old, new)| line_diff(old, new));
-            let detail = serde_json::json!({
-                "from": from, "to": policy.version, "diff": diff,
-                "products": policy.products.len(), "integrations": policy.integrations.len(),
-            });
-            self.governance(c.partition, events::POLICY_APPLIED, &detail)?;
+            let event = GovernanceEvent::PolicyApplied {
+                from,
+                to: policy.version.clone(),
+                diff,
+                products: policy.products.len(),
+                integrations: policy.integrations.len(),
+            };
+            self.governance(c.partition, &event)?;
         }
         let Some(task) = self.tasks.get_mut(&c.partition) else {
             return Ok(());
@@ -393,7 +396,7 @@ impl<'a> Session<'a> {
             self.send(r)?;
         }
         for event in &decision.events {
-            self.governance(c.partition, event.event_type(), &event.detail())?;
+            self.governance(c.partition, &GovernanceEvent::Decision(event.clone()))?;
         }
         self.note(c.partition, c.offset)
     }
@@ -418,18 +421,18 @@ impl<'a> Session<'a> {
             self.watch.current(),
         )?;
         let resume = self.group_position(partition)?;
-        let detail = serde_json::json!({
-            "gate_id": self.opts.gate_id,
-            "gate_version": env!("CARGO_PKG_VERSION"),
-            "partition": partition,
-            "restored_links": task.chain.next_seq,
-            "artifacts": task.state.len(),
-            "last_decided_offset": task.last_decided_offset,
-            "restore_ms": started.elapsed().as_millis() as u64,
-        });
+        let event = GovernanceEvent::GateStarted {
+            gate_id: self.opts.gate_id.clone(),
+            gate_version: env!("CARGO_PKG_VERSION"),
+            partition,
+            restored_links: task.chain.next_seq,
+            artifacts: task.state.len(),
+            last_decided_offset: task.last_decided_offset,
+            restore_ms: started.elapsed().as_millis() as u64,
+        };
         self.resume.insert(partition, resume);
         self.tasks.insert(partition, task);
-        self.governance(partition, events::GATE_STARTED, &detail)
+        self.governance(partition, &event)
     }
 
     /// The group's committed offset of `partition`, or the log start when none is committed.
@@ -484,7 +487,7 @@ impl<'a> Session<'a> {
                 offset,
                 event_type, "control event folded into the audit chain"
             );
-            self.governance(p, &event_type, &detail)?;
+            self.governance(p, &GovernanceEvent::Control { event_type, detail })?;
             if let Some(t) = self.tasks.get_mut(&p) {
                 t.control_next = offset + 1;
             }
@@ -501,12 +504,9 @@ impl<'a> Session<'a> {
     }
 
     /// Appends a governance event to one partition's chain inside the open transaction.
-    fn governance(
-        &mut self,
-        partition: i32,
-        event_type: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), GateError> {
+    fn governance(&mut self, partition: i32, event: &GovernanceEvent) -> Result<(), GateError> {
+        let event_type = event.event_type();
+        let detail = event.detail();
         let version = self.watch.current().version.clone();
         let Some(task) = self.tasks.get_mut(&partition) else {
             return Ok(());
@@ -520,7 +520,7 @@ impl<'a> Session<'a> {
             partition,
             &task.chain,
             event_type,
-            detail,
+            &detail,
             &version,
             now_ms(),
         )?;
@@ -563,8 +563,7 @@ impl<'a> Session<'a> {
             .collect();
         for (p, seq, hash) in due {
             let cp = crate::audit::checkpoint::Checkpoint::sign(&key_id, &key, p, seq, &hash);
-            let detail = serde_json::to_value(&cp).unwrap_or_default();
-            self.governance(p, crate::audit::checkpoint::CHECKPOINT, &detail)?;
+            self.governance(p, &GovernanceEvent::Checkpoint(cp))?;
             if let Some(t) = self.tasks.get_mut(&p) {
                 t.links_since_checkpoint = 0;
                 t.last_checkpoint = Some(Instant::now());
@@ -574,10 +573,10 @@ impl<'a> Session<'a> {
     }
 
     /// Writes the same governance event into every chain this instance holds.
-    fn announce(&mut self, event_type: &str, detail: &serde_json::Value) -> Result<(), GateError> {
+    fn announce(&mut self, event: &GovernanceEvent) -> Result<(), GateError> {
         let partitions: Vec<i32> = self.tasks.keys().copied().collect();
         for p in partitions {
-            self.governance(p, event_type, detail)?;
+            self.governance(p, event)?;
         }
         Ok(())
     }
@@ -586,14 +585,12 @@ impl<'a> Session<'a> {
         // Decisions so far were made (and stamped) under the old policy: commit them first.
         self.commit()?;
         match change {
-            Reload::Loaded { from, to, diff } => self.announce(
-                events::POLICY_LOADED,
-                &serde_json::json!({"from": from, "to": to, "diff": diff}),
-            ),
-            Reload::Refused { kept, error } => self.announce(
-                events::POLICY_REFUSED,
-                &serde_json::json!({"kept": kept, "error": error}),
-            ),
+            Reload::Loaded { from, to, diff } => {
+                self.announce(&GovernanceEvent::PolicyLoaded { from, to, diff })
+            }
+            Reload::Refused { kept, error } => {
+                self.announce(&GovernanceEvent::PolicyRefused { kept, error })
+            }
         }
     }
 
