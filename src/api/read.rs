@@ -8,6 +8,7 @@ use tokio::sync::RwLock;
 use tokio_postgres::{Client, Row};
 
 use crate::sink::store::ArtifactRow;
+use crate::sink::store::row::{ROW_COLUMN_COUNT, ROW_COLUMNS};
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
@@ -19,12 +20,6 @@ pub enum ReadError {
     #[error("postgres: {}", crate::pg_tls::describe(.0))]
     Db(#[from] tokio_postgres::Error),
 }
-
-/// Columns of a version, `content` last (NULL when not asked for).
-const VERSION_COLUMNS: &str = "product_id, artifact_id, version, intent_id, artifact_class, \
-     owner_id, requester_id, integration_id, operation, deleted, content_sha256, content_size, \
-     content_type, metadata, purpose, client_time_ms, decided_at_ms, policy_version, \
-     source_partition, source_offset, (extract(epoch FROM stored_at) * 1000)::bigint";
 
 /// One artifact version as the API returns it: the stored row, when it was stored and (on
 /// single-version reads) its content.
@@ -116,33 +111,17 @@ async fn connect(url: &str) -> Result<Arc<Client>, ReadError> {
     Ok(Arc::new(client))
 }
 
+/// A version from a query that selected [`ROW_COLUMNS`], the storage time in ms and, when
+/// `with_content`, the content.
 fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
-    let content: Option<Vec<u8>> = if with_content { r.try_get(21)? } else { None };
-    let row = ArtifactRow {
-        product_id: r.try_get(0)?,
-        artifact_id: r.try_get(1)?,
-        version: r.try_get(2)?,
-        intent_id: r.try_get(3)?,
-        artifact_class: r.try_get(4)?,
-        owner_id: r.try_get(5)?,
-        requester_id: r.try_get(6)?,
-        integration_id: r.try_get(7)?,
-        operation: r.try_get(8)?,
-        deleted: r.try_get(9)?,
-        content_sha256: r.try_get(10)?,
-        content_size: r.try_get(11)?,
-        content_type: r.try_get(12)?,
-        metadata: r.try_get(13)?,
-        purpose: r.try_get(14)?,
-        client_time_ms: r.try_get(15)?,
-        decided_at_ms: r.try_get(16)?,
-        policy_version: r.try_get(17)?,
-        source_partition: r.try_get(18)?,
-        source_offset: r.try_get(19)?,
+    let content: Option<Vec<u8>> = if with_content {
+        r.try_get(ROW_COLUMN_COUNT + 1)?
+    } else {
+        None
     };
     Ok(VersionView {
-        row,
-        stored_at_ms: r.try_get(20)?,
+        row: ArtifactRow::from_pg(r)?,
+        stored_at_ms: r.try_get(ROW_COLUMN_COUNT)?,
         content_base64: None,
         content,
     })
@@ -184,7 +163,7 @@ impl Reader {
         artifact: &str,
     ) -> Result<Option<VersionView>, ReadError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS}, content FROM artifact_versions \
+            "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint, content FROM artifact_versions \
              WHERE product_id = $1 AND artifact_id = $2 ORDER BY version DESC LIMIT 1"
         );
         let row = self
@@ -203,7 +182,7 @@ impl Reader {
         version: i64,
     ) -> Result<Option<VersionView>, ReadError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS}, content FROM artifact_versions \
+            "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint, content FROM artifact_versions \
              WHERE product_id = $1 AND artifact_id = $2 AND version = $3"
         );
         let row = self
@@ -223,7 +202,7 @@ impl Reader {
         limit: i64,
     ) -> Result<Vec<VersionView>, ReadError> {
         let sql = format!(
-            "SELECT {VERSION_COLUMNS} FROM artifact_versions \
+            "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint FROM artifact_versions \
              WHERE product_id = $1 AND artifact_id = $2 AND version < $3 \
              ORDER BY version DESC LIMIT $4"
         );

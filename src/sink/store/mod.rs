@@ -7,7 +7,7 @@
 
 pub mod fs;
 pub mod pg;
-mod row;
+pub mod row;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;

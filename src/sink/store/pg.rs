@@ -26,8 +26,8 @@ use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use tokio_util::sync::CancellationToken;
 
+use super::row::{ArtifactRow, ROW_COLUMN_COUNT, ROW_COLUMNS};
 use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable, VersionStore};
-use crate::core::Operation;
 use crate::sink::{RETRY_FIRST, RETRY_MAX, SinkError};
 use crate::wire::accepted::{self, AcceptedArtifact};
 
@@ -85,11 +85,13 @@ const SELECT_INTENT: &str = "SELECT intent_id FROM artifact_versions \
 const INSERT_UNDECODABLE: &str = "INSERT INTO sink_undecodable (topic, \"partition\", \"offset\", \
      raw, error) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING";
 
-const SELECT_VERSION: &str = "SELECT product_id, artifact_id, version, intent_id, artifact_class, \
-     owner_id, requester_id, integration_id, operation, deleted, content, content_sha256, \
-     content_size, content_type, metadata, purpose, client_time_ms, decided_at_ms, \
-     policy_version, source_partition, source_offset, stored_at FROM artifact_versions \
-     WHERE product_id = $1 AND artifact_id = $2 AND version = $3";
+/// One stored version by its key: the row's columns, then content and stored_at.
+fn select_version() -> String {
+    format!(
+        "SELECT {ROW_COLUMNS}, content, stored_at FROM artifact_versions \
+         WHERE product_id = $1 AND artifact_id = $2 AND version = $3"
+    )
+}
 
 /// A connection to the artifact database; owns its connection task.
 pub struct Store {
@@ -352,7 +354,7 @@ impl Store {
     ) -> Result<Option<StoredVersion>, StoreError> {
         let row = self
             .client
-            .query_opt(SELECT_VERSION, &[&product, &artifact, &version])
+            .query_opt(&select_version(), &[&product, &artifact, &version])
             .await?;
         row.map(|r| stored_version(&r)).transpose()
     }
@@ -672,34 +674,14 @@ fn ms_to_time(ms: i64) -> Option<SystemTime> {
 }
 
 fn stored_version(r: &Row) -> Result<StoredVersion, StoreError> {
-    let operation: String = r.try_get(8)?;
-    let operation = Operation::parse(&operation)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown operation {operation:?}")))?;
+    let row = ArtifactRow::from_pg(r)?;
+    let operation = row.operation.clone();
+    let content = r.try_get(ROW_COLUMN_COUNT)?;
     Ok(StoredVersion {
-        artifact: AcceptedArtifact {
-            product_id: r.try_get(0)?,
-            artifact_id: r.try_get(1)?,
-            version: r.try_get(2)?,
-            intent_id: r.try_get(3)?,
-            artifact_class: r.try_get(4)?,
-            owner_id: r.try_get(5)?,
-            requester_id: r.try_get(6)?,
-            integration_id: r.try_get(7)?,
-            operation,
-            deleted: r.try_get(9)?,
-            content: r.try_get(10)?,
-            content_sha256: r.try_get(11)?,
-            content_size: r.try_get(12)?,
-            content_type: r.try_get(13)?,
-            metadata: r.try_get(14)?,
-            purpose: r.try_get(15)?,
-            client_time: r.try_get(16)?,
-            decided_at: r.try_get(17)?,
-            policy_version: r.try_get(18)?,
-            source_partition: r.try_get(19)?,
-            source_offset: r.try_get(20)?,
-        },
-        stored_at: r.try_get(21)?,
+        artifact: row
+            .into_accepted(content)
+            .ok_or_else(|| StoreError::Corrupt(format!("unknown operation {operation:?}")))?,
+        stored_at: r.try_get(ROW_COLUMN_COUNT + 1)?,
     })
 }
 

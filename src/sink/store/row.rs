@@ -4,8 +4,19 @@
 //! adding what is its own (the blob and Kafka coordinates; the storage time and the content).
 
 use serde::{Deserialize, Serialize};
+use tokio_postgres::Row;
 
 use crate::wire::accepted::AcceptedArtifact;
+
+/// The `artifact_versions` columns of an [`ArtifactRow`], in the order [`ArtifactRow::from_pg`]
+/// reads them; a query selects these first and its own columns after them.
+pub const ROW_COLUMNS: &str = "product_id, artifact_id, version, intent_id, artifact_class, \
+     owner_id, requester_id, integration_id, operation, deleted, content_sha256, content_size, \
+     content_type, metadata, purpose, client_time_ms, decided_at_ms, policy_version, \
+     source_partition, source_offset";
+
+/// How many columns [`ROW_COLUMNS`] names: the index of a query's first own column.
+pub const ROW_COLUMN_COUNT: usize = 20;
 
 /// One stored artifact version, content aside.
 ///
@@ -59,6 +70,61 @@ pub struct ArtifactRow {
 }
 
 impl ArtifactRow {
+    /// Reads the row from the first [`ROW_COLUMN_COUNT`] columns of a query that selected
+    /// [`ROW_COLUMNS`] first.
+    pub fn from_pg(r: &Row) -> Result<ArtifactRow, tokio_postgres::Error> {
+        Ok(ArtifactRow {
+            product_id: r.try_get(0)?,
+            artifact_id: r.try_get(1)?,
+            version: r.try_get(2)?,
+            intent_id: r.try_get(3)?,
+            artifact_class: r.try_get(4)?,
+            owner_id: r.try_get(5)?,
+            requester_id: r.try_get(6)?,
+            integration_id: r.try_get(7)?,
+            operation: r.try_get(8)?,
+            deleted: r.try_get(9)?,
+            content_sha256: r.try_get(10)?,
+            content_size: r.try_get(11)?,
+            content_type: r.try_get(12)?,
+            metadata: r.try_get(13)?,
+            purpose: r.try_get(14)?,
+            client_time_ms: r.try_get(15)?,
+            decided_at_ms: r.try_get(16)?,
+            policy_version: r.try_get(17)?,
+            source_partition: r.try_get(18)?,
+            source_offset: r.try_get(19)?,
+        })
+    }
+
+    /// The accepted version this row and its `content` store; None when the stored operation
+    /// is not one the gate writes (a hand-edited database).
+    pub fn into_accepted(self, content: Option<Vec<u8>>) -> Option<AcceptedArtifact> {
+        Some(AcceptedArtifact {
+            operation: crate::core::Operation::parse(&self.operation)?,
+            product_id: self.product_id,
+            artifact_id: self.artifact_id,
+            version: self.version,
+            intent_id: self.intent_id,
+            artifact_class: self.artifact_class,
+            owner_id: self.owner_id,
+            requester_id: self.requester_id,
+            integration_id: self.integration_id,
+            deleted: self.deleted,
+            content,
+            content_sha256: self.content_sha256,
+            content_size: self.content_size,
+            content_type: self.content_type,
+            metadata: self.metadata,
+            purpose: self.purpose,
+            client_time: self.client_time_ms,
+            decided_at: self.decided_at_ms,
+            policy_version: self.policy_version,
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+        })
+    }
+
     /// The row of an accepted version.
     pub fn of(a: &AcceptedArtifact) -> ArtifactRow {
         ArtifactRow {
