@@ -169,12 +169,7 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    // Pass 1, forgiving: only to learn the subcommand path and the config file. A required flag
-    // the file is about to supply must not fail here.
-    let probe = cmd
-        .clone()
-        .ignore_errors(true)
-        .try_get_matches_from(args.iter().cloned())?;
+    let probe = probe(&cmd, &args)?;
     let path = subcommand_path(&probe);
     let file = config_file(&probe);
 
@@ -188,6 +183,27 @@ where
             from_file.insert(id, table);
         }
     }
+    layered(cmd, &args, path, file, from_file)
+}
+
+/// Pass 1, forgiving: parses only to learn the subcommand path and the config file. A required
+/// flag the file is about to supply must not fail here.
+fn probe(cmd: &Command, args: &[OsString]) -> Result<ArgMatches, ConfigError> {
+    Ok(cmd
+        .clone()
+        .ignore_errors(true)
+        .try_get_matches_from(args.iter().cloned())?)
+}
+
+/// Pass 2: parses `args` with the file's values set as defaults of `cmd`; a parse error caused
+/// by a file value names the file and the key.
+fn layered(
+    mut cmd: Command,
+    args: &[OsString],
+    path: Vec<String>,
+    file: Option<PathBuf>,
+    from_file: BTreeMap<String, String>,
+) -> Result<Layered, ConfigError> {
     let matches = match cmd.try_get_matches_from_mut(args.iter().cloned()) {
         Ok(m) => m,
         Err(e) => return Err(blame_file(e, file.as_deref(), &from_file, &cmd, &path)),
@@ -212,11 +228,7 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    let probe = cmd
-        .clone()
-        .ignore_errors(true)
-        .try_get_matches_from(args.iter().cloned())?;
-    let file = config_file(&probe);
+    let file = config_file(&probe(&cmd, &args)?);
 
     let mut cmd = cmd;
     let mut from_file = BTreeMap::new();
@@ -266,17 +278,7 @@ where
             from_file.insert(id, name);
         }
     }
-    let matches = match cmd.try_get_matches_from_mut(args.iter().cloned()) {
-        Ok(m) => m,
-        Err(e) => return Err(blame_file(e, file.as_deref(), &from_file, &cmd, &[])),
-    };
-    Ok(Layered {
-        matches,
-        path: Vec::new(),
-        file,
-        command: cmd,
-        from_file,
-    })
+    layered(cmd, &args, Vec::new(), file, from_file)
 }
 
 impl Layered {
