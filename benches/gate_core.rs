@@ -123,6 +123,7 @@ fn core(c: &mut Criterion) {
             audit: 3,
         },
         gate_id: "g1",
+        audit_version: bhiv_bucket::wire::audit::LATEST_VERSION,
     };
     let framed = framing::frame(1, &intent::encode(&i).expect("encode"));
     let consumed = Consumed {

@@ -56,7 +56,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Schemas(c) => cli::schemas::run(c, &rt),
         Command::Policy(c) => cli::policy::run(c),
         Command::Produce(a) => cli::produce::run(a, &rt),
-        Command::Audit(c) => cli::audit::run(c),
+        Command::Audit(c) => cli::audit::run(c, &rt),
         Command::Keys(c) => cli::keys::run(c),
         Command::State(c) => cli::state::run(c, &rt),
         Command::Bench(_) => unreachable!("bucket bench is forwarded to bucket-bench in main"),

@@ -7,10 +7,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use schema_registry_converter::async_impl::avro::AvroDecoder;
-use schema_registry_converter::async_impl::schema_registry::{SrSettings, post_schema};
+use schema_registry_converter::async_impl::schema_registry::{
+    SrSettings, get_all_versions, get_schema_by_subject_and_version, post_schema,
+};
 use schema_registry_converter::error::SRCError;
 use schema_registry_converter::schema_registry_common::{SchemaType, SuppliedSchema};
 
+use crate::wire::audit::AuditReader;
 use crate::wire::schemas::{APPROVED, ApprovedSchema, fingerprint};
 
 /// Registry failures that are nobody's verdict: retry or stop, never reject.
@@ -104,12 +107,60 @@ impl Registry {
         Ok(out)
     }
 
-    /// Registers the gate's output schemas and returns their ids.
-    pub async fn output_ids(&self) -> Result<OutputSchemaIds, RegistryError> {
-        Ok(OutputSchemaIds {
+    /// Registers the gate's output schemas (every audit version, oldest first) and returns the
+    /// ids it writes with, `audit_version` naming the audit version, and a reader of them all.
+    pub async fn output_ids(
+        &self,
+        audit_version: u8,
+    ) -> Result<(OutputSchemaIds, AuditReader), RegistryError> {
+        let mut reader = AuditReader::default();
+        let mut audit = None;
+        for (i, s) in APPROVED.audit_versions.iter().enumerate() {
+            let id = self.register(s).await?;
+            reader.learn(id, &s.fingerprint);
+            if i + 1 == usize::from(audit_version) {
+                audit = Some(id);
+            }
+        }
+        let audit = audit.ok_or_else(|| {
+            RegistryError::Config(format!(
+                "audit schema version {audit_version} is not one of the {} approved",
+                APPROVED.audit_versions.len()
+            ))
+        })?;
+        let ids = OutputSchemaIds {
             accepted: self.register(&APPROVED.accepted).await?,
-            audit: self.register(&APPROVED.audit).await?,
-        })
+            audit,
+        };
+        Ok((ids, reader))
+    }
+
+    /// A reader of `bucket.audit` records: every version registered under the audit subject
+    /// whose schema is an approved audit version. Read-only (nothing is registered); readers
+    /// that meet an id it does not know ask again, since a newer gate may have registered it.
+    pub async fn audit_reader(&self) -> Result<AuditReader, RegistryError> {
+        let subject = APPROVED
+            .audit_versions
+            .first()
+            .map(|s| s.subject)
+            .unwrap_or("bucket.audit-value");
+        let unavailable = |e: SRCError| RegistryError::Unavailable(e.to_string());
+        let versions = match get_all_versions(&self.settings, subject.to_string()).await {
+            Ok(v) => v,
+            // Nothing registered yet: no audit record can exist either.
+            Err(e) if is_not_found(&e) => return Ok(AuditReader::default()),
+            Err(e) => return Err(unavailable(e)),
+        };
+        let mut reader = AuditReader::default();
+        for v in versions {
+            let registered = get_schema_by_subject_and_version(&self.settings, subject, Some(v))
+                .await
+                .map_err(unavailable)?;
+            if let Ok(schema) = apache_avro::Schema::parse_str(&registered.schema) {
+                reader.learn(registered.id, &fingerprint(&schema));
+            }
+        }
+        Ok(reader)
     }
 
     /// Classifies a schema id. Definitive answers are cached; `Unavailable` means "ask again".

@@ -195,6 +195,7 @@ fn decide_live(
             audit: 3,
         },
         gate_id: "property",
+        audit_version: bhiv_bucket::wire::audit::LATEST_VERSION,
     };
     let mut tasks: HashMap<i32, (PartitionState, ChainHead, i64)> = HashMap::new();
     let mut links: HashMap<i32, Vec<AuditEvent>> = HashMap::new();

@@ -643,7 +643,7 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
     check_invariants(&produced, &topics);
     let mut seen = 0;
     for r in read_committed(&topics.audit) {
-        let e = audit::decode_framed(r.value.as_deref()).unwrap();
+        let e = common::decode_audit(r.value.as_deref()).unwrap();
         let Some(d) = e.decision else { continue };
         let Some((name, expect)) = expected.get(&(d.source_partition, d.source_offset)) else {
             continue;

@@ -139,7 +139,7 @@ async fn verify_locates_modified_replayed_unknown_key_and_missing_decisions() {
     let (schema_id, _) = framing::unframe(Some(&original)).unwrap();
 
     // 1. A modified copy of a record (content changed, hash kept).
-    let mut modified = audit::decode_framed(Some(&original)).unwrap();
+    let mut modified = common::decode_audit(Some(&original)).unwrap();
     if let Some(d) = modified.decision.as_mut() {
         d.detail = "nothing to see here".into();
     }
@@ -219,7 +219,7 @@ async fn verify_locates_modified_replayed_unknown_key_and_missing_decisions() {
 /// and `bucket audit verify` proves no control record was skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operator_events_are_folded_into_the_chain_exactly_once() {
-    use bhiv_bucket::wire::audit::decode_framed;
+    use common::decode_audit as decode_framed;
     let sfx = suffix();
     let topics = create_topics(&sfx, PARTITIONS).await;
     let group = format!("gate{sfx}");

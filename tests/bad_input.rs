@@ -164,7 +164,7 @@ async fn registry_outage_pauses_decisions_and_never_rejects() {
     let decisions = read_committed(&topics.audit)
         .iter()
         .filter(|r| {
-            bhiv_bucket::wire::audit::decode_framed(r.value.as_deref())
+            common::decode_audit(r.value.as_deref())
                 .unwrap()
                 .decision
                 .is_some()

@@ -654,7 +654,7 @@ fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
         }
     }
     for r in read_committed(&topics.audit) {
-        if let Some(d) = audit::decode_framed(r.value.as_deref())
+        if let Some(d) = common::decode_audit(r.value.as_deref())
             .ok()
             .and_then(|e| e.decision)
         {

@@ -114,7 +114,7 @@ async fn python_worked_example_is_accepted_and_tampering_is_refused() {
 
     let mut seen = 0;
     for r in read_committed(&topics.audit) {
-        let e = audit::decode_framed(r.value.as_deref()).unwrap();
+        let e = common::decode_audit(r.value.as_deref()).unwrap();
         let Some(d) = e.decision else { continue };
         let Some((args, expect, intent_id)) = expected.get(&(d.source_partition, d.source_offset))
         else {

@@ -56,7 +56,7 @@ fn tight_policy(dir: &std::path::Path) -> String {
 fn decisions(topic: &str) -> HashMap<(i32, i64), audit::DecisionRecord> {
     read_committed(topic)
         .into_iter()
-        .filter_map(|r| audit::decode_framed(r.value.as_deref()).ok()?.decision)
+        .filter_map(|r| common::decode_audit(r.value.as_deref()).ok()?.decision)
         .map(|d| ((d.source_partition, d.source_offset), d))
         .collect()
 }
@@ -259,7 +259,7 @@ fn decision_times(topic: &str) -> HashMap<(i32, i64), i64> {
     read_committed(topic)
         .into_iter()
         .filter_map(|r| {
-            let e = audit::decode_framed(r.value.as_deref()).ok()?;
+            let e = common::decode_audit(r.value.as_deref()).ok()?;
             let d = e.decision?;
             Some(((d.source_partition, d.source_offset), e.recorded_at))
         })
@@ -270,7 +270,7 @@ fn decision_times(topic: &str) -> HashMap<(i32, i64), i64> {
 fn governance(topic: &str, event_type: &str) -> Vec<serde_json::Value> {
     read_committed(topic)
         .into_iter()
-        .filter_map(|r| audit::decode_framed(r.value.as_deref()).ok()?.governance)
+        .filter_map(|r| common::decode_audit(r.value.as_deref()).ok()?.governance)
         .filter(|g| g.event_type == event_type)
         .filter_map(|g| serde_json::from_str(&g.detail).ok())
         .collect()

@@ -9,7 +9,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use serde_json::json;
 
-use crate::wire::audit::{self, AuditEvent};
+use crate::wire::WireError;
+use crate::wire::audit::{AuditEvent, AuditReader};
 
 /// What to show.
 #[derive(Debug, Clone, Default)]
@@ -87,6 +88,16 @@ pub fn to_json(partition: i32, offset: i64, e: &AuditEvent) -> serde_json::Value
             "artifact_class": d.artifact_class, "operation": d.operation,
             "version": d.version, "deleted": d.deleted, "size_delta": d.size_delta,
         });
+        if let Some(f) = &d.facts {
+            v["decision"]["facts"] = json!({
+                "artifact_delta": f.artifact_delta, "counted_rejection": f.counted_rejection,
+                "rate_tat_us": f.rate_tat_us,
+                "offender": f.offender.as_ref().map(|o| json!({
+                    "integration_id": o.integration_id, "rejections_ms": o.rejections_ms,
+                    "cooling_until_ms": o.cooling_until_ms,
+                })),
+            });
+        }
     }
     if let Some(g) = &e.governance {
         v["governance"] = json!({"event_type": g.event_type, "detail": g.detail});
@@ -121,8 +132,16 @@ fn human(partition: i32, offset: i64, e: &AuditEvent) -> String {
     }
 }
 
-/// Follows the audit topic, writing matching events to `out`.
-pub fn tail(o: &TailOptions, out: &mut dyn Write) -> Result<(), TailError> {
+/// Follows the audit topic, writing matching events to `out`. Links are decoded with their
+/// writer's schema; on a schema id `reader` does not know, `relearn` is asked for a fresh
+/// reader once per id (a gate upgraded meanwhile registers its version before writing it).
+pub fn tail(
+    o: &TailOptions,
+    mut reader: AuditReader,
+    relearn: &mut dyn FnMut() -> Option<AuditReader>,
+    out: &mut dyn Write,
+) -> Result<(), TailError> {
+    let mut asked: HashSet<u32> = HashSet::new();
     let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
         .set("bootstrap.servers", &o.brokers)
         .set("group.id", "bucket-audit-tail")
@@ -158,7 +177,15 @@ pub fn tail(o: &TailOptions, out: &mut dyn Write) -> Result<(), TailError> {
             Some(Err(e)) => return Err(e.into()),
             Some(Ok(m)) => {
                 let (p, off) = (m.partition(), m.offset());
-                match audit::decode_framed(m.payload()) {
+                let mut decoded = reader.decode_framed(m.payload());
+                if let Err(WireError::UnknownWriterSchema(id)) = decoded
+                    && asked.insert(id)
+                    && let Some(fresh) = relearn()
+                {
+                    reader = fresh;
+                    decoded = reader.decode_framed(m.payload());
+                }
+                match decoded {
                     Ok(e) if matches(o, &e) => {
                         if let Some(d) = &e.decision {
                             let outcome = if d.accepted { "ACCEPTED" } else { "REJECTED" };

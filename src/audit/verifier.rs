@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::checkpoint::{CHECKPOINT, Checkpoint};
 use crate::core::signature::VerifyKey;
-use crate::wire::audit::{self, GENESIS_HASH};
+use crate::wire::audit::{AuditReader, GENESIS_HASH};
 
 /// One thing wrong with the log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +83,8 @@ impl Report {
 /// Chain, checkpoint and completeness verifier.
 pub struct Verifier {
     keys: BTreeMap<String, VerifyKey>,
+    /// Writer schemas of the links, by frame schema id.
+    reader: AuditReader,
     report: Report,
     /// Intent offset → audit offset of its decision, per partition.
     decided: BTreeMap<i32, HashMap<i64, i64>>,
@@ -93,8 +95,13 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier trusting the given gate audit keys; `resume` holds trusted heads.
-    pub fn new(keys: BTreeMap<String, VerifyKey>, resume: BTreeMap<i32, PartitionHead>) -> Self {
+    /// A verifier trusting the given gate audit keys, reading links with `reader`; `resume`
+    /// holds trusted heads.
+    pub fn new(
+        keys: BTreeMap<String, VerifyKey>,
+        reader: AuditReader,
+        resume: BTreeMap<i32, PartitionHead>,
+    ) -> Self {
         let control_floor = resume
             .get(&crate::wire::control::CHAIN_PARTITION)
             .map_or(0, |h| h.control_next);
@@ -110,6 +117,7 @@ impl Verifier {
         }
         Verifier {
             keys,
+            reader,
             report,
             decided: BTreeMap::new(),
             folded: BTreeMap::new(),
@@ -145,15 +153,16 @@ impl Verifier {
         summary.head.next_offset = offset + 1;
         let expected_seq = summary.head.next_seq;
         let expected_prev = summary.head.hash.clone();
-        let event = match audit::decode_framed(value) {
-            Ok(e) => e,
+        let link = match self.reader.read(value) {
+            Ok(link) => link,
             Err(e) => {
                 return self.problem(partition, offset, "FOREIGN_RECORD", e.to_string());
             }
         };
-        let recomputed = audit::chain_hash(&event).unwrap_or_default();
+        let hash_ok = link.hash_ok();
+        let event = link.event;
         let mut problems = Vec::new();
-        if recomputed != event.hash {
+        if !hash_ok {
             problems.push((
                 "HASH_MISMATCH",
                 format!("seq {} hash does not match its content", event.seq),
@@ -331,7 +340,7 @@ impl Verifier {
 mod tests {
     use super::*;
     use crate::core::signature::SignKey;
-    use crate::wire::audit::{AuditEvent, DecisionRecord, GovernanceRecord};
+    use crate::wire::audit::{self, AuditEvent, DecisionRecord, GovernanceRecord};
     use crate::wire::framing::frame;
 
     fn link(seq: i64, prev: &str, source_offset: i64) -> AuditEvent {
@@ -353,8 +362,35 @@ mod tests {
         .unwrap()
     }
 
+    /// Schema id 1 is version 1, id 2 the latest.
+    fn reader() -> AuditReader {
+        AuditReader::with_ids([(1, 1), (2, audit::LATEST_VERSION)])
+    }
+
+    #[test]
+    fn a_chain_that_changes_schema_version_verifies_and_tampering_still_shows() {
+        // Links 0..3 written as version 1, 3..6 as the latest, each hashed over its own bytes.
+        let mut framed = Vec::new();
+        let mut prev = GENESIS_HASH.to_string();
+        for i in 0..6 {
+            let version = if i < 3 { 1 } else { audit::LATEST_VERSION };
+            let mut e = link(i, &prev, i);
+            e.hash.clear();
+            let sealed = e.seal_as(version).unwrap();
+            prev = sealed.event.hash.clone();
+            framed.push(frame(u32::from(version), &sealed.body));
+        }
+        assert!(run(&framed, BTreeMap::new()).ok());
+        let last = framed.len() - 1;
+        let n = framed[last].len();
+        framed[last][n - 1] ^= 1;
+        let report = run(&framed, BTreeMap::new());
+        assert!(!report.ok());
+        assert_eq!(report.problems[0].offset, last as i64);
+    }
+
     fn bytes(e: &AuditEvent) -> Vec<u8> {
-        frame(1, &audit::encode(e).unwrap())
+        frame(2, &audit::encode(e).unwrap())
     }
 
     fn chain(n: i64) -> Vec<AuditEvent> {
@@ -369,7 +405,7 @@ mod tests {
     }
 
     fn run(events: &[Vec<u8>], keys: BTreeMap<String, VerifyKey>) -> Report {
-        let mut v = Verifier::new(keys, BTreeMap::new());
+        let mut v = Verifier::new(keys, reader(), BTreeMap::new());
         for (o, e) in events.iter().enumerate() {
             v.feed(0, o as i64, Some(e));
         }
@@ -446,7 +482,7 @@ mod tests {
         .unwrap();
         c.push(e);
         let keys: BTreeMap<String, VerifyKey> = [("audit1".to_string(), pk)].into();
-        let mut v = Verifier::new(keys.clone(), BTreeMap::new());
+        let mut v = Verifier::new(keys.clone(), reader(), BTreeMap::new());
         for (o, e) in c.iter().enumerate() {
             v.feed(0, o as i64, Some(&bytes(e)));
         }
@@ -499,7 +535,7 @@ mod tests {
     }
 
     fn control_report(folds: &[i64], topic: &[(i64, String)]) -> Report {
-        let mut v = Verifier::new(BTreeMap::new(), BTreeMap::new());
+        let mut v = Verifier::new(BTreeMap::new(), reader(), BTreeMap::new());
         for (o, e) in folding(folds).iter().enumerate() {
             v.feed(0, o as i64, Some(&bytes(e)));
         }

@@ -22,7 +22,6 @@ use super::workload::Workload;
 use super::{BenchError, Kind};
 use crate::core::Policy;
 use crate::gate::{self, GateOptions, TopicNames};
-use crate::wire::audit;
 
 /// What every run shares.
 pub struct RunContext {
@@ -46,6 +45,8 @@ pub struct RunContext {
     pub created: Vec<String>,
     /// Counter naming runs.
     pub runs: u32,
+    /// Reader of the gate's audit links (every approved version, as registered).
+    pub audit_reader: crate::wire::audit::AuditReader,
 }
 
 /// Process CPU time (user + system, all threads, live and exited) in seconds.
@@ -144,6 +145,7 @@ impl RunContext {
                     commit_interval,
                     max_batch: self.max_batch,
                     restore_timeout: Duration::from_secs(60),
+                    audit_version: crate::wire::audit::LATEST_VERSION,
                     telemetry: Default::default(),
                 };
                 let rt = self.rt.clone();
@@ -357,7 +359,14 @@ pub fn latency(
     let running = ctx.start(kind, topics.clone(), group, input.commit_interval)?;
     let t0 = Instant::now();
     let base_us = epoch_us();
-    let observer = Observer::start(&ctx.brokers, &topics.audit, ctx.partitions, kind, t0)?;
+    let observer = Observer::start(
+        &ctx.brokers,
+        &topics.audit,
+        ctx.partitions,
+        kind,
+        ctx.audit_reader.clone(),
+        t0,
+    )?;
     let producer = kafka::producer(&ctx.brokers, true)?;
     let total = ((input.warmup + input.duration).as_secs_f64() * input.rate) as u64;
     let run_id = format!("{}r{}", ctx.bench_id, ctx.runs);
@@ -444,6 +453,7 @@ impl Observer {
         audit_topic: &str,
         partitions: i32,
         kind: Kind,
+        reader: crate::wire::audit::AuditReader,
         t0: Instant,
     ) -> Result<Observer, BenchError> {
         let consumer: BaseConsumer = crate::kafka::security::client_config()
@@ -474,7 +484,8 @@ impl Observer {
                     let at = t0.elapsed();
                     let src = match kind {
                         Kind::Passthrough => m.payload().and_then(passthrough::parse_audit_value),
-                        Kind::Gate => audit::decode_framed(m.payload())
+                        Kind::Gate => reader
+                            .decode_framed(m.payload())
                             .ok()
                             .and_then(|e| e.decision)
                             .map(|d| (d.source_partition, d.source_offset)),

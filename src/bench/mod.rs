@@ -211,6 +211,8 @@ pub fn run(opts: &BenchOptions, rt: Handle) -> Result<Report, BenchError> {
     let policy = Arc::new(Policy::parse_with(&policy_text, &workload::BenchSecrets)?);
     let registry = Registry::new(&opts.registry_url)?;
     let schema_id = rt.block_on(registry.register(&APPROVED.intent))?;
+    let (_, audit_reader) =
+        rt.block_on(registry.output_ids(crate::wire::audit::LATEST_VERSION))?;
     let signer = opts.sig.signer();
     let mut ctx = RunContext {
         brokers: opts.brokers.clone(),
@@ -223,6 +225,7 @@ pub fn run(opts: &BenchOptions, rt: Handle) -> Result<Report, BenchError> {
         bench_id: uuid::Uuid::new_v4().simple().to_string()[..8].to_string(),
         created: Vec::new(),
         runs: 0,
+        audit_reader,
     };
     let steps = if opts.no_throughput {
         0

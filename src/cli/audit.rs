@@ -8,7 +8,7 @@ use bhiv_bucket::audit::tail::{TailOptions, tail};
 use bhiv_bucket::gate::TopicNames;
 use clap::Subcommand;
 
-use super::args::{KafkaArgs, TopicArgs};
+use super::args::{KafkaArgs, RegistryArgs, TopicArgs};
 use super::runtime::load_policy;
 
 /// `bucket audit`: verify or tail the audit log.
@@ -21,6 +21,8 @@ pub(crate) enum AuditCmd {
         kafka: KafkaArgs,
         #[command(flatten)]
         topics: TopicArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// Policy file holding the gate audit public keys ([audit] keys).
         #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
         policy: PathBuf,
@@ -46,6 +48,8 @@ pub(crate) enum AuditCmd {
         kafka: KafkaArgs,
         #[command(flatten)]
         topics: TopicArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// Start from the beginning of the log.
         #[arg(long)]
         from_beginning: bool,
@@ -77,11 +81,12 @@ pub(crate) enum AuditCmd {
 }
 
 /// Verifies the audit log (exit 1 on any break) or follows it.
-pub(crate) fn run(cmd: AuditCmd) -> Result<ExitCode> {
+pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     match cmd {
         AuditCmd::Verify {
             kafka,
             topics: suffix,
+            registry,
             policy,
             group,
             no_completeness,
@@ -104,6 +109,7 @@ pub(crate) fn run(cmd: AuditCmd) -> Result<ExitCode> {
                 gate_group: group,
                 keys,
                 resume,
+                reader: super::runtime::audit_reader(rt, &registry)?,
                 progress: !json,
             };
             let (report, phases) = bhiv_bucket::audit::verify::verify_timed(&o)?;
@@ -149,6 +155,7 @@ pub(crate) fn run(cmd: AuditCmd) -> Result<ExitCode> {
         AuditCmd::Tail {
             kafka,
             topics: suffix,
+            registry,
             from_beginning,
             until_end,
             json,
@@ -172,7 +179,13 @@ pub(crate) fn run(cmd: AuditCmd) -> Result<ExitCode> {
                 reason,
                 summary,
             };
-            tail(&o, &mut std::io::stdout().lock())?;
+            let mut relearn = || super::runtime::audit_reader(rt, &registry).ok();
+            tail(
+                &o,
+                super::runtime::audit_reader(rt, &registry)?,
+                &mut relearn,
+                &mut std::io::stdout().lock(),
+            )?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -66,6 +66,15 @@ pub(crate) struct GateArgs {
     /// disables it.
     #[arg(long, env = "BUCKET_ADMIN_ADDR", default_value = bhiv_bucket::admin::config::GATE_DEFAULT_ADDR)]
     admin_addr: String,
+    /// Audit schema version to write links with (schemas/audit_event.vN.avsc). Keep the older
+    /// one during a rolling upgrade until every reader of bucket.audit knows the newer one.
+    #[arg(
+        long,
+        env = "BUCKET_AUDIT_SCHEMA_VERSION",
+        default_value_t = bhiv_bucket::wire::audit::LATEST_VERSION,
+        value_parser = clap::value_parser!(u8).range(1..=i64::from(bhiv_bucket::wire::audit::LATEST_VERSION))
+    )]
+    audit_schema_version: u8,
     #[command(flatten)]
     admin: AdminTokenArgs,
 }
@@ -115,6 +124,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         commit_interval: Duration::from_millis(a.commit_interval_ms),
         max_batch: a.max_batch.max(1),
         restore_timeout: Duration::from_secs(180),
+        audit_version: a.audit_schema_version,
         telemetry: telemetry.clone().into(),
     };
     let shutdown = shutdown_on_signals(rt);

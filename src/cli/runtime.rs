@@ -88,3 +88,12 @@ pub(crate) fn shutdown_on_signals(rt: &tokio::runtime::Runtime) -> CancellationT
     });
     token
 }
+
+/// A reader of `bucket.audit` that knows every approved audit version registered so far.
+pub(crate) fn audit_reader(
+    rt: &tokio::runtime::Runtime,
+    registry: &super::args::RegistryArgs,
+) -> Result<bhiv_bucket::wire::audit::AuditReader> {
+    let client = bhiv_bucket::registry::Registry::new(&registry.registry_url)?;
+    Ok(rt.block_on(client.audit_reader())?)
+}

@@ -14,7 +14,7 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::args::{AdminTokenArgs, BackendArgs, KafkaArgs, PgArgs, TopicArgs};
+use super::args::{AdminTokenArgs, BackendArgs, KafkaArgs, PgArgs, RegistryArgs, TopicArgs};
 use super::runtime::{LOG_TARGET, announce, mark_stopping, shutdown_on_signals};
 
 /// `bucket sink`: the run flags, or one of the storage jobs as a subcommand (not both).
@@ -32,6 +32,9 @@ pub(crate) struct SinkArgs {
 pub(crate) struct SinkRunArgs {
     #[command(flatten)]
     kafka: KafkaArgs,
+    /// Registry resolving the writer schema of each audit link (audit index).
+    #[command(flatten)]
+    registry: RegistryArgs,
     #[command(flatten)]
     topics: TopicArgs,
     #[command(flatten)]
@@ -334,8 +337,9 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
         audit.topic = names.audit;
         audit.group_id = format!("{}.audit", opts.group_id);
         let stop = shutdown.clone();
+        let registry_url = a.registry.registry_url.clone();
         Some(tokio::spawn(async move {
-            let r = audit_index::run(audit, stop.clone()).await;
+            let r = audit_index::run(audit, &registry_url, stop.clone()).await;
             if r.is_err() {
                 stop.cancel();
             }

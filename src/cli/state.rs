@@ -8,7 +8,7 @@ use anyhow::Result;
 use bhiv_bucket::gate::TopicNames;
 use clap::Subcommand;
 
-use super::args::{KafkaArgs, TopicArgs};
+use super::args::{KafkaArgs, RegistryArgs, TopicArgs};
 use super::runtime::{announce, load_policy};
 
 /// `bucket state`: rebuild the gate state.
@@ -21,6 +21,8 @@ pub(crate) enum StateCmd {
         kafka: KafkaArgs,
         #[command(flatten)]
         topics: TopicArgs,
+        #[command(flatten)]
+        registry: RegistryArgs,
         /// Policy file (replay window, offender settings).
         #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
         policy: PathBuf,
@@ -40,9 +42,11 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
         StateCmd::Rebuild {
             kafka,
             topics: suffix,
+            registry,
             policy,
             redis_url,
         } => {
+            let reader = super::runtime::audit_reader(rt, &registry)?;
             let names = TopicNames::with_suffix(&suffix.topic_suffix);
             let policy = load_policy(&policy)?;
             let started = std::time::Instant::now();
@@ -51,6 +55,7 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 &names.audit,
                 Duration::from_secs(600),
                 &policy,
+                &reader,
             )?;
             println!(
                 "{:<24} {:>9} {:>12} {:>16}",

@@ -97,6 +97,8 @@ pub struct Decision {
     pub rate_tat: Option<(String, i64)>,
     /// New offender state of the integration, when it changed.
     pub offender: Option<(String, OffenderState)>,
+    /// The rejection counts towards the integration's repeat-offender window.
+    pub counted_rejection: bool,
     /// Governance events this decision causes (quota warning, cooling-off start/end).
     pub events: Vec<DecisionEvent>,
 }
@@ -172,6 +174,7 @@ pub fn decide(
         artifact_delta: 0,
         rate_tat: None,
         offender: None,
+        counted_rejection: false,
         events: Vec::new(),
     };
     let intent = match envelope.payload {
@@ -220,15 +223,16 @@ pub fn decide(
         })
         .map(|tat| (intent.product_id.clone(), tat));
     let mut events = Vec::new();
+    let counted_rejection = authentic
+        && !findings.is_empty()
+        && !has(ReasonCode::RateLimited)
+        && !has(ReasonCode::CoolingOff);
     let offender = offender_change(
         state,
         policy,
         &intent.integration_id,
         now_ms,
-        authentic
-            && !findings.is_empty()
-            && !has(ReasonCode::RateLimited)
-            && !has(ReasonCode::CoolingOff),
+        counted_rejection,
         &mut events,
     );
     if !findings.is_empty() {
@@ -239,6 +243,7 @@ pub fn decide(
             replay_key,
             rate_tat,
             offender,
+            counted_rejection,
             events,
             ..base
         };

@@ -104,6 +104,9 @@ pub struct GateOptions {
     pub max_batch: usize,
     /// Longest wait for a partition's audit replay.
     pub restore_timeout: Duration,
+    /// Audit schema version the links are written with (`wire::audit::LATEST_VERSION` unless
+    /// a rolling upgrade still has readers that know only an older one).
+    pub audit_version: u8,
     /// Where the loop reports decisions, commits and its state (Default: nowhere; the admin
     /// server's telemetry implements [`observe::GateObserver`]).
     pub telemetry: observe::Observer,

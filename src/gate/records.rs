@@ -8,8 +8,22 @@ use super::task::ChainHead;
 use crate::core::{ArtifactIntent, Decision, Outcome};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedArtifact};
-use crate::wire::audit::{self, AuditEvent, DecisionRecord};
+use crate::wire::audit::{self, AuditEvent, DecisionRecord, OffenderFacts, StateFacts};
 use crate::wire::{WireError, framing, headers};
+
+/// The typed state changes of a decision, as the audit link records them.
+pub fn facts_of(decision: &Decision) -> StateFacts {
+    StateFacts {
+        artifact_delta: decision.artifact_delta,
+        counted_rejection: decision.counted_rejection,
+        rate_tat_us: decision.rate_tat.as_ref().map(|(_, tat)| *tat),
+        offender: decision.offender.as_ref().map(|(i, o)| OffenderFacts {
+            integration_id: i.clone(),
+            rejections_ms: o.rejections.iter().copied().collect(),
+            cooling_until_ms: o.cooling_until,
+        }),
+    }
+}
 
 /// A consumed `bucket.intents` record, owned.
 #[derive(Debug, Clone)]
@@ -61,6 +75,8 @@ pub struct Writer<'a> {
     pub ids: OutputSchemaIds,
     /// Gate instance id.
     pub gate_id: &'a str,
+    /// Audit schema version the links are written with (`ids.audit` is its registry id).
+    pub audit_version: u8,
 }
 
 impl Writer<'_> {
@@ -88,6 +104,7 @@ impl Writer<'_> {
             version: decision.version,
             size_delta: decision.size_delta,
             authenticated: decision.replay_key.is_some(),
+            facts: Some(facts_of(decision)),
             ..DecisionRecord::default()
         };
         if let Some(i) = intent {
@@ -156,17 +173,17 @@ impl Writer<'_> {
             decision: Some(record),
             governance: None,
         }
-        .seal()?;
+        .seal_as(self.audit_version)?;
         records.push(OutRecord {
             topic: self.topics.audit.clone(),
             partition: Some(consumed.partition),
             key: intent.map(|i| i.product_id.clone().into_bytes()),
-            value: Some(framing::frame(self.ids.audit, &audit::encode(&event)?)),
+            value: Some(framing::frame(self.ids.audit, &event.body)),
             headers: Vec::new(),
         });
         Ok(Outputs {
             records,
-            audit: event,
+            audit: event.event,
         })
     }
 
@@ -194,15 +211,15 @@ impl Writer<'_> {
                 detail: detail.to_string(),
             }),
         }
-        .seal()?;
+        .seal_as(self.audit_version)?;
         let record = OutRecord {
             topic: self.topics.audit.clone(),
             partition: Some(partition),
             key: None,
-            value: Some(framing::frame(self.ids.audit, &audit::encode(&event)?)),
+            value: Some(framing::frame(self.ids.audit, &event.body)),
             headers: Vec::new(),
         };
-        Ok((record, event))
+        Ok((record, event.event))
     }
 
     fn rejected(

@@ -33,19 +33,24 @@ use super::{GateError, GateOptions};
 use crate::clock::now_ms;
 use crate::core::{Envelope, decide};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
+use crate::wire::audit::AuditReader;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs the gate until `shutdown` is cancelled. Blocking: call from a dedicated thread.
 pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result<(), GateError> {
     let registry = Registry::new(&opts.registry_url)?;
-    let ids = match retry_registry(&shutdown, || rt.block_on(registry.output_ids()))? {
-        Some(ids) => ids,
-        None => return Ok(()),
+    let registered = retry_registry(&shutdown, || {
+        rt.block_on(registry.output_ids(opts.audit_version))
+    })?;
+    let Some((ids, audit_reader)) = registered else {
+        return Ok(());
     };
     info!(
         accepted_schema = ids.accepted,
         audit_schema = ids.audit,
+        audit_version = opts.audit_version,
+        audit_readable = ?audit_reader.ids(),
         "output schemas registered"
     );
     let mut watch = PolicyWatch::new(
@@ -56,7 +61,7 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
     );
     let mut backoff = Duration::from_millis(200);
     loop {
-        let result = Session::start(&opts, &registry, ids, &rt, &mut watch)
+        let result = Session::start(&opts, &registry, ids, &audit_reader, &rt, &mut watch)
             .and_then(|mut s| s.run(&shutdown));
         match result {
             Ok(()) => return Ok(()),
@@ -153,6 +158,7 @@ struct Session<'a> {
     registry: &'a Registry,
     rt: &'a Handle,
     ids: OutputSchemaIds,
+    audit_reader: &'a AuditReader,
     consumer: BaseConsumer<GateContext>,
     producer: Arc<ThreadedProducer<DefaultProducerContext>>,
     partition_count: i32,
@@ -172,6 +178,7 @@ impl<'a> Session<'a> {
         opts: &'a GateOptions,
         registry: &'a Registry,
         ids: OutputSchemaIds,
+        audit_reader: &'a AuditReader,
         rt: &'a Handle,
         watch: &'a mut PolicyWatch,
     ) -> Result<Session<'a>, GateError> {
@@ -213,6 +220,7 @@ impl<'a> Session<'a> {
             registry,
             rt,
             ids,
+            audit_reader,
             consumer,
             producer: Arc::new(producer),
             partition_count,
@@ -370,6 +378,7 @@ impl<'a> Session<'a> {
             topics: &self.opts.topics,
             ids: self.ids,
             gate_id: &self.opts.gate_id,
+            audit_version: self.opts.audit_version,
         };
         let outputs = writer.outputs(&c, decoded.as_ref().ok(), &decision, &task.chain)?;
         task.state.record(&decision, policy.limits.replay_window);
@@ -419,6 +428,7 @@ impl<'a> Session<'a> {
             partition,
             self.opts.restore_timeout,
             self.watch.current(),
+            self.audit_reader,
         )?;
         let resume = self.group_position(partition)?;
         let event = GovernanceEvent::GateStarted {
@@ -515,6 +525,7 @@ impl<'a> Session<'a> {
             topics: &self.opts.topics,
             ids: self.ids,
             gate_id: &self.opts.gate_id,
+            audit_version: self.opts.audit_version,
         };
         let (record, event) = writer.governance(
             partition,

@@ -9,8 +9,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
+use crate::core::state::OffenderState;
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
-use crate::wire::audit::{self, AuditEvent, DecisionRecord, GENESIS_HASH};
+use crate::wire::audit::{AuditEvent, AuditReader, DecisionRecord, GENESIS_HASH, StateFacts};
 
 /// Head of one partition's audit chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,54 +114,21 @@ impl Task {
     }
 
     /// Folds one committed audit event into the task (used by restore and by tests);
-    /// `replay_window` bounds the remembered intent ids.
+    /// `replay_window` bounds the remembered intent ids. A link that records its state facts
+    /// (audit version 2 on) is applied as recorded; a version 1 link has none, and its facts
+    /// are re-derived as the gate decided them then, with the policy given.
     pub fn fold(&mut self, event: &AuditEvent, policy: &crate::core::Policy) {
         let replay_window = policy.limits.replay_window;
         if let Some(d) = &event.decision {
-            if let Some(integration) = &d.integration_id {
-                let counted = d.authenticated
-                    && !d.accepted
-                    && !d
-                        .reasons
-                        .iter()
-                        .any(|r| r == "RATE_LIMITED" || r == "COOLING_OFF");
-                let mut sink = Vec::new();
-                if let Some((i, o)) = crate::core::decide::offender_change(
-                    &self.state,
-                    policy,
-                    integration,
-                    event.recorded_at,
-                    counted,
-                    &mut sink,
-                ) {
-                    self.state.set_offender(i, o);
-                }
-            }
-            // The rate state, as `decide` charges it: every decided intent of a known product
-            // that was not itself refused for its rate. Until the decision record carries the
-            // arrival time (issue 15), it is recomputed with the policy in force.
-            if let Some(product) = &d.product_id
-                && let Some(p) = policy.products.get(product)
-                && !d.reasons.iter().any(|r| r == "RATE_LIMITED")
-                && let Ok(tat) = crate::core::rules::rate::gcra(
-                    self.state.rate_tat(product),
-                    event.recorded_at,
-                    p.rate_per_sec,
-                    p.burst,
-                )
-            {
-                self.state.set_rate_tat(product, tat);
-            }
+            let artifact_delta = match &d.facts {
+                Some(facts) => self.fold_facts(d, facts),
+                None => self.fold_derived(d, event.recorded_at, policy),
+            };
             if d.accepted
                 && let Some(effect) = effect_of(d)
             {
-                let artifacts = match d.operation.as_deref() {
-                    Some("CREATE") => 1,
-                    Some("DELETE") => -1,
-                    _ => 0,
-                };
                 self.state
-                    .add_usage(&effect.key.product_id, d.size_delta, artifacts);
+                    .add_usage(&effect.key.product_id, d.size_delta, artifact_delta);
                 self.state.apply(&effect);
             }
             if d.authenticated
@@ -182,6 +150,70 @@ impl Task {
             hash: event.hash.clone(),
         };
         self.policy_version = event.policy_version.clone();
+    }
+
+    /// Applies the rate and offender state a decision recorded; returns its artifact delta.
+    fn fold_facts(&mut self, d: &DecisionRecord, facts: &StateFacts) -> i64 {
+        if let Some(o) = &facts.offender {
+            self.state.set_offender(
+                o.integration_id.clone(),
+                OffenderState {
+                    rejections: o.rejections_ms.iter().copied().collect(),
+                    cooling_until: o.cooling_until_ms,
+                },
+            );
+        }
+        if let (Some(tat), Some(product)) = (facts.rate_tat_us, &d.product_id) {
+            self.state.set_rate_tat(product, tat);
+        }
+        facts.artifact_delta
+    }
+
+    /// Re-derives the rate and offender state of a version 1 link, which does not record them,
+    /// the way `decide` derived them; returns its artifact delta.
+    fn fold_derived(
+        &mut self,
+        d: &DecisionRecord,
+        recorded_at: i64,
+        policy: &crate::core::Policy,
+    ) -> i64 {
+        if let Some(integration) = &d.integration_id {
+            let counted = d.authenticated
+                && !d.accepted
+                && !d
+                    .reasons
+                    .iter()
+                    .any(|r| r == "RATE_LIMITED" || r == "COOLING_OFF");
+            let mut sink = Vec::new();
+            if let Some((i, o)) = crate::core::decide::offender_change(
+                &self.state,
+                policy,
+                integration,
+                recorded_at,
+                counted,
+                &mut sink,
+            ) {
+                self.state.set_offender(i, o);
+            }
+        }
+        // Every decided intent of a known product that was not itself refused for its rate.
+        if let Some(product) = &d.product_id
+            && let Some(p) = policy.products.get(product)
+            && !d.reasons.iter().any(|r| r == "RATE_LIMITED")
+            && let Ok(tat) = crate::core::rules::rate::gcra(
+                self.state.rate_tat(product),
+                recorded_at,
+                p.rate_per_sec,
+                p.burst,
+            )
+        {
+            self.state.set_rate_tat(product, tat);
+        }
+        match d.operation.as_deref() {
+            Some("CREATE") => 1,
+            Some("DELETE") => -1,
+            _ => 0,
+        }
     }
 }
 
@@ -209,6 +241,7 @@ pub fn restore(
     partition: i32,
     timeout: Duration,
     policy: &crate::core::Policy,
+    reader: &AuditReader,
 ) -> Result<Task, RestoreError> {
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
@@ -259,10 +292,9 @@ pub fn restore(
                     offset,
                     problem,
                 };
-                let event =
-                    audit::decode_framed(m.payload()).map_err(|e| corrupt(e.to_string()))?;
-                let hash_ok = audit::chain_hash(&event).is_ok_and(|h| h == event.hash);
-                if !hash_ok {
+                let link = reader.read(m.payload()).map_err(|e| corrupt(e.to_string()))?;
+                let event = link.event;
+                if link.stored_hash != event.hash {
                     return Err(corrupt(format!("hash mismatch at seq {}", event.seq)));
                 }
                 if event.seq != task.chain.next_seq || event.prev_hash != task.chain.hash {
@@ -294,6 +326,7 @@ pub fn rebuild_all(
     audit_topic: &str,
     timeout: Duration,
     policy: &crate::core::Policy,
+    reader: &AuditReader,
 ) -> Result<std::collections::BTreeMap<i32, Task>, RestoreError> {
     let kafka = |source| RestoreError::Kafka {
         partition: -1,
@@ -313,7 +346,7 @@ pub fn rebuild_all(
         .collect();
     let mut out = std::collections::BTreeMap::new();
     for p in partitions {
-        out.insert(p, restore(brokers, audit_topic, p, timeout, policy)?);
+        out.insert(p, restore(brokers, audit_topic, p, timeout, policy, reader)?);
     }
     Ok(out)
 }

@@ -13,7 +13,9 @@ use super::consume::{BatchWriter, LogLines};
 use super::store::pg::connect_until_up;
 use super::store::{Store, StoreError};
 use super::{SinkError, SinkOptions};
-use crate::wire::audit::{AuditEvent, decode_framed};
+use crate::registry::Registry;
+use crate::wire::WireError;
+use crate::wire::audit::{AuditEvent, AuditReader};
 
 const INSERT_AUDIT: &str = "INSERT INTO audit_decisions (topic, \"partition\", \"offset\", seq, \
      hash, prev_hash, recorded_at_ms, gate_id, policy_version, kind, outcome, reasons, threats, \
@@ -33,6 +35,8 @@ pub(crate) struct AuditRecord {
     partition: i32,
     offset: i64,
     event: Result<AuditEvent, (Option<Vec<u8>>, String)>,
+    /// The frame named a schema id the reader did not know (ask the registry, then decode).
+    unknown_schema: bool,
 }
 
 /// PostgreSQL text cannot hold NUL; audit details may echo input bytes.
@@ -201,8 +205,14 @@ impl Store {
     }
 }
 
-/// Runs the audit indexer on `opts.topic` (the audit topic) until `shutdown` is cancelled.
-pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), SinkError> {
+/// Runs the audit indexer on `opts.topic` (the audit topic) until `shutdown` is cancelled;
+/// each link is decoded with its writer's schema, resolved through the registry at
+/// `registry_url`.
+pub async fn run(
+    opts: SinkOptions,
+    registry_url: &str,
+    shutdown: CancellationToken,
+) -> Result<(), SinkError> {
     opts.validate()?;
     let Some(store) = connect_until_up(&opts.postgres_url, &shutdown).await? else {
         return Ok(());
@@ -213,13 +223,61 @@ pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), S
         ))
     })?;
     let url = opts.postgres_url.clone();
-    super::consume::drive(AuditWriter { store, url }, &opts, &shutdown).await
+    let registry = Registry::new(registry_url).map_err(|e| SinkError::Config(e.to_string()))?;
+    let writer = AuditWriter {
+        store,
+        url,
+        reader: AuditReader::default(),
+        registry,
+    };
+    super::consume::drive(writer, &opts, &shutdown).await
 }
 
 /// The audit indexer's side of the loop: audit events into `audit_decisions`.
 struct AuditWriter {
     store: Store,
     url: String,
+    /// Writer schemas known so far; relearned from the registry when a link names another.
+    reader: AuditReader,
+    registry: Registry,
+}
+
+impl AuditWriter {
+    /// Asks the registry again and decodes the records whose schema id was unknown; a record
+    /// still unknown after that is quarantined like any undecodable one.
+    async fn resolve(&mut self, batch: &[AuditRecord]) -> Result<Vec<AuditRecord>, StoreError> {
+        self.reader = self.registry.audit_reader().await?;
+        Ok(batch
+            .iter()
+            .map(|r| match (&r.event, r.unknown_schema) {
+                (Err((bytes, _)), true) => {
+                    let (event, unknown_schema) = decode_with(&self.reader, bytes.as_deref());
+                    AuditRecord {
+                        topic: r.topic.clone(),
+                        partition: r.partition,
+                        offset: r.offset,
+                        event,
+                        unknown_schema,
+                    }
+                }
+                _ => r.clone(),
+            })
+            .collect())
+    }
+}
+
+/// Decodes one audit value with its writer's schema; the flag says the schema id was unknown.
+fn decode_with(
+    reader: &AuditReader,
+    value: Option<&[u8]>,
+) -> (Result<AuditEvent, (Option<Vec<u8>>, String)>, bool) {
+    match reader.decode_framed(value) {
+        Ok(e) => (Ok(e), false),
+        Err(e) => (
+            Err((value.map(<[u8]>::to_vec), e.to_string())),
+            matches!(e, WireError::UnknownWriterSchema(_)),
+        ),
+    }
 }
 
 impl BatchWriter for AuditWriter {
@@ -234,17 +292,20 @@ impl BatchWriter for AuditWriter {
     /// Audit events are small: only `batch_max` bounds a batch.
     const MAX_BATCH_BYTES: usize = usize::MAX;
 
-    fn decode(batch: &mut Vec<AuditRecord>, m: &BorrowedMessage<'_>) {
-        let event = decode_framed(m.payload()).map_err(|e| {
+    fn decode(&self, batch: &mut Vec<AuditRecord>, m: &BorrowedMessage<'_>) {
+        let (event, unknown_schema) = decode_with(&self.reader, m.payload());
+        if let Err((_, e)) = &event
+            && !unknown_schema
+        {
             tracing::warn!(partition = m.partition(), offset = m.offset(), error = %e,
                 "undecodable audit record; quarantining");
-            (m.payload().map(<[u8]>::to_vec), e.to_string())
-        });
+        }
         batch.push(AuditRecord {
             topic: m.topic().to_string(),
             partition: m.partition(),
             offset: m.offset(),
             event,
+            unknown_schema,
         });
     }
 
@@ -260,6 +321,10 @@ impl BatchWriter for AuditWriter {
                 Ok(fresh) => self.store = fresh,
                 Err(error) => tracing::warn!(%error, "audit indexer reconnect failed"),
             }
+        }
+        if batch.iter().any(|r| r.unknown_schema) {
+            let resolved = self.resolve(batch).await?;
+            return self.store.write_audit(&resolved).await;
         }
         self.store.write_audit(batch).await
     }

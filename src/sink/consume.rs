@@ -55,7 +55,7 @@ pub(crate) trait BatchWriter: Send {
     const MAX_BATCH_BYTES: usize;
 
     /// Adds one record to the batch (a record that does not decode is kept for quarantine).
-    fn decode(batch: &mut Self::Batch, m: &BorrowedMessage<'_>);
+    fn decode(&self, batch: &mut Self::Batch, m: &BorrowedMessage<'_>);
 
     /// Records in the batch.
     fn len(batch: &Self::Batch) -> usize;
@@ -134,7 +134,7 @@ async fn consume<W: BatchWriter>(
     // with the next batch's).
     let mut pending: BTreeMap<(String, i32), i64> = BTreeMap::new();
     loop {
-        let (batch, stop) = collect::<W>(consumer, opts, shutdown).await?;
+        let (batch, stop) = collect(consumer, &*writer, opts, shutdown).await?;
         if W::len(&batch.records) > 0 {
             let started = Instant::now();
             let report = write_durably(writer, &batch.records, shutdown, opts).await?;
@@ -161,6 +161,7 @@ async fn consume<W: BatchWriter>(
 /// Collects one batch; returns it and whether shutdown was requested.
 async fn collect<W: BatchWriter>(
     consumer: &StreamConsumer,
+    writer: &W,
     opts: &SinkOptions,
     shutdown: &CancellationToken,
 ) -> Result<(Batch<W::Batch>, bool), SinkError> {
@@ -184,7 +185,7 @@ async fn collect<W: BatchWriter>(
             received = consumer.recv() => match received {
                 Ok(m) => {
                     batch.bytes += m.payload_len();
-                    W::decode(&mut batch.records, &m);
+                    writer.decode(&mut batch.records, &m);
                     let next = batch
                         .next_offsets
                         .entry((m.topic().to_string(), m.partition()))

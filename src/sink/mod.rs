@@ -191,7 +191,7 @@ impl<S: VersionStore> BatchWriter for ArtifactWriter<S> {
     };
     const MAX_BATCH_BYTES: usize = BATCH_MAX_BYTES;
 
-    fn decode(batch: &mut Artifacts, m: &BorrowedMessage<'_>) {
+    fn decode(&self, batch: &mut Artifacts, m: &BorrowedMessage<'_>) {
         let (topic, partition, offset) = (m.topic().to_string(), m.partition(), m.offset());
         match decode_framed(m.payload()) {
             Ok(artifact) => {

@@ -1,14 +1,31 @@
 //! `AuditEvent` codec and the hash-chain link: what the gate writes to `bucket.audit`.
 //!
-//! Canonical encoding: the Avro binary datum of the event (approved `AuditEvent` schema) with
-//! `hash` set to the empty string. `hash = SHA-256(prev_hash_hex_ascii || canonical)`, in hex.
+//! The audit log is kept forever and its schema evolves: every version is its own file in
+//! `schemas/` (`audit_event.v1.avsc`, `audit_event.v2.avsc`, ...), a record is decoded with the
+//! version that wrote it (named by the frame's schema id, see [`AuditReader`]), and a link's hash
+//! is computed over the bytes as stored, so no reader's schema enters it:
+//!
+//! `hash = SHA-256(prev_hash_hex_ascii || canonical)`, in hex, where `canonical` is the stored
+//! Avro body with the `hash` string replaced by the empty string. Every version starts with
+//! `seq: long, prev_hash: string, hash: string` (checked by a unit test), so `canonical` is
+//! found without knowing the rest of the schema. For version 1 this is exactly the original
+//! definition (the body encoded with `hash` empty), so chains written before versions existed
+//! verify unchanged.
 
+use std::collections::HashMap;
+use std::sync::LazyLock;
+
+use apache_avro::Schema;
+use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use sha2::{Digest, Sha256};
 
 use super::WireError;
 use super::fields::{Fields, opt, read_datum, record, write_datum};
-use super::schemas::APPROVED;
+use super::schemas::{APPROVED, ApprovedSchema};
+
+/// The audit schema version this binary writes unless told otherwise.
+pub const LATEST_VERSION: u8 = 2;
 
 /// `prev_hash` of the first link of every partition's chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -58,6 +75,33 @@ pub struct DecisionRecord {
     pub content_sha256: Option<String>,
     /// The intent passed authenticity checks (its id is remembered against replays).
     pub authenticated: bool,
+    /// What the decision changed in the gate's state (version 2 on; None in version 1 links).
+    pub facts: Option<StateFacts>,
+}
+
+/// The typed state changes of a decision: restore applies them as recorded, so it never
+/// re-derives state from reason codes or from a policy that was not in force at the time.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateFacts {
+    /// Change in the product's live artifact count (+1 create, -1 delete, 0 otherwise).
+    pub artifact_delta: i64,
+    /// The rejection counted towards the integration's repeat-offender window.
+    pub counted_rejection: bool,
+    /// The product's GCRA arrival time after the decision (µs), when it was charged.
+    pub rate_tat_us: Option<i64>,
+    /// The integration's offender state after the decision, when it changed.
+    pub offender: Option<OffenderFacts>,
+}
+
+/// An integration's repeat-offender state as recorded in a decision.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffenderFacts {
+    /// The integration.
+    pub integration_id: String,
+    /// Times (ms) of the counted rejections in the window, oldest first.
+    pub rejections_ms: Vec<i64>,
+    /// End of the cooling-off (ms), if cooling.
+    pub cooling_until_ms: Option<i64>,
 }
 
 /// An event about the gate itself.
@@ -90,10 +134,31 @@ pub struct AuditEvent {
     pub governance: Option<GovernanceRecord>,
 }
 
-fn decision_value(d: &DecisionRecord) -> Value {
+fn facts_value(f: &StateFacts) -> Value {
+    record(vec![
+        ("artifact_delta", Value::Long(f.artifact_delta)),
+        ("counted_rejection", Value::Boolean(f.counted_rejection)),
+        ("rate_tat_us", opt(f.rate_tat_us, Value::Long)),
+        (
+            "offender",
+            opt(f.offender.as_ref(), |o| {
+                record(vec![
+                    ("integration_id", Value::String(o.integration_id.clone())),
+                    (
+                        "rejections_ms",
+                        Value::Array(o.rejections_ms.iter().map(|t| Value::Long(*t)).collect()),
+                    ),
+                    ("cooling_until_ms", opt(o.cooling_until_ms, Value::Long)),
+                ])
+            }),
+        ),
+    ])
+}
+
+fn decision_value(d: &DecisionRecord, version: u8) -> Value {
     let s = |v: &Option<String>| opt(v.clone(), Value::String);
     let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
-    record(vec![
+    let mut fields = vec![
         ("source_partition", Value::Int(d.source_partition)),
         ("source_offset", Value::Long(d.source_offset)),
         ("value_sha256", Value::String(d.value_sha256.clone())),
@@ -122,10 +187,14 @@ fn decision_value(d: &DecisionRecord) -> Value {
         ("size_delta", Value::Long(d.size_delta)),
         ("content_sha256", s(&d.content_sha256)),
         ("authenticated", Value::Boolean(d.authenticated)),
-    ])
+    ];
+    if version >= 2 {
+        fields.push(("facts", opt(d.facts.as_ref(), facts_value)));
+    }
+    record(fields)
 }
 
-fn event_value(e: &AuditEvent, hash: &str) -> Value {
+fn event_value(e: &AuditEvent, hash: &str, version: u8) -> Value {
     record(vec![
         ("seq", Value::Long(e.seq)),
         ("prev_hash", Value::String(e.prev_hash.clone())),
@@ -133,7 +202,10 @@ fn event_value(e: &AuditEvent, hash: &str) -> Value {
         ("recorded_at", Value::TimestampMillis(e.recorded_at)),
         ("gate_id", Value::String(e.gate_id.clone())),
         ("policy_version", Value::String(e.policy_version.clone())),
-        ("decision", opt(e.decision.as_ref(), decision_value)),
+        (
+            "decision",
+            opt(e.decision.as_ref(), |d| decision_value(d, version)),
+        ),
         (
             "governance",
             opt(e.governance.as_ref(), |g| {
@@ -146,31 +218,116 @@ fn event_value(e: &AuditEvent, hash: &str) -> Value {
     ])
 }
 
-/// The chain hash of `e` (its `hash` field is ignored).
-pub fn chain_hash(e: &AuditEvent) -> Result<String, WireError> {
-    let canonical = write_datum(&APPROVED.audit.schema, event_value(e, ""))?;
+fn schema_of(version: u8) -> Result<&'static ApprovedSchema, WireError> {
+    APPROVED
+        .audit(version)
+        .ok_or_else(|| WireError::Avro(format!("audit schema version {version} is not approved")))
+}
+
+static STRING_SCHEMA: Schema = Schema::String;
+
+/// The fields every audit version starts with, up to `hash`: a reader of this prefix finds the
+/// `hash` string in stored bytes of any version.
+static LINK_PREFIX: LazyLock<Option<(GenericDatumReader<'static>, GenericDatumReader<'static>)>> =
+    LazyLock::new(|| {
+        static BEFORE_HASH: LazyLock<Option<Schema>> = LazyLock::new(|| {
+            Schema::parse_str(
+                r#"{"type":"record","name":"LinkPrefix","fields":[
+                    {"name":"seq","type":"long"},{"name":"prev_hash","type":"string"}]}"#,
+            )
+            .ok()
+        });
+        let before = BEFORE_HASH.as_ref()?;
+        Some((
+            GenericDatumReader::builder(before).build().ok()?,
+            GenericDatumReader::builder(&STRING_SCHEMA).build().ok()?,
+        ))
+    });
+
+/// Where the `hash` string (length prefix and bytes) lies in a stored body.
+fn hash_span(body: &[u8]) -> Result<(usize, usize), WireError> {
+    let avro = |e: apache_avro::Error| WireError::Avro(format!("audit link prefix: {e}"));
+    let (before, hash) = LINK_PREFIX
+        .as_ref()
+        .ok_or_else(|| WireError::Avro("audit link prefix schema".into()))?;
+    let mut cursor = body;
+    before.read_value(&mut cursor).map_err(avro)?;
+    let start = body.len() - cursor.len();
+    hash.read_value(&mut cursor).map_err(avro)?;
+    Ok((start, body.len() - cursor.len()))
+}
+
+fn hash_hex(prev_hash: &str, parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
-    h.update(e.prev_hash.as_bytes());
-    h.update(&canonical);
-    Ok(hex::encode(h.finalize()))
+    h.update(prev_hash.as_bytes());
+    for p in parts {
+        h.update(p);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The chain hash of a stored link body (any version): SHA-256 of `prev_hash` and the body with
+/// its `hash` emptied (module docs).
+pub fn link_hash(prev_hash: &str, body: &[u8]) -> Result<String, WireError> {
+    let (start, end) = hash_span(body)?;
+    Ok(hash_hex(prev_hash, &[&body[..start], &[0u8], &body[end..]]))
+}
+
+/// A link sealed and encoded once: the event with its hash, and the body that hash covers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedLink {
+    /// The event, `hash` filled in.
+    pub event: AuditEvent,
+    /// Avro body under the writer version (no Confluent header).
+    pub body: Vec<u8>,
 }
 
 impl AuditEvent {
-    /// Fills `hash` from the other fields, making this a valid link after `prev_hash`.
-    pub fn seal(mut self) -> Result<AuditEvent, WireError> {
-        self.hash = chain_hash(&self)?;
-        Ok(self)
+    /// Fills `hash` and encodes the link under audit schema `version`, encoding it once: the
+    /// hash is computed over the body with `hash` empty and then written into it.
+    pub fn seal_as(mut self, version: u8) -> Result<SealedLink, WireError> {
+        let canonical = write_datum(&schema_of(version)?.schema, event_value(&self, "", version))?;
+        self.hash = link_hash(&self.prev_hash, &canonical)?;
+        let (start, end) = hash_span(&canonical)?;
+        let mut body = Vec::with_capacity(canonical.len() + 66);
+        body.extend_from_slice(&canonical[..start]);
+        body.extend_from_slice(&write_datum(
+            &Schema::String,
+            Value::String(self.hash.clone()),
+        )?);
+        body.extend_from_slice(&canonical[end..]);
+        Ok(SealedLink { event: self, body })
+    }
+
+    /// Fills `hash` as the latest audit version would (tests and tools building chains).
+    pub fn seal(self) -> Result<AuditEvent, WireError> {
+        Ok(self.seal_as(LATEST_VERSION)?.event)
     }
 }
 
-/// Encodes an event as an Avro body (no Confluent header).
-pub fn encode(e: &AuditEvent) -> Result<Vec<u8>, WireError> {
-    write_datum(&APPROVED.audit.schema, event_value(e, &e.hash))
+/// The chain hash `e` has when written under the latest audit version (its `hash` is ignored).
+/// Readers of stored links use [`link_hash`] over the stored bytes instead.
+pub fn chain_hash(e: &AuditEvent) -> Result<String, WireError> {
+    let canonical = write_datum(
+        &schema_of(LATEST_VERSION)?.schema,
+        event_value(e, "", LATEST_VERSION),
+    )?;
+    link_hash(&e.prev_hash, &canonical)
 }
 
-/// Decodes an Avro body written with the approved audit schema.
-pub fn decode(body: &[u8]) -> Result<AuditEvent, WireError> {
-    let mut f = Fields::of(read_datum(&APPROVED.audit.schema, body)?)?;
+/// Encodes an event (hash as given) under the latest audit version, no Confluent header.
+pub fn encode(e: &AuditEvent) -> Result<Vec<u8>, WireError> {
+    encode_as(e, LATEST_VERSION)
+}
+
+/// Encodes an event (hash as given) under audit schema `version`, no Confluent header.
+pub fn encode_as(e: &AuditEvent, version: u8) -> Result<Vec<u8>, WireError> {
+    write_datum(&schema_of(version)?.schema, event_value(e, &e.hash, version))
+}
+
+/// Decodes an Avro body written with audit schema `version` (the writer's).
+pub fn decode_as(body: &[u8], version: u8) -> Result<AuditEvent, WireError> {
+    let mut f = Fields::of(read_datum(&schema_of(version)?.schema, body)?)?;
     let decision = match f.opt_record("decision")? {
         None => None,
         Some(mut d) => Some(DecisionRecord {
@@ -195,6 +352,22 @@ pub fn decode(body: &[u8]) -> Result<AuditEvent, WireError> {
             size_delta: d.long("size_delta")?,
             content_sha256: d.opt_string("content_sha256")?,
             authenticated: d.boolean("authenticated")?,
+            facts: match d.added_record("facts")? {
+                None => None,
+                Some(mut f) => Some(StateFacts {
+                    artifact_delta: f.long("artifact_delta")?,
+                    counted_rejection: f.boolean("counted_rejection")?,
+                    rate_tat_us: f.opt_long("rate_tat_us")?,
+                    offender: match f.opt_record("offender")? {
+                        None => None,
+                        Some(mut o) => Some(OffenderFacts {
+                            integration_id: o.string("integration_id")?,
+                            rejections_ms: o.longs("rejections_ms")?,
+                            cooling_until_ms: o.opt_long("cooling_until_ms")?,
+                        }),
+                    },
+                }),
+            },
         }),
     };
     let governance = match f.opt_record("governance")? {
@@ -216,10 +389,90 @@ pub fn decode(body: &[u8]) -> Result<AuditEvent, WireError> {
     })
 }
 
-/// Decodes a Confluent-framed value from `bucket.audit`.
-pub fn decode_framed(value: Option<&[u8]>) -> Result<AuditEvent, WireError> {
-    let (_id, body) = super::framing::unframe(value)?;
-    decode(body)
+/// A link as read from `bucket.audit`: the event, the schema version that wrote it, and the
+/// hash its stored bytes actually have (compare with `event.hash` to check the link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredLink {
+    /// The decoded event.
+    pub event: AuditEvent,
+    /// Audit schema version of the writer.
+    pub version: u8,
+    /// [`link_hash`] of the stored body.
+    pub stored_hash: String,
+}
+
+impl StoredLink {
+    /// True when the hash the link claims is the hash of its stored bytes.
+    pub fn hash_ok(&self) -> bool {
+        self.stored_hash == self.event.hash
+    }
+}
+
+/// Resolves a frame's schema id to the approved audit version that wrote it. Filled from the
+/// registry (`Registry::audit_reader`) or, by the gate, from the ids it registered; pure here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditReader {
+    versions: HashMap<u32, u8>,
+}
+
+impl AuditReader {
+    /// A reader that knows these (schema id, audit version) pairs.
+    pub fn with_ids(ids: impl IntoIterator<Item = (u32, u8)>) -> AuditReader {
+        AuditReader {
+            versions: ids.into_iter().collect(),
+        }
+    }
+
+    /// Learns that registry id `id` holds a schema with `fingerprint`; true when it is an
+    /// approved audit version.
+    pub fn learn(&mut self, id: u32, fingerprint: &str) -> bool {
+        let version = APPROVED
+            .audit_versions
+            .iter()
+            .position(|s| s.fingerprint == fingerprint)
+            .and_then(|i| u8::try_from(i + 1).ok());
+        if let Some(v) = version {
+            self.versions.insert(id, v);
+        }
+        version.is_some()
+    }
+
+    /// The audit version registered under `id`, if known.
+    pub fn version_of(&self, id: u32) -> Option<u8> {
+        self.versions.get(&id).copied()
+    }
+
+    /// The (id, version) pairs known, by id.
+    pub fn ids(&self) -> Vec<(u32, u8)> {
+        let mut v: Vec<(u32, u8)> = self.versions.iter().map(|(i, v)| (*i, *v)).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Decodes a Confluent-framed `bucket.audit` value with its writer's schema and computes
+    /// the hash of its stored bytes.
+    pub fn read(&self, value: Option<&[u8]>) -> Result<StoredLink, WireError> {
+        let (id, body) = super::framing::unframe(value)?;
+        let version = self
+            .version_of(id)
+            .ok_or(WireError::UnknownWriterSchema(id))?;
+        let event = decode_as(body, version)?;
+        let stored_hash = link_hash(&event.prev_hash, body)?;
+        Ok(StoredLink {
+            event,
+            version,
+            stored_hash,
+        })
+    }
+
+    /// Decodes a Confluent-framed `bucket.audit` value with its writer's schema.
+    pub fn decode_framed(&self, value: Option<&[u8]>) -> Result<AuditEvent, WireError> {
+        let (id, body) = super::framing::unframe(value)?;
+        let version = self
+            .version_of(id)
+            .ok_or(WireError::UnknownWriterSchema(id))?;
+        decode_as(body, version)
+    }
 }
 
 #[cfg(test)]
@@ -238,20 +491,94 @@ mod tests {
                 source_offset: seq,
                 reasons: vec!["KEY_MISMATCH".into()],
                 product_id: Some("ai_assistant".into()),
+                facts: Some(StateFacts {
+                    artifact_delta: 1,
+                    counted_rejection: true,
+                    rate_tat_us: Some(17),
+                    offender: Some(OffenderFacts {
+                        integration_id: "i".into(),
+                        rejections_ms: vec![3, 4],
+                        cooling_until_ms: None,
+                    }),
+                }),
                 ..Default::default()
             }),
             governance: None,
         }
     }
 
+    fn reader() -> AuditReader {
+        AuditReader::with_ids([(7, 1), (9, 2)])
+    }
+
+    fn framed(id: u32, body: &[u8]) -> Vec<u8> {
+        super::super::framing::frame(id, body)
+    }
+
     #[test]
-    fn round_trip_and_chain() {
-        let a = event(0, GENESIS_HASH).seal().unwrap();
-        let b = event(1, &a.hash).seal().unwrap();
-        assert_eq!(decode(&encode(&b).unwrap()).unwrap(), b);
-        assert_eq!(chain_hash(&b).unwrap(), b.hash);
-        let mut tampered = b.clone();
+    fn every_version_starts_with_seq_prev_hash_hash() {
+        for (i, s) in APPROVED.audit_versions.iter().enumerate() {
+            let Schema::Record(r) = &s.schema else {
+                panic!("version {} is not a record", i + 1)
+            };
+            let names: Vec<&str> = r.fields.iter().take(3).map(|f| f.name.as_str()).collect();
+            assert_eq!(names, ["seq", "prev_hash", "hash"], "version {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn version_1_hash_is_the_original_definition() {
+        // Before versions existed: SHA-256(prev_hash || v1 body with hash ""), in hex.
+        let e = event(3, GENESIS_HASH);
+        let sealed = e.clone().seal_as(1).unwrap();
+        let canonical = encode_as(&e, 1).unwrap();
+        let mut h = Sha256::new();
+        h.update(GENESIS_HASH.as_bytes());
+        h.update(&canonical);
+        assert_eq!(sealed.event.hash, hex::encode(h.finalize()));
+        assert_eq!(sealed.body, encode_as(&sealed.event, 1).unwrap());
+    }
+
+    #[test]
+    fn each_version_round_trips_and_hashes_its_stored_bytes() {
+        let a = event(0, GENESIS_HASH).seal_as(1).unwrap();
+        let b = event(1, &a.event.hash).seal_as(2).unwrap();
+        let r = reader();
+        let la = r.read(Some(&framed(7, &a.body))).unwrap();
+        let lb = r.read(Some(&framed(9, &b.body))).unwrap();
+        assert!(la.hash_ok() && lb.hash_ok());
+        assert_eq!((la.version, lb.version), (1, 2));
+        // Version 1 has no facts; everything else survives.
+        let mut without_facts = a.event.clone();
+        without_facts.decision.as_mut().unwrap().facts = None;
+        assert_eq!(la.event, without_facts);
+        assert_eq!(lb.event, b.event);
+        assert_eq!(lb.event.prev_hash, la.event.hash);
+        // The hash of a v2 link is over v2 bytes: a v1 encoding of the same event differs.
+        assert_ne!(event(1, &a.event.hash).seal_as(1).unwrap().event.hash, b.event.hash);
+    }
+
+    #[test]
+    fn a_changed_byte_or_a_wrong_writer_schema_is_caught() {
+        let b = event(1, GENESIS_HASH).seal_as(2).unwrap();
+        let mut tampered = b.event.clone();
         tampered.decision.as_mut().unwrap().reasons.clear();
-        assert_ne!(chain_hash(&tampered).unwrap(), b.hash);
+        let body = encode_as(&tampered, 2).unwrap();
+        let link = reader().read(Some(&framed(9, &body))).unwrap();
+        assert!(!link.hash_ok());
+        // Decoding v2 bytes as v1 is refused, not silently misread.
+        assert!(reader().read(Some(&framed(7, &b.body))).is_err());
+        assert!(matches!(
+            reader().read(Some(&framed(8, &b.body))),
+            Err(WireError::UnknownWriterSchema(8))
+        ));
+    }
+
+    #[test]
+    fn learning_an_id_needs_an_approved_fingerprint() {
+        let mut r = AuditReader::default();
+        assert!(!r.learn(1, &APPROVED.intent.fingerprint));
+        assert!(r.learn(2, &APPROVED.audit_versions[1].fingerprint));
+        assert_eq!(r.ids(), vec![(2, 2)]);
     }
 }

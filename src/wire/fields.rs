@@ -108,6 +108,31 @@ impl Fields {
         }
     }
 
+    /// Like `opt_record`, for a field that older writer schemas do not have: absent is None.
+    pub(crate) fn added_record(
+        &mut self,
+        field: &'static str,
+    ) -> Result<Option<Fields>, WireError> {
+        if self.0.iter().any(|(n, _)| n == field) {
+            self.opt_record(field)
+        } else {
+            Ok(None)
+        }
+    }
+
+    pub(crate) fn longs(&mut self, field: &'static str) -> Result<Vec<i64>, WireError> {
+        match self.take(field)? {
+            Value::Array(items) => items
+                .into_iter()
+                .map(|v| match v {
+                    Value::Long(n) => Ok(n),
+                    v => Err(Self::wrong(field, &v)),
+                })
+                .collect(),
+            v => Err(Self::wrong(field, &v)),
+        }
+    }
+
     pub(crate) fn opt_record(&mut self, field: &'static str) -> Result<Option<Fields>, WireError> {
         match self.take(field)? {
             Value::Null => Ok(None),
@@ -157,7 +182,7 @@ struct Codecs {
 
 static CODECS: LazyLock<Codecs> = LazyLock::new(|| {
     let approved: &'static super::schemas::Approved = &APPROVED;
-    let schemas = approved.all().map(|a| &a.schema);
+    let schemas: Vec<&'static Schema> = approved.all().into_iter().map(|a| &a.schema).collect();
     Codecs {
         readers: schemas
             .iter()

@@ -27,4 +27,8 @@ pub enum WireError {
         /// What was wrong.
         problem: String,
     },
+    /// The frame names a schema id this reader does not know as an approved audit version
+    /// (ask the registry again: a newer writer may have registered it since).
+    #[error("writer schema id {0} is not a known approved audit schema")]
+    UnknownWriterSchema(u32),
 }

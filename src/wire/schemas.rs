@@ -10,8 +10,12 @@ use sha2::{Digest, Sha256};
 pub const INTENT_AVSC: &str = include_str!("../../schemas/artifact_intent.avsc");
 /// `AcceptedArtifact` schema text.
 pub const ACCEPTED_AVSC: &str = include_str!("../../schemas/accepted_artifact.avsc");
-/// `AuditEvent` schema text.
-pub const AUDIT_AVSC: &str = include_str!("../../schemas/audit_event.avsc");
+/// `AuditEvent` schema texts, one per version, oldest first (the audit log keeps every version
+/// it was ever written with: readers decode each record with the version that wrote it).
+pub const AUDIT_AVSC_VERSIONS: [&str; 2] = [
+    include_str!("../../schemas/audit_event.v1.avsc"),
+    include_str!("../../schemas/audit_event.v2.avsc"),
+];
 
 /// One approved schema: where it is registered and what it is.
 #[derive(Debug)]
@@ -35,14 +39,22 @@ pub struct Approved {
     pub intent: ApprovedSchema,
     /// Accepted artifacts (output).
     pub accepted: ApprovedSchema,
-    /// Audit events (output).
-    pub audit: ApprovedSchema,
+    /// Audit events (output), every version, oldest first: `audit_versions[n - 1]` is version n.
+    pub audit_versions: Vec<ApprovedSchema>,
 }
 
 impl Approved {
-    /// The three schemas in registration order.
-    pub fn all(&self) -> [&ApprovedSchema; 3] {
-        [&self.intent, &self.accepted, &self.audit]
+    /// Every approved schema in registration order (audit versions oldest first, so the
+    /// registry checks each against the one before).
+    pub fn all(&self) -> Vec<&ApprovedSchema> {
+        let mut out = vec![&self.intent, &self.accepted];
+        out.extend(self.audit_versions.iter());
+        out
+    }
+
+    /// The audit schema of one version (1-based), if approved.
+    pub fn audit(&self, version: u8) -> Option<&ApprovedSchema> {
+        self.audit_versions.get(usize::from(version).checked_sub(1)?)
     }
 }
 
@@ -77,7 +89,18 @@ pub static APPROVED: LazyLock<Approved> = LazyLock::new(|| {
             "bucket.accepted-value",
             ACCEPTED_AVSC,
         ),
-        audit: load("audit_event.avsc", "bucket.audit-value", AUDIT_AVSC),
+        audit_versions: vec![
+            load(
+                "audit_event.v1.avsc",
+                "bucket.audit-value",
+                AUDIT_AVSC_VERSIONS[0],
+            ),
+            load(
+                "audit_event.v2.avsc",
+                "bucket.audit-value",
+                AUDIT_AVSC_VERSIONS[1],
+            ),
+        ],
     }
 });
 
@@ -92,7 +115,10 @@ mod tests {
     fn schemas_parse_and_fingerprints_differ() {
         let a = &*APPROVED;
         assert_ne!(a.intent.fingerprint, a.accepted.fingerprint);
-        assert_ne!(a.intent.fingerprint, a.audit.fingerprint);
+        for v in &a.audit_versions {
+            assert_ne!(a.intent.fingerprint, v.fingerprint);
+        }
+        assert_ne!(a.audit_versions[0].fingerprint, a.audit_versions[1].fingerprint);
     }
 
     #[test]

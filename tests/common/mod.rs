@@ -505,7 +505,7 @@ pub fn check_invariants(
     produced: &HashMap<(i32, i64), Option<Vec<u8>>>,
     topics: &TopicNames,
 ) -> Checked {
-    use bhiv_bucket::wire::audit::{self, GENESIS_HASH, chain_hash};
+    use bhiv_bucket::wire::audit::GENESIS_HASH;
     use bhiv_bucket::wire::{accepted, headers};
     let mut out = Checked::default();
     let mut outcome: HashMap<(i32, i64), &'static str> = HashMap::new();
@@ -559,15 +559,11 @@ pub fn check_invariants(
         records.sort_by_key(|r| r.offset);
         let mut prev = GENESIS_HASH.to_string();
         for (i, r) in records.iter().enumerate() {
-            let e = audit::decode_framed(r.value.as_deref()).unwrap();
+            let link = read_audit_link(r.value.as_deref()).unwrap();
+            assert!(link.hash_ok(), "audit p{p}@{} bad hash", r.offset);
+            let e = link.event;
             assert_eq!(e.seq, i as i64, "audit p{p}@{} sequence gap", r.offset);
             assert_eq!(e.prev_hash, prev, "audit p{p}@{} chain break", r.offset);
-            assert_eq!(
-                chain_hash(&e).unwrap(),
-                e.hash,
-                "audit p{p}@{} bad hash",
-                r.offset
-            );
             prev = e.hash.clone();
             if let Some(d) = e.decision {
                 assert_eq!(
@@ -870,7 +866,7 @@ pub fn governance_events(audit_topic: &str) -> Vec<(i32, String)> {
     records
         .iter()
         .filter_map(|r| {
-            let e = bhiv_bucket::wire::audit::decode_framed(r.value.as_deref()).ok()?;
+            let e = decode_audit(r.value.as_deref()).ok()?;
             Some((r.partition, e.governance?.event_type))
         })
         .collect()
@@ -908,4 +904,45 @@ pub fn usage_from_accepted(accepted_topic: &str) -> HashMap<String, (u64, u64)> 
         }
     }
     want
+}
+
+/// The audit versions registered so far, relearned when a link names an id not yet known.
+static AUDIT_READER: std::sync::Mutex<Option<bhiv_bucket::wire::audit::AuditReader>> =
+    std::sync::Mutex::new(None);
+
+/// Asks the registry which approved audit versions it holds (own thread and runtime, so it
+/// works from sync and async tests alike).
+fn fresh_audit_reader() -> bhiv_bucket::wire::audit::AuditReader {
+    std::thread::spawn(|| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(registry().audit_reader()).unwrap()
+    })
+    .join()
+    .unwrap()
+}
+
+/// Reads a `bucket.audit` value with its writer's schema, as every real reader does.
+pub fn read_audit_link(
+    value: Option<&[u8]>,
+) -> Result<bhiv_bucket::wire::audit::StoredLink, bhiv_bucket::wire::WireError> {
+    use bhiv_bucket::wire::WireError;
+    let mut guard = AUDIT_READER.lock().unwrap_or_else(|p| p.into_inner());
+    let reader = guard.get_or_insert_with(fresh_audit_reader);
+    match reader.read(value) {
+        Err(WireError::UnknownWriterSchema(_)) => {
+            *reader = fresh_audit_reader();
+            reader.read(value)
+        }
+        other => other,
+    }
+}
+
+/// Decodes a `bucket.audit` value with its writer's schema.
+pub fn decode_audit(
+    value: Option<&[u8]>,
+) -> Result<bhiv_bucket::wire::audit::AuditEvent, bhiv_bucket::wire::WireError> {
+    read_audit_link(value).map(|l| l.event)
 }

@@ -46,6 +46,10 @@ pub enum StoreError {
     /// A stored row does not read back as an artifact version (hand-edited database?).
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// The schema registry could not be asked which schema wrote a record: retry, never
+    /// quarantine the record for it.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
 }
 
 /// The server's message and SQLSTATE when there is one (tokio-postgres alone says "db error").
