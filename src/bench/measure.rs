@@ -145,6 +145,7 @@ impl RunContext {
                     commit_interval,
                     max_batch: self.max_batch,
                     restore_timeout: Duration::from_secs(60),
+                    approvals: Default::default(),
                     audit_version: crate::wire::audit::LATEST_VERSION,
                     telemetry: Default::default(),
                 };

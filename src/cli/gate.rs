@@ -77,11 +77,14 @@ pub(crate) struct GateArgs {
     audit_schema_version: u8,
     #[command(flatten)]
     admin: AdminTokenArgs,
+    #[command(flatten)]
+    approvals: super::policy::ApprovalArgs,
 }
 
 /// Runs the gate on its own thread until SIGINT/SIGTERM, with SIGHUP reloading the policy.
 pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     let (policy, policy_text) = bhiv_bucket::policy_file::load(&a.policy)?;
+    let approvals = a.approvals.at_start(&a.policy, &policy_text)?;
     let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = reload.clone();
     rt.spawn(async move {
@@ -114,6 +117,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         policy_text,
         policy_path: Some(a.policy.clone()),
         reload,
+        approvals,
         audit_key: match &a.audit_key_file {
             None => None,
             Some(f) => Some((a.audit_key_id.clone(), read_seed(f)?)),

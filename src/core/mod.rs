@@ -1,5 +1,6 @@
 //! The pure decision core: no I/O, no clock, no Kafka. Input in, decision out.
 
+pub mod approvals;
 pub mod decide;
 pub mod events;
 pub mod intent;

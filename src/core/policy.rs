@@ -37,6 +37,8 @@ struct PolicyFile {
     integrations: BTreeMap<String, IntegrationFile>,
     #[serde(default)]
     audit: AuditFile,
+    #[serde(default)]
+    approvals: Option<super::approvals::ApprovalsFile>,
     quotas: QuotasFile,
     offenders: OffendersFile,
 }
@@ -325,6 +327,8 @@ pub struct Policy {
     pub quotas: Quotas,
     /// Repeat-offender settings.
     pub offenders: Offenders,
+    /// Who approves the next policy (`[approvals]`); None: the policy names no approvers.
+    pub approvals: Option<super::approvals::ApproverSet>,
 }
 
 fn status(s: &str, what: &str) -> Result<Status, PolicyError> {
@@ -519,6 +523,12 @@ impl Policy {
                     .into(),
             );
         }
+        let approvals = file
+            .approvals
+            .as_ref()
+            .map(super::approvals::ApproverSet::from_file)
+            .transpose()
+            .map_err(|e| PolicyError::Invalid(e.to_string()))?;
         let ratio = file.quotas.warning_ratio;
         if !(ratio > 0.0 && ratio <= 1.0) {
             return invalid(format!(
@@ -555,6 +565,7 @@ impl Policy {
                 window_ms: file.offenders.window_ms,
                 cool_off_ms: file.offenders.cool_off_ms,
             },
+            approvals,
         })
     }
 }

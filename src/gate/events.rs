@@ -54,6 +54,8 @@ pub enum GovernanceEvent {
         to: String,
         /// Line diff of the file.
         diff: Vec<String>,
+        /// Approval evidence (`approval`, `start_approval` keys), merged into the detail.
+        approval: Option<Value>,
     },
     /// A reloaded policy was refused; the previous one stays.
     PolicyRefused {
@@ -61,6 +63,8 @@ pub enum GovernanceEvent {
         kept: String,
         /// Why the file was refused.
         error: String,
+        /// Approval evidence (`approval` key), merged into the detail.
+        approval: Option<Value>,
     },
     /// A signed checkpoint of the chain.
     Checkpoint(Checkpoint),
@@ -117,17 +121,30 @@ impl GovernanceEvent {
                 "from": from, "to": to, "diff": diff,
                 "products": products, "integrations": integrations,
             }),
-            GovernanceEvent::PolicyLoaded { from, to, diff } => {
-                json!({"from": from, "to": to, "diff": diff})
-            }
-            GovernanceEvent::PolicyRefused { kept, error } => {
-                json!({"kept": kept, "error": error})
-            }
+            GovernanceEvent::PolicyLoaded {
+                from,
+                to,
+                diff,
+                approval,
+            } => with_approval(json!({"from": from, "to": to, "diff": diff}), approval),
+            GovernanceEvent::PolicyRefused {
+                kept,
+                error,
+                approval,
+            } => with_approval(json!({"kept": kept, "error": error}), approval),
             GovernanceEvent::Checkpoint(cp) => serde_json::to_value(cp).unwrap_or_default(),
             GovernanceEvent::Control { detail, .. } => detail.clone(),
             GovernanceEvent::Decision(d) => d.detail(),
         }
     }
+}
+
+/// `detail` with the keys of the approval evidence object added (policy approvals, ADR 0010).
+fn with_approval(mut detail: Value, approval: &Option<Value>) -> Value {
+    if let (Value::Object(d), Some(Value::Object(a))) = (&mut detail, approval) {
+        d.extend(a.clone());
+    }
+    detail
 }
 
 #[cfg(test)]
@@ -144,9 +161,18 @@ mod tests {
         let refused = GovernanceEvent::PolicyRefused {
             kept: "v1".into(),
             error: "bad".into(),
+            approval: None,
         };
         assert_eq!(refused.event_type(), "POLICY_REFUSED");
         assert_eq!(refused.detail(), json!({"kept": "v1", "error": "bad"}));
+        let loaded = GovernanceEvent::PolicyLoaded {
+            from: "a".into(),
+            to: "b".into(),
+            diff: vec![],
+            approval: Some(json!({"approval": {"enforced": false}})),
+        };
+        assert_eq!(loaded.detail()["approval"]["enforced"], false);
+        assert_eq!(loaded.detail()["to"], "b");
         let applied = GovernanceEvent::PolicyApplied {
             from: "a".into(),
             to: "b".into(),

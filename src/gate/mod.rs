@@ -90,6 +90,8 @@ pub struct GateOptions {
     pub policy_path: Option<PathBuf>,
     /// Set by the SIGHUP handler: re-read the policy now.
     pub reload: Arc<AtomicBool>,
+    /// Whether policy changes need approvals (the operator's pin), and the start policy's.
+    pub approvals: crate::policy_approvals::Approvals,
     /// Gate key signing audit checkpoints: (key id, key). None: no checkpoints.
     pub audit_key: Option<(String, crate::core::signature::SignKey)>,
     /// A checkpoint after at most this many links per partition...

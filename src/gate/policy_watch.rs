@@ -1,6 +1,9 @@
 //! Hot policy reload: on SIGHUP or when the file's bytes change, the policy is re-read and
 //! validated; an invalid file is refused with a precise error and the old policy stays in force.
-//! Every outcome becomes a governance event in the audit chains (see `session`).
+//! Every outcome becomes a governance event in the audit chains (see `session`). When approvals
+//! are enforced (the gate was started with a pin), a valid file is loaded only if approvers of
+//! the active policy signed its exact bytes (`policy_approvals`); SIGHUP and a change of the file
+//! or of its signatures go through the same check.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,6 +15,7 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info};
 
 use crate::core::Policy;
+use crate::policy_approvals::{Approvals, ReloadCheck, read_signatures};
 
 /// What a reload check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,6 +28,8 @@ pub enum Reload {
         to: String,
         /// Readable line diff of the file.
         diff: Vec<String>,
+        /// Approval evidence for the audit detail (`approval`, `start_approval`).
+        approval: Option<serde_json::Value>,
     },
     /// The file changed but is invalid; the old policy stays.
     Refused {
@@ -31,6 +37,8 @@ pub enum Reload {
         kept: String,
         /// Why the new file was refused.
         error: String,
+        /// Approval evidence (who signed, what did not count), when approvals refused it.
+        approval: Option<serde_json::Value>,
     },
 }
 
@@ -44,6 +52,8 @@ pub struct PolicyWatch {
     /// Policy texts by version, for diffs.
     texts: BTreeMap<String, String>,
     current: Arc<Policy>,
+    /// Whether changes need approvals, and the start policy's approval.
+    approvals: Approvals,
 }
 
 const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -67,12 +77,14 @@ pub fn line_diff(old: &str, new: &str) -> Vec<String> {
 }
 
 impl PolicyWatch {
-    /// Starts watching; `text` is the file content `current` was parsed from.
+    /// Starts watching; `text` is the file content `current` was parsed from, `approvals` says
+    /// whether changes need approvals.
     pub fn new(
         path: Option<PathBuf>,
         sighup: Arc<AtomicBool>,
         current: Arc<Policy>,
         text: String,
+        approvals: Approvals,
     ) -> PolicyWatch {
         let mut texts = BTreeMap::new();
         texts.insert(current.version.clone(), text);
@@ -83,6 +95,7 @@ impl PolicyWatch {
             last_seen: current.version.clone(),
             texts,
             current,
+            approvals,
         }
     }
 
@@ -113,7 +126,16 @@ impl PolicyWatch {
                 return None;
             }
         };
-        let seen = hex::encode(Sha256::digest(&bytes));
+        // The file and its signatures: a signature added later is a change too.
+        let mut digest = Sha256::new();
+        digest.update(&bytes);
+        if self.approvals.enforced() {
+            for f in read_signatures(&path).unwrap_or_default() {
+                digest.update(f.name.as_bytes());
+                digest.update(&f.bytes);
+            }
+        }
+        let seen = hex::encode(digest.finalize());
         if seen == self.last_seen && !hup {
             return None;
         }
@@ -124,6 +146,17 @@ impl PolicyWatch {
                 None
             }
             Ok((policy, text)) => {
+                let approval = match self.approvals.check_reload(&self.current, &path, &text) {
+                    ReloadCheck::Load(evidence) => evidence,
+                    ReloadCheck::Refuse(error, evidence) => {
+                        error!(error = %error, kept = %self.current.version, "policy reload refused; old policy stays in force");
+                        return Some(Reload::Refused {
+                            kept: self.current.version.clone(),
+                            error,
+                            approval: Some(evidence),
+                        });
+                    }
+                };
                 let from = self.current.version.clone();
                 let diff = self
                     .texts
@@ -137,6 +170,7 @@ impl PolicyWatch {
                     from,
                     to: self.current.version.clone(),
                     diff,
+                    approval: Some(approval),
                 })
             }
             Err(e) => {
@@ -144,6 +178,7 @@ impl PolicyWatch {
                 Some(Reload::Refused {
                     kept: self.current.version.clone(),
                     error: e.to_string(),
+                    approval: None,
                 })
             }
         }
@@ -175,6 +210,7 @@ mod tests {
             hup.clone(),
             Arc::new(policy),
             text.clone(),
+            Approvals::off(),
         );
         hup.store(true, Ordering::SeqCst);
         assert_eq!(w.poll(), None, "unchanged file: nothing to do");

@@ -58,6 +58,7 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
         opts.reload.clone(),
         opts.policy.clone(),
         opts.policy_text.clone(),
+        opts.approvals.clone(),
     );
     let mut backoff = Duration::from_millis(200);
     loop {
@@ -596,12 +597,26 @@ impl<'a> Session<'a> {
         // Decisions so far were made (and stamped) under the old policy: commit them first.
         self.commit()?;
         match change {
-            Reload::Loaded { from, to, diff } => {
-                self.announce(&GovernanceEvent::PolicyLoaded { from, to, diff })
-            }
-            Reload::Refused { kept, error } => {
-                self.announce(&GovernanceEvent::PolicyRefused { kept, error })
-            }
+            Reload::Loaded {
+                from,
+                to,
+                diff,
+                approval,
+            } => self.announce(&GovernanceEvent::PolicyLoaded {
+                from,
+                to,
+                diff,
+                approval,
+            }),
+            Reload::Refused {
+                kept,
+                error,
+                approval,
+            } => self.announce(&GovernanceEvent::PolicyRefused {
+                kept,
+                error,
+                approval,
+            }),
         }
     }
 
