@@ -9,13 +9,19 @@ use std::sync::LazyLock;
 
 use bhiv_bucket_fuzz::audit::verifier::Verifier;
 use bhiv_bucket_fuzz::core::signature::VerifyKey;
+use bhiv_bucket_fuzz::wire::audit::AuditReader;
 use libfuzzer_sys::fuzz_target;
 
 static KEYS: LazyLock<BTreeMap<String, VerifyKey>> =
     LazyLock::new(|| bhiv_bucket_fuzz::shipped_policy().audit_keys);
 
 fuzz_target!(|data: &[u8]| {
-    let mut v = Verifier::new(KEYS.clone(), BTreeMap::new());
+    // Schema ids 1 and 2 are audit versions 1 and 2: both writer schemas are exercised.
+    let mut v = Verifier::new(
+        KEYS.clone(),
+        AuditReader::with_ids([(1, 1), (2, 2)]),
+        BTreeMap::new(),
+    );
     let mut rest = data;
     let mut offset = 0i64;
     while let [hi, lo, partition, tail @ ..] = rest {
