@@ -98,11 +98,11 @@ impl Registry {
         }
     }
 
-    /// Registers every approved schema; returns (subject, id) pairs.
-    pub async fn apply_all(&self) -> Result<Vec<(&'static str, u32)>, RegistryError> {
+    /// Registers every approved schema (audit versions oldest first); returns each with its id.
+    pub async fn apply_all(&self) -> Result<Vec<(&'static ApprovedSchema, u32)>, RegistryError> {
         let mut out = Vec::new();
         for s in APPROVED.all() {
-            out.push((s.subject, self.register(s).await?));
+            out.push((s, self.register(s).await?));
         }
         Ok(out)
     }

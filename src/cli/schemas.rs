@@ -34,15 +34,12 @@ pub(crate) fn run(cmd: SchemasCmd, rt: &tokio::runtime::Runtime) -> Result<ExitC
             let reg = Registry::new(&registry.registry_url)?;
             let applied = reg.apply_all().await?;
             let mut listed = Vec::new();
-            for (subject, id) in applied {
-                let fp = bhiv_bucket::wire::schemas::APPROVED
-                    .all()
-                    .iter()
-                    .find(|s| s.subject == subject)
-                    .map(|s| s.fingerprint.clone())
-                    .unwrap_or_default();
-                println!("{subject:<24} id {id:<6} fingerprint {fp}");
-                listed.push(serde_json::json!({"subject": subject, "id": id, "fingerprint": fp}));
+            for (schema, id) in applied {
+                let (subject, file, fp) = (schema.subject, schema.file, &schema.fingerprint);
+                println!("{subject:<24} id {id:<6} {file:<24} fingerprint {fp}");
+                listed.push(serde_json::json!({
+                    "subject": subject, "file": file, "id": id, "fingerprint": fp,
+                }));
             }
             let detail = serde_json::json!({"registry": registry.registry_url, "schemas": listed});
             announce(
