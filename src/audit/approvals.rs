@@ -149,6 +149,9 @@ pub struct ApprovalSummary {
     pub verified: u64,
     /// Policy loads made without approvals being enforced (no pin, or turned off).
     pub unenforced: u64,
+    /// Loads approved under a policy whose own approval lies before the resumed heads.
+    #[serde(default)]
+    pub before_resume: u64,
 }
 
 /// One approval claim found in the chain, located.
@@ -168,6 +171,8 @@ pub type ApprovalProblem = (i32, i64, &'static str, String);
 #[derive(Debug, Default)]
 pub struct ApprovalAudit {
     pin: Option<ApproverSet>,
+    /// Verification resumed from trusted heads: earlier approvals are not seen again.
+    resumed: bool,
     claims: Vec<Claim>,
     problems: Vec<ApprovalProblem>,
     summary: ApprovalSummary,
@@ -186,9 +191,12 @@ fn detail_record(v: &Value) -> Result<Option<ApprovalRecord>, String> {
 impl ApprovalAudit {
     /// Re-checks against `pin`, the operator's approvers of start policies (None: start records
     /// cannot be anchored and are reported).
-    pub fn new(pin: Option<ApproverSet>) -> ApprovalAudit {
+    /// `resumed`: verification starts from trusted heads, so an approval that leans on one
+    /// before them is counted, not reported.
+    pub fn new(pin: Option<ApproverSet>, resumed: bool) -> ApprovalAudit {
         ApprovalAudit {
             pin,
+            resumed,
             ..ApprovalAudit::default()
         }
     }
@@ -342,6 +350,10 @@ impl ApprovalAudit {
             }
         }
         for c in open {
+            if self.resumed {
+                self.summary.before_resume += 1;
+                continue;
+            }
             self.problems.push((
                 c.partition,
                 c.offset,
@@ -354,5 +366,154 @@ impl ApprovalAudit {
         }
         self.problems.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
         (self.problems, self.summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::approvals::{NAMESPACE, SignatureFile};
+    use serde_json::json;
+
+    const P0: &str = include_str!("../../deploy/policy.toml");
+
+    fn pin() -> ApproverSet {
+        let text = include_str!("../../deploy/demo/approvers/allowed_signers");
+        ApproverSet::parse_allowed_signers(text, 2).unwrap()
+    }
+
+    /// A signature by a demo approver (DEMO ONLY keys in deploy/demo/approvers).
+    fn sig(name: &str, msg: &str) -> SignatureFile {
+        let pem = match name {
+            "alice" => include_str!("../../deploy/demo/approvers/alice"),
+            "bob" => include_str!("../../deploy/demo/approvers/bob"),
+            _ => include_str!("../../deploy/demo/approvers/carol"),
+        };
+        let key = ssh_key::PrivateKey::from_openssh(pem).unwrap();
+        let s = key
+            .sign(NAMESPACE, ssh_key::HashAlg::Sha512, msg.as_bytes())
+            .unwrap();
+        SignatureFile {
+            name: format!("{name}.sig"),
+            bytes: s.to_pem(ssh_key::LineEnding::LF).unwrap().into_bytes(),
+        }
+    }
+
+    fn record(text: &str, under: &str, set: &ApproverSet, signers: &[&str]) -> ApprovalRecord {
+        let files: Vec<SignatureFile> = signers.iter().map(|n| sig(n, text)).collect();
+        ApprovalRecord::new(
+            text,
+            under,
+            set,
+            &evaluate(set, text.as_bytes(), &files),
+            true,
+        )
+    }
+
+    fn version(text: &str) -> String {
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+
+    fn loaded(
+        from: &str,
+        to: &str,
+        approval: &ApprovalRecord,
+        start: Option<&ApprovalRecord>,
+    ) -> String {
+        json!({"from": from, "to": to, "diff": [], "approval": approval, "start_approval": start})
+            .to_string()
+    }
+
+    fn audit(
+        pin: Option<ApproverSet>,
+        events: &[String],
+    ) -> (Vec<ApprovalProblem>, ApprovalSummary) {
+        let mut a = ApprovalAudit::new(pin, false);
+        for (o, d) in events.iter().enumerate() {
+            a.observe(0, o as i64, POLICY_LOADED, d);
+        }
+        a.finish()
+    }
+
+    #[test]
+    fn a_chain_of_loads_is_rechecked_against_the_approvers_then_in_force() {
+        let p0_set = ApproverSet::of_policy_text(P0).unwrap().unwrap();
+        let p1 = format!("{P0}\n# one change\n");
+        // P2 drops carol from the approvers: signed by alice and carol (approvers of P1).
+        let p2 = p1.replace("  { name = \"carol\"", "  # { name = \"carol\"");
+        let start = record(P0, PIN, &pin(), &["alice", "bob"]);
+        let r1 = record(&p1, &version(P0), &p0_set, &["alice", "carol"]);
+        let r2 = record(&p2, &version(&p1), &p0_set, &["carol", "alice"]);
+        let events = [
+            loaded(&version(P0), &version(&p1), &r1, Some(&start)),
+            loaded(&version(&p1), &version(&p2), &r2, Some(&start)),
+        ];
+        let (problems, summary) = audit(Some(pin()), &events);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(summary.verified, 2);
+        // Carol is no approver of P2: a P3 she signed with alice is found wanting.
+        let p2_set = ApproverSet::of_policy_text(&p2).unwrap().unwrap();
+        let p3 = format!("{p2}\n# again\n");
+        let mut forged = record(&p3, &version(&p2), &p2_set, &["alice"]);
+        forged.signatures.push(SignatureEntry {
+            file: "carol.sig".into(),
+            approver: "carol".into(),
+            fingerprint: String::new(),
+            signature: String::from_utf8(sig("carol", &p3).bytes).unwrap(),
+        });
+        forged.approved = true;
+        let mut all = events.to_vec();
+        all.push(loaded(&version(&p2), &version(&p3), &forged, Some(&start)));
+        let (problems, _) = audit(Some(pin()), &all);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!((problems[0].1, problems[0].2), (2, "APPROVAL_INVALID"));
+        assert!(problems[0].3.contains("1 of 2"), "{}", problems[0].3);
+    }
+
+    #[test]
+    fn unanchored_edited_or_mismatched_approvals_are_reported() {
+        let p0_set = ApproverSet::of_policy_text(P0).unwrap().unwrap();
+        let p1 = format!("{P0}\n# one change\n");
+        let start = record(P0, PIN, &pin(), &["alice", "bob"]);
+        let r1 = record(&p1, &version(P0), &p0_set, &["alice", "carol"]);
+        // Without the pin the start cannot be checked, so neither can what leans on it.
+        let (problems, _) = audit(
+            None,
+            &[loaded(&version(P0), &version(&p1), &r1, Some(&start))],
+        );
+        let kinds: Vec<&str> = problems.iter().map(|p| p.2).collect();
+        assert_eq!(kinds, ["APPROVAL_UNANCHORED", "APPROVAL_UNANCHORED"]);
+        // A load whose approver set is nowhere in the log.
+        let (problems, _) = audit(
+            Some(pin()),
+            &[loaded(&version(P0), &version(&p1), &r1, None)],
+        );
+        assert_eq!(problems[0].2, "APPROVAL_UNANCHORED");
+        // The policy text edited after the fact.
+        let mut edited = r1.clone();
+        edited.policy_text = Some(format!("{p1} "));
+        let (problems, _) = audit(
+            Some(pin()),
+            &[loaded(&version(P0), &version(&p1), &edited, Some(&start))],
+        );
+        assert_eq!(problems[0].2, "APPROVAL_INVALID", "{problems:?}");
+        // The record of another version than the event loads.
+        let (problems, _) = audit(
+            Some(pin()),
+            &[loaded(&version(P0), "other", &r1, Some(&start))],
+        );
+        assert_eq!(problems[0].2, "APPROVAL_MISMATCH");
+        // Unenforced loads are counted, not failed; other events are ignored.
+        let mut a = ApprovalAudit::new(None, false);
+        a.observe(
+            0,
+            0,
+            POLICY_LOADED,
+            &json!({"from": "a", "to": "b", "diff": []}).to_string(),
+        );
+        a.observe(0, 1, "POLICY_REFUSED", "not json");
+        let (problems, summary) = a.finish();
+        assert!(problems.is_empty());
+        assert_eq!(summary.unenforced, 1);
     }
 }

@@ -62,6 +62,9 @@ pub struct Report {
     /// Control records folded into the chain, and those not folded yet (the gate's backlog).
     #[serde(default)]
     pub control: ControlSummary,
+    /// Policy loads whose approvals were re-checked (`audit::approvals`).
+    #[serde(default)]
+    pub approvals: super::approvals::ApprovalSummary,
 }
 
 /// Completeness of `bucket.control` folding.
@@ -92,6 +95,8 @@ pub struct Verifier {
     folded: BTreeMap<i64, (i32, i64, String)>,
     /// Control records below this were verified before (resumed from a trusted head).
     control_floor: i64,
+    /// Policy approvals claimed by POLICY_LOADED links, re-checked in `finish`.
+    approvals: super::approvals::ApprovalAudit,
 }
 
 impl Verifier {
@@ -122,7 +127,15 @@ impl Verifier {
             decided: BTreeMap::new(),
             folded: BTreeMap::new(),
             control_floor,
+            approvals: Default::default(),
         }
+    }
+
+    /// Re-checks policy approvals against `pin`, the operator's approvers of start policies.
+    pub fn with_approvers(mut self, pin: Option<crate::core::approvals::ApproverSet>) -> Self {
+        let resumed = !self.report.partitions.is_empty();
+        self.approvals = super::approvals::ApprovalAudit::new(pin, resumed);
+        self
     }
 
     fn problem(&mut self, partition: i32, offset: i64, kind: &str, detail: String) {
@@ -187,6 +200,10 @@ impl Verifier {
                     event.seq
                 ),
             ));
+        }
+        if let Some(g) = &event.governance {
+            self.approvals
+                .observe(partition, offset, &g.event_type, &g.detail);
         }
         if let Some(g) = &event.governance
             && g.event_type == CHECKPOINT
@@ -331,7 +348,17 @@ impl Verifier {
     }
 
     /// The report so far.
-    pub fn finish(self) -> Report {
+    pub fn finish(mut self) -> Report {
+        let (problems, summary) = self.approvals.finish();
+        for (partition, offset, kind, detail) in problems {
+            self.report.problems.push(Problem {
+                partition,
+                offset,
+                kind: kind.to_string(),
+                detail,
+            });
+        }
+        self.report.approvals = summary;
         self.report
     }
 }

@@ -33,6 +33,8 @@ pub struct VerifyOptions {
     pub keys: BTreeMap<String, VerifyKey>,
     /// Trusted heads to resume from (per audit partition).
     pub resume: BTreeMap<i32, PartitionHead>,
+    /// The operator's pin of policy approvals (start policies are re-checked against it).
+    pub approvers: Option<crate::core::approvals::ApproverSet>,
     /// Writer schemas of the audit links (from the registry).
     pub reader: crate::wire::audit::AuditReader,
     /// Show a progress bar.
@@ -206,7 +208,8 @@ pub fn verify_timed(o: &VerifyOptions) -> Result<(Report, Phases), VerifyError> 
     } else {
         ProgressBar::hidden()
     };
-    let mut verifier = Verifier::new(o.keys.clone(), o.reader.clone(), o.resume.clone());
+    let mut verifier = Verifier::new(o.keys.clone(), o.reader.clone(), o.resume.clone())
+        .with_approvers(o.approvers.clone());
     let starts: BTreeMap<i32, i64> = audit_parts
         .iter()
         .map(|(p, low, _)| {

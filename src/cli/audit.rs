@@ -41,6 +41,9 @@ pub(crate) enum AuditCmd {
         /// Save the verified heads for a later --resume.
         #[arg(long)]
         save: Option<PathBuf>,
+        /// The gate's pin of policy approvals: start policies are re-checked against it.
+        #[command(flatten)]
+        approvals: super::policy::ApprovalArgs,
     },
     /// Follow the audit log (filters, human or JSON lines).
     Tail {
@@ -93,6 +96,7 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
             json,
             resume,
             save,
+            approvals,
         } => {
             let names = TopicNames::with_suffix(&suffix.topic_suffix);
             let keys = load_policy(&policy)?.audit_keys;
@@ -111,6 +115,7 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 resume,
                 reader: super::runtime::audit_reader(rt, &registry)?,
                 progress: !json,
+                approvers: approvals.pin()?,
             };
             let (report, phases) = bhiv_bucket::audit::verify::verify_timed(&o)?;
             if let Some(f) = save {
@@ -137,6 +142,13 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 println!(
                     "control: {} events folded into the audit chain, {} not folded yet",
                     report.control.folded, report.control.pending
+                );
+                println!(
+                    "approvals: {} policy loads re-checked against the approvers then in force, \
+                     {} loaded without approvals enforced, {} not traceable before --resume",
+                    report.approvals.verified,
+                    report.approvals.unenforced,
+                    report.approvals.before_resume
                 );
                 for pr in &report.problems {
                     println!(
