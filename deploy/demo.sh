@@ -34,9 +34,16 @@ step "topics and schemas as code"
 "$BIN" topics apply --profile local
 "$BIN" schemas apply
 
+# The operator's pin: the demo approvers (DEMO ONLY keys in deploy/demo/approvers) of whom two
+# signed deploy/policy.toml (deploy/policy.toml.approvals/); later policy changes need two
+# signatures of the approvers the policy in force names (docs/policy.md, "Approvals").
+PIN=(--approvers deploy/demo/approvers/allowed_signers --approvals-required 2)
+step "policy approvals (bucket policy check deploy/policy.toml --approvers ...)"
+"$BIN" policy check deploy/policy.toml "${PIN[@]}"
+
 step "gate and sink"
 stop_services
-setsid nohup "$BIN" gate --gate-id demo --policy deploy/policy.toml \
+setsid nohup "$BIN" gate --gate-id demo --policy deploy/policy.toml "${PIN[@]}" \
   --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
   >"$RUN/gate.log" 2>&1 < /dev/null &
 echo $! >"$RUN/gate.pid"
@@ -57,7 +64,7 @@ sleep 3
 
 step "verify the audit log (chains, signed checkpoints, completeness against bucket.intents)"
 sleep 3
-"$BIN" audit verify --policy deploy/policy.toml || true
+"$BIN" audit verify --policy deploy/policy.toml "${PIN[@]}" || true
 
 step "read API (bucket api on 127.0.0.1:8088, demo tokens from deploy/api-tokens.toml)"
 setsid nohup "$BIN" api >"$RUN/api.log" 2>&1 < /dev/null &
