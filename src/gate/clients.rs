@@ -49,7 +49,10 @@ pub fn consumer_config(brokers: &str, group_id: &str, client_id: &str) -> Client
         .set("enable.auto.offset.store", "false")
         .set("isolation.level", "read_committed")
         .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "range,roundrobin")
+        // Incremental rebalancing (KIP-429): a member joining or leaving moves only the
+        // partitions that change owner; the others keep their tasks and restored state
+        // (ADR 0011). Not mixable with the eager assignors in one group.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .set("session.timeout.ms", "10000")
         .set("max.poll.interval.ms", "600000")
         .set("fetch.max.bytes", "52428800")
