@@ -83,6 +83,11 @@ step "Chromium for tests/status_page.rs (Debian package, installed once)"
 command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium) \
   || echo "WARNING: chromium could not be installed; tests/status_page.rs will skip loudly"
 
+step "ssh-keygen for tests/policy_approvals.rs (Debian package openssh-client, installed once)"
+# Policy approvals are tested with signatures made by the real `ssh-keygen -Y sign`.
+command -v ssh-keygen >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq openssh-client >/dev/null)
+command -v ssh-keygen >/dev/null 2>&1 || { echo "ssh-keygen could not be installed (openssh-client)"; exit 1; }
+
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --lib --bins --tests --locked -- --test-threads 4
 
@@ -99,14 +104,14 @@ cargo test --locked --features bench --lib --bin bucket-bench
 cargo build --locked --features bench --bin bucket-bench
 target/debug/bucket-bench --quick --out target/bench/quick/results.json
 
-step "fuzz: decode_decide, headers, policy and audit_verify, 30 s each (nightly + cargo-fuzz; installed if missing)"
+step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
 have_nightly || timeout 180 rustup toolchain install nightly --profile minimal || true
 if have_nightly && ! command -v cargo-fuzz >/dev/null 2>&1; then
   timeout 900 cargo install cargo-fuzz --locked || true
 fi
 if have_nightly && command -v cargo-fuzz >/dev/null 2>&1; then
-  (cd fuzz && for t in decode_decide headers policy audit_verify; do
+  (cd fuzz && for t in decode_decide headers policy audit_verify approvals; do
     cargo +nightly fuzz run -O "$t" -- -max_total_time=30 -print_final_stats=1 2>&1 | tail -n 3
   done)
 else
