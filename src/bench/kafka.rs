@@ -153,6 +153,29 @@ pub fn send(
     }
 }
 
+/// Produces one record to an explicit partition (no headers), waiting while the queue is full.
+pub fn send_to_partition(
+    producer: &ThreadedProducer<Deliveries>,
+    topic: &str,
+    partition: i32,
+    r: &BenchRecord,
+) -> Result<(), BenchError> {
+    let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic)
+        .partition(partition)
+        .key(r.key.as_slice())
+        .payload(r.value.as_slice());
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                record = back;
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
 /// Waits for every queued record; fails if any was not delivered.
 pub fn flush(producer: &ThreadedProducer<Deliveries>) -> Result<u64, BenchError> {
     producer.flush(Duration::from_secs(120))?;

@@ -8,6 +8,7 @@
 //! - [`measure`]: throughput and latency runs, process CPU time;
 //! - [`report`]: medians, ratio, table, JSON, SVG charts.
 
+pub mod history;
 pub mod kafka;
 pub mod measure;
 pub mod passthrough;
