@@ -9,6 +9,7 @@ pub mod wire;
 /// Audit verification (chains, checkpoints) from `src/audit`.
 #[path = "../../src/audit"]
 pub mod audit {
+    pub mod approvals;
     pub mod checkpoint;
     pub mod verifier;
 }

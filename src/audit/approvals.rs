@@ -364,7 +364,7 @@ impl ApprovalAudit {
                 ),
             ));
         }
-        self.problems.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        self.problems.sort_by_key(|p| (p.0, p.1));
         (self.problems, self.summary)
     }
 }
