@@ -14,6 +14,7 @@ pub mod measure;
 pub mod passthrough;
 pub mod report;
 pub mod sign;
+pub mod state;
 pub mod workload;
 
 use std::collections::HashMap;

@@ -137,7 +137,108 @@ fn command() -> clap::Command {
     cmd
 }
 
+/// `bucket-bench state`: restore time and memory against history length.
+#[derive(Parser)]
+#[command(name = "bucket-bench state")]
+struct StateCli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// History lengths to measure, decisions (comma separated).
+    #[arg(long, value_delimiter = ',', default_value = "100000,1000000")]
+    sizes: Vec<u64>,
+    /// Products the history spreads over.
+    #[arg(long, default_value_t = 100)]
+    products: u32,
+    /// Decisions appended after the cold restore, replayed by the warm one.
+    #[arg(long, default_value_t = 10_000)]
+    tail: u64,
+    /// Where the restores keep local state.
+    #[arg(long, default_value = "target/bench/state")]
+    state_dir: PathBuf,
+    /// Topic profile of topics/topics.toml for the throwaway audit topics.
+    #[arg(long, default_value = "local")]
+    topics_profile: String,
+    /// Keep the throwaway topics.
+    #[arg(long)]
+    keep_topics: bool,
+    /// JSON output.
+    #[arg(long, default_value = "target/bench/state.json")]
+    out: PathBuf,
+}
+
+/// `bucket-bench state-restore` (internal): one restore in a process of its own, figures as
+/// JSON on stdout.
+#[derive(Parser)]
+#[command(name = "bucket-bench state-restore")]
+struct StateRestoreCli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Audit topic (partition 0 is restored).
+    #[arg(long)]
+    topic: String,
+    /// Local state directory.
+    #[arg(long)]
+    state_dir: PathBuf,
+}
+
+/// Runs `bucket-bench state` or its child `state-restore`.
+fn state_main(sub: &str) -> Result<ExitCode> {
+    let args = std::env::args_os().skip(1);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    if sub == "state-restore" {
+        let cli = StateRestoreCli::parse_from(args);
+        let reader = runtime::audit_reader(&rt, &cli.registry)?;
+        let run = bhiv_bucket::bench::state::restore_once(
+            &cli.kafka.brokers,
+            &cli.topic,
+            &cli.state_dir,
+            &reader,
+        )?;
+        println!("{}", serde_json::to_string(&run)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cli = StateCli::parse_from(args);
+    init_tracing_to_file(&cli.out.with_file_name("state-bench.log"));
+    let opts = bhiv_bucket::bench::state::StateBenchOptions {
+        brokers: cli.kafka.brokers,
+        registry_url: cli.registry.registry_url,
+        sizes: cli.sizes,
+        products: cli.products,
+        tail: cli.tail,
+        state_dir: cli.state_dir,
+        profile: cli.topics_profile,
+        keep_topics: cli.keep_topics,
+        exe: std::env::current_exe()?,
+    };
+    let report = bhiv_bucket::bench::state::run(&opts, rt.handle())?;
+    print!("{}", report.table());
+    if let Some(dir) = cli.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&cli.out, serde_json::to_string_pretty(&report)?)?;
+    println!("wrote {}", cli.out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
+    if let Some(sub) = std::env::args()
+        .nth(1)
+        .filter(|a| a == "state" || a == "state-restore")
+    {
+        return match state_main(&sub) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let layered = match config::parse_as(command(), CONFIG_TABLE, std::env::args_os()) {
         Ok(l) => l,
         Err(ConfigError::Cli(e)) => e.exit(),
