@@ -1,7 +1,7 @@
 //! The state a partition task decides against: the artifact index of the products homed on
 //! that partition. Pure data; `apply` is how a decision's effect changes it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 /// Identifies an artifact: (product, artifact id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -71,9 +71,16 @@ pub struct OffenderState {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionState {
     artifacts: HashMap<ArtifactKey, ArtifactRecord>,
-    /// Authenticated intent ids already decided, bounded FIFO window.
-    seen: HashSet<ReplayKey>,
-    seen_order: VecDeque<ReplayKey>,
+    /// Authenticated intent ids already decided, with their position in the replay window
+    /// (a FIFO of the last `replay_window` distinct ids: an id is remembered while its
+    /// position is at least `replay_next - replay_window`).
+    seen: HashMap<ReplayKey, u64>,
+    /// Ids remembered here, oldest first, to forget them once out of the window.
+    seen_order: VecDeque<(u64, ReplayKey)>,
+    /// Position the next remembered id gets.
+    replay_next: u64,
+    /// Window size last used.
+    replay_window: u64,
     /// Exact usage per product homed here.
     usage: HashMap<String, Usage>,
     /// Usage of all other partitions (from Redis; lags by the publish interval).
@@ -96,21 +103,108 @@ impl PartitionState {
             .insert(effect.key.clone(), effect.record.clone());
     }
 
-    /// True when this (product, intent id) was already decided.
+    /// True when this (product, intent id) was already decided (and is still in the window).
     pub fn seen(&self, key: &ReplayKey) -> bool {
-        self.seen.contains(key)
+        self.seen
+            .get(key)
+            .is_some_and(|position| *position >= self.replay_floor())
     }
 
-    /// Remembers a decided intent id, forgetting the oldest beyond `window`.
+    fn replay_floor(&self) -> u64 {
+        self.replay_next.saturating_sub(self.replay_window)
+    }
+
+    /// Remembers a decided intent id, forgetting the oldest beyond `window` distinct ids.
     pub fn remember(&mut self, key: ReplayKey, window: usize) {
-        if self.seen.insert(key.clone()) {
-            self.seen_order.push_back(key);
+        self.replay_window = window as u64;
+        if !self.seen(&key) {
+            let position = self.replay_next;
+            self.replay_next += 1;
+            self.seen.insert(key.clone(), position);
+            self.seen_order.push_back((position, key));
         }
-        while self.seen_order.len() > window {
-            if let Some(old) = self.seen_order.pop_front() {
+        let floor = self.replay_floor();
+        while let Some((position, _)) = self.seen_order.front()
+            && *position < floor
+        {
+            if let Some((position, old)) = self.seen_order.pop_front()
+                && self.seen.get(&old) == Some(&position)
+            {
                 self.seen.remove(&old);
             }
         }
+    }
+
+    /// Replay window counters: (position the next id gets, window size).
+    pub fn replay_counters(&self) -> (u64, u64) {
+        (self.replay_next, self.replay_window)
+    }
+
+    /// Sets the replay counters of a partial state backed by a store (see [`Self::load_seen`]).
+    pub fn set_replay_counters(&mut self, next: u64, window: u64) {
+        self.replay_next = next;
+        self.replay_window = window;
+    }
+
+    /// Adds an artifact record read from a store, so a partial state can decide about it.
+    pub fn load_artifact(&mut self, key: ArtifactKey, record: ArtifactRecord) {
+        self.artifacts.insert(key, record);
+    }
+
+    /// True when the partial state already holds this artifact's record (or knows it has none
+    /// because it created it here).
+    pub fn holds_artifact(&self, key: &ArtifactKey) -> bool {
+        self.artifacts.contains_key(key)
+    }
+
+    /// Adds a remembered id read from a store with its window position.
+    pub fn load_seen(&mut self, key: ReplayKey, position: u64) {
+        self.seen.entry(key).or_insert(position);
+    }
+
+    /// True when the partial state holds this id (in the window or not).
+    pub fn holds_seen(&self, key: &ReplayKey) -> bool {
+        self.seen.contains_key(key)
+    }
+
+    /// Forgets the artifacts and replay ids, keeping the small per-product and per-integration
+    /// maps and the counters: a store-backed task calls this once its changes are stored.
+    pub fn clear_working_set(&mut self) {
+        self.artifacts = HashMap::new();
+        self.seen = HashMap::new();
+        self.seen_order = VecDeque::new();
+    }
+
+    /// Every per-product and per-integration entry: (usage, rate state, offenders), for a
+    /// store to load or persist.
+    pub fn small_maps(
+        &self,
+    ) -> (
+        &HashMap<String, Usage>,
+        &HashMap<String, i64>,
+        &HashMap<String, OffenderState>,
+    ) {
+        (&self.usage, &self.rate_tat, &self.offenders)
+    }
+
+    /// Sets a product's usage (loading a store).
+    pub fn set_usage(&mut self, product: &str, usage: Usage) {
+        self.usage.insert(product.to_string(), usage);
+    }
+
+    /// The artifact records held, for comparisons with a rebuilt state.
+    pub fn artifacts(&self) -> &HashMap<ArtifactKey, ArtifactRecord> {
+        &self.artifacts
+    }
+
+    /// The replay ids in the window, with positions.
+    pub fn seen_in_window(&self) -> Vec<(&ReplayKey, u64)> {
+        let floor = self.replay_floor();
+        self.seen
+            .iter()
+            .filter(|(_, p)| **p >= floor)
+            .map(|(k, p)| (k, *p))
+            .collect()
     }
 
     /// Applies everything a decision changes: artifact, usage, replay memory, rate and
@@ -201,5 +295,87 @@ impl PartitionState {
     /// True when no artifact is known.
     pub fn is_empty(&self) -> bool {
         self.artifacts.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashSet, VecDeque};
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The replay window as first written: a set and a FIFO of distinct ids.
+    #[derive(Default)]
+    struct Fifo {
+        set: HashSet<ReplayKey>,
+        order: VecDeque<ReplayKey>,
+    }
+
+    impl Fifo {
+        fn remember(&mut self, key: ReplayKey, window: usize) {
+            if self.set.insert(key.clone()) {
+                self.order.push_back(key);
+            }
+            while self.order.len() > window {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+
+    fn key(n: u8) -> ReplayKey {
+        ("p".into(), format!("i{n}"))
+    }
+
+    proptest! {
+        #[test]
+        fn the_positional_window_answers_as_a_fifo_of_distinct_ids(
+            ops in prop::collection::vec((0u8..12, any::<bool>()), 1..200),
+            window in 1usize..6,
+        ) {
+            let mut fifo = Fifo::default();
+            let mut state = PartitionState::default();
+            for (n, remember) in ops {
+                if remember {
+                    fifo.remember(key(n), window);
+                    state.remember(key(n), window);
+                }
+                prop_assert_eq!(state.seen(&key(n)), fifo.set.contains(&key(n)));
+                prop_assert!(state.seen.len() <= window, "forgotten ids are dropped");
+            }
+        }
+
+        #[test]
+        fn a_partial_state_loaded_from_positions_answers_as_the_full_one(
+            ops in prop::collection::vec(0u8..12, 1..100),
+            probes in prop::collection::vec(0u8..12, 1..20),
+            window in 1usize..6,
+        ) {
+            let mut full = PartitionState::default();
+            for n in &ops {
+                full.remember(key(*n), window);
+            }
+            // What a store would hold: the ids in the window and the counters.
+            let mut partial = PartitionState::default();
+            let (next, w) = full.replay_counters();
+            partial.set_replay_counters(next, w);
+            for (k, position) in full.seen_in_window() {
+                partial.load_seen(k.clone(), position);
+            }
+            partial.clear_working_set();
+            for (k, position) in full.seen_in_window() {
+                if probes.iter().any(|p| key(*p) == *k) {
+                    partial.load_seen(k.clone(), position);
+                }
+            }
+            for p in &probes {
+                prop_assert_eq!(partial.seen(&key(*p)), full.seen(&key(*p)));
+                full.remember(key(*p), window);
+                partial.remember(key(*p), window);
+            }
+        }
     }
 }
