@@ -11,7 +11,6 @@ use std::time::Duration;
 use bhiv_bucket::core::partitioner::home_partition;
 use bhiv_bucket::core::{ArtifactIntent, Operation};
 use bhiv_bucket::produce::IntentProducer;
-use bhiv_bucket::wire::audit;
 use bhiv_bucket::wire::framing;
 use bhiv_bucket::wire::schemas::INTENT_AVSC;
 use common::*;

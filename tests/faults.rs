@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::ops::topics;
 use bhiv_bucket::produce::IntentProducer;
-use bhiv_bucket::wire::{accepted, audit, headers};
+use bhiv_bucket::wire::{accepted, headers};
 use common::*;
 
 const PARTITIONS: i32 = 4;

@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use bhiv_bucket::wire::audit;
 use common::*;
 
 const PARTITIONS: i32 = 3;

@@ -175,16 +175,14 @@ impl PartitionState {
         self.seen_order = VecDeque::new();
     }
 
-    /// Every per-product and per-integration entry: (usage, rate state, offenders), for a
-    /// store to load or persist.
-    pub fn small_maps(
-        &self,
-    ) -> (
-        &HashMap<String, Usage>,
-        &HashMap<String, i64>,
-        &HashMap<String, OffenderState>,
-    ) {
-        (&self.usage, &self.rate_tat, &self.offenders)
+    /// GCRA arrival times of every product homed here (for a store to persist).
+    pub fn rates(&self) -> &HashMap<String, i64> {
+        &self.rate_tat
+    }
+
+    /// Offender state of every integration seen here (for a store to persist).
+    pub fn offenders(&self) -> &HashMap<String, OffenderState> {
+        &self.offenders
     }
 
     /// Sets a product's usage (loading a store).

@@ -292,7 +292,9 @@ pub fn restore(
                     offset,
                     problem,
                 };
-                let link = reader.read(m.payload()).map_err(|e| corrupt(e.to_string()))?;
+                let link = reader
+                    .read(m.payload())
+                    .map_err(|e| corrupt(e.to_string()))?;
                 let event = link.event;
                 if link.stored_hash != event.hash {
                     return Err(corrupt(format!("hash mismatch at seq {}", event.seq)));
@@ -346,7 +348,10 @@ pub fn rebuild_all(
         .collect();
     let mut out = std::collections::BTreeMap::new();
     for p in partitions {
-        out.insert(p, restore(brokers, audit_topic, p, timeout, policy, reader)?);
+        out.insert(
+            p,
+            restore(brokers, audit_topic, p, timeout, policy, reader)?,
+        );
     }
     Ok(out)
 }

@@ -34,7 +34,7 @@ pub(crate) struct AuditRecord {
     topic: String,
     partition: i32,
     offset: i64,
-    event: Result<AuditEvent, (Option<Vec<u8>>, String)>,
+    event: Decoded,
     /// The frame named a schema id the reader did not know (ask the registry, then decode).
     unknown_schema: bool,
 }
@@ -266,11 +266,14 @@ impl AuditWriter {
     }
 }
 
+/// A decoded audit event, or the raw value and why it did not decode (kept for quarantine).
+type Decoded = Result<AuditEvent, (Option<Vec<u8>>, String)>;
+
 /// Decodes one audit value with its writer's schema; the flag says the schema id was unknown.
 fn decode_with(
     reader: &AuditReader,
     value: Option<&[u8]>,
-) -> (Result<AuditEvent, (Option<Vec<u8>>, String)>, bool) {
+) -> (Decoded, bool) {
     match reader.decode_framed(value) {
         Ok(e) => (Ok(e), false),
         Err(e) => (

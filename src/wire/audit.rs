@@ -322,7 +322,10 @@ pub fn encode(e: &AuditEvent) -> Result<Vec<u8>, WireError> {
 
 /// Encodes an event (hash as given) under audit schema `version`, no Confluent header.
 pub fn encode_as(e: &AuditEvent, version: u8) -> Result<Vec<u8>, WireError> {
-    write_datum(&schema_of(version)?.schema, event_value(e, &e.hash, version))
+    write_datum(
+        &schema_of(version)?.schema,
+        event_value(e, &e.hash, version),
+    )
 }
 
 /// Decodes an Avro body written with audit schema `version` (the writer's).
@@ -555,7 +558,10 @@ mod tests {
         assert_eq!(lb.event, b.event);
         assert_eq!(lb.event.prev_hash, la.event.hash);
         // The hash of a v2 link is over v2 bytes: a v1 encoding of the same event differs.
-        assert_ne!(event(1, &a.event.hash).seal_as(1).unwrap().event.hash, b.event.hash);
+        assert_ne!(
+            event(1, &a.event.hash).seal_as(1).unwrap().event.hash,
+            b.event.hash
+        );
     }
 
     #[test]
