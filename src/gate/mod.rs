@@ -9,6 +9,7 @@ pub mod observe;
 pub mod policy_watch;
 pub mod records;
 mod session;
+pub mod store;
 pub mod task;
 pub mod txn;
 pub mod usage_share;

@@ -1,0 +1,227 @@
+//! The storage engine under the store: redb (ADR 0009), one file per partition. Everything
+//! engine-specific is here; the rest of the store sees tables of byte keys and values.
+//!
+//! Durability: every commit is atomic (redb's copy-on-write B-tree with a commit slot). A
+//! commit is made durable (fsync, with redb's quick-repair state) when [`DURABLE_EVERY`] has
+//! passed since the last durable one, and on [`Engine::sync`] and drop; the commits between are
+//! `Durability::None`, which a killed process loses. After a crash the file reverts to the last
+//! durable commit, never to part of one: the caller replays the audit tail from its checkpoint.
+
+use std::path::Path;
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use redb::{
+    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+use super::StoreError;
+
+/// Longest time between durable commits.
+pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
+
+/// File of the store inside its directory.
+const FILE: &str = "state.redb";
+
+/// The store's tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Table {
+    /// Identity, checkpoint, replay counters.
+    Meta,
+    /// Product id → interned number.
+    Products,
+    /// (product number, artifact id) → record.
+    Artifacts,
+    /// Remembered intent id → its replay sequence number.
+    ReplayIds,
+    /// Replay sequence number → intent id (the FIFO order).
+    ReplayOrder,
+    /// Product id → usage.
+    Usage,
+    /// Product id → GCRA arrival time.
+    Rates,
+    /// Integration id → offender state.
+    Offenders,
+}
+
+impl Table {
+    const ALL: [Table; 8] = [
+        Table::Meta,
+        Table::Products,
+        Table::Artifacts,
+        Table::ReplayIds,
+        Table::ReplayOrder,
+        Table::Usage,
+        Table::Rates,
+        Table::Offenders,
+    ];
+
+    fn def(self) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+        TableDefinition::new(match self {
+            Table::Meta => "meta",
+            Table::Products => "products",
+            Table::Artifacts => "artifacts",
+            Table::ReplayIds => "replay_ids",
+            Table::ReplayOrder => "replay_order",
+            Table::Usage => "usage",
+            Table::Rates => "rates",
+            Table::Offenders => "offenders",
+        })
+    }
+}
+
+fn engine_error(e: impl Into<redb::Error>) -> StoreError {
+    StoreError::Engine(e.into())
+}
+
+/// A stored key and its value.
+pub type Entry = (Vec<u8>, Vec<u8>);
+
+/// The operations of one commit, applied in one write transaction.
+#[derive(Debug, Default)]
+pub struct Writer(Vec<(Table, Vec<u8>, Option<Vec<u8>>)>);
+
+impl Writer {
+    /// Sets a key.
+    pub fn put(&mut self, table: Table, key: &[u8], value: Vec<u8>) {
+        self.0.push((table, key.to_vec(), Some(value)));
+    }
+
+    /// Deletes a key.
+    pub fn remove(&mut self, table: Table, key: &[u8]) {
+        self.0.push((table, key.to_vec(), None));
+    }
+}
+
+/// An open store file.
+pub struct Engine {
+    db: Database,
+    last_durable: Mutex<Instant>,
+}
+
+impl Engine {
+    /// Opens or creates the store file in `dir` with a page cache of `cache_bytes`.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Engine, StoreError> {
+        let db = Database::builder()
+            .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
+            .create(dir.join(FILE))
+            .map_err(engine_error)?;
+        let engine = Engine {
+            db,
+            last_durable: Mutex::new(Instant::now()),
+        };
+        // Every table exists from the start, so reads never meet a missing table.
+        let w = engine.begin(true)?;
+        for t in Table::ALL {
+            w.open_table(t.def()).map_err(engine_error)?;
+        }
+        w.commit().map_err(engine_error)?;
+        Ok(engine)
+    }
+
+    fn begin(&self, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
+        let mut w = self.db.begin_write().map_err(engine_error)?;
+        if durable {
+            w.set_durability(Durability::Immediate)
+                .map_err(engine_error)?;
+            w.set_quick_repair(true);
+        } else {
+            w.set_durability(Durability::None).map_err(engine_error)?;
+        }
+        Ok(w)
+    }
+
+    fn since_durable(&self) -> Duration {
+        self.last_durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .elapsed()
+    }
+
+    fn mark_durable(&self) {
+        *self
+            .last_durable
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    /// Value of a key.
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let r = self.db.begin_read().map_err(engine_error)?;
+        let t = r.open_table(table.def()).map_err(engine_error)?;
+        Ok(t.get(key)
+            .map_err(engine_error)?
+            .map(|v| v.value().to_vec()))
+    }
+
+    /// Every entry of a (small) table.
+    pub fn scan(&self, table: Table) -> Result<Vec<Entry>, StoreError> {
+        let r = self.db.begin_read().map_err(engine_error)?;
+        let t = r.open_table(table.def()).map_err(engine_error)?;
+        let mut out = Vec::new();
+        for entry in t.iter().map_err(engine_error)? {
+            let (k, v) = entry.map_err(engine_error)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// Number of entries of a table.
+    pub fn len(&self, table: Table) -> Result<u64, StoreError> {
+        let r = self.db.begin_read().map_err(engine_error)?;
+        let t = r.open_table(table.def()).map_err(engine_error)?;
+        t.len().map_err(engine_error)
+    }
+
+    /// A writer for one commit.
+    pub fn writer(&self) -> Writer {
+        Writer::default()
+    }
+
+    /// Applies a writer's operations in one atomic transaction (durable when due).
+    pub fn commit(&self, w: Writer) -> Result<(), StoreError> {
+        let durable = self.since_durable() >= DURABLE_EVERY;
+        let txn = self.begin(durable)?;
+        {
+            let mut tables = Vec::with_capacity(Table::ALL.len());
+            for t in Table::ALL {
+                tables.push(txn.open_table(t.def()).map_err(engine_error)?);
+            }
+            for (table, key, value) in &w.0 {
+                let Some(t) = Table::ALL
+                    .iter()
+                    .position(|x| x == table)
+                    .and_then(|i| tables.get_mut(i))
+                else {
+                    continue;
+                };
+                match value {
+                    Some(v) => t.insert(key.as_slice(), v.as_slice()).map(drop),
+                    None => t.remove(key.as_slice()).map(drop),
+                }
+                .map_err(engine_error)?;
+            }
+        }
+        // Dropped uncommitted on any error above: the transaction aborts, nothing is written.
+        txn.commit().map_err(engine_error)?;
+        if durable {
+            self.mark_durable();
+        }
+        Ok(())
+    }
+
+    /// Makes every commit so far durable.
+    pub fn sync(&self) -> Result<(), StoreError> {
+        self.begin(true)?.commit().map_err(engine_error)?;
+        self.mark_durable();
+        Ok(())
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        if let Err(e) = self.sync() {
+            tracing::warn!(error = %e, "state store: final durable commit failed");
+        }
+    }
+}

@@ -1,0 +1,89 @@
+//! Compact keys: product ids interned to `u32`, intent ids stored as 16 bytes when they are
+//! UUIDs in canonical form, artifact keys as the product's number and the artifact id's bytes.
+
+use std::collections::HashMap;
+
+use super::StoreError;
+use super::codec::{Reader, Writer};
+use crate::core::state::{ArtifactKey, ReplayKey};
+
+/// Tag of an intent id stored as the 16 bytes of a canonical (lower-case, hyphenated) UUID.
+const TAG_UUID: u8 = 1;
+/// Tag of an intent id stored as its raw UTF-8 bytes.
+const TAG_RAW: u8 = 2;
+
+/// Product ids interned to numbers; the table is persisted in the store.
+#[derive(Debug, Clone, Default)]
+pub struct Interner {
+    ids: HashMap<String, u32>,
+    next: u32,
+}
+
+impl Interner {
+    /// Rebuilds the table from its persisted entries (product id → number).
+    pub fn from_entries(
+        entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
+    ) -> Result<Interner, StoreError> {
+        let mut out = Interner::default();
+        for (k, v) in entries {
+            let name = String::from_utf8(k)
+                .map_err(|_| StoreError::Corrupt("product table: invalid UTF-8".into()))?;
+            let mut r = Reader::raw(&v, "product table");
+            let id = r.u32()?;
+            r.end()?;
+            out.next = out.next.max(id.saturating_add(1));
+            out.ids.insert(name, id);
+        }
+        Ok(out)
+    }
+
+    /// Number of a known product.
+    pub fn get(&self, product: &str) -> Option<u32> {
+        self.ids.get(product).copied()
+    }
+
+    /// Number of a product, assigning the next one if new; `Some(bytes)` when the caller must
+    /// persist the new entry (as the product id's bytes → these bytes).
+    pub fn intern(&mut self, product: &str) -> Result<(u32, Option<Vec<u8>>), StoreError> {
+        if let Some(id) = self.get(product) {
+            return Ok((id, None));
+        }
+        let id = self.next;
+        self.next = id
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("product table full".into()))?;
+        self.ids.insert(product.to_string(), id);
+        Ok((id, Some(id.to_be_bytes().to_vec())))
+    }
+
+    /// Number of interned products.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// True when no product is interned.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Key of an artifact: product number, then the artifact id's bytes.
+pub fn artifact_key(product: u32, key: &ArtifactKey) -> Vec<u8> {
+    Writer::key()
+        .u32(product)
+        .raw(key.artifact_id.as_bytes())
+        .done()
+}
+
+/// Key of a remembered intent: product number, tag, then 16 UUID bytes or the raw id.
+pub fn replay_key(product: u32, key: &ReplayKey) -> Vec<u8> {
+    let mut w = Writer::key();
+    w.u32(product);
+    match uuid::Uuid::try_parse(&key.1) {
+        // Only the canonical spelling is compacted, so that two spellings of one UUID stay
+        // two ids, exactly as the in-memory set sees them.
+        Ok(u) if u.hyphenated().to_string() == key.1 => w.u8(TAG_UUID).raw(u.as_bytes()),
+        _ => w.u8(TAG_RAW).raw(key.1.as_bytes()),
+    };
+    w.done()
+}
