@@ -259,6 +259,11 @@ impl Run {
             ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
             ("BUCKET_REDIS_URL", redis_url()),
             ("RUST_LOG", "info,rdkafka=warn".into()),
+            // Each instance keeps its local state stores across its restarts (kill -9 too).
+            (
+                "BUCKET_STATE_DIR",
+                state_dir(&self.sfx, &id).display().to_string(),
+            ),
         ];
         env.extend(self.gate_env.iter().cloned());
         spawn(

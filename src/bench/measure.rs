@@ -47,6 +47,8 @@ pub struct RunContext {
     pub runs: u32,
     /// Reader of the gate's audit links (every approved version, as registered).
     pub audit_reader: crate::wire::audit::AuditReader,
+    /// Local state stores of the gate runs (None: in memory).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 /// Process CPU time (user + system, all threads, live and exited) in seconds.
@@ -132,7 +134,7 @@ impl RunContext {
                     brokers: self.brokers.clone(),
                     registry_url: self.registry_url.clone(),
                     group_id: group,
-                    gate_id: id,
+                    gate_id: id.clone(),
                     topics,
                     policy: self.policy.clone(),
                     policy_text: String::new(),
@@ -147,6 +149,15 @@ impl RunContext {
                     restore_timeout: Duration::from_secs(60),
                     approvals: Default::default(),
                     audit_version: crate::wire::audit::LATEST_VERSION,
+                    store: self
+                        .state_dir
+                        .as_ref()
+                        .map(|dir| crate::gate::persist::StoreOptions {
+                            state_dir: dir.join(&id),
+                            cache_bytes: 32 << 20,
+                            cluster: String::new(),
+                            intents_topic: String::new(),
+                        }),
                     telemetry: Default::default(),
                 };
                 let rt = self.rt.clone();

@@ -137,6 +137,8 @@ pub struct BenchOptions {
     pub no_latency: bool,
     /// Keep the created topics.
     pub keep_topics: bool,
+    /// Run the gate with local state stores under this directory (else in memory).
+    pub state_dir: Option<PathBuf>,
     /// JSON output path (charts are written beside it).
     pub out: PathBuf,
 }
@@ -166,6 +168,7 @@ impl BenchOptions {
             no_throughput: false,
             no_latency: false,
             keep_topics: false,
+            state_dir: None,
             out: PathBuf::from("target/bench/results.json"),
         }
     }
@@ -213,8 +216,7 @@ pub fn run(opts: &BenchOptions, rt: Handle) -> Result<Report, BenchError> {
     let policy = Arc::new(Policy::parse_with(&policy_text, &workload::BenchSecrets)?);
     let registry = Registry::new(&opts.registry_url)?;
     let schema_id = rt.block_on(registry.register(&APPROVED.intent))?;
-    let (_, audit_reader) =
-        rt.block_on(registry.output_ids(crate::wire::audit::LATEST_VERSION))?;
+    let (_, audit_reader) = rt.block_on(registry.output_ids(crate::wire::audit::LATEST_VERSION))?;
     let signer = opts.sig.signer();
     let mut ctx = RunContext {
         brokers: opts.brokers.clone(),
@@ -228,6 +230,7 @@ pub fn run(opts: &BenchOptions, rt: Handle) -> Result<Report, BenchError> {
         created: Vec::new(),
         runs: 0,
         audit_reader,
+        state_dir: opts.state_dir.clone(),
     };
     let steps = if opts.no_throughput {
         0

@@ -112,6 +112,10 @@ struct BenchArgs {
     /// Keep the throwaway topics.
     #[arg(long)]
     keep_topics: bool,
+    /// Run the gate with local state stores under this directory (as `bucket gate
+    /// --state-dir`); unset, its state is in memory.
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
     /// JSON output; throughput.svg and latency.svg are written beside it.
     #[arg(long, default_value = "target/bench/results.json")]
     out: PathBuf,
@@ -332,6 +336,7 @@ fn bench_options(a: BenchArgs) -> Result<BenchOptions> {
     o.no_throughput = a.no_throughput;
     o.no_latency = a.no_latency;
     o.keep_topics = a.keep_topics;
+    o.state_dir = a.state_dir;
     o.out = a.out;
     Ok(o)
 }

@@ -75,6 +75,14 @@ pub(crate) struct GateArgs {
         value_parser = clap::value_parser!(u8).range(1..=i64::from(bhiv_bucket::wire::audit::LATEST_VERSION))
     )]
     audit_schema_version: u8,
+    /// Directory for the partition tasks' local state stores (one per partition; keep it on a
+    /// persistent volume). Unset: every task's state is in memory, restored from the whole
+    /// audit log on every assignment.
+    #[arg(long, env = "BUCKET_STATE_DIR")]
+    state_dir: Option<PathBuf>,
+    /// Block cache of each partition's state store, MiB.
+    #[arg(long, env = "BUCKET_STATE_CACHE_MB", default_value_t = 32)]
+    state_cache_mb: u64,
     #[command(flatten)]
     admin: AdminTokenArgs,
     #[command(flatten)]
@@ -129,6 +137,15 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         max_batch: a.max_batch.max(1),
         restore_timeout: Duration::from_secs(180),
         audit_version: a.audit_schema_version,
+        store: a
+            .state_dir
+            .clone()
+            .map(|state_dir| bhiv_bucket::gate::persist::StoreOptions {
+                state_dir,
+                cache_bytes: a.state_cache_mb.max(1) * 1024 * 1024,
+                cluster: String::new(),
+                intents_topic: String::new(),
+            }),
         telemetry: telemetry.clone().into(),
     };
     let shutdown = shutdown_on_signals(rt);

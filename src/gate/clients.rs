@@ -113,3 +113,47 @@ pub fn commit_within<C: ProducerContext + 'static>(
     }
     outcome.recv_timeout(deadline).ok()
 }
+
+/// The gate producer's context: notes the offset of every delivered record on the audit topic,
+/// so that after a commit the gate knows where each chain's last committed link is (the
+/// checkpoint of a partition's local state store).
+#[derive(Debug, Default)]
+pub struct AuditDeliveries {
+    audit_topic: String,
+    last: std::sync::Mutex<std::collections::HashMap<i32, i64>>,
+}
+
+impl AuditDeliveries {
+    /// Notes deliveries to `audit_topic`.
+    pub fn new(audit_topic: &str) -> AuditDeliveries {
+        AuditDeliveries {
+            audit_topic: audit_topic.to_string(),
+            last: Default::default(),
+        }
+    }
+
+    /// Takes the highest delivered offset of each audit partition since the last take.
+    pub fn take(&self) -> std::collections::HashMap<i32, i64> {
+        self.last
+            .lock()
+            .map(|mut m| std::mem::take(&mut *m))
+            .unwrap_or_default()
+    }
+}
+
+impl rdkafka::ClientContext for AuditDeliveries {}
+
+impl ProducerContext for AuditDeliveries {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &rdkafka::message::DeliveryResult<'_>, _: ()) {
+        use rdkafka::Message;
+        if let Ok(m) = result
+            && m.topic() == self.audit_topic
+            && let Ok(mut last) = self.last.lock()
+        {
+            let e = last.entry(m.partition()).or_insert(m.offset());
+            *e = (*e).max(m.offset());
+        }
+    }
+}

@@ -19,10 +19,15 @@ pub enum GovernanceEvent {
         gate_version: &'static str,
         /// Partition.
         partition: i32,
-        /// Links the restore read.
+        /// Links in the restored chain.
         restored_links: i64,
+        /// Links this restore read from the audit log (the tail after a local checkpoint
+        /// when `warm`).
+        replayed_links: u64,
+        /// The local state store's checkpoint was used.
+        warm: bool,
         /// Artifacts the restored state holds.
-        artifacts: usize,
+        artifacts: u64,
         /// Highest intent offset with a decision (-1 for none).
         last_decided_offset: i64,
         /// How long the restore took, ms.
@@ -102,12 +107,15 @@ impl GovernanceEvent {
                 gate_version,
                 partition,
                 restored_links,
+                replayed_links,
+                warm,
                 artifacts,
                 last_decided_offset,
                 restore_ms,
             } => json!({
                 "gate_id": gate_id, "gate_version": gate_version, "partition": partition,
-                "restored_links": restored_links, "artifacts": artifacts,
+                "restored_links": restored_links, "replayed_links": replayed_links,
+                "warm": warm, "artifacts": artifacts,
                 "last_decided_offset": last_decided_offset, "restore_ms": restore_ms,
             }),
             GovernanceEvent::GateStopped { gate_id } => json!({"gate_id": gate_id}),

@@ -6,6 +6,7 @@ pub mod clients;
 pub mod decode;
 pub mod events;
 pub mod observe;
+pub mod persist;
 pub mod policy_watch;
 pub mod records;
 mod session;
@@ -107,6 +108,9 @@ pub struct GateOptions {
     pub max_batch: usize,
     /// Longest wait for a partition's audit replay.
     pub restore_timeout: Duration,
+    /// Local state stores (`--state-dir`); None keeps every task's state in memory, restored
+    /// from the whole audit log.
+    pub store: Option<persist::StoreOptions>,
     /// Audit schema version the links are written with (`wire::audit::LATEST_VERSION` unless
     /// a rolling upgrade still has readers that know only an older one).
     pub audit_version: u8,
@@ -133,6 +137,9 @@ pub enum GateError {
     /// A task could not be restored.
     #[error(transparent)]
     Restore(#[from] task::RestoreError),
+    /// The local state store failed while deciding: a new session reopens it.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
     /// A commit did not return within its deadline (a wedged client): a new session may cure it.
     #[error("transaction commit did not return within {0:?}")]
     CommitStuck(std::time::Duration),

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
@@ -25,6 +25,7 @@ use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
 use super::events::GovernanceEvent;
 use super::observe::LoopView;
+use super::persist::{RestoreStats, restore_with_store};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{Task, restore};
@@ -160,8 +161,10 @@ struct Session<'a> {
     rt: &'a Handle,
     ids: OutputSchemaIds,
     audit_reader: &'a AuditReader,
+    /// Local state stores, named after this cluster and these topics.
+    store: Option<super::persist::StoreOptions>,
     consumer: BaseConsumer<GateContext>,
-    producer: Arc<ThreadedProducer<DefaultProducerContext>>,
+    producer: Arc<ThreadedProducer<clients::AuditDeliveries>>,
     partition_count: i32,
     tasks: HashMap<i32, Task>,
     /// Group offset of each task's partition when the task was created (fencing offsets).
@@ -183,11 +186,11 @@ impl<'a> Session<'a> {
         rt: &'a Handle,
         watch: &'a mut PolicyWatch,
     ) -> Result<Session<'a>, GateError> {
-        let producer: ThreadedProducer<DefaultProducerContext> = clients::producer_config(
+        let producer: ThreadedProducer<clients::AuditDeliveries> = clients::producer_config(
             &opts.brokers,
             &format!("{}-{}", opts.group_id, opts.gate_id),
         )
-        .create()?;
+        .create_with_context(clients::AuditDeliveries::new(&opts.topics.audit))?;
         producer.init_transactions(OP_TIMEOUT)?;
         let consumer: BaseConsumer<GateContext> = clients::consumer_config(
             &opts.brokers,
@@ -204,6 +207,14 @@ impl<'a> Session<'a> {
             )));
         }
         consumer.subscribe(&[&opts.topics.intents])?;
+        let store = opts.store.clone().map(|mut s| {
+            s.cluster = consumer
+                .client()
+                .fetch_cluster_id(OP_TIMEOUT)
+                .unwrap_or_else(|| opts.brokers.clone());
+            s.intents_topic = opts.topics.intents.clone();
+            s
+        });
         info!(
             group = %opts.group_id,
             gate = %opts.gate_id,
@@ -222,6 +233,7 @@ impl<'a> Session<'a> {
             rt,
             ids,
             audit_reader,
+            store,
             consumer,
             producer: Arc::new(producer),
             partition_count,
@@ -374,6 +386,13 @@ impl<'a> Session<'a> {
             value: c.value.as_deref().unwrap_or_default(),
             signature,
         };
+        if let Ok(i) = decoded.as_ref() {
+            let key = crate::core::ArtifactKey {
+                product_id: i.product_id.clone(),
+                artifact_id: i.artifact_id.clone(),
+            };
+            task.prefetch(&key, Some(&(i.product_id.clone(), i.intent_id.clone())))?;
+        }
         let decision = decide(&envelope, &task.state, &policy, now_ms());
         let writer = Writer {
             topics: &self.opts.topics,
@@ -382,7 +401,7 @@ impl<'a> Session<'a> {
             audit_version: self.opts.audit_version,
         };
         let outputs = writer.outputs(&c, decoded.as_ref().ok(), &decision, &task.chain)?;
-        task.state.record(&decision, policy.limits.replay_window);
+        task.record_decision(&decision, policy.limits.replay_window);
         task.chain.next_seq = outputs.audit.seq + 1;
         task.chain.hash = outputs.audit.hash.clone();
         task.links_since_checkpoint += 1;
@@ -423,21 +442,44 @@ impl<'a> Session<'a> {
             self.commit()?;
         }
         let started = Instant::now();
-        let task = restore(
-            &self.opts.brokers,
-            &self.opts.topics.audit,
-            partition,
-            self.opts.restore_timeout,
-            self.watch.current(),
-            self.audit_reader,
-        )?;
+        let (task, stats) = match &self.store {
+            Some(store) => restore_with_store(
+                &self.opts.brokers,
+                &self.opts.topics.audit,
+                partition,
+                self.opts.restore_timeout,
+                self.watch.current(),
+                self.audit_reader,
+                store,
+            )?,
+            None => {
+                let task = restore(
+                    &self.opts.brokers,
+                    &self.opts.topics.audit,
+                    partition,
+                    self.opts.restore_timeout,
+                    self.watch.current(),
+                    self.audit_reader,
+                )?;
+                let read = u64::try_from(task.chain.next_seq).unwrap_or(0);
+                (
+                    task,
+                    RestoreStats {
+                        links_read: read,
+                        ..RestoreStats::default()
+                    },
+                )
+            }
+        };
         let resume = self.group_position(partition)?;
         let event = GovernanceEvent::GateStarted {
             gate_id: self.opts.gate_id.clone(),
             gate_version: env!("CARGO_PKG_VERSION"),
             partition,
             restored_links: task.chain.next_seq,
-            artifacts: task.state.len(),
+            replayed_links: stats.links_read,
+            warm: stats.warm,
+            artifacts: task.artifact_count(),
             last_decided_offset: task.last_decided_offset,
             restore_ms: started.elapsed().as_millis() as u64,
         };
@@ -697,9 +739,19 @@ impl<'a> Session<'a> {
         match result {
             Ok(()) => {
                 self.txn = None;
+                let audit_offsets = self.producer.context().take();
                 for p in touched {
-                    if let Some(t) = self.tasks.get_mut(&p) {
-                        t.mark_committed();
+                    let Some(t) = self.tasks.get_mut(&p) else {
+                        continue;
+                    };
+                    t.mark_committed();
+                    let Some(offset) = audit_offsets.get(&p) else {
+                        continue;
+                    };
+                    if let Err(e) = t.persist_committed(*offset) {
+                        // The log has it; the store is behind: the next restore replays more.
+                        warn!(partition = p, error = %e, "local state store write failed; the task restores again from its checkpoint");
+                        self.tasks.remove(&p);
                     }
                 }
                 self.opts.telemetry.committed(started.elapsed());

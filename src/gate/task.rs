@@ -2,6 +2,7 @@
 //! head of the audit chain with the same partition number. Restored from `bucket.audit`, which
 //! is the changelog (docs/origins.md#design, ADR 0001).
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -32,7 +33,7 @@ impl Default for ChainHead {
 }
 
 /// Everything the gate keeps for one partition.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct Task {
     /// Artifact index for this partition's products.
     pub state: PartitionState,
@@ -50,6 +51,9 @@ pub struct Task {
     pub control_next: i64,
     /// Usage as of the last committed transaction (what may be shared through Redis).
     pub committed: Option<CommittedUsage>,
+    /// The local state store behind `state`, when the gate keeps one (`--state-dir`): then
+    /// `state` holds only what the open transaction reads and writes.
+    pub persist: Option<super::persist::Persistence>,
 }
 
 /// A partition's usage as of its last committed transaction. Only this is shared: the live
@@ -85,6 +89,14 @@ pub enum RestoreError {
         offset: i64,
         /// What was wrong.
         problem: String,
+    },
+    /// The local state store failed (not the log): the caller may wipe it and restore cold.
+    #[error("state store of partition {partition}: {source}")]
+    Store {
+        /// Partition being restored.
+        partition: i32,
+        /// Underlying error.
+        source: super::store::StoreError,
     },
     /// The end of the partition was not reached in time (an open transaction?).
     #[error("audit partition {partition}: end not reached within {0:?}", .timeout)]
@@ -130,11 +142,24 @@ impl Task {
                 self.state
                     .add_usage(&effect.key.product_id, d.size_delta, artifact_delta);
                 self.state.apply(&effect);
+                if let Some(p) = self.persist.as_mut() {
+                    p.pending.usage.push((
+                        effect.key.product_id.clone(),
+                        d.size_delta,
+                        artifact_delta,
+                    ));
+                    p.pending.artifacts.push((effect.key, effect.record));
+                }
             }
             if d.authenticated
                 && let (Some(p), Some(i)) = (&d.product_id, &d.intent_id)
             {
-                self.state.remember((p.clone(), i.clone()), replay_window);
+                let key = (p.clone(), i.clone());
+                self.state.remember(key.clone(), replay_window);
+                if let Some(p) = self.persist.as_mut() {
+                    p.pending.replay_window = replay_window;
+                    p.pending.replay.push(key);
+                }
             }
             self.last_decided_offset = self.last_decided_offset.max(d.source_offset);
         }
@@ -155,7 +180,7 @@ impl Task {
     /// Applies the rate and offender state a decision recorded; returns its artifact delta.
     fn fold_facts(&mut self, d: &DecisionRecord, facts: &StateFacts) -> i64 {
         if let Some(o) = &facts.offender {
-            self.state.set_offender(
+            self.set_offender(
                 o.integration_id.clone(),
                 OffenderState {
                     rejections: o.rejections_ms.iter().copied().collect(),
@@ -164,9 +189,23 @@ impl Task {
             );
         }
         if let (Some(tat), Some(product)) = (facts.rate_tat_us, &d.product_id) {
-            self.state.set_rate_tat(product, tat);
+            self.set_rate_tat(product, tat);
         }
         facts.artifact_delta
+    }
+
+    fn set_offender(&mut self, integration: String, o: OffenderState) {
+        if let Some(p) = self.persist.as_mut() {
+            p.pending.offenders.push((integration.clone(), o.clone()));
+        }
+        self.state.set_offender(integration, o);
+    }
+
+    fn set_rate_tat(&mut self, product: &str, tat: i64) {
+        if let Some(p) = self.persist.as_mut() {
+            p.pending.rates.push((product.to_string(), tat));
+        }
+        self.state.set_rate_tat(product, tat);
     }
 
     /// Re-derives the rate and offender state of a version 1 link, which does not record them,
@@ -193,7 +232,7 @@ impl Task {
                 counted,
                 &mut sink,
             ) {
-                self.state.set_offender(i, o);
+                self.set_offender(i, o);
             }
         }
         // Every decided intent of a known product that was not itself refused for its rate.
@@ -207,7 +246,7 @@ impl Task {
                 p.burst,
             )
         {
-            self.state.set_rate_tat(product, tat);
+            self.set_rate_tat(product, tat);
         }
         match d.operation.as_deref() {
             Some("CREATE") => 1,
@@ -234,15 +273,58 @@ pub fn effect_of(d: &DecisionRecord) -> Option<Effect> {
     })
 }
 
-/// Rebuilds a task by replaying audit partition `partition` (read_committed) to its end.
-pub fn restore(
+impl Task {
+    /// A task with no history.
+    pub fn empty() -> Task {
+        Task {
+            last_decided_offset: -1,
+            ..Task::default()
+        }
+    }
+
+    /// Checks that `event` (read at `offset`) continues this task's chain, then folds it.
+    pub fn follow(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: &AuditEvent,
+        policy: &crate::core::Policy,
+    ) -> Result<(), RestoreError> {
+        if event.seq != self.chain.next_seq || event.prev_hash != self.chain.hash {
+            return Err(RestoreError::Corrupt {
+                partition,
+                offset,
+                problem: format!(
+                    "chain break: seq {} prev {} after head seq {} hash {}",
+                    event.seq, event.prev_hash, self.chain.next_seq, self.chain.hash
+                ),
+            });
+        }
+        self.fold(event, policy);
+        Ok(())
+    }
+
+    /// Artifacts the task knows (its store's count when it has one).
+    pub fn artifact_count(&self) -> u64 {
+        match &self.persist {
+            Some(p) => p.artifact_count(),
+            None => self.state.len() as u64,
+        }
+    }
+}
+
+/// Reads the committed links of audit partition `partition` from `start` to its end, each
+/// decoded with its writer's schema and its hash checked against its stored bytes, and hands
+/// them to `each` in order until it breaks. Returns how many links it read.
+pub fn read_links(
     brokers: &str,
     audit_topic: &str,
     partition: i32,
+    start: Offset,
     timeout: Duration,
-    policy: &crate::core::Policy,
     reader: &AuditReader,
-) -> Result<Task, RestoreError> {
+    mut each: impl FnMut(i64, AuditEvent) -> Result<ControlFlow<()>, RestoreError>,
+) -> Result<u64, RestoreError> {
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
     let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
@@ -259,16 +341,15 @@ pub fn restore(
         consumer.fetch_watermarks(audit_topic, partition, Duration::from_secs(10))
     })
     .map_err(kafka)?;
-    let mut task = Task {
-        last_decided_offset: -1,
-        ..Task::default()
+    let from = match start {
+        Offset::Offset(o) => o,
+        _ => low,
     };
-    if high <= low {
-        task.mark_committed();
-        return Ok(task);
+    if high <= low || from >= high {
+        return Ok(0);
     }
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(audit_topic, partition, Offset::Beginning)
+    tpl.add_partition_offset(audit_topic, partition, start)
         .map_err(kafka)?;
     consumer.assign(&tpl).map_err(kafka)?;
     let mut records = 0u64;
@@ -295,21 +376,43 @@ pub fn restore(
                 let link = reader
                     .read(m.payload())
                     .map_err(|e| corrupt(e.to_string()))?;
-                let event = link.event;
-                if link.stored_hash != event.hash {
-                    return Err(corrupt(format!("hash mismatch at seq {}", event.seq)));
+                if !link.hash_ok() {
+                    return Err(corrupt(format!("hash mismatch at seq {}", link.event.seq)));
                 }
-                if event.seq != task.chain.next_seq || event.prev_hash != task.chain.hash {
-                    return Err(corrupt(format!(
-                        "chain break: seq {} prev {} after head seq {} hash {}",
-                        event.seq, event.prev_hash, task.chain.next_seq, task.chain.hash
-                    )));
-                }
-                task.fold(&event, policy);
                 records += 1;
+                if each(offset, link.event)?.is_break() {
+                    break;
+                }
             }
         }
     }
+    Ok(records)
+}
+
+/// Rebuilds a task by replaying audit partition `partition` (read_committed) to its end, in
+/// memory (no local store).
+pub fn restore(
+    brokers: &str,
+    audit_topic: &str,
+    partition: i32,
+    timeout: Duration,
+    policy: &crate::core::Policy,
+    reader: &AuditReader,
+) -> Result<Task, RestoreError> {
+    let started = Instant::now();
+    let mut task = Task::empty();
+    let records = read_links(
+        brokers,
+        audit_topic,
+        partition,
+        Offset::Beginning,
+        timeout,
+        reader,
+        |offset, event| {
+            task.follow(partition, offset, &event, policy)?;
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     task.mark_committed();
     info!(
         partition,

@@ -168,7 +168,8 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     }
 }
 
-/// Starts a gate on the suffixed topics.
+/// Starts a gate on the suffixed topics, with local state stores in a directory of its own
+/// (kept across restarts of the same gate id, as a pod's volume is).
 pub fn spawn_gate(suffix: &str, group: &str, gate_id: &str) -> Proc {
     spawn(
         &format!("gate{suffix}-{gate_id}"),
@@ -181,8 +182,21 @@ pub fn spawn_gate(suffix: &str, group: &str, gate_id: &str) -> Proc {
             "--commit-interval-ms",
             "100",
         ],
-        &[("BUCKET_TOPIC_SUFFIX", suffix.to_string())],
+        &[
+            ("BUCKET_TOPIC_SUFFIX", suffix.to_string()),
+            (
+                "BUCKET_STATE_DIR",
+                state_dir(suffix, gate_id).display().to_string(),
+            ),
+        ],
     )
+}
+
+/// The local state directory of gate `gate_id` on the suffixed topics.
+pub fn state_dir(suffix: &str, gate_id: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("state")
+        .join(format!("{}-{gate_id}", suffix.trim_start_matches('.')))
 }
 
 /// One record read back from a topic.

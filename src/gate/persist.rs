@@ -1,0 +1,396 @@
+//! A partition task backed by its local state store (ADR 0009): before a decision the shell
+//! loads what it reads into the task's in-memory state; after the Kafka commit it writes what
+//! the transaction changed, with the checkpoint (audit sequence, hash and offset) the store
+//! then reflects, and forgets the working set. The store is written only after the commit, so
+//! it never holds effects of an aborted transaction; and it is trusted only up to a checkpoint
+//! that the committed audit log confirms (same sequence and hash at the same offset), so a
+//! warm restore replays just the audit tail after it.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use rdkafka::Offset;
+use tracing::{info, warn};
+
+use super::store::{Changes, Checkpoint, StateStore, StoreError, StoreIdentity};
+use super::task::{ChainHead, RestoreError, Task, read_links};
+use crate::core::state::{ArtifactKey, ReplayKey};
+use crate::wire::audit::AuditReader;
+
+/// Where and how the gate keeps local state.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// Directory holding one store per partition.
+    pub state_dir: PathBuf,
+    /// Block cache of each store, bytes.
+    pub cache_bytes: u64,
+    /// Names the deployment the stores belong to (the Kafka cluster and topics).
+    pub cluster: String,
+    /// Intents topic (part of a store's identity).
+    pub intents_topic: String,
+}
+
+/// Links folded during a restore between two store commits (bounds restore memory).
+const RESTORE_BATCH: u64 = 50_000;
+
+/// The store of one task and what the open transaction changed.
+#[derive(Debug)]
+pub struct Persistence {
+    store: StateStore,
+    /// Changes since the last store commit, in decision order.
+    pub pending: Changes,
+}
+
+impl Persistence {
+    /// Artifacts in the store (deleted ones included), 0 if it cannot say.
+    pub fn artifact_count(&self) -> u64 {
+        self.store.len_artifacts().unwrap_or(0)
+    }
+}
+
+/// How a store-backed restore went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RestoreStats {
+    /// Audit links read from Kafka.
+    pub links_read: u64,
+    /// The store's checkpoint was confirmed by the log and used.
+    pub warm: bool,
+    /// The store was wiped first (foreign, damaged or contradicted by the log).
+    pub wiped: bool,
+}
+
+impl Task {
+    /// Loads from the store what deciding about `artifact` and `replay` reads.
+    pub fn prefetch(
+        &mut self,
+        artifact: &ArtifactKey,
+        replay: Option<&ReplayKey>,
+    ) -> Result<(), StoreError> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        if !self.state.holds_artifact(artifact)
+            && let Some(record) = p.store.artifact(artifact)?
+        {
+            self.state.load_artifact(artifact.clone(), record);
+        }
+        if let Some(key) = replay
+            && !self.state.holds_seen(key)
+            && let Some(position) = p.store.seen_position(key)?
+        {
+            self.state.load_seen(key.clone(), position);
+        }
+        Ok(())
+    }
+
+    /// Applies a decision to the state and notes it for the store.
+    pub fn record_decision(&mut self, decision: &crate::core::Decision, replay_window: usize) {
+        self.state.record(decision, replay_window);
+        if let Some(p) = self.persist.as_mut() {
+            if p.pending.replay.is_empty() {
+                p.pending.replay_window = replay_window;
+            }
+            p.pending.record(decision);
+        }
+    }
+
+    /// After the Kafka commit: writes what changed with the checkpoint at `audit_offset` (the
+    /// offset of the chain's last committed link), then forgets the working set.
+    pub fn persist_committed(&mut self, audit_offset: i64) -> Result<(), StoreError> {
+        let checkpoint = self.checkpoint(audit_offset);
+        let Some(p) = self.persist.as_mut() else {
+            return Ok(());
+        };
+        let window = p.pending.replay_window;
+        let changes = std::mem::replace(&mut p.pending, Changes::new(window));
+        p.store.commit(&changes, &checkpoint)?;
+        self.state.clear_working_set();
+        Ok(())
+    }
+
+    fn checkpoint(&self, audit_offset: i64) -> Checkpoint {
+        Checkpoint {
+            audit_next_seq: self.chain.next_seq,
+            audit_hash: self.chain.hash.clone(),
+            audit_offset,
+            last_decided_offset: self.last_decided_offset,
+            policy_version: self.policy_version.clone(),
+            control_next: self.control_next,
+        }
+    }
+
+    /// A task on an opened store: counters and small maps loaded, chain at the checkpoint.
+    fn on_store(
+        store: StateStore,
+        replay_window: usize,
+    ) -> Result<(Task, Option<Checkpoint>), StoreError> {
+        let mut task = Task::empty();
+        for (product, usage) in store.usage_all()? {
+            task.state.set_usage(&product, usage);
+        }
+        for (product, tat) in store.rate_all()? {
+            task.state.set_rate_tat(&product, tat);
+        }
+        for (integration, o) in store.offenders_all()? {
+            task.state.set_offender(integration, o);
+        }
+        let (_, next) = store.replay_counters();
+        task.state.set_replay_counters(next, replay_window as u64);
+        let checkpoint = store.checkpoint()?;
+        if let Some(cp) = &checkpoint {
+            task.chain = ChainHead {
+                next_seq: cp.audit_next_seq,
+                hash: cp.audit_hash.clone(),
+            };
+            task.last_decided_offset = cp.last_decided_offset;
+            task.policy_version = cp.policy_version.clone();
+            task.control_next = cp.control_next;
+        }
+        task.persist = Some(Persistence {
+            store,
+            pending: Changes::new(replay_window),
+        });
+        Ok((task, checkpoint))
+    }
+}
+
+/// Restores a partition's task on its local store: from the store's checkpoint plus the audit
+/// tail after it (warm), or from the whole audit log into an empty store (cold). A store that
+/// is foreign, damaged, or whose checkpoint the log does not confirm is wiped first.
+pub fn restore_with_store(
+    brokers: &str,
+    audit_topic: &str,
+    partition: i32,
+    timeout: Duration,
+    policy: &crate::core::Policy,
+    reader: &AuditReader,
+    opts: &StoreOptions,
+) -> Result<(Task, RestoreStats), RestoreError> {
+    let started = Instant::now();
+    let store_err = |source| RestoreError::Store { partition, source };
+    let dir = StateStore::dir_for(&opts.state_dir, audit_topic, partition);
+    let identity = StoreIdentity::new(&opts.cluster, &opts.intents_topic, audit_topic, partition);
+    let window = policy.limits.replay_window;
+    let mut stats = RestoreStats::default();
+    let opened = match StateStore::open(&dir, &identity, opts.cache_bytes)
+        .and_then(|s| Task::on_store(s, window))
+    {
+        Ok(opened) => opened,
+        Err(
+            e @ (StoreError::Identity { .. }
+            | StoreError::Generation { .. }
+            | StoreError::Corrupt(_)),
+        ) => {
+            warn!(partition, error = %e, "local state store refused; wiping it and restoring from the audit log");
+            wipe_and_open(&dir, &identity, opts, window, &mut stats).map_err(store_err)?
+        }
+        Err(e) => return Err(store_err(e)),
+    };
+    let (mut task, checkpoint) = opened;
+    let start = match &checkpoint {
+        Some(cp) if confirmed(brokers, audit_topic, partition, timeout, reader, cp)? => {
+            stats.warm = true;
+            Offset::Offset(cp.audit_offset + 1)
+        }
+        Some(cp) => {
+            warn!(
+                partition,
+                seq = cp.audit_next_seq - 1,
+                offset = cp.audit_offset,
+                "local state store checkpoint not confirmed by the audit log; wiping it"
+            );
+            drop(task);
+            let (fresh, _) =
+                wipe_and_open(&dir, &identity, opts, window, &mut stats).map_err(store_err)?;
+            task = fresh;
+            Offset::Beginning
+        }
+        None => Offset::Beginning,
+    };
+    let mut since_commit = 0u64;
+    let mut last_offset = checkpoint
+        .as_ref()
+        .filter(|_| stats.warm)
+        .map_or(-1, |c| c.audit_offset);
+    stats.links_read = read_links(
+        brokers,
+        audit_topic,
+        partition,
+        start,
+        timeout,
+        reader,
+        |offset, event| {
+            task.prefetch_replay(&event).map_err(store_err)?;
+            task.follow(partition, offset, &event, policy)?;
+            last_offset = offset;
+            since_commit += 1;
+            if since_commit >= RESTORE_BATCH {
+                task.persist_committed(offset).map_err(store_err)?;
+                since_commit = 0;
+            }
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
+    if since_commit > 0 {
+        task.persist_committed(last_offset).map_err(store_err)?;
+    }
+    task.mark_committed();
+    info!(
+        partition,
+        links_read = stats.links_read,
+        warm = stats.warm,
+        wiped = stats.wiped,
+        artifacts = task.artifact_count(),
+        next_seq = task.chain.next_seq,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "restored partition task on its local state store"
+    );
+    Ok((task, stats))
+}
+
+impl Task {
+    /// Loads the replay id a link will remember (restore reads nothing else from the store).
+    fn prefetch_replay(
+        &mut self,
+        event: &crate::wire::audit::AuditEvent,
+    ) -> Result<(), StoreError> {
+        let Some(d) = &event.decision else {
+            return Ok(());
+        };
+        let (Some(p), Some(i), true) = (&d.product_id, &d.intent_id, d.authenticated) else {
+            return Ok(());
+        };
+        let key = (p.clone(), i.clone());
+        let Some(persist) = &self.persist else {
+            return Ok(());
+        };
+        if !self.state.holds_seen(&key)
+            && let Some(position) = persist.store.seen_position(&key)?
+        {
+            self.state.load_seen(key, position);
+        }
+        Ok(())
+    }
+}
+
+fn wipe_and_open(
+    dir: &std::path::Path,
+    identity: &StoreIdentity,
+    opts: &StoreOptions,
+    window: usize,
+    stats: &mut RestoreStats,
+) -> Result<(Task, Option<Checkpoint>), StoreError> {
+    StateStore::wipe(dir)?;
+    stats.wiped = true;
+    Task::on_store(StateStore::open(dir, identity, opts.cache_bytes)?, window)
+}
+
+/// True when the committed audit log holds the checkpoint's link: sequence and hash at its
+/// offset. Anything else (a recreated topic, another cluster's store, a log that lost its
+/// tail) means the store cannot be trusted.
+fn confirmed(
+    brokers: &str,
+    audit_topic: &str,
+    partition: i32,
+    timeout: Duration,
+    reader: &AuditReader,
+    cp: &Checkpoint,
+) -> Result<bool, RestoreError> {
+    if cp.audit_offset < 0 {
+        return Ok(false);
+    }
+    let mut found = None;
+    let result = read_links(
+        brokers,
+        audit_topic,
+        partition,
+        Offset::Offset(cp.audit_offset),
+        timeout,
+        reader,
+        |offset, event| {
+            found = Some((offset, event.seq, event.hash));
+            Ok(ControlFlow::Break(()))
+        },
+    );
+    match result {
+        Ok(_) => {}
+        // The link there does not decode or hash: the store's checkpoint is not confirmed.
+        Err(RestoreError::Corrupt { .. }) => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    Ok(found.is_some_and(|(offset, seq, hash)| {
+        offset == cp.audit_offset && seq == cp.audit_next_seq - 1 && hash == cp.audit_hash
+    }))
+}
+
+/// What differs between a partition's local store and the task rebuilt from the audit log
+/// alone (empty when they agree): the fault suite's "store equals recomputation" check, and
+/// `bucket state check`.
+pub fn differences(store: &StateStore, rebuilt: &Task) -> Result<Vec<String>, StoreError> {
+    let mut out = Vec::new();
+    let state = &rebuilt.state;
+    let artifacts = state.artifacts();
+    let stored = store.len_artifacts()?;
+    if stored != artifacts.len() as u64 {
+        out.push(format!(
+            "{stored} artifacts stored, {} rebuilt",
+            artifacts.len()
+        ));
+    }
+    for (key, record) in artifacts {
+        let found = store.artifact(key)?;
+        if found.as_ref() != Some(record) {
+            out.push(format!(
+                "artifact {key:?}: stored {found:?}, rebuilt {record:?}"
+            ));
+        }
+    }
+    let usage: std::collections::HashMap<String, crate::core::state::Usage> = store
+        .usage_all()?
+        .into_iter()
+        .filter(|(_, u)| *u != Default::default())
+        .collect();
+    let want: std::collections::HashMap<String, crate::core::state::Usage> = state
+        .usage_by_product()
+        .iter()
+        .filter(|(_, u)| **u != Default::default())
+        .map(|(p, u)| (p.clone(), *u))
+        .collect();
+    if usage != want {
+        out.push(format!("usage: stored {usage:?}, rebuilt {want:?}"));
+    }
+    if store.rate_all()? != *state.rates() {
+        out.push("rate state differs".into());
+    }
+    if store.offenders_all()? != *state.offenders() {
+        out.push("offender state differs".into());
+    }
+    let window = state.seen_in_window();
+    let (head, next) = store.replay_counters();
+    if next - head != window.len() as u64 {
+        out.push(format!(
+            "{} replay ids stored, {} rebuilt",
+            next - head,
+            window.len()
+        ));
+    }
+    for (key, position) in window {
+        let found = store.seen_position(key)?;
+        if found != Some(position) {
+            out.push(format!(
+                "replay id {key:?}: stored {found:?}, rebuilt {position}"
+            ));
+        }
+    }
+    if let Some(cp) = store.checkpoint()?
+        && cp.audit_next_seq > rebuilt.chain.next_seq
+    {
+        out.push(format!(
+            "checkpoint at seq {} is past the committed chain ({})",
+            cp.audit_next_seq, rebuilt.chain.next_seq
+        ));
+    }
+    out.truncate(20);
+    Ok(out)
+}
