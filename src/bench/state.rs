@@ -261,7 +261,8 @@ fn restore_in_child(
     })
 }
 
-/// The child's side: restores partition 0 of `topic` and reports time, links and memory.
+/// The child's side: restores partition 0 of `topic` on the local store in `state_dir` (warm
+/// when the store has a checkpoint, cold when it is empty) and reports time, links, memory.
 pub fn restore_once(
     brokers: &str,
     topic: &str,
@@ -272,26 +273,31 @@ pub fn restore_once(
         &super::workload::policy_text(1, false),
         &super::workload::BenchSecrets,
     )?;
-    let warm = state_dir.exists();
+    let store = crate::gate::persist::StoreOptions {
+        state_dir: state_dir.to_path_buf(),
+        cache_bytes: 32 << 20,
+        cluster: "bench".into(),
+        intents_topic: "bench".into(),
+    };
     let started = Instant::now();
-    let task = crate::gate::task::restore(
+    let (task, stats) = crate::gate::persist::restore_with_store(
         brokers,
         topic,
         0,
         Duration::from_secs(3600),
         &policy,
         reader,
+        &store,
     )
     .map_err(|e| BenchError::Incomplete(e.to_string()))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let _ = std::fs::create_dir_all(state_dir);
     let (peak_rss_kib, _) = memory_kib();
     Ok(RestoreRun {
         ms,
-        links_read: task.chain.next_seq,
-        artifacts: task.state.len() as u64,
+        links_read: i64::try_from(stats.links_read).unwrap_or(i64::MAX),
+        artifacts: task.artifact_count(),
         peak_rss_kib,
-        warm,
+        warm: stats.warm,
     })
 }
 
