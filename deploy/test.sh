@@ -4,7 +4,7 @@
 #
 #   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
 #                             (including deploy/faults.sh --short after the tests),
-#                             and a bench smoke run (`bucket-bench --quick`)
+#                             and bench smoke runs (`bucket-bench --quick`, `bucket-bench state`)
 #
 # Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
 set -euo pipefail
@@ -103,6 +103,8 @@ step "bench smoke run: bucket-bench --quick (tiny sizes; fails on errors only, n
 cargo test --locked --features bench --lib --bin bucket-bench
 cargo build --locked --features bench --bin bucket-bench
 target/debug/bucket-bench --quick --out target/bench/quick/results.json
+# The state bench's short form: one small history, cold and warm restore on a local store.
+target/debug/bucket-bench state --sizes 20000 --tail 1000 --out target/bench/quick/state.json
 
 step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
