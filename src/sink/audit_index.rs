@@ -270,10 +270,7 @@ impl AuditWriter {
 type Decoded = Result<AuditEvent, (Option<Vec<u8>>, String)>;
 
 /// Decodes one audit value with its writer's schema; the flag says the schema id was unknown.
-fn decode_with(
-    reader: &AuditReader,
-    value: Option<&[u8]>,
-) -> (Decoded, bool) {
+fn decode_with(reader: &AuditReader, value: Option<&[u8]>) -> (Decoded, bool) {
     match reader.decode_framed(value) {
         Ok(e) => (Ok(e), false),
         Err(e) => (

@@ -54,7 +54,8 @@ impl Approved {
 
     /// The audit schema of one version (1-based), if approved.
     pub fn audit(&self, version: u8) -> Option<&ApprovedSchema> {
-        self.audit_versions.get(usize::from(version).checked_sub(1)?)
+        self.audit_versions
+            .get(usize::from(version).checked_sub(1)?)
     }
 }
 
@@ -118,7 +119,10 @@ mod tests {
         for v in &a.audit_versions {
             assert_ne!(a.intent.fingerprint, v.fingerprint);
         }
-        assert_ne!(a.audit_versions[0].fingerprint, a.audit_versions[1].fingerprint);
+        assert_ne!(
+            a.audit_versions[0].fingerprint,
+            a.audit_versions[1].fingerprint
+        );
     }
 
     #[test]
