@@ -141,16 +141,7 @@ pub fn send(
     if let Some(ts) = timestamp_ms {
         record = record.timestamp(ts);
     }
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
+    send_waiting(producer, record)
 }
 
 /// Produces one record to an explicit partition (no headers), waiting while the queue is full.
@@ -160,10 +151,18 @@ pub fn send_to_partition(
     partition: i32,
     r: &BenchRecord,
 ) -> Result<(), BenchError> {
-    let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic)
+    let record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(topic)
         .partition(partition)
         .key(r.key.as_slice())
         .payload(r.value.as_slice());
+    send_waiting(producer, record)
+}
+
+/// Sends one record, waiting while the local queue is full.
+fn send_waiting(
+    producer: &ThreadedProducer<Deliveries>,
+    mut record: BaseRecord<'_, [u8], [u8], ()>,
+) -> Result<(), BenchError> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),

@@ -455,10 +455,7 @@ impl AuditReader {
     /// Decodes a Confluent-framed `bucket.audit` value with its writer's schema and computes
     /// the hash of its stored bytes.
     pub fn read(&self, value: Option<&[u8]>) -> Result<StoredLink, WireError> {
-        let (id, body) = super::framing::unframe(value)?;
-        let version = self
-            .version_of(id)
-            .ok_or(WireError::UnknownWriterSchema(id))?;
+        let (version, body) = self.writer_of(value)?;
         let event = decode_as(body, version)?;
         let stored_hash = link_hash(&event.prev_hash, body)?;
         Ok(StoredLink {
@@ -470,11 +467,17 @@ impl AuditReader {
 
     /// Decodes a Confluent-framed `bucket.audit` value with its writer's schema.
     pub fn decode_framed(&self, value: Option<&[u8]>) -> Result<AuditEvent, WireError> {
+        let (version, body) = self.writer_of(value)?;
+        decode_as(body, version)
+    }
+
+    /// The writer's audit version and the Avro body of a framed value.
+    fn writer_of<'v>(&self, value: Option<&'v [u8]>) -> Result<(u8, &'v [u8]), WireError> {
         let (id, body) = super::framing::unframe(value)?;
         let version = self
             .version_of(id)
             .ok_or(WireError::UnknownWriterSchema(id))?;
-        decode_as(body, version)
+        Ok((version, body))
     }
 }
 
