@@ -100,6 +100,10 @@ impl StateReport {
                 s.warm.peak_rss_kib as f64 / 1024.0,
             ));
         }
+        if self.sizes.len() < 2 {
+            out.push_str("(slopes and the extrapolation need at least two sizes)\n");
+            return out;
+        }
         let per_decision_ms = self.cold_ms_per_decision;
         out.push_str(&format!(
             "cold restore: {:.3} µs per decision; peak memory {:.3} KiB per live artifact cold, {:.3} warm\n",
