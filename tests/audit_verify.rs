@@ -13,16 +13,7 @@ use common::*;
 const PARTITIONS: i32 = 2;
 
 fn verify(sfx: &str, group: &str) -> (bool, serde_json::Value) {
-    let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
-        .args(["audit", "verify", "--json", "--group", group])
-        .env("BUCKET_BROKERS", brokers())
-        .env("BUCKET_TOPIC_SUFFIX", sfx)
-        .env(
-            "BUCKET_POLICY",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
-        )
-        .output()
-        .unwrap();
+    let out = run_bucket(sfx, &["audit", "verify", "--json", "--group", group]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.success(), report)

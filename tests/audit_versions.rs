@@ -7,27 +7,12 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::Command;
 use std::time::Duration;
 
 use bhiv_bucket::produce::IntentProducer;
 use common::*;
 
 const PARTITIONS: i32 = 2;
-
-fn bucket(sfx: &str, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_bucket"))
-        .args(args)
-        .env("BUCKET_BROKERS", brokers())
-        .env("BUCKET_REGISTRY_URL", registry_url())
-        .env("BUCKET_TOPIC_SUFFIX", sfx)
-        .env(
-            "BUCKET_POLICY",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
-        )
-        .output()
-        .unwrap()
-}
 
 fn gate_writing(sfx: &str, group: &str, id: &str, version: &str) -> Proc {
     spawn(
@@ -111,7 +96,7 @@ async fn chains_written_under_v1_carry_on_under_v2() {
     assert!(v1_without >= 400 && v2_with >= 600, "{facts_by_version:?}");
 
     // `bucket audit verify`: every chain, checkpoint and decision across the boundary.
-    let out = bucket(&sfx, &["audit", "verify", "--json", "--group", &group]);
+    let out = run_bucket(&sfx, &["audit", "verify", "--json", "--group", &group]);
     let report: serde_json::Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
     assert!(out.status.success(), "verify across versions: {report}");
@@ -124,7 +109,7 @@ async fn chains_written_under_v1_carry_on_under_v2() {
     assert_eq!(decisions, 1000, "{report}");
 
     // `bucket audit tail`: every decision of both versions, v2 ones with their facts.
-    let out = bucket(
+    let out = run_bucket(
         &sfx,
         &["audit", "tail", "--from-beginning", "--until-end", "--json"],
     );
@@ -145,7 +130,7 @@ async fn chains_written_under_v1_carry_on_under_v2() {
     );
 
     // `bucket state rebuild`: usage from the audit log alone equals the accepted topic's.
-    let out = bucket(&sfx, &["state", "rebuild", "--redis-url", "none"]);
+    let out = run_bucket(&sfx, &["state", "rebuild", "--redis-url", "none"]);
     assert!(
         out.status.success(),
         "{}",

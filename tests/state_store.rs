@@ -77,14 +77,8 @@ fn stores_match_the_log(dir: &Path, topics: &bhiv_bucket::gate::TopicNames) {
     )))
     .unwrap()
     .0;
-    let reader = std::thread::spawn(|| {
-        tokio::runtime::Runtime::new()
-            .unwrap()
-            .block_on(registry().audit_reader())
-            .unwrap()
-    })
-    .join()
-    .unwrap();
+    let reader = fresh_audit_reader();
+    let brokers = brokers();
     let cluster = cluster_id();
     for p in 0..PARTITIONS {
         let store_dir = StateStore::dir_for(dir, &topics.audit, p);
@@ -93,15 +87,13 @@ fn stores_match_the_log(dir: &Path, topics: &bhiv_bucket::gate::TopicNames) {
         }
         let identity = StoreIdentity::new(&cluster, &topics.intents, &topics.audit, p);
         let store = StateStore::open(&store_dir, &identity, 8 << 20).unwrap();
-        let rebuilt = task::restore(
-            &brokers(),
-            &topics.audit,
-            p,
-            Duration::from_secs(60),
-            &policy,
-            &reader,
-        )
-        .unwrap();
+        let src = task::AuditSource {
+            brokers: &brokers,
+            topic: &topics.audit,
+            timeout: Duration::from_secs(60),
+            reader: &reader,
+        };
+        let rebuilt = task::restore(src, p, &policy).unwrap();
         let diff = differences(&store, &rebuilt).unwrap();
         assert!(diff.is_empty(), "partition {p} store differs: {diff:#?}");
         let cp = store.checkpoint().unwrap().expect("a checkpoint");

@@ -284,16 +284,14 @@ pub fn restore_once(
         intents_topic: "bench".into(),
     };
     let started = Instant::now();
-    let (task, stats) = crate::gate::persist::restore_with_store(
+    let src = crate::gate::task::AuditSource {
         brokers,
         topic,
-        0,
-        Duration::from_secs(3600),
-        &policy,
+        timeout: Duration::from_secs(3600),
         reader,
-        &store,
-    )
-    .map_err(|e| BenchError::Incomplete(e.to_string()))?;
+    };
+    let (task, stats) = crate::gate::persist::restore_with_store(src, 0, &policy, &store)
+        .map_err(|e| BenchError::Incomplete(e.to_string()))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (peak_rss_kib, _) = memory_kib();
     Ok(RestoreRun {

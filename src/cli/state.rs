@@ -50,13 +50,13 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
             let names = TopicNames::with_suffix(&suffix.topic_suffix);
             let policy = load_policy(&policy)?;
             let started = std::time::Instant::now();
-            let tasks = bhiv_bucket::gate::task::rebuild_all(
-                &kafka.brokers,
-                &names.audit,
-                Duration::from_secs(600),
-                &policy,
-                &reader,
-            )?;
+            let src = bhiv_bucket::gate::task::AuditSource {
+                brokers: &kafka.brokers,
+                topic: &names.audit,
+                timeout: Duration::from_secs(600),
+                reader: &reader,
+            };
+            let tasks = bhiv_bucket::gate::task::rebuild_all(src, &policy)?;
             println!(
                 "{:<24} {:>9} {:>12} {:>16}",
                 "product", "partition", "artifacts", "bytes"

@@ -8,15 +8,14 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rdkafka::Offset;
 use tracing::{info, warn};
 
 use super::store::{Changes, Checkpoint, StateStore, StoreError, StoreIdentity};
-use super::task::{ChainHead, RestoreError, Task, read_links};
+use super::task::{AuditSource, ChainHead, RestoreError, Task, read_links};
 use crate::core::state::{ArtifactKey, ReplayKey};
-use crate::wire::audit::AuditReader;
 
 /// Where and how the gate keeps local state.
 #[derive(Debug, Clone)]
@@ -61,25 +60,32 @@ pub struct RestoreStats {
 }
 
 impl Task {
-    /// Loads from the store what deciding about `artifact` and `replay` reads.
-    pub fn prefetch(
-        &mut self,
-        artifact: &ArtifactKey,
-        replay: Option<&ReplayKey>,
-    ) -> Result<(), StoreError> {
+    /// Loads from the store what deciding about `intent` reads (nothing without a store).
+    pub fn prefetch(&mut self, intent: &crate::core::ArtifactIntent) -> Result<(), StoreError> {
         let Some(p) = &self.persist else {
             return Ok(());
         };
-        if !self.state.holds_artifact(artifact)
-            && let Some(record) = p.store.artifact(artifact)?
+        let artifact = ArtifactKey {
+            product_id: intent.product_id.clone(),
+            artifact_id: intent.artifact_id.clone(),
+        };
+        if !self.state.holds_artifact(&artifact)
+            && let Some(record) = p.store.artifact(&artifact)?
         {
-            self.state.load_artifact(artifact.clone(), record);
+            self.state.load_artifact(artifact, record);
         }
-        if let Some(key) = replay
-            && !self.state.holds_seen(key)
-            && let Some(position) = p.store.seen_position(key)?
+        self.load_replay((intent.product_id.clone(), intent.intent_id.clone()))
+    }
+
+    /// Loads a replay id's window position from the store, unless the state holds it already.
+    fn load_replay(&mut self, key: ReplayKey) -> Result<(), StoreError> {
+        let Some(p) = &self.persist else {
+            return Ok(());
+        };
+        if !self.state.holds_seen(&key)
+            && let Some(position) = p.store.seen_position(&key)?
         {
-            self.state.load_seen(key.clone(), position);
+            self.state.load_seen(key, position);
         }
         Ok(())
     }
@@ -159,14 +165,12 @@ impl Task {
 /// tail after it (warm), or from the whole audit log into an empty store (cold). A store that
 /// is foreign, damaged, or whose checkpoint the log does not confirm is wiped first.
 pub fn restore_with_store(
-    brokers: &str,
-    audit_topic: &str,
+    src: AuditSource<'_>,
     partition: i32,
-    timeout: Duration,
     policy: &crate::core::Policy,
-    reader: &AuditReader,
     opts: &StoreOptions,
 ) -> Result<(Task, RestoreStats), RestoreError> {
+    let audit_topic = src.topic;
     let started = Instant::now();
     let store_err = |source| RestoreError::Store { partition, source };
     let dir = StateStore::dir_for(&opts.state_dir, audit_topic, partition);
@@ -189,7 +193,7 @@ pub fn restore_with_store(
     };
     let (mut task, checkpoint) = opened;
     let start = match &checkpoint {
-        Some(cp) if confirmed(brokers, audit_topic, partition, timeout, reader, cp)? => {
+        Some(cp) if confirmed(src, partition, cp)? => {
             stats.warm = true;
             Offset::Offset(cp.audit_offset + 1)
         }
@@ -213,25 +217,17 @@ pub fn restore_with_store(
         .as_ref()
         .filter(|_| stats.warm)
         .map_or(-1, |c| c.audit_offset);
-    stats.links_read = read_links(
-        brokers,
-        audit_topic,
-        partition,
-        start,
-        timeout,
-        reader,
-        |offset, event| {
-            task.prefetch_replay(&event).map_err(store_err)?;
-            task.follow(partition, offset, &event, policy)?;
-            last_offset = offset;
-            since_commit += 1;
-            if since_commit >= RESTORE_BATCH {
-                task.persist_committed(offset).map_err(store_err)?;
-                since_commit = 0;
-            }
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    stats.links_read = read_links(src, partition, start, |offset, event| {
+        task.prefetch_replay(&event).map_err(store_err)?;
+        task.follow(partition, offset, &event, policy)?;
+        last_offset = offset;
+        since_commit += 1;
+        if since_commit >= RESTORE_BATCH {
+            task.persist_committed(offset).map_err(store_err)?;
+            since_commit = 0;
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
     if since_commit > 0 {
         task.persist_committed(last_offset).map_err(store_err)?;
     }
@@ -255,22 +251,13 @@ impl Task {
         &mut self,
         event: &crate::wire::audit::AuditEvent,
     ) -> Result<(), StoreError> {
-        let Some(d) = &event.decision else {
-            return Ok(());
-        };
-        let (Some(p), Some(i), true) = (&d.product_id, &d.intent_id, d.authenticated) else {
-            return Ok(());
-        };
-        let key = (p.clone(), i.clone());
-        let Some(persist) = &self.persist else {
-            return Ok(());
-        };
-        if !self.state.holds_seen(&key)
-            && let Some(position) = persist.store.seen_position(&key)?
-        {
-            self.state.load_seen(key, position);
+        match &event.decision {
+            Some(d) if d.authenticated => match (&d.product_id, &d.intent_id) {
+                (Some(p), Some(i)) => self.load_replay((p.clone(), i.clone())),
+                _ => Ok(()),
+            },
+            _ => Ok(()),
         }
-        Ok(())
     }
 }
 
@@ -289,25 +276,15 @@ fn wipe_and_open(
 /// True when the committed audit log holds the checkpoint's link: sequence and hash at its
 /// offset. Anything else (a recreated topic, another cluster's store, a log that lost its
 /// tail) means the store cannot be trusted.
-fn confirmed(
-    brokers: &str,
-    audit_topic: &str,
-    partition: i32,
-    timeout: Duration,
-    reader: &AuditReader,
-    cp: &Checkpoint,
-) -> Result<bool, RestoreError> {
+fn confirmed(src: AuditSource<'_>, partition: i32, cp: &Checkpoint) -> Result<bool, RestoreError> {
     if cp.audit_offset < 0 {
         return Ok(false);
     }
     let mut found = None;
     let result = read_links(
-        brokers,
-        audit_topic,
+        src,
         partition,
         Offset::Offset(cp.audit_offset),
-        timeout,
-        reader,
         |offset, event| {
             found = Some((offset, event.seq, event.hash));
             Ok(ControlFlow::Break(()))

@@ -28,7 +28,7 @@ use super::observe::LoopView;
 use super::persist::{RestoreStats, restore_with_store};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
-use super::task::{Task, restore};
+use super::task::{AuditSource, Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
 use crate::clock::now_ms;
@@ -387,11 +387,7 @@ impl<'a> Session<'a> {
             signature,
         };
         if let Ok(i) = decoded.as_ref() {
-            let key = crate::core::ArtifactKey {
-                product_id: i.product_id.clone(),
-                artifact_id: i.artifact_id.clone(),
-            };
-            task.prefetch(&key, Some(&(i.product_id.clone(), i.intent_id.clone())))?;
+            task.prefetch(i)?;
         }
         let decision = decide(&envelope, &task.state, &policy, now_ms());
         let writer = Writer {
@@ -442,33 +438,23 @@ impl<'a> Session<'a> {
             self.commit()?;
         }
         let started = Instant::now();
+        let src = AuditSource {
+            brokers: &self.opts.brokers,
+            topic: &self.opts.topics.audit,
+            timeout: self.opts.restore_timeout,
+            reader: self.audit_reader,
+        };
+        let policy = self.watch.current();
         let (task, stats) = match &self.store {
-            Some(store) => restore_with_store(
-                &self.opts.brokers,
-                &self.opts.topics.audit,
-                partition,
-                self.opts.restore_timeout,
-                self.watch.current(),
-                self.audit_reader,
-                store,
-            )?,
+            Some(store) => restore_with_store(src, partition, policy, store)?,
             None => {
-                let task = restore(
-                    &self.opts.brokers,
-                    &self.opts.topics.audit,
-                    partition,
-                    self.opts.restore_timeout,
-                    self.watch.current(),
-                    self.audit_reader,
-                )?;
+                let task = restore(src, partition, policy)?;
                 let read = u64::try_from(task.chain.next_seq).unwrap_or(0);
-                (
-                    task,
-                    RestoreStats {
-                        links_read: read,
-                        ..RestoreStats::default()
-                    },
-                )
+                let stats = RestoreStats {
+                    links_read: read,
+                    ..RestoreStats::default()
+                };
+                (task, stats)
             }
         };
         let resume = self.group_position(partition)?;

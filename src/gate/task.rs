@@ -313,18 +313,35 @@ impl Task {
     }
 }
 
+/// Where restores read: the audit topic of one cluster, the writer schemas of its links, and how
+/// long a partition may take.
+#[derive(Debug, Clone, Copy)]
+pub struct AuditSource<'a> {
+    /// Kafka bootstrap servers.
+    pub brokers: &'a str,
+    /// The audit topic.
+    pub topic: &'a str,
+    /// Longest a partition's read may take.
+    pub timeout: Duration,
+    /// Writer schemas of the links.
+    pub reader: &'a AuditReader,
+}
+
 /// Reads the committed links of audit partition `partition` from `start` to its end, each
 /// decoded with its writer's schema and its hash checked against its stored bytes, and hands
 /// them to `each` in order until it breaks. Returns how many links it read.
 pub fn read_links(
-    brokers: &str,
-    audit_topic: &str,
+    src: AuditSource<'_>,
     partition: i32,
     start: Offset,
-    timeout: Duration,
-    reader: &AuditReader,
     mut each: impl FnMut(i64, AuditEvent) -> Result<ControlFlow<()>, RestoreError>,
 ) -> Result<u64, RestoreError> {
+    let AuditSource {
+        brokers,
+        topic: audit_topic,
+        timeout,
+        reader,
+    } = src;
     let kafka = |source| RestoreError::Kafka { partition, source };
     let started = Instant::now();
     let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
@@ -392,27 +409,16 @@ pub fn read_links(
 /// Rebuilds a task by replaying audit partition `partition` (read_committed) to its end, in
 /// memory (no local store).
 pub fn restore(
-    brokers: &str,
-    audit_topic: &str,
+    src: AuditSource<'_>,
     partition: i32,
-    timeout: Duration,
     policy: &crate::core::Policy,
-    reader: &AuditReader,
 ) -> Result<Task, RestoreError> {
     let started = Instant::now();
     let mut task = Task::empty();
-    let records = read_links(
-        brokers,
-        audit_topic,
-        partition,
-        Offset::Beginning,
-        timeout,
-        reader,
-        |offset, event| {
-            task.follow(partition, offset, &event, policy)?;
-            Ok(ControlFlow::Continue(()))
-        },
-    )?;
+    let records = read_links(src, partition, Offset::Beginning, |offset, event| {
+        task.follow(partition, offset, &event, policy)?;
+        Ok(ControlFlow::Continue(()))
+    })?;
     task.mark_committed();
     info!(
         partition,
@@ -427,22 +433,19 @@ pub fn restore(
 
 /// Rebuilds every partition's task from the audit topic alone (`bucket state rebuild`).
 pub fn rebuild_all(
-    brokers: &str,
-    audit_topic: &str,
-    timeout: Duration,
+    src: AuditSource<'_>,
     policy: &crate::core::Policy,
-    reader: &AuditReader,
 ) -> Result<std::collections::BTreeMap<i32, Task>, RestoreError> {
     let kafka = |source| RestoreError::Kafka {
         partition: -1,
         source,
     };
     let consumer: BaseConsumer = crate::kafka::security::client_config()
-        .set("bootstrap.servers", brokers)
+        .set("bootstrap.servers", src.brokers)
         .create()
         .map_err(kafka)?;
     let md = consumer
-        .fetch_metadata(Some(audit_topic), Duration::from_secs(10))
+        .fetch_metadata(Some(src.topic), Duration::from_secs(10))
         .map_err(kafka)?;
     let partitions: Vec<i32> = md
         .topics()
@@ -451,10 +454,7 @@ pub fn rebuild_all(
         .collect();
     let mut out = std::collections::BTreeMap::new();
     for p in partitions {
-        out.insert(
-            p,
-            restore(brokers, audit_topic, p, timeout, policy, reader)?,
-        );
+        out.insert(p, restore(src, p, policy)?);
     }
     Ok(out)
 }

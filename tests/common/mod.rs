@@ -272,6 +272,22 @@ fn header_list(m: &rdkafka::message::BorrowedMessage<'_>) -> Vec<(String, Vec<u8
         .unwrap_or_default()
 }
 
+/// Runs a `bucket` command to completion on the suffixed topics of the local stack, with the
+/// shipped policy.
+pub fn run_bucket(suffix: &str, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_bucket"))
+        .args(args)
+        .env("BUCKET_BROKERS", brokers())
+        .env("BUCKET_REGISTRY_URL", registry_url())
+        .env("BUCKET_TOPIC_SUFFIX", suffix)
+        .env(
+            "BUCKET_POLICY",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml"),
+        )
+        .output()
+        .unwrap()
+}
+
 /// Runs `bucket sink reconcile` on the suffixed topics against `db`: (clean, report).
 pub fn reconcile(sfx: &str, db: &str) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
@@ -926,7 +942,7 @@ static AUDIT_READER: std::sync::Mutex<Option<bhiv_bucket::wire::audit::AuditRead
 
 /// Asks the registry which approved audit versions it holds (own thread and runtime, so it
 /// works from sync and async tests alike).
-fn fresh_audit_reader() -> bhiv_bucket::wire::audit::AuditReader {
+pub fn fresh_audit_reader() -> bhiv_bucket::wire::audit::AuditReader {
     std::thread::spawn(|| {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
