@@ -116,11 +116,29 @@ pub fn commit_within<C: ProducerContext + 'static>(
 
 /// The gate producer's context: notes the offset of every delivered record on the audit topic,
 /// so that after a commit the gate knows where each chain's last committed link is (the
-/// checkpoint of a partition's local state store).
+/// checkpoint of a partition's local state store). Sent and delivered links are counted per
+/// partition: a commit returns when the broker acknowledged everything, but a delivery report
+/// may still be on its way to this callback, so [`AuditDeliveries::settled`] waits for them.
 #[derive(Debug, Default)]
 pub struct AuditDeliveries {
     audit_topic: String,
-    last: std::sync::Mutex<std::collections::HashMap<i32, i64>>,
+    tally: std::sync::Mutex<DeliveryTally>,
+}
+
+/// Links sent and delivered per audit partition since the last settlement.
+#[derive(Debug, Default)]
+struct DeliveryTally {
+    sent: std::collections::HashMap<i32, u64>,
+    /// (reports received, highest offset).
+    delivered: std::collections::HashMap<i32, (u64, i64)>,
+}
+
+impl DeliveryTally {
+    fn complete(&self) -> bool {
+        self.sent
+            .iter()
+            .all(|(p, n)| self.delivered.get(p).is_some_and(|(d, _)| d >= n))
+    }
 }
 
 impl AuditDeliveries {
@@ -128,16 +146,45 @@ impl AuditDeliveries {
     pub fn new(audit_topic: &str) -> AuditDeliveries {
         AuditDeliveries {
             audit_topic: audit_topic.to_string(),
-            last: Default::default(),
+            tally: Default::default(),
         }
     }
 
-    /// Takes the highest delivered offset of each audit partition since the last take.
-    pub fn take(&self) -> std::collections::HashMap<i32, i64> {
-        self.last
-            .lock()
-            .map(|mut m| std::mem::take(&mut *m))
-            .unwrap_or_default()
+    /// Counts a link handed to the producer for audit partition `partition`.
+    pub fn sent(&self, partition: i32) {
+        if let Ok(mut t) = self.tally.lock() {
+            *t.sent.entry(partition).or_default() += 1;
+        }
+    }
+
+    /// After a commit: waits (at most `within`) until every sent link's delivery report
+    /// arrived, then takes the highest delivered offset of each audit partition and starts
+    /// counting afresh. Partitions whose reports did not all arrive in time are left out.
+    pub fn settled(&self, within: Duration) -> std::collections::HashMap<i32, i64> {
+        let deadline = Instant::now() + within;
+        loop {
+            let Ok(mut t) = self.tally.lock() else {
+                return Default::default();
+            };
+            if t.complete() || Instant::now() >= deadline {
+                let t = std::mem::take(&mut *t);
+                return t
+                    .delivered
+                    .into_iter()
+                    .filter(|(p, (d, _))| t.sent.get(p).is_some_and(|n| d >= n))
+                    .map(|(p, (_, offset))| (p, offset))
+                    .collect();
+            }
+            drop(t);
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+
+    /// Forgets what was counted (after an abort: those links are gone).
+    pub fn reset(&self) {
+        if let Ok(mut t) = self.tally.lock() {
+            *t = DeliveryTally::default();
+        }
     }
 }
 
@@ -150,10 +197,35 @@ impl ProducerContext for AuditDeliveries {
         use rdkafka::Message;
         if let Ok(m) = result
             && m.topic() == self.audit_topic
-            && let Ok(mut last) = self.last.lock()
+            && let Ok(mut t) = self.tally.lock()
         {
-            let e = last.entry(m.partition()).or_insert(m.offset());
-            *e = (*e).max(m.offset());
+            let e = t.delivered.entry(m.partition()).or_insert((0, m.offset()));
+            e.0 += 1;
+            e.1 = e.1.max(m.offset());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settles_only_partitions_whose_reports_all_arrived() {
+        let d = AuditDeliveries::new("a");
+        d.sent(0);
+        d.sent(0);
+        d.sent(1);
+        if let Ok(mut t) = d.tally.lock() {
+            t.delivered.insert(0, (2, 41));
+            t.delivered.insert(1, (0, 7));
+        }
+        let got = d.settled(Duration::from_millis(5));
+        assert_eq!(got.get(&0), Some(&41));
+        assert_eq!(got.get(&1), None, "a report still missing: no checkpoint");
+        assert!(
+            d.settled(Duration::ZERO).is_empty(),
+            "counting starts afresh"
+        );
     }
 }

@@ -38,6 +38,11 @@ use crate::wire::audit::AuditReader;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest wait after a commit for the delivery reports of its audit links (they are
+/// acknowledged already; only the callbacks may lag). A partition still missing one gets no
+/// store checkpoint this time: its changes are kept and written with the next commit.
+const DELIVERY_REPORTS_WAIT: Duration = Duration::from_secs(2);
+
 /// Runs the gate until `shutdown` is cancelled. Blocking: call from a dedicated thread.
 pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result<(), GateError> {
     let registry = Registry::new(&opts.registry_url)?;
@@ -675,9 +680,15 @@ impl<'a> Session<'a> {
         if let Some(p) = r.partition {
             record = record.partition(p);
         }
+        let audit_partition = r.partition.filter(|_| r.topic == self.opts.topics.audit);
         loop {
             match self.producer.send(record) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    if let Some(p) = audit_partition {
+                        self.producer.context().sent(p);
+                    }
+                    return Ok(());
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     record = back;
                     std::thread::sleep(Duration::from_millis(2));
@@ -725,7 +736,7 @@ impl<'a> Session<'a> {
         match result {
             Ok(()) => {
                 self.txn = None;
-                let audit_offsets = self.producer.context().take();
+                let audit_offsets = self.producer.context().settled(DELIVERY_REPORTS_WAIT);
                 for p in touched {
                     let Some(t) = self.tasks.get_mut(&p) else {
                         continue;
@@ -770,6 +781,7 @@ impl<'a> Session<'a> {
             self.tasks.clear();
             return Err(e.into());
         }
+        self.producer.context().reset();
         self.opts.telemetry.aborted();
         let assigned: Vec<i32> = self
             .consumer
