@@ -135,6 +135,14 @@ impl PartitionState {
         }
     }
 
+    /// Window position of a remembered id, while it is in the window.
+    pub fn seen_position(&self, key: &ReplayKey) -> Option<u64> {
+        self.seen
+            .get(key)
+            .copied()
+            .filter(|position| *position >= self.replay_floor())
+    }
+
     /// Replay window counters: (position the next id gets, window size).
     pub fn replay_counters(&self) -> (u64, u64) {
         (self.replay_next, self.replay_window)

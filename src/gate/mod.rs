@@ -2,6 +2,7 @@
 //! and writes accepted/rejected/audit records plus the consumed offsets in one Kafka
 //! transaction per batch (EOS v2 with the consumer group metadata).
 
+pub mod changelog;
 pub mod clients;
 pub mod decode;
 pub mod events;

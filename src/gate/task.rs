@@ -7,8 +7,10 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use rdkafka::{Message, Offset};
+use tracing::info;
+
+use crate::kafka::read::ReadError;
 
 use crate::core::state::OffenderState;
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
@@ -336,74 +338,33 @@ pub fn read_links(
     start: Offset,
     mut each: impl FnMut(i64, AuditEvent) -> Result<ControlFlow<()>, RestoreError>,
 ) -> Result<u64, RestoreError> {
-    let AuditSource {
-        brokers,
-        topic: audit_topic,
-        timeout,
-        reader,
-    } = src;
-    let kafka = |source| RestoreError::Kafka { partition, source };
-    let started = Instant::now();
-    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bucket-gate-restore")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "20971520")
-        .create_with_context(crate::EofQuietContext)
-        .map_err(kafka)?;
-    let (low, high) = crate::kafka::errors::through_elections(|| {
-        consumer.fetch_watermarks(audit_topic, partition, Duration::from_secs(10))
-    })
-    .map_err(kafka)?;
-    let from = match start {
-        Offset::Offset(o) => o,
-        _ => low,
+    let source = crate::kafka::read::PartitionSource {
+        brokers: src.brokers,
+        topic: src.topic,
+        partition,
+        timeout: src.timeout,
     };
-    if high <= low || from >= high {
-        return Ok(0);
-    }
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(audit_topic, partition, start)
-        .map_err(kafka)?;
-    consumer.assign(&tpl).map_err(kafka)?;
-    let mut records = 0u64;
-    loop {
-        if started.elapsed() > timeout {
-            return Err(RestoreError::Timeout { partition, timeout });
+    let read = source.read(start, |m| {
+        let offset = m.offset();
+        let corrupt = |problem: String| RestoreError::Corrupt {
+            partition,
+            offset,
+            problem,
+        };
+        let link = src
+            .reader
+            .read(m.payload())
+            .map_err(|e| corrupt(e.to_string()))?;
+        if !link.hash_ok() {
+            return Err(corrupt(format!("hash mismatch at seq {}", link.event.seq)));
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => continue,
-            Some(Err(KafkaError::PartitionEOF(_))) => break,
-            // A lost broker connection: librdkafka carries on with the new leader (bounded by
-            // `timeout`), so a broker fault does not cost the whole session.
-            Some(Err(e)) if crate::kafka::errors::is_transient(&e) => {
-                warn!(partition, error = %e, "cluster not settled; still restoring");
-            }
-            Some(Err(e)) => return Err(kafka(e)),
-            Some(Ok(m)) => {
-                let offset = m.offset();
-                let corrupt = |problem: String| RestoreError::Corrupt {
-                    partition,
-                    offset,
-                    problem,
-                };
-                let link = reader
-                    .read(m.payload())
-                    .map_err(|e| corrupt(e.to_string()))?;
-                if !link.hash_ok() {
-                    return Err(corrupt(format!("hash mismatch at seq {}", link.event.seq)));
-                }
-                records += 1;
-                if each(offset, link.event)?.is_break() {
-                    break;
-                }
-            }
-        }
-    }
-    Ok(records)
+        each(offset, link.event)
+    });
+    read.map_err(|e| match e {
+        ReadError::Kafka(source) => RestoreError::Kafka { partition, source },
+        ReadError::Timeout(timeout) => RestoreError::Timeout { partition, timeout },
+        ReadError::Handler(e) => e,
+    })
 }
 
 /// Rebuilds a task by replaying audit partition `partition` (read_committed) to its end, in

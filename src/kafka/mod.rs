@@ -3,6 +3,7 @@
 
 pub mod errors;
 mod log;
+pub mod read;
 pub mod security;
 
 pub use log::EofQuietContext;

@@ -166,6 +166,33 @@ impl Engine {
         Ok(out)
     }
 
+    /// Up to `limit` entries of a table in key order, starting after `after` (from the first
+    /// when None): exports large tables a chunk at a time.
+    pub fn scan_after(
+        &self,
+        table: Table,
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<Entry>, StoreError> {
+        use std::ops::Bound;
+        let r = self.db.begin_read().map_err(engine_error)?;
+        let t = r.open_table(table.def()).map_err(engine_error)?;
+        let lower = match after {
+            Some(k) => Bound::Excluded(k),
+            None => Bound::Unbounded,
+        };
+        let mut out = Vec::with_capacity(limit.min(65_536));
+        for entry in t
+            .range::<&[u8]>((lower, Bound::Unbounded))
+            .map_err(engine_error)?
+            .take(limit)
+        {
+            let (k, v) = entry.map_err(engine_error)?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+        }
+        Ok(out)
+    }
+
     /// Number of entries of a table.
     pub fn len(&self, table: Table) -> Result<u64, StoreError> {
         let r = self.db.begin_read().map_err(engine_error)?;

@@ -56,6 +56,14 @@ impl Interner {
         Ok((id, Some(id.to_be_bytes().to_vec())))
     }
 
+    /// Number → product id, for reading compact keys back.
+    pub fn names(&self) -> HashMap<u32, String> {
+        self.ids
+            .iter()
+            .map(|(name, id)| (*id, name.clone()))
+            .collect()
+    }
+
     /// Number of interned products.
     pub fn len(&self) -> usize {
         self.ids.len()
@@ -86,4 +94,47 @@ pub fn replay_key(product: u32, key: &ReplayKey) -> Vec<u8> {
         _ => w.u8(TAG_RAW).raw(key.1.as_bytes()),
     };
     w.done()
+}
+
+/// The product of a compact key, looked up in `names` ([`Interner::names`]), and the rest.
+fn split_product<'a>(
+    key: &'a [u8],
+    names: &HashMap<u32, String>,
+) -> Result<(String, &'a [u8]), StoreError> {
+    let mut r = Reader::raw(key, "compact key");
+    let id = r.u32()?;
+    let name = names
+        .get(&id)
+        .ok_or_else(|| StoreError::Corrupt(format!("product number {id} not in the table")))?;
+    Ok((name.clone(), r.rest()))
+}
+
+/// Reads an artifact key back from [`artifact_key`]'s bytes.
+pub fn read_artifact_key(
+    key: &[u8],
+    names: &HashMap<u32, String>,
+) -> Result<ArtifactKey, StoreError> {
+    let (product_id, rest) = split_product(key, names)?;
+    let artifact_id = String::from_utf8(rest.to_vec())
+        .map_err(|_| StoreError::Corrupt("artifact key: invalid UTF-8".into()))?;
+    Ok(ArtifactKey {
+        product_id,
+        artifact_id,
+    })
+}
+
+/// Reads a replay key back from [`replay_key`]'s bytes.
+pub fn read_replay_key(key: &[u8], names: &HashMap<u32, String>) -> Result<ReplayKey, StoreError> {
+    let (product, rest) = split_product(key, names)?;
+    let mut r = Reader::raw(rest, "replay key");
+    let id = match r.u8()? {
+        TAG_UUID => uuid::Uuid::from_slice(r.rest())
+            .map_err(|_| StoreError::Corrupt("replay key: not 16 bytes".into()))?
+            .hyphenated()
+            .to_string(),
+        TAG_RAW => String::from_utf8(r.rest().to_vec())
+            .map_err(|_| StoreError::Corrupt("replay key: invalid UTF-8".into()))?,
+        other => return Err(StoreError::Corrupt(format!("replay key tag {other}"))),
+    };
+    Ok((product, id))
 }

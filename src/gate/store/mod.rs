@@ -8,6 +8,7 @@
 //! identity or format generation is refused ([`StoreError::Identity`],
 //! [`StoreError::Generation`]) so the caller wipes it and rebuilds.
 
+pub mod bulk;
 pub mod changes;
 pub mod codec;
 pub mod engine;
@@ -27,6 +28,7 @@ use std::sync::{Mutex, PoisonError, RwLock};
 
 use crate::core::state::{ArtifactKey, ArtifactRecord, OffenderState, ReplayKey, Usage};
 
+pub use bulk::{ExportCursor, StateEntry};
 pub use changes::Changes;
 pub use engine::Table;
 pub use meta::{Checkpoint, STORE_GENERATION, StoreIdentity};
