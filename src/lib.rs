@@ -31,6 +31,8 @@
 //!   `bucket.audit` into `audit_decisions`, runs retention (`purge`) and `reconcile`.
 //! - [`api`]: the read API over HTTP (`bucket api`): artifacts, history, decisions, usage, with
 //!   product-scoped bearer tokens; serves `docs/openapi.json`.
+//! - [`tlog`]: the verifiable audit log (issue 17): RFC 6962 trees per audit partition, signed
+//!   C2SP checkpoints, C2SP tiles and self-contained proof bundles.
 //! - [`admin`]: the admin HTTP server of `bucket gate` and `bucket sink` (probes, Prometheus
 //!   metrics, policy, threat catalogue, live status page) and the telemetry handles the loops
 //!   call (docs/admin.md).
@@ -54,4 +56,5 @@ pub mod policy_file;
 pub mod produce;
 pub mod registry;
 pub mod sink;
+pub mod tlog;
 pub mod wire;
