@@ -1,4 +1,5 @@
-//! `bucket audit`: verify the audit chains and checkpoints; follow the audit log.
+//! `bucket audit`: verify the audit chains and checkpoints; follow the audit log; check a proof
+//! bundle offline.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,9 +12,28 @@ use clap::Subcommand;
 use super::args::{KafkaArgs, RegistryArgs, TopicArgs};
 use super::runtime::load_policy;
 
-/// `bucket audit`: verify or tail the audit log.
+/// `bucket audit`: verify or tail the audit log, or check a proof bundle.
 #[derive(Subcommand)]
 pub(crate) enum AuditCmd {
+    /// Check a proof bundle offline, with no Kafka: the checkpoint is signed by the gate's key
+    /// and the record is in the tree it names (docs/audit.md, "Proofs"); exits 1 if not.
+    CheckProof {
+        /// The proof bundle (JSON).
+        bundle: PathBuf,
+        /// The gate's note verifier key, `name+keyid+base64(0x01||pubkey)`; several, comma
+        /// separated or repeated, while keys rotate.
+        #[arg(
+            long = "key",
+            value_name = "PUBKEY",
+            env = "BUCKET_AUDIT_VERIFIER_KEY",
+            value_delimiter = ',',
+            required = true
+        )]
+        keys: Vec<String>,
+        /// Print the verified facts as JSON (origin, tree size, index, record in base64).
+        #[arg(long)]
+        json: bool,
+    },
     /// Verify every chain, checkpoint signature and completeness against bucket.intents;
     /// exits 1 and names the partition and offset of each break.
     Verify {
@@ -86,6 +106,7 @@ pub(crate) enum AuditCmd {
 /// Verifies the audit log (exit 1 on any break) or follows it.
 pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     match cmd {
+        AuditCmd::CheckProof { bundle, keys, json } => check_proof(&bundle, &keys, json),
         AuditCmd::Verify {
             kafka,
             topics: suffix,
@@ -199,6 +220,54 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 &mut std::io::stdout().lock(),
             )?;
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `bucket audit check-proof`: the check is `tlog::verify_bundle`; this reads the files and
+/// says what was proven, or why not.
+fn check_proof(bundle: &std::path::Path, keys: &[String], json: bool) -> Result<ExitCode> {
+    use bhiv_bucket::tlog::{NoteVerifier, ProofBundle, verify_bundle};
+    let keys = keys
+        .iter()
+        .map(|k| NoteVerifier::parse(k))
+        .collect::<Result<Vec<_>, _>>()
+        .context("--key")?;
+    let text =
+        std::fs::read_to_string(bundle).with_context(|| format!("reading {}", bundle.display()))?;
+    let verified = ProofBundle::from_json(&text).and_then(|b| verify_bundle(&b, &keys));
+    match verified {
+        Ok(v) if json => {
+            use base64::Engine;
+            let record = base64::engine::general_purpose::STANDARD.encode(&v.record);
+            let out = serde_json::json!({
+                "ok": true, "origin": v.origin, "tree_size": v.tree_size,
+                "index": v.index, "record": record,
+            });
+            println!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(v) => {
+            println!(
+                "OK: record {} ({} bytes) is in {} at tree size {}; checkpoint signed by {}",
+                v.index,
+                v.record.len(),
+                v.origin,
+                v.tree_size,
+                keys.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"ok": false, "error": e.to_string()})
+                );
+            } else {
+                eprintln!("FAIL: {}: {e}", bundle.display());
+            }
+            Ok(ExitCode::FAILURE)
         }
     }
 }

@@ -235,11 +235,14 @@ mod tests {
         assert_eq!(v, s.verifier());
         let note = s.sign("o\n1\nabc=\n").unwrap();
         assert!(note.starts_with("o\n1\nabc=\n\n\u{2014} bucket.example.org/bucket.audit "));
-        assert_eq!(open(&note, &[v.clone()]).unwrap(), "o\n1\nabc=\n");
+        assert_eq!(
+            open(&note, std::slice::from_ref(&v)).unwrap(),
+            "o\n1\nabc=\n"
+        );
         // Tampered text, wrong key, unknown key only.
         let forged = note.replacen("1\n", "2\n", 1);
         assert!(matches!(
-            open(&forged, &[v.clone()]),
+            open(&forged, std::slice::from_ref(&v)),
             Err(TlogError::Signature(_))
         ));
         let other = signer("bucket.example.org/bucket.audit", 8).verifier();
@@ -288,7 +291,7 @@ mod tests {
             "a\n\n\u{2014} n AAA=\n",
             "a\n\n\u{2014} n AAAAAAAA",
         ] {
-            assert!(open(bad, &[v.clone()]).is_err(), "{bad:?}");
+            assert!(open(bad, std::slice::from_ref(&v)).is_err(), "{bad:?}");
         }
     }
 }

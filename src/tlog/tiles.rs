@@ -150,7 +150,7 @@ fn encode_index(mut n: u64) -> String {
 /// plus the partial entry bundle (C2SP: `floor(s / 256**l) mod 256` wide).
 pub fn partial_tiles_for(size: u64) -> Vec<TileId> {
     let mut out = Vec::new();
-    if size % u64::from(TILE_WIDTH) != 0 {
+    if !size.is_multiple_of(u64::from(TILE_WIDTH)) {
         out.push(TileId::entries(size >> 8, (size & 255) as u16));
     }
     let mut level = 0u8;
@@ -199,7 +199,7 @@ pub fn decode_entries(mut bytes: &[u8]) -> Result<Vec<Vec<u8>>, TlogError> {
 
 /// The hashes of a hash tile's bytes; refused unless it is a whole number of hashes.
 pub fn decode_hashes(bytes: &[u8]) -> Result<Vec<Hash>, TlogError> {
-    if bytes.len() % HASH_SIZE != 0 {
+    if !bytes.len().is_multiple_of(HASH_SIZE) {
         return Err(TlogError::Malformed(format!(
             "tile of {} bytes is not a whole number of hashes",
             bytes.len()

@@ -238,19 +238,21 @@ impl<S: TileSource + ?Sized> HashReader for TileHashReader<'_, S> {
             let id = self
                 .tile_for(tile_level, last)
                 .ok_or(TlogError::MissingHash(*p))?;
-            if !cache.contains_key(&id) {
-                let hashes = decode_hashes(&self.source.read_tile(&id)?)?;
-                if hashes.len() != usize::from(id.width) {
-                    return Err(TlogError::Malformed(format!(
-                        "{} holds {} hashes, not {}",
-                        id.path(),
-                        hashes.len(),
-                        id.width
-                    )));
+            let hashes = match cache.entry(id) {
+                std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    let hashes = decode_hashes(&self.source.read_tile(&id)?)?;
+                    if hashes.len() != usize::from(id.width) {
+                        return Err(TlogError::Malformed(format!(
+                            "{} holds {} hashes, not {}",
+                            id.path(),
+                            hashes.len(),
+                            id.width
+                        )));
+                    }
+                    e.insert(hashes)
                 }
-                cache.insert(id, hashes);
-            }
-            let hashes = cache.get(&id).ok_or(TlogError::MissingHash(*p))?;
+            };
             let from = (first & 255) as usize;
             let span = hashes
                 .get(from..from + (1usize << up))
