@@ -1,7 +1,8 @@
 //! Local state stores (`--state-dir`): a restarted gate restores warm (only the audit tail
 //! after its checkpoint), a `kill -9` at any point (between produce and commit, during a store
 //! write) leaves a store that is never trusted past what the committed log confirms, and a
-//! deleted or foreign store is rebuilt from the audit log. After each step every partition's
+//! deleted or foreign store is loaded from the state changelog, and a lost changelog is
+//! rebuilt from the audit log and written again. After each step every partition's
 //! store equals the state rebuilt from the audit log alone, and every intent has exactly one
 //! decision.
 
@@ -198,7 +199,13 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
     assert!(gate.terminate(Duration::from_secs(30)));
     let rebuilt = since(&before, starts(&topics.audit, "g1"));
     assert!(!rebuilt.is_empty());
-    assert!(rebuilt.iter().all(|d| d["warm"] == false), "{rebuilt:?}");
+    for d in &rebuilt {
+        // Cold, but from the state changelog: no audit link folded.
+        assert_eq!(d["warm"], false, "{d}");
+        assert_eq!(d["restored_from"], "changelog", "{d}");
+        assert_eq!(d["replayed_links"], 0, "{d}");
+        assert!(d["artifacts"].as_u64().unwrap() > 0, "{d}");
+    }
     stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
 
     // 5. A foreign store (partition 0's, put where partition 1's belongs) is refused and
@@ -221,11 +228,75 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
     for d in &after {
         let warm = d["partition"] == 0;
         assert_eq!(d["warm"], warm, "{d}");
+        assert_eq!(
+            d["restored_from"],
+            if warm { "store" } else { "changelog" },
+            "{d}"
+        );
     }
     stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
 
+    // 6. The changelog topic is deleted and created again empty, and the stores are lost:
+    // rebuilt from the audit log, which writes the changelog again (a new epoch); lose the
+    // stores once more and they load from that changelog.
+    recreate_topic(&topics.changelog, PARTITIONS).await;
+    std::fs::remove_dir_all(&dir).unwrap();
+    for (round, expected) in [(0u64, "audit"), (1, "changelog")] {
+        let before = starts(&topics.audit, "g1");
+        let mut gate = gate_with_store(&sfx, &group, "g1", &dir);
+        produced.extend(produce_all(&producer, mixed_workload(&producer, 100, 140 + round)).await);
+        wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+        assert!(gate.terminate(Duration::from_secs(30)));
+        let after = since(&before, starts(&topics.audit, "g1"));
+        assert_eq!(after.len(), 2, "{after:?}");
+        for d in &after {
+            assert_eq!(d["restored_from"], expected, "{d}");
+        }
+        stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     let checked = check_invariants(&produced, &topics);
     assert_eq!(checked.accepted + checked.rejected, produced.len());
+}
+
+/// Deletes `topic` and creates it again, empty, as declared (retrying while the deletion is
+/// still in progress).
+async fn recreate_topic(topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let done = admin
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(done.iter().all(|r| r.is_ok()), "{done:?}");
+    let declared = bhiv_bucket::ops::topics::parse(
+        bhiv_bucket::ops::topics::DEFAULT_DECLARATION,
+        Some("local"),
+    )
+    .unwrap();
+    let mut spec = declared
+        .into_iter()
+        .find(|t| topic.starts_with(&t.name))
+        .unwrap();
+    spec.name = topic.to_string();
+    spec.partitions = partitions;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if bhiv_bucket::ops::topics::apply(&brokers(), std::slice::from_ref(&spec))
+            .await
+            .is_ok_and(|r| {
+                r.iter()
+                    .all(|(_, s)| *s == bhiv_bucket::ops::topics::TopicStatus::Created)
+            })
+        {
+            return;
+        }
+    }
+    panic!("{topic} was not created again");
 }
 
 fn copy_dir(from: &Path, to: &Path) {

@@ -26,6 +26,9 @@ pub enum GovernanceEvent {
         replayed_links: u64,
         /// The local state store's checkpoint was used.
         warm: bool,
+        /// Where the state came from: "store" (warm), "changelog" (cold, loaded from the state
+        /// changelog), "audit" (the whole audit log folded) or "memory" (no store).
+        restored_from: &'static str,
         /// Artifacts the restored state holds.
         artifacts: u64,
         /// Highest intent offset with a decision (-1 for none).
@@ -109,13 +112,14 @@ impl GovernanceEvent {
                 restored_links,
                 replayed_links,
                 warm,
+                restored_from,
                 artifacts,
                 last_decided_offset,
                 restore_ms,
             } => json!({
                 "gate_id": gate_id, "gate_version": gate_version, "partition": partition,
                 "restored_links": restored_links, "replayed_links": replayed_links,
-                "warm": warm, "artifacts": artifacts,
+                "warm": warm, "restored_from": restored_from, "artifacts": artifacts,
                 "last_decided_offset": last_decided_offset, "restore_ms": restore_ms,
             }),
             GovernanceEvent::GateStopped { gate_id } => json!({"gate_id": gate_id}),

@@ -38,6 +38,8 @@ pub struct TopicNames {
     pub audit: String,
     /// Governance events from operator tools, folded into the audit chain (`crate::control`).
     pub control: String,
+    /// The state changelog of gates with local stores (`changelog`).
+    pub changelog: String,
     /// Route accepted artifacts to `<accepted>.<product_id>` (read isolation, T7 in
     /// docs/origins.md#t7).
     pub accepted_per_product: bool,
@@ -58,6 +60,7 @@ impl TopicNames {
             rejected: format!("bucket.rejected{suffix}"),
             audit: format!("bucket.audit{suffix}"),
             control: format!("bucket.control{suffix}"),
+            changelog: format!("bucket.state-changelog{suffix}"),
             accepted_per_product: false,
         }
     }

@@ -13,9 +13,12 @@ use std::time::Instant;
 use rdkafka::Offset;
 use tracing::{info, warn};
 
-use super::store::{Changes, Checkpoint, StateStore, StoreError, StoreIdentity};
+use super::changelog::{self, ChangelogError, Head, Record};
+use super::records::OutRecord;
+use super::store::{Changes, Checkpoint, ExportCursor, StateStore, StoreError, StoreIdentity};
 use super::task::{AuditSource, ChainHead, RestoreError, Task, read_links};
 use crate::core::state::{ArtifactKey, ReplayKey};
+use crate::kafka::read::{PartitionSource, ReadError};
 
 /// Where and how the gate keeps local state.
 #[derive(Debug, Clone)]
@@ -39,6 +42,9 @@ pub struct Persistence {
     store: StateStore,
     /// Changes since the last store commit, in decision order.
     pub pending: Changes,
+    /// Epoch under which the state changelog holds this task's state; None until the
+    /// changelog has been written from the store (after a restore from the audit log).
+    pub changelog_epoch: Option<u64>,
 }
 
 impl Persistence {
@@ -57,6 +63,8 @@ pub struct RestoreStats {
     pub warm: bool,
     /// The store was wiped first (foreign, damaged or contradicted by the log).
     pub wiped: bool,
+    /// The store was loaded from the state changelog (cold, without folding the audit log).
+    pub from_changelog: bool,
 }
 
 impl Task {
@@ -156,20 +164,155 @@ impl Task {
         task.persist = Some(Persistence {
             store,
             pending: Changes::new(replay_window),
+            changelog_epoch: None,
         });
         Ok((task, checkpoint))
     }
 }
 
-/// Restores a partition's task on its local store: from the store's checkpoint plus the audit
-/// tail after it (warm), or from the whole audit log into an empty store (cold). A store that
-/// is foreign, damaged, or whose checkpoint the log does not confirm is wiped first.
+impl RestoreStats {
+    /// Where the state came from, as GATE_STARTED reports it.
+    pub fn source(&self, with_store: bool) -> &'static str {
+        match (with_store, self.warm, self.from_changelog) {
+            (false, _, _) => "memory",
+            (true, true, _) => "store",
+            (true, false, true) => "changelog",
+            (true, false, false) => "audit",
+        }
+    }
+}
+
+impl Task {
+    /// The changelog records of what the open transaction changed, then the partition's head:
+    /// sent into the same transaction right before its commit. Empty without a store, or before
+    /// the changelog holds this task's state (then it is copied first, [`Task::changelog_copy`]).
+    pub fn changelog_records(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<Vec<OutRecord>, StoreError> {
+        let Some(p) = &self.persist else {
+            return Ok(Vec::new());
+        };
+        let Some(epoch) = p.changelog_epoch else {
+            return Ok(Vec::new());
+        };
+        let (committed_head, _) = p.store.replay_counters();
+        let (next, _) = self.state.replay_counters();
+        let head = self.changelog_head(changelog::replay_head_after(
+            &p.pending,
+            committed_head,
+            next,
+        ));
+        changelog::records_for(&p.pending, &self.state, head)?
+            .iter()
+            .map(|r| changelog_record(topic, partition, epoch, r))
+            .collect()
+    }
+
+    /// The next chunk (at most `limit` records) of a full copy of the store into the changelog
+    /// under `epoch`; after the last chunk (an empty one) the copy ends with
+    /// [`Task::changelog_copy_head`]. Copy a store only while nothing is being decided on it.
+    pub fn changelog_copy(
+        &self,
+        cursor: &mut ExportCursor,
+        epoch: u64,
+        topic: &str,
+        partition: i32,
+        limit: usize,
+    ) -> Result<Vec<OutRecord>, StoreError> {
+        let Some(p) = &self.persist else {
+            return Ok(Vec::new());
+        };
+        p.store
+            .export(cursor, limit)?
+            .into_iter()
+            .map(|e| changelog_record(topic, partition, epoch, &Record::State(e)))
+            .collect()
+    }
+
+    /// The head that ends a copy: the committed chain head and replay window.
+    pub fn changelog_copy_head(
+        &self,
+        epoch: u64,
+        topic: &str,
+        partition: i32,
+    ) -> Result<OutRecord, StoreError> {
+        let head = self
+            .persist
+            .as_ref()
+            .map_or(0, |p| p.store.replay_counters().0);
+        changelog_record(
+            topic,
+            partition,
+            epoch,
+            &Record::Head(self.changelog_head(head)),
+        )
+    }
+
+    /// From now on the changelog holds this task's state under `epoch`.
+    pub fn changelog_written(&mut self, epoch: u64) {
+        if let Some(p) = self.persist.as_mut() {
+            p.changelog_epoch = Some(epoch);
+        }
+    }
+
+    fn changelog_head(&self, replay_head: u64) -> Head {
+        let (replay_next, replay_window) = self.state.replay_counters();
+        Head {
+            audit_next_seq: self.chain.next_seq,
+            audit_hash: self.chain.hash.clone(),
+            last_decided_offset: self.last_decided_offset,
+            policy_version: self.policy_version.clone(),
+            control_next: self.control_next,
+            replay_head,
+            replay_next,
+            replay_window,
+        }
+    }
+}
+
+fn changelog_record(
+    topic: &str,
+    partition: i32,
+    epoch: u64,
+    record: &Record,
+) -> Result<OutRecord, StoreError> {
+    let (key, value) = changelog::codec::encode(epoch, record)?;
+    Ok(OutRecord {
+        topic: topic.to_string(),
+        partition: Some(partition),
+        key: Some(key),
+        value: Some(value),
+        headers: Vec::new(),
+    })
+}
+
+/// Where a store-backed restore reads from besides the audit log.
+#[derive(Debug, Clone, Copy)]
+pub struct RestoreSources<'a> {
+    /// The audit log (the source of truth).
+    pub audit: AuditSource<'a>,
+    /// The state changelog topic.
+    pub changelog_topic: &'a str,
+}
+
+/// Restores a partition's task on its local store, from the cheapest source the audit log
+/// confirms:
+/// - warm: the store's checkpoint plus the audit tail after it;
+/// - cold from the changelog: an empty store loaded with the changelog's latest epoch, when
+///   the changelog's head names the audit log's last link;
+/// - cold from the audit log: the whole log folded into an empty store (the changelog must then
+///   be written again: `changelog_epoch` is None).
+///
+/// A store that is foreign, damaged, or whose checkpoint the log does not confirm is wiped.
 pub fn restore_with_store(
-    src: AuditSource<'_>,
+    sources: RestoreSources<'_>,
     partition: i32,
     policy: &crate::core::Policy,
     opts: &StoreOptions,
 ) -> Result<(Task, RestoreStats), RestoreError> {
+    let src = sources.audit;
     let audit_topic = src.topic;
     let started = Instant::now();
     let store_err = |source| RestoreError::Store { partition, source };
@@ -181,42 +324,64 @@ pub fn restore_with_store(
         .and_then(|s| Task::on_store(s, window))
     {
         Ok(opened) => opened,
-        Err(
-            e @ (StoreError::Identity { .. }
-            | StoreError::Generation { .. }
-            | StoreError::Corrupt(_)),
-        ) => {
-            warn!(partition, error = %e, "local state store refused; wiping it and restoring from the audit log");
+        Err(e) if e.wipe_and_rebuild() => {
+            warn!(partition, error = %e, "local state store refused; wiping it");
             wipe_and_open(&dir, &identity, opts, window, &mut stats).map_err(store_err)?
         }
         Err(e) => return Err(store_err(e)),
     };
+    let changelog = PartitionSource {
+        brokers: src.brokers,
+        topic: sources.changelog_topic,
+        partition,
+        timeout: src.timeout,
+    };
+    let head =
+        changelog::read::latest_head(&changelog).map_err(|e| changelog_error(partition, e))?;
     let (mut task, checkpoint) = opened;
     let start = match &checkpoint {
         Some(cp) if confirmed(src, partition, cp)? => {
             stats.warm = true;
             Offset::Offset(cp.audit_offset + 1)
         }
-        Some(cp) => {
-            warn!(
-                partition,
-                seq = cp.audit_next_seq - 1,
-                offset = cp.audit_offset,
-                "local state store checkpoint not confirmed by the audit log; wiping it"
-            );
+        other => {
+            if let Some(cp) = other {
+                warn!(
+                    partition,
+                    seq = cp.audit_next_seq - 1,
+                    offset = cp.audit_offset,
+                    "local state store checkpoint not confirmed by the audit log; wiping it"
+                );
+            }
             drop(task);
+            // A store without a checkpoint may hold half a load: start from an empty one.
+            let mut unreported = RestoreStats::default();
+            let report = if other.is_some() {
+                &mut stats
+            } else {
+                &mut unreported
+            };
             let (fresh, _) =
-                wipe_and_open(&dir, &identity, opts, window, &mut stats).map_err(store_err)?;
+                wipe_and_open(&dir, &identity, opts, window, report).map_err(store_err)?;
             task = fresh;
-            Offset::Beginning
+            match cold_from_changelog(src, &changelog, partition, head.as_ref(), &mut task)? {
+                Some(audit_offset) => {
+                    stats.from_changelog = true;
+                    task = reopen(task, window).map_err(store_err)?;
+                    Offset::Offset(audit_offset + 1)
+                }
+                None => {
+                    drop(task);
+                    let (fresh, _) = wipe_and_open(&dir, &identity, opts, window, &mut stats)
+                        .map_err(store_err)?;
+                    task = fresh;
+                    Offset::Beginning
+                }
+            }
         }
-        None => Offset::Beginning,
     };
     let mut since_commit = 0u64;
-    let mut last_offset = checkpoint
-        .as_ref()
-        .filter(|_| stats.warm)
-        .map_or(-1, |c| c.audit_offset);
+    let mut last_offset = -1;
     stats.links_read = read_links(src, partition, start, |offset, event| {
         task.prefetch_replay(&event).map_err(store_err)?;
         task.follow(partition, offset, &event, policy)?;
@@ -232,10 +397,19 @@ pub fn restore_with_store(
         task.persist_committed(last_offset).map_err(store_err)?;
     }
     task.mark_committed();
+    // The changelog holds this state when its head names the restored chain head.
+    let epoch = head
+        .filter(|(_, h)| h.audit_next_seq == task.chain.next_seq && h.audit_hash == task.chain.hash)
+        .map(|(epoch, _)| epoch);
+    if let Some(p) = task.persist.as_mut() {
+        p.changelog_epoch = epoch;
+    }
     info!(
         partition,
         links_read = stats.links_read,
         warm = stats.warm,
+        from_changelog = stats.from_changelog,
+        changelog_current = epoch.is_some(),
         wiped = stats.wiped,
         artifacts = task.artifact_count(),
         next_seq = task.chain.next_seq,
@@ -243,6 +417,113 @@ pub fn restore_with_store(
         "restored partition task on its local state store"
     );
     Ok((task, stats))
+}
+
+/// Loads an empty store from the changelog when its latest head names the audit log's last
+/// committed link; returns that link's offset. `None` (nothing loaded that matters: the caller
+/// wipes) when there is no such head, the window is too large for the changelog's replay ring,
+/// or the changelog does not read back.
+fn cold_from_changelog(
+    src: AuditSource<'_>,
+    changelog: &PartitionSource<'_>,
+    partition: i32,
+    head: Option<&(u64, Head)>,
+    task: &mut Task,
+) -> Result<Option<i64>, RestoreError> {
+    let Some((epoch, head)) = head else {
+        return Ok(None);
+    };
+    if head.replay_window > changelog::REPLAY_SLOTS {
+        warn!(
+            partition,
+            window = head.replay_window,
+            "replay window larger than the changelog's ring; restoring from the audit log"
+        );
+        return Ok(None);
+    }
+    let last = last_link(src, partition)?;
+    let Some(audit_offset) = last
+        .filter(|(_, seq, hash)| *seq == head.audit_next_seq - 1 && *hash == head.audit_hash)
+        .map(|(offset, _, _)| offset)
+    else {
+        warn!(
+            partition,
+            head_seq = head.audit_next_seq - 1,
+            "state changelog head not confirmed by the audit log; restoring from the audit log"
+        );
+        return Ok(None);
+    };
+    let Some(p) = task.persist.as_ref() else {
+        return Ok(None);
+    };
+    match changelog::read::load(changelog, *epoch, head, audit_offset, &p.store) {
+        Ok(entries) => {
+            info!(
+                partition,
+                entries, "loaded the local state store from the state changelog"
+            );
+            Ok(Some(audit_offset))
+        }
+        Err(ReadError::Handler(e @ (ChangelogError::Corrupt(_) | ChangelogError::Format(_)))) => {
+            warn!(partition, error = %e, "state changelog unreadable; restoring from the audit log");
+            Ok(None)
+        }
+        Err(e) => Err(changelog_error(partition, e)),
+    }
+}
+
+/// The task again on its store, after the store was written behind its back (a load).
+fn reopen(mut task: Task, window: usize) -> Result<Task, StoreError> {
+    match task.persist.take() {
+        Some(p) => Task::on_store(p.store, window).map(|(t, _)| t),
+        None => Ok(task),
+    }
+}
+
+/// (offset, seq, hash) of the last committed link of an audit partition.
+fn last_link(
+    src: AuditSource<'_>,
+    partition: i32,
+) -> Result<Option<(i64, i64, String)>, RestoreError> {
+    let audit = PartitionSource {
+        brokers: src.brokers,
+        topic: src.topic,
+        partition,
+        timeout: src.timeout,
+    };
+    audit
+        .last_matching(|m| {
+            use rdkafka::Message;
+            let link = src
+                .reader
+                .read(m.payload())
+                .map_err(|e| RestoreError::Corrupt {
+                    partition,
+                    offset: m.offset(),
+                    problem: e.to_string(),
+                })?;
+            Ok(Some((m.offset(), link.event.seq, link.event.hash)))
+        })
+        .map_err(|e| match e {
+            ReadError::Kafka(source) => RestoreError::Kafka { partition, source },
+            ReadError::Timeout(timeout) => RestoreError::Timeout { partition, timeout },
+            ReadError::Handler(e) => e,
+        })
+}
+
+fn changelog_error(partition: i32, e: ReadError<ChangelogError>) -> RestoreError {
+    match e {
+        ReadError::Kafka(source) => RestoreError::Kafka { partition, source },
+        ReadError::Timeout(timeout) => RestoreError::Timeout { partition, timeout },
+        ReadError::Handler(ChangelogError::Store(source)) => {
+            RestoreError::Store { partition, source }
+        }
+        ReadError::Handler(e) => RestoreError::Corrupt {
+            partition,
+            offset: -1,
+            problem: e.to_string(),
+        },
+    }
 }
 
 impl Task {

@@ -25,7 +25,7 @@ use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
 use super::events::GovernanceEvent;
 use super::observe::LoopView;
-use super::persist::{RestoreStats, restore_with_store};
+use super::persist::{RestoreSources, RestoreStats, restore_with_store};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{AuditSource, Task, restore};
@@ -179,6 +179,9 @@ struct Session<'a> {
     txn: Option<OpenTxn>,
 }
 
+/// Records per transaction when a partition's state is copied into the changelog.
+const COPY_CHUNK: usize = 20_000;
+
 /// How often the control chain's owner looks for new control records.
 const CONTROL_POLL: Duration = Duration::from_millis(200);
 
@@ -210,6 +213,15 @@ impl<'a> Session<'a> {
                 "{} has {audit_count} partitions, {} has {partition_count}: they must be equal",
                 opts.topics.audit, opts.topics.intents
             )));
+        }
+        if opts.store.is_some() {
+            let changelog_count = partition_count_of(&consumer, &opts.topics.changelog)?;
+            if changelog_count != partition_count {
+                return Err(GateError::Layout(format!(
+                    "{} has {changelog_count} partitions, {} has {partition_count}: they must be equal (bucket topics apply)",
+                    opts.topics.changelog, opts.topics.intents
+                )));
+            }
         }
         consumer.subscribe(&[&opts.topics.intents])?;
         let store = opts.store.clone().map(|mut s| {
@@ -450,8 +462,14 @@ impl<'a> Session<'a> {
             reader: self.audit_reader,
         };
         let policy = self.watch.current();
-        let (task, stats) = match &self.store {
-            Some(store) => restore_with_store(src, partition, policy, store)?,
+        let (mut task, stats) = match &self.store {
+            Some(store) => {
+                let sources = RestoreSources {
+                    audit: src,
+                    changelog_topic: &self.opts.topics.changelog,
+                };
+                restore_with_store(sources, partition, policy, store)?
+            }
             None => {
                 let task = restore(src, partition, policy)?;
                 let read = u64::try_from(task.chain.next_seq).unwrap_or(0);
@@ -463,6 +481,14 @@ impl<'a> Session<'a> {
             }
         };
         let resume = self.group_position(partition)?;
+        if task
+            .persist
+            .as_ref()
+            .is_some_and(|p| p.changelog_epoch.is_none())
+        {
+            let epoch = self.copy_to_changelog(partition, &task, resume)?;
+            task.changelog_written(epoch);
+        }
         let event = GovernanceEvent::GateStarted {
             gate_id: self.opts.gate_id.clone(),
             gate_version: env!("CARGO_PKG_VERSION"),
@@ -470,6 +496,7 @@ impl<'a> Session<'a> {
             restored_links: task.chain.next_seq,
             replayed_links: stats.links_read,
             warm: stats.warm,
+            restored_from: stats.source(self.store.is_some()),
             artifacts: task.artifact_count(),
             last_decided_offset: task.last_decided_offset,
             restore_ms: started.elapsed().as_millis() as u64,
@@ -477,6 +504,59 @@ impl<'a> Session<'a> {
         self.resume.insert(partition, resume);
         self.tasks.insert(partition, task);
         self.governance(partition, &event)
+    }
+
+    /// Writes a restored task's whole state into the changelog under a new epoch, in
+    /// transactions of [`COPY_CHUNK`] records that carry the partition's unchanged group offset
+    /// (so a zombie instance is fenced), the head last. Until that head commits, a cold restore
+    /// does not use the copy (it finds no head of its epoch).
+    fn copy_to_changelog(
+        &self,
+        partition: i32,
+        task: &Task,
+        resume: i64,
+    ) -> Result<u64, GateError> {
+        let epoch = super::changelog::new_epoch();
+        let topic = &self.opts.topics.changelog;
+        let started = Instant::now();
+        let mut cursor = super::store::ExportCursor::default();
+        let mut copied = 0u64;
+        loop {
+            let chunk = task.changelog_copy(&mut cursor, epoch, topic, partition, COPY_CHUNK)?;
+            let last = chunk.is_empty();
+            self.producer.begin_transaction()?;
+            for r in &chunk {
+                self.send(r)?;
+            }
+            if last {
+                self.send(&task.changelog_copy_head(epoch, topic, partition)?)?;
+            }
+            let mut offsets = TopicPartitionList::new();
+            offsets.add_partition_offset(
+                &self.opts.topics.intents,
+                partition,
+                Offset::Offset(resume),
+            )?;
+            let Some(cgm) = self.consumer.group_metadata() else {
+                return Err(GateError::Group("consumer has no group metadata".into()));
+            };
+            match clients::commit_within(&self.producer, offsets, cgm, COMMIT_DEADLINE) {
+                Some(Ok(())) => {}
+                Some(Err(e)) => return Err(e.into()),
+                None => return Err(GateError::CommitStuck(COMMIT_DEADLINE)),
+            }
+            copied += chunk.len() as u64;
+            if last {
+                break;
+            }
+        }
+        info!(
+            partition,
+            records = copied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "state changelog written from the local store (new epoch)"
+        );
+        Ok(epoch)
     }
 
     /// The group's committed offset of `partition`, or the log start when none is committed.
@@ -706,6 +786,13 @@ impl<'a> Session<'a> {
             return Ok(());
         };
         let started = Instant::now();
+        for p in txn.partitions() {
+            if let Some(t) = self.tasks.get(&p) {
+                for r in t.changelog_records(&self.opts.topics.changelog, p)? {
+                    self.send(&r)?;
+                }
+            }
+        }
         let mut offsets = TopicPartitionList::new();
         // A chain written without a decision (governance only) still commits its partition's
         // unchanged offset, so that a zombie instance is fenced by the group generation.

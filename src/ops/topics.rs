@@ -99,6 +99,12 @@ pub fn parse(text: &str, profile: Option<&str>) -> Result<Vec<TopicSpec>, Topics
             "bucket.audit must have as many partitions as bucket.intents".into(),
         ));
     }
+    let changelog = count("bucket.state-changelog");
+    if changelog.is_some_and(|n| Some(n) != count("bucket.intents")) {
+        return Err(TopicsError::Declaration(
+            "bucket.state-changelog must have as many partitions as bucket.intents".into(),
+        ));
+    }
     if count("bucket.control").is_some_and(|n| n != 1) {
         return Err(TopicsError::Declaration(
             "bucket.control must have exactly one partition (one ordered stream)".into(),
