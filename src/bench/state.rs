@@ -55,6 +55,22 @@ pub struct RestoreRun {
     pub peak_rss_kib: u64,
     /// Whether local state was used (warm) or not (cold).
     pub warm: bool,
+    /// Where the state came from: "store", "changelog" or "audit".
+    #[serde(default)]
+    pub source: String,
+    /// Changelog records written after the restore (a copy of the store), if asked to.
+    #[serde(default)]
+    pub changelog_records: u64,
+}
+
+impl RestoreRun {
+    /// Live artifacts restored per second.
+    pub fn artifacts_per_s(&self) -> f64 {
+        if self.ms <= 0.0 {
+            return 0.0;
+        }
+        self.artifacts as f64 / (self.ms / 1000.0)
+    }
 }
 
 /// One history size: what was written and both restores.
@@ -62,8 +78,11 @@ pub struct RestoreRun {
 pub struct SizeFigures {
     /// The history.
     pub history: History,
-    /// Restore without local state.
+    /// Restore without local state, folding the audit log.
     pub cold: RestoreRun,
+    /// Restore without local state, loading the state changelog.
+    #[serde(default)]
+    pub cold_changelog: RestoreRun,
     /// Restore from local state plus the tail.
     pub warm: RestoreRun,
 }
@@ -85,16 +104,19 @@ impl StateReport {
     /// The table printed at the end of a run.
     pub fn table(&self) -> String {
         let mut out = String::from(
-            "decisions   live artifacts   cold ms   cold links   cold peak MiB   warm ms   warm links   warm peak MiB\n",
+            "decisions   live artifacts   cold(audit) ms   cold links   cold peak MiB   cold(changelog) ms   artifacts/s   peak MiB   warm ms   warm links   warm peak MiB\n",
         );
         for s in &self.sizes {
             out.push_str(&format!(
-                "{:>9}   {:>14}   {:>7.0}   {:>10}   {:>13.1}   {:>7.0}   {:>10}   {:>13.1}\n",
+                "{:>9}   {:>14}   {:>14.0}   {:>10}   {:>13.1}   {:>18.0}   {:>11.0}   {:>8.1}   {:>7.0}   {:>10}   {:>13.1}\n",
                 s.history.decisions,
                 s.history.live_artifacts,
                 s.cold.ms,
                 s.cold.links_read,
                 s.cold.peak_rss_kib as f64 / 1024.0,
+                s.cold_changelog.ms,
+                s.cold_changelog.artifacts_per_s(),
+                s.cold_changelog.peak_rss_kib as f64 / 1024.0,
                 s.warm.ms,
                 s.warm.links_read,
                 s.warm.peak_rss_kib as f64 / 1024.0,
@@ -172,30 +194,41 @@ pub fn run(opts: &StateBenchOptions, rt: &Handle) -> Result<StateReport, BenchEr
     let mut created = Vec::new();
     for (i, &n) in opts.sizes.iter().enumerate() {
         let topic = format!("bucket.audit.statebench-{bench_id}-{i}");
-        rt.block_on(create_audit_topic(&opts.brokers, &opts.profile, &topic))?;
+        let changelog = format!("bucket.state-changelog.statebench-{bench_id}-{i}");
+        rt.block_on(create_bench_topics(&opts.brokers, &opts.profile, &topic, &changelog))?;
         created.push(topic.clone());
+        created.push(changelog.clone());
+        let topics = (topic.as_str(), changelog.as_str());
         let bar = bar(n, &format!("history of {n} decisions"));
         let mut writer = HistoryWriter::new(opts.products, 0x5eed + i as u64);
         writer.append(&opts.brokers, &topic, ids.audit, n, &bar)?;
         bar.finish_and_clear();
         let dir = opts.state_dir.join(format!("{bench_id}-{i}"));
         let _ = std::fs::remove_dir_all(&dir);
-        let cold = restore_in_child(opts, &topic, &dir)?;
+        // Cold from the audit log; the child then copies its store into the changelog, as a
+        // gate does after such a restore.
+        let cold = restore_in_child(opts, topics, &dir, true)?;
+        let _ = std::fs::remove_dir_all(&dir);
+        let cold_changelog = restore_in_child(opts, topics, &dir, false)?;
         let bar = self::bar(opts.tail, "tail");
         let history = writer.append(&opts.brokers, &topic, ids.audit, opts.tail, &bar)?;
         bar.finish_and_clear();
-        let warm = restore_in_child(opts, &topic, &dir)?;
+        let warm = restore_in_child(opts, topics, &dir, false)?;
         let _ = std::fs::remove_dir_all(&dir);
         eprintln!(
-            "{n} decisions: cold {:.0} ms / {} MiB, warm {:.0} ms / {} MiB",
+            "{n} decisions: cold from the audit log {:.0} ms / {} MiB, from the changelog {:.0} ms ({:.0} artifacts/s) / {} MiB, warm {:.0} ms / {} MiB",
             cold.ms,
             cold.peak_rss_kib / 1024,
+            cold_changelog.ms,
+            cold_changelog.artifacts_per_s(),
+            cold_changelog.peak_rss_kib / 1024,
             warm.ms,
             warm.peak_rss_kib / 1024
         );
         sizes.push(SizeFigures {
             history,
             cold,
+            cold_changelog,
             warm,
         });
     }
@@ -226,12 +259,21 @@ fn bar(n: u64, what: &str) -> ProgressBar {
     b
 }
 
-async fn create_audit_topic(brokers: &str, profile: &str, topic: &str) -> Result<(), BenchError> {
+async fn create_bench_topics(
+    brokers: &str,
+    profile: &str,
+    audit: &str,
+    changelog: &str,
+) -> Result<(), BenchError> {
     let mut specs =
         crate::ops::topics::parse(crate::ops::topics::DEFAULT_DECLARATION, Some(profile))?;
-    specs.retain(|s| s.name == "bucket.audit");
+    specs.retain(|s| s.name == "bucket.audit" || s.name == "bucket.state-changelog");
     for s in &mut specs {
-        s.name = topic.to_string();
+        s.name = if s.name == "bucket.audit" {
+            audit.to_string()
+        } else {
+            changelog.to_string()
+        };
         s.partitions = 1;
     }
     crate::ops::topics::apply(brokers, &specs).await?;
@@ -241,11 +283,17 @@ async fn create_audit_topic(brokers: &str, profile: &str, topic: &str) -> Result
 /// Runs `bucket-bench state-restore` on partition 0 of `topic` and reads its figures.
 fn restore_in_child(
     opts: &StateBenchOptions,
-    topic: &str,
+    (topic, changelog): (&str, &str),
     dir: &Path,
+    copy_to_changelog: bool,
 ) -> Result<RestoreRun, BenchError> {
-    let out = Command::new(&opts.exe)
-        .args(["state-restore", "--topic", topic, "--state-dir"])
+    let mut cmd = Command::new(&opts.exe);
+    cmd.args(["state-restore", "--topic", topic, "--changelog-topic", changelog]);
+    if copy_to_changelog {
+        cmd.arg("--copy-to-changelog");
+    }
+    let out = cmd
+        .arg("--state-dir")
         .arg(dir)
         .env("BUCKET_BROKERS", &opts.brokers)
         .env("BUCKET_REGISTRY_URL", &opts.registry_url)
@@ -265,13 +313,16 @@ fn restore_in_child(
     })
 }
 
-/// The child's side: restores partition 0 of `topic` on the local store in `state_dir` (warm
-/// when the store has a checkpoint, cold when it is empty) and reports time, links, memory.
+/// The child's side: restores partition 0 of `topics.0` on the local store in `state_dir` (warm
+/// when the store has a checkpoint, else cold from the changelog `topics.1` when it holds the
+/// state, else cold from the audit log) and reports time, links, memory; with `copy`, then
+/// copies the store into the changelog when it did not hold it.
 pub fn restore_once(
     brokers: &str,
-    topic: &str,
+    (topic, changelog): (&str, &str),
     state_dir: &Path,
     reader: &crate::wire::audit::AuditReader,
+    copy: bool,
 ) -> Result<RestoreRun, BenchError> {
     let policy = crate::core::Policy::parse_with(
         &super::workload::policy_text(1, false),
@@ -284,23 +335,65 @@ pub fn restore_once(
         intents_topic: "bench".into(),
     };
     let started = Instant::now();
-    let src = crate::gate::task::AuditSource {
-        brokers,
-        topic,
-        timeout: Duration::from_secs(3600),
-        reader,
+    let sources = crate::gate::persist::RestoreSources {
+        audit: crate::gate::task::AuditSource {
+            brokers,
+            topic,
+            timeout: Duration::from_secs(3600),
+            reader,
+        },
+        changelog_topic: changelog,
     };
-    let (task, stats) = crate::gate::persist::restore_with_store(src, 0, &policy, &store)
+    let (task, stats) = crate::gate::persist::restore_with_store(sources, 0, &policy, &store)
         .map_err(|e| BenchError::Incomplete(e.to_string()))?;
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     let (peak_rss_kib, _) = memory_kib();
+    let changelog_records = if copy && !task.changelog_current() {
+        copy_to_changelog(brokers, changelog, &task)?
+    } else {
+        0
+    };
     Ok(RestoreRun {
         ms,
         links_read: i64::try_from(stats.links_read).unwrap_or(i64::MAX),
         artifacts: task.artifact_count(),
         peak_rss_kib,
         warm: stats.warm,
+        source: stats.source(true).to_string(),
+        changelog_records,
     })
+}
+
+/// Copies a task's store into partition 0 of `changelog` (what a gate does after a restore
+/// from the audit log, here outside a transaction).
+fn copy_to_changelog(
+    brokers: &str,
+    changelog: &str,
+    task: &crate::gate::task::Task,
+) -> Result<u64, BenchError> {
+    let producer = super::kafka::producer(brokers, false)?;
+    let epoch = crate::gate::changelog::new_epoch();
+    let mut cursor = crate::gate::store::ExportCursor::default();
+    let mut copied = 0u64;
+    let incomplete = |e: crate::gate::store::StoreError| BenchError::Incomplete(e.to_string());
+    loop {
+        let chunk = task
+            .changelog_copy(&mut cursor, epoch, changelog, 0, 50_000)
+            .map_err(incomplete)?;
+        if chunk.is_empty() {
+            break;
+        }
+        for r in &chunk {
+            super::kafka::send_out_record(&producer, r)?;
+        }
+        copied += chunk.len() as u64;
+    }
+    let head = task
+        .changelog_copy_head(epoch, changelog, 0)
+        .map_err(incomplete)?;
+    super::kafka::send_out_record(&producer, &head)?;
+    super::kafka::flush(&producer)?;
+    Ok(copied + 1)
 }
 
 #[cfg(test)]

@@ -184,6 +184,12 @@ struct StateRestoreCli {
     /// Audit topic (partition 0 is restored).
     #[arg(long)]
     topic: String,
+    /// State changelog topic.
+    #[arg(long)]
+    changelog_topic: String,
+    /// After a restore from the audit log, copy the store into the changelog.
+    #[arg(long)]
+    copy_to_changelog: bool,
     /// Local state directory.
     #[arg(long)]
     state_dir: PathBuf,
@@ -200,9 +206,10 @@ fn state_main(sub: &str) -> Result<ExitCode> {
         let reader = runtime::audit_reader(&rt, &cli.registry)?;
         let run = bhiv_bucket::bench::state::restore_once(
             &cli.kafka.brokers,
-            &cli.topic,
+            (&cli.topic, &cli.changelog_topic),
             &cli.state_dir,
             &reader,
+            cli.copy_to_changelog,
         )?;
         println!("{}", serde_json::to_string(&run)?);
         return Ok(ExitCode::SUCCESS);

@@ -250,6 +250,13 @@ impl Task {
         )
     }
 
+    /// True when the changelog holds this task's state (or there is no store to hold).
+    pub fn changelog_current(&self) -> bool {
+        self.persist
+            .as_ref()
+            .is_none_or(|p| p.changelog_epoch.is_some())
+    }
+
     /// From now on the changelog holds this task's state under `epoch`.
     pub fn changelog_written(&mut self, epoch: u64) {
         if let Some(p) = self.persist.as_mut() {

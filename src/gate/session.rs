@@ -481,11 +481,7 @@ impl<'a> Session<'a> {
             }
         };
         let resume = self.group_position(partition)?;
-        if task
-            .persist
-            .as_ref()
-            .is_some_and(|p| p.changelog_epoch.is_none())
-        {
+        if !task.changelog_current() {
             let epoch = self.copy_to_changelog(partition, &task, resume)?;
             task.changelog_written(epoch);
         }
