@@ -66,6 +66,27 @@ fn check_proof_accepts_a_good_bundle_and_refuses_tampering() {
     let (ok, out) = check(&good, &other.verifier_key());
     assert!(!ok && out.contains("no signature by a known key"), "{out}");
 
+    // The key string from the public key alone, as an auditor gets it from the policy.
+    use base64::Engine;
+    let pk = SignKey::ed25519_from_seed(&[1; 32]).public_key().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
+        .args([
+            "audit",
+            "verifier-key",
+            "--deployment",
+            "demo",
+            "--public-key",
+        ])
+        .arg(base64::engine::general_purpose::STANDARD.encode(pk))
+        .env_remove("BUCKET_CONFIG")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        signer.verifier_key()
+    );
+
     let (ok, out) = check(&good, "not-a-key");
     assert!(!ok && out.contains("verifier key"), "{out}");
 }

@@ -148,6 +148,17 @@ fn go_verifies_our_log_and_refuses_tampered_ones() {
         assert!(out.contains(line), "{line:?} missing:\n{out}");
     }
     eprintln!("{out}");
+    // An auditor with the bundle and the key only.
+    let out = Command::new(&go.bin)
+        .args(["-vkey", &go.vkey, "-bundle"])
+        .arg(&bundle_path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("bundle proves record 500"),
+        "{text}"
+    );
 
     let must_fail = |what: &str, dir: &Path, new: &Path, bundle: Option<&Path>, expect: &str| {
         let (ok, out) = go.verify(dir, new, Some(&old), bundle);

@@ -15,6 +15,16 @@ use super::runtime::load_policy;
 /// `bucket audit`: verify or tail the audit log, or check a proof bundle.
 #[derive(Subcommand)]
 pub(crate) enum AuditCmd {
+    /// Print the note verifier key (`--key` of check-proof) of the gate's audit key, from its
+    /// public key as in the policy's [audit] keys.
+    VerifierKey {
+        /// Deployment name: the key name is `<deployment>/bucket.audit` (docs/audit.md).
+        #[arg(long, env = "BUCKET_DEPLOYMENT")]
+        deployment: String,
+        /// Base64 Ed25519 public key (`public_key` of the policy's [audit] keys).
+        #[arg(long, env = "BUCKET_AUDIT_PUBLIC_KEY")]
+        public_key: String,
+    },
     /// Check a proof bundle offline, with no Kafka: the checkpoint is signed by the gate's key
     /// and the record is in the tree it names (docs/audit.md, "Proofs"); exits 1 if not.
     CheckProof {
@@ -107,6 +117,21 @@ pub(crate) enum AuditCmd {
 pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
     match cmd {
         AuditCmd::CheckProof { bundle, keys, json } => check_proof(&bundle, &keys, json),
+        AuditCmd::VerifierKey {
+            deployment,
+            public_key,
+        } => {
+            use base64::Engine;
+            let pk: [u8; 32] = base64::engine::general_purpose::STANDARD
+                .decode(public_key.trim())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+                .context("--public-key is not a base64 32-byte Ed25519 key")?;
+            let name = bhiv_bucket::tlog::checkpoint::key_name(&deployment);
+            let v = bhiv_bucket::tlog::NoteVerifier::from_ed25519(&name, &pk)?;
+            println!("{}", v.to_vkey());
+            Ok(ExitCode::SUCCESS)
+        }
         AuditCmd::Verify {
             kafka,
             topics: suffix,

@@ -71,9 +71,7 @@ impl NoteSigner {
 
     /// The verifier key string to hand to auditors: `name+<8 hex keyid>+base64(0x01||pubkey)`.
     pub fn verifier_key(&self) -> String {
-        let mut data = vec![ALG_ED25519];
-        data.extend_from_slice(&self.key.verifying_key().to_bytes());
-        format!("{}+{:08x}+{}", self.name, self.id, STANDARD.encode(data))
+        self.verifier().to_vkey()
     }
 
     /// The matching verifier.
@@ -158,6 +156,26 @@ impl NoteVerifier {
         })
     }
 
+    /// The verifier of an Ed25519 public key under `name` (e.g. the gate's audit key from the
+    /// policy's `[audit] keys`, named by [`super::checkpoint::key_name`]).
+    pub fn from_ed25519(name: &str, public_key: &[u8; 32]) -> Result<NoteVerifier, TlogError> {
+        check_name(name)?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(public_key)
+            .map_err(|_| TlogError::Malformed("not a valid Ed25519 public key".into()))?;
+        Ok(NoteVerifier {
+            name: name.to_string(),
+            id: key_id(name, public_key),
+            key,
+        })
+    }
+
+    /// The verifier key string, `name+<8 hex keyid>+base64(0x01||pubkey)`.
+    pub fn to_vkey(&self) -> String {
+        let mut data = vec![ALG_ED25519];
+        data.extend_from_slice(self.key.as_bytes());
+        format!("{}+{:08x}+{}", self.name, self.id, STANDARD.encode(data))
+    }
+
     /// The key name.
     pub fn name(&self) -> &str {
         &self.name
@@ -233,6 +251,9 @@ mod tests {
         let s = signer("bucket.example.org/bucket.audit", 9);
         let v = NoteVerifier::parse(&s.verifier_key()).unwrap();
         assert_eq!(v, s.verifier());
+        let pk = SignKey::ed25519_from_seed(&[9; 32]).public_key().unwrap();
+        let from_pk = NoteVerifier::from_ed25519("bucket.example.org/bucket.audit", &pk).unwrap();
+        assert_eq!(from_pk.to_vkey(), s.verifier_key());
         let note = s.sign("o\n1\nabc=\n").unwrap();
         assert!(note.starts_with("o\n1\nabc=\n\n\u{2014} bucket.example.org/bucket.audit "));
         assert_eq!(

@@ -4,6 +4,7 @@
 // log it generates, then on tampered copies, each of which must fail.
 //
 //	tlog-verify -vkey VKEY -dir TILES -new CHECKPOINT [-old CHECKPOINT] [-bundle BUNDLE.json]
+//	tlog-verify -vkey VKEY -bundle BUNDLE.json      (a proof bundle alone, as an auditor has it)
 //
 // Exit status 0 when every check passes; 1 and a FAIL line naming the check otherwise.
 package main
@@ -152,6 +153,12 @@ func run() error {
 	verifiers := note.VerifierList(v)
 	read := func(p string) ([]byte, error) { return os.ReadFile(p) }
 
+	if *newPath == "" {
+		if *bundlePath == "" {
+			return errors.New("nothing to check: give -new (with -dir) or -bundle")
+		}
+		return checkBundle(*bundlePath, verifiers, checkpoint{}, nil)
+	}
 	msg, err := read(*newPath)
 	if err != nil {
 		return err
@@ -219,42 +226,49 @@ func run() error {
 	}
 
 	if *bundlePath != "" {
-		raw, err := read(*bundlePath)
-		if err != nil {
-			return err
-		}
-		var b bundle
-		if err := json.Unmarshal(raw, &b); err != nil {
-			return fmt.Errorf("bundle: %w", err)
-		}
-		bc, err := openCheckpoint([]byte(b.Checkpoint), verifiers)
-		if err != nil {
-			return fmt.Errorf("bundle checkpoint: %w", err)
-		}
-		rec, err := base64.StdEncoding.DecodeString(b.Record)
-		if err != nil {
-			return fmt.Errorf("bundle record: %w", err)
-		}
-		proof := make(tlog.RecordProof, len(b.InclusionProof))
-		for i, s := range b.InclusionProof {
-			if proof[i], err = tlog.ParseHash(s); err != nil {
-				return fmt.Errorf("bundle proof hash %d: %w", i, err)
-			}
-		}
-		if err := tlog.CheckRecord(proof, bc.tree.N, bc.tree.Hash, b.Index, tlog.RecordHash(rec)); err != nil {
-			return fmt.Errorf("bundle: record %d is not in the tree of size %d: %w", b.Index, bc.tree.N, err)
-		}
-		if bc.tree == cur.tree {
-			gp, err := tlog.ProveRecord(cur.tree.N, b.Index, r)
-			if err != nil {
-				return fmt.Errorf("ProveRecord: %w", err)
-			}
-			if fmt.Sprint(gp) != fmt.Sprint(proof) {
-				return errors.New("bundle proof differs from Go's ProveRecord over the tiles")
-			}
-		}
-		fmt.Printf("ok: bundle proves record %d in %s size %d\n", b.Index, bc.origin, bc.tree.N)
+		return checkBundle(*bundlePath, verifiers, cur, r)
 	}
+	return nil
+}
+
+// checkBundle checks a proof bundle; with the tiles of the same tree (r != nil) it also
+// compares the bundle's proof with Go's ProveRecord.
+func checkBundle(path string, verifiers note.Verifiers, cur checkpoint, r tlog.HashReader) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var b bundle
+	if err := json.Unmarshal(raw, &b); err != nil {
+		return fmt.Errorf("bundle: %w", err)
+	}
+	bc, err := openCheckpoint([]byte(b.Checkpoint), verifiers)
+	if err != nil {
+		return fmt.Errorf("bundle checkpoint: %w", err)
+	}
+	rec, err := base64.StdEncoding.DecodeString(b.Record)
+	if err != nil {
+		return fmt.Errorf("bundle record: %w", err)
+	}
+	proof := make(tlog.RecordProof, len(b.InclusionProof))
+	for i, s := range b.InclusionProof {
+		if proof[i], err = tlog.ParseHash(s); err != nil {
+			return fmt.Errorf("bundle proof hash %d: %w", i, err)
+		}
+	}
+	if err := tlog.CheckRecord(proof, bc.tree.N, bc.tree.Hash, b.Index, tlog.RecordHash(rec)); err != nil {
+		return fmt.Errorf("bundle: record %d is not in the tree of size %d: %w", b.Index, bc.tree.N, err)
+	}
+	if r != nil && bc.tree == cur.tree {
+		gp, err := tlog.ProveRecord(cur.tree.N, b.Index, r)
+		if err != nil {
+			return fmt.Errorf("ProveRecord: %w", err)
+		}
+		if fmt.Sprint(gp) != fmt.Sprint(proof) {
+			return errors.New("bundle proof differs from Go's ProveRecord over the tiles")
+		}
+	}
+	fmt.Printf("ok: bundle proves record %d in %s size %d\n", b.Index, bc.origin, bc.tree.N)
 	return nil
 }
 
