@@ -12,12 +12,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bhiv_bucket::gate::persist::differences;
-use bhiv_bucket::gate::store::{StateStore, StoreIdentity};
-use bhiv_bucket::gate::task;
+use bhiv_bucket::gate::store::StateStore;
 use bhiv_bucket::produce::IntentProducer;
+use common::state::{Expect, changelog_matches_the_log, stores_match_the_log as stores_match};
 use common::*;
-use rdkafka::consumer::{BaseConsumer, Consumer};
 
 const PARTITIONS: i32 = 2;
 
@@ -31,16 +29,6 @@ fn gate_with_store(sfx: &str, group: &str, id: &str, dir: &Path) -> Proc {
             ("BUCKET_COMMIT_INTERVAL_MS", "100".to_string()),
         ],
     )
-}
-
-fn cluster_id() -> String {
-    let c: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
-    c.client()
-        .fetch_cluster_id(Duration::from_secs(10))
-        .unwrap()
 }
 
 /// GATE_STARTED details of `gate` by (partition, offset).
@@ -70,68 +58,11 @@ fn since(
         .collect()
 }
 
-/// How current a store must be: at the log's end, or anywhere the log confirms.
-#[derive(Clone, Copy, PartialEq)]
-enum Expect {
-    /// The gate that last ran touched every partition and stopped cleanly: nothing is pending.
-    Current,
-    /// A store catches up at its partition's next restore; until then it may trail the log.
-    /// (A partition that got no intent after a `kill -9` keeps the store its killed owner left.)
-    UpToItsCheckpoint,
-}
-
-/// Every partition's store in `dir` equals the task rebuilt from the audit log alone, up to
-/// the store's checkpoint (which the log must hold: same sequence and hash), and with
-/// `Expect::Current` the checkpoint is the log's end.
+/// Every partition's store in `dir` equals the audit log's recomputation (see
+/// `common::state`), and so does the state changelog.
 fn stores_match_the_log(dir: &Path, topics: &bhiv_bucket::gate::TopicNames, expect: Expect) {
-    let policy = bhiv_bucket::policy_file::load(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/deploy/policy.toml"
-    )))
-    .unwrap()
-    .0;
-    let reader = fresh_audit_reader();
-    let brokers = brokers();
-    let cluster = cluster_id();
-    for p in 0..PARTITIONS {
-        let store_dir = StateStore::dir_for(dir, &topics.audit, p);
-        if !store_dir.exists() {
-            continue;
-        }
-        let identity = StoreIdentity::new(&cluster, &topics.intents, &topics.audit, p);
-        let store = StateStore::open(&store_dir, &identity, 8 << 20).unwrap();
-        let src = task::AuditSource {
-            brokers: &brokers,
-            topic: &topics.audit,
-            timeout: Duration::from_secs(60),
-            reader: &reader,
-        };
-        let cp = store.checkpoint().unwrap().expect("a checkpoint");
-        let mut rebuilt = task::Task::empty();
-        let mut at_end = true;
-        task::read_links(src, p, rdkafka::Offset::Beginning, |offset, event| {
-            if event.seq >= cp.audit_next_seq {
-                at_end = false;
-                return Ok(std::ops::ControlFlow::Break(()));
-            }
-            rebuilt.follow(p, offset, &event, &policy)?;
-            Ok(std::ops::ControlFlow::Continue(()))
-        })
-        .unwrap();
-        assert_eq!(
-            (rebuilt.chain.next_seq, &rebuilt.chain.hash),
-            (cp.audit_next_seq, &cp.audit_hash),
-            "partition {p}: the log holds the store's checkpoint"
-        );
-        let diff = differences(&store, &rebuilt).unwrap();
-        assert!(diff.is_empty(), "partition {p} store differs: {diff:#?}");
-        if expect == Expect::Current {
-            assert!(
-                at_end,
-                "partition {p}: store behind the log after a clean stop"
-            );
-        }
-    }
+    stores_match(dir, topics, PARTITIONS, expect).unwrap();
+    changelog_matches_the_log(topics, PARTITIONS).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,158 @@
+//! Local state stores and the state changelog checked against the audit log: the "store ==
+//! changelog == recomputation" check of the state tests and the fault suite.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::gate::changelog;
+use bhiv_bucket::gate::persist::differences;
+use bhiv_bucket::gate::store::{StateStore, StoreIdentity};
+use bhiv_bucket::gate::task::{self, Task};
+use bhiv_bucket::kafka::read::PartitionSource;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use super::{brokers, fresh_audit_reader};
+
+/// How current a store must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// The gate that last ran touched every partition and stopped cleanly: nothing is pending.
+    Current,
+    /// A store catches up at its partition's next restore; until then it may trail the log.
+    UpToItsCheckpoint,
+}
+
+/// The id of the local cluster (part of a store's identity).
+pub fn cluster_id() -> String {
+    let c: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    c.client()
+        .fetch_cluster_id(Duration::from_secs(10))
+        .unwrap()
+}
+
+fn policy() -> bhiv_bucket::core::Policy {
+    bhiv_bucket::policy_file::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/policy.toml"
+    )))
+    .unwrap()
+    .0
+}
+
+/// Partition `p` rebuilt from the audit log alone, up to the link before `until_seq`; also
+/// whether that was the log's end.
+fn rebuilt_until(topics: &TopicNames, p: i32, until_seq: i64) -> (Task, bool) {
+    let policy = policy();
+    let reader = fresh_audit_reader();
+    let brokers = brokers();
+    let src = task::AuditSource {
+        brokers: &brokers,
+        topic: &topics.audit,
+        timeout: Duration::from_secs(120),
+        reader: &reader,
+    };
+    let mut rebuilt = Task::empty();
+    let mut at_end = true;
+    task::read_links(src, p, rdkafka::Offset::Beginning, |offset, event| {
+        if event.seq >= until_seq {
+            at_end = false;
+            return Ok(std::ops::ControlFlow::Break(()));
+        }
+        rebuilt.follow(p, offset, &event, &policy)?;
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    (rebuilt, at_end)
+}
+
+/// Every partition's store in `dir` equals the task rebuilt from the audit log alone, up to
+/// the store's checkpoint (which the log must hold: same sequence and hash); with
+/// `Expect::Current` the checkpoint is the log's end. Returns how many stores were checked.
+pub fn stores_match_the_log(
+    dir: &Path,
+    topics: &TopicNames,
+    partitions: i32,
+    expect: Expect,
+) -> Result<usize, String> {
+    let cluster = cluster_id();
+    let mut checked = 0;
+    for p in 0..partitions {
+        let store_dir = StateStore::dir_for(dir, &topics.audit, p);
+        if !store_dir.exists() {
+            continue;
+        }
+        let identity = StoreIdentity::new(&cluster, &topics.intents, &topics.audit, p);
+        let store = StateStore::open(&store_dir, &identity, 8 << 20)
+            .map_err(|e| format!("{}: {e}", store_dir.display()))?;
+        let Some(cp) = store.checkpoint().map_err(|e| e.to_string())? else {
+            continue;
+        };
+        let (rebuilt, at_end) = rebuilt_until(topics, p, cp.audit_next_seq);
+        if (rebuilt.chain.next_seq, &rebuilt.chain.hash) != (cp.audit_next_seq, &cp.audit_hash) {
+            return Err(format!(
+                "{}: the log does not hold the store's checkpoint (seq {})",
+                store_dir.display(),
+                cp.audit_next_seq
+            ));
+        }
+        let diff = differences(&store, &rebuilt).map_err(|e| e.to_string())?;
+        if !diff.is_empty() {
+            return Err(format!("{} differs: {diff:#?}", store_dir.display()));
+        }
+        if expect == Expect::Current && !at_end {
+            return Err(format!(
+                "{}: behind the log after a clean stop",
+                store_dir.display()
+            ));
+        }
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+/// Every partition's state changelog, loaded into an empty store, equals the task rebuilt from
+/// the audit log up to the changelog's head, and that head is the audit log's end.
+pub fn changelog_matches_the_log(topics: &TopicNames, partitions: i32) -> Result<(), String> {
+    let brokers = brokers();
+    let scratch = tempfile::TempDir::new().unwrap();
+    for p in 0..partitions {
+        let src = PartitionSource {
+            brokers: &brokers,
+            topic: &topics.changelog,
+            partition: p,
+            timeout: Duration::from_secs(120),
+        };
+        let Some((epoch, head)) =
+            changelog::read::latest_head(&src).map_err(|e| format!("partition {p}: {e}"))?
+        else {
+            return Err(format!("partition {p}: the changelog has no head"));
+        };
+        let dir = scratch.path().join(p.to_string());
+        let identity = StoreIdentity::new("check", &topics.intents, &topics.audit, p);
+        let store = StateStore::open(&dir, &identity, 8 << 20).map_err(|e| e.to_string())?;
+        changelog::read::load(&src, epoch, &head, 0, &store)
+            .map_err(|e| format!("partition {p}: {e}"))?;
+        let (rebuilt, at_end) = rebuilt_until(topics, p, head.audit_next_seq);
+        if (rebuilt.chain.next_seq, &rebuilt.chain.hash) != (head.audit_next_seq, &head.audit_hash)
+        {
+            return Err(format!(
+                "partition {p}: the changelog's head (seq {}) is not in the audit log",
+                head.audit_next_seq
+            ));
+        }
+        if !at_end {
+            return Err(format!(
+                "partition {p}: the changelog's head is behind the audit log"
+            ));
+        }
+        let diff = differences(&store, &rebuilt).map_err(|e| e.to_string())?;
+        if !diff.is_empty() {
+            return Err(format!("partition {p}: changelog differs: {diff:#?}"));
+        }
+    }
+    Ok(())
+}
