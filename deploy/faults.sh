@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fault-injection suite (issue #9): a mixed workload runs through gate + sink while a fault is
 # injected; every run then checks exactly-once decisions, linear versions, usage = recomputation,
+# every local store and the state changelog = recomputation from the audit log,
 # `bucket audit verify` and `bucket sink reconcile` (tests/faults.rs).
 #
 #   deploy/faults.sh [--short|--long] [--only NAME]
@@ -8,9 +9,10 @@
 #   --short   (default) one repetition of each fault, 2 000 intents: a few minutes
 #   --long    five repetitions of every fault, 100 000 intents each at 2 000/s open loop
 #             (docs/reliability.md; about an hour on two cores)
-#   --only    one fault: kill9 | broker | cluster3 | redis | registry | postgres | netem
+#   --only    one fault: kill9 | state | broker | cluster3 | redis | registry | postgres | netem
 #
-# Faults: kill -9 of gates and sink in loops; single broker stop/start; one node of a three-node
+# Faults: kill -9 of gates and sink in loops; local state (kill -9 in store writes, stores deleted
+# or replaced by another gate's, the changelog topic deleted, an instance joining and leaving); single broker stop/start; one node of a three-node
 # KRaft cluster (deploy/local/cluster3.sh, RF 3, min ISR 2) SIGKILLed under load; Redis, the
 # registry and PostgreSQL stopped and restarted; 20 ms netem delay on loopback (skipped, and
 # recorded as such, where the kernel refuses it).
@@ -43,7 +45,7 @@ while (( $# )); do
   shift
 done
 
-all=(kill9 broker redis registry postgres netem cluster3)
+all=(kill9 state broker redis registry postgres netem cluster3)
 if [[ -n "$only" ]]; then
   [[ " ${all[*]} " == *" $only "* ]] || { echo "unknown fault '$only' (one of: ${all[*]})" >&2; exit 2; }
   faults=("$only")
@@ -105,7 +107,7 @@ for fault, rs in by.items():
     if skipped:
         print(f"| {fault} | skipped | | | | | | | | | {skipped[0]['skipped']} |")
         continue
-    ok = all(r["invariants_ok"] and r["audit_verify_ok"] and r["reconcile_ok"] and r["usage_ok"] for r in rs)
+    ok = all(r["invariants_ok"] and r["audit_verify_ok"] and r["reconcile_ok"] and r["usage_ok"] and r.get("state_ok", True) for r in rs)
     rate = f"{rs[0].get('offered_rate', '?')} / {min(r.get('achieved_rate', 0) for r in rs):.0f}"
     print(f"| {fault} | {len(rs)} | {max(r['intents'] for r in rs)} | {rate} | {max(r['backlog_at_fault'] for r in rs)} "
           f"| {sum(r['lost'] for r in rs)} | {sum(r['duplicates'] for r in rs)} | {max(r.get('hidden', 0) for r in rs)} "

@@ -28,6 +28,9 @@ use common::*;
 
 const PARTITIONS: i32 = 4;
 
+/// Gate instance ids a scenario may use (`g0`..): two in the group, a third joins and leaves.
+const GATE_IDS: usize = 3;
+
 /// Longest a committed decision may stay invisible to read_committed readers once the gate group
 /// has committed its offset: a stuck transaction of an abandoned session is aborted when the next
 /// session re-initialises its transactional id, at the latest by the coordinator after the gate's
@@ -184,6 +187,8 @@ struct Figures {
     audit_verify_ok: bool,
     reconcile_ok: bool,
     usage_ok: bool,
+    /// Every gate's local stores and the state changelog equal the audit log's recomputation.
+    state_ok: bool,
     note: String,
 }
 
@@ -461,6 +466,24 @@ impl Run {
             eprintln!("reconcile:\n{report}");
         }
         self.figures.usage_ok = usage_matches(&self.topics, Duration::from_secs(20)).await;
+        // The stores are open while their gates run: stop the gates, then compare every
+        // gate's stores and the changelog with the state recomputed from the audit log.
+        for g in &mut self.gates {
+            g.terminate(Duration::from_secs(20));
+        }
+        self.figures.state_ok = match self.state_matches() {
+            Ok(stores) => {
+                eprintln!(
+                    "[{} #{}] {stores} local stores and the changelog equal the audit log's recomputation",
+                    self.fault, self.rep
+                );
+                true
+            }
+            Err(e) => {
+                eprintln!("[{} #{}] state differs: {e}", self.fault, self.rep);
+                false
+            }
+        };
         self.record();
         let f = &self.figures;
         assert_eq!(f.lost, 0, "lost decisions: {f:?}");
@@ -479,12 +502,36 @@ impl Run {
             f.usage_ok,
             "Redis usage differs from the recomputation: {f:?}"
         );
+        assert!(
+            f.state_ok,
+            "a local store or the state changelog differs from the audit log's recomputation: {f:?}"
+        );
         for g in &mut self.gates {
             g.terminate(Duration::from_secs(20));
         }
         if let Some(s) = self.sink.as_mut() {
             s.terminate(Duration::from_secs(20));
         }
+    }
+
+    /// Store == changelog == recomputation: every store any gate instance of this run left
+    /// (up to its checkpoint) and the changelog (at the log's end) equal the audit log's fold.
+    /// Returns how many stores were compared.
+    fn state_matches(&self) -> Result<usize, String> {
+        let mut stores = 0;
+        for i in 0..GATE_IDS {
+            let dir = state_dir(&self.sfx, &format!("g{i}"));
+            if dir.exists() {
+                stores += state::stores_match_the_log(
+                    &dir,
+                    &self.topics,
+                    PARTITIONS,
+                    state::Expect::UpToItsCheckpoint,
+                )?;
+            }
+        }
+        state::changelog_matches_the_log(&self.topics, PARTITIONS)?;
+        Ok(stores)
     }
 
     /// Runs a `bucket` subcommand against this run's topics and database.
@@ -530,6 +577,7 @@ impl Run {
             "audit_verify_ok": f.audit_verify_ok,
             "reconcile_ok": f.reconcile_ok,
             "usage_ok": f.usage_ok,
+            "state_ok": f.state_ok,
             "note": f.note,
         });
         eprintln!("[{} #{}] {line}", self.fault, self.rep);
@@ -756,6 +804,83 @@ async fn fault_kill9_loops() {
             );
         }
         run.figures.note = format!("{} rounds, kill -9 of one of 2 gates + the sink", k.kills);
+        run.catch_up(Instant::now()).await;
+        run.finish(feeder).await;
+    }
+}
+
+/// The local-state faults of issue 15, in turn under load: `kill -9` at random points
+/// (store writes and checkpoints included), a gate's stores deleted, a gate's stores replaced
+/// by another gate's (stale or foreign for the partitions it gets, possibly torn: copied
+/// while in use), the changelog topic deleted and created again (with one gate's stores lost,
+/// so one restore folds the audit log and one copies its warm store), and a third instance
+/// joining and leaving. `finish` then compares every store and the changelog with the audit
+/// log's recomputation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "kills gates and deletes their state: run deploy/faults.sh"]
+async fn fault_state_restart() {
+    let _serial = serial().await;
+    let k = knobs();
+    const KINDS: [&str; 5] = [
+        "kill9",
+        "store-deleted",
+        "store-of-another-gate",
+        "changelog-deleted",
+        "join-leave",
+    ];
+    for rep in 0..k.reps {
+        let mut run = Run::start("state", rep, 2, false).await;
+        let feeder = run.load(500 + rep as u64).await;
+        run.fault_begins(&feeder);
+        let mut seed = 0x57a7e_u64 ^ ((rep as u64 + 1) << 8);
+        let rounds = k.kills.max(KINDS.len());
+        for (round, kind) in KINDS.iter().cycle().take(rounds).enumerate() {
+            let wait = 300 + xorshift(&mut seed) % 1200;
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+            let victim = (xorshift(&mut seed) % 2) as usize;
+            let other = 1 - victim;
+            let dir = |i: usize| state_dir(&run.sfx, &format!("g{i}"));
+            match *kind {
+                "kill9" => run.gates[victim].kill9(),
+                "store-deleted" => {
+                    run.gates[victim].kill9();
+                    let _ = std::fs::remove_dir_all(dir(victim));
+                }
+                "store-of-another-gate" => {
+                    run.gates[victim].kill9();
+                    let _ = std::fs::remove_dir_all(dir(victim));
+                    for entry in std::fs::read_dir(dir(other))
+                        .into_iter()
+                        .flatten()
+                        .flatten()
+                    {
+                        state::copy_dir(&entry.path(), &dir(victim).join(entry.file_name()));
+                    }
+                }
+                "changelog-deleted" => {
+                    run.gates[victim].kill9();
+                    run.gates[other].kill9();
+                    state::recreate_topic(&run.topics.changelog, PARTITIONS).await;
+                    let _ = std::fs::remove_dir_all(dir(victim));
+                    run.gates[other] = run.spawn_gate(other);
+                }
+                _ => {
+                    let joined = run.spawn_gate(2);
+                    run.gates.push(joined);
+                    tokio::time::sleep(Duration::from_millis(1500 + xorshift(&mut seed) % 1500))
+                        .await;
+                    if let Some(mut left) = run.gates.pop() {
+                        left.terminate(Duration::from_secs(20));
+                    }
+                    eprintln!("[state #{rep}] round {round}: g2 joined and left");
+                    continue;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            run.gates[victim] = run.spawn_gate(victim);
+            eprintln!("[state #{rep}] round {round}: {kind} (gate g{victim})");
+        }
+        run.figures.note = format!("{rounds} rounds of {} on 2 gates", KINDS.join(", "));
         run.catch_up(Instant::now()).await;
         run.finish(feeder).await;
     }

@@ -195,7 +195,12 @@ pub fn run(opts: &StateBenchOptions, rt: &Handle) -> Result<StateReport, BenchEr
     for (i, &n) in opts.sizes.iter().enumerate() {
         let topic = format!("bucket.audit.statebench-{bench_id}-{i}");
         let changelog = format!("bucket.state-changelog.statebench-{bench_id}-{i}");
-        rt.block_on(create_bench_topics(&opts.brokers, &opts.profile, &topic, &changelog))?;
+        rt.block_on(create_bench_topics(
+            &opts.brokers,
+            &opts.profile,
+            &topic,
+            &changelog,
+        ))?;
         created.push(topic.clone());
         created.push(changelog.clone());
         let topics = (topic.as_str(), changelog.as_str());
@@ -288,7 +293,13 @@ fn restore_in_child(
     copy_to_changelog: bool,
 ) -> Result<RestoreRun, BenchError> {
     let mut cmd = Command::new(&opts.exe);
-    cmd.args(["state-restore", "--topic", topic, "--changelog-topic", changelog]);
+    cmd.args([
+        "state-restore",
+        "--topic",
+        topic,
+        "--changelog-topic",
+        changelog,
+    ]);
     if copy_to_changelog {
         cmd.arg("--copy-to-changelog");
     }
@@ -372,7 +383,7 @@ fn copy_to_changelog(
     task: &crate::gate::task::Task,
 ) -> Result<u64, BenchError> {
     let producer = super::kafka::producer(brokers, false)?;
-    let epoch = crate::gate::changelog::new_epoch();
+    let epoch = task.new_changelog_epoch();
     let mut cursor = crate::gate::store::ExportCursor::default();
     let mut copied = 0u64;
     let incomplete = |e: crate::gate::store::StoreError| BenchError::Incomplete(e.to_string());

@@ -203,6 +203,15 @@ fn state_main(sub: &str) -> Result<ExitCode> {
         .build()?;
     if sub == "state-restore" {
         let cli = StateRestoreCli::parse_from(args);
+        // The figures go to stdout; the restore's own log (where its time went) to stderr,
+        // which the parent keeps in its log file.
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rdkafka=warn"));
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_ansi(false)
+            .with_writer(std::io::stderr)
+            .init();
         let reader = runtime::audit_reader(&rt, &cli.registry)?;
         let run = bhiv_bucket::bench::state::restore_once(
             &cli.kafka.brokers,

@@ -13,7 +13,7 @@ use std::time::Instant;
 use rdkafka::Offset;
 use tracing::{info, warn};
 
-use super::changelog::{self, ChangelogError, Head, Record};
+use super::changelog::{self, ChangelogError, Epoch, Head, Record};
 use super::records::OutRecord;
 use super::store::{Changes, Checkpoint, ExportCursor, StateStore, StoreError, StoreIdentity};
 use super::task::{AuditSource, ChainHead, RestoreError, Task, read_links};
@@ -43,8 +43,9 @@ pub struct Persistence {
     /// Changes since the last store commit, in decision order.
     pub pending: Changes,
     /// Epoch under which the state changelog holds this task's state; None until the
-    /// changelog has been written from the store (after a restore from the audit log).
-    pub changelog_epoch: Option<u64>,
+    /// changelog has been written from the store (after a restore from the audit log, or once
+    /// the replay window outgrew the epoch's ring).
+    pub changelog_epoch: Option<Epoch>,
 }
 
 impl Persistence {
@@ -186,24 +187,33 @@ impl Task {
     /// The changelog records of what the open transaction changed, then the partition's head:
     /// sent into the same transaction right before its commit. Empty without a store, or before
     /// the changelog holds this task's state (then it is copied first, [`Task::changelog_copy`]).
+    /// When the replay window outgrew the epoch's ring, nothing is written and the task is
+    /// marked for a copy under a new epoch after the commit.
     pub fn changelog_records(
-        &self,
+        &mut self,
         topic: &str,
         partition: i32,
     ) -> Result<Vec<OutRecord>, StoreError> {
-        let Some(p) = &self.persist else {
+        let (_, window) = self.state.replay_counters();
+        let Some(p) = self.persist.as_mut() else {
             return Ok(Vec::new());
         };
         let Some(epoch) = p.changelog_epoch else {
             return Ok(Vec::new());
         };
+        if !epoch.holds_window(window) {
+            p.changelog_epoch = None;
+            return Ok(Vec::new());
+        }
+        let Some(p) = self.persist.as_ref() else {
+            return Ok(Vec::new());
+        };
         let (committed_head, _) = p.store.replay_counters();
         let (next, _) = self.state.replay_counters();
-        let head = self.changelog_head(changelog::replay_head_after(
-            &p.pending,
-            committed_head,
-            next,
-        ));
+        let head = self.changelog_head(
+            epoch,
+            changelog::replay_head_after(&p.pending, committed_head, next),
+        );
         changelog::records_for(&p.pending, &self.state, head)?
             .iter()
             .map(|r| changelog_record(topic, partition, epoch, r))
@@ -216,7 +226,7 @@ impl Task {
     pub fn changelog_copy(
         &self,
         cursor: &mut ExportCursor,
-        epoch: u64,
+        epoch: Epoch,
         topic: &str,
         partition: i32,
         limit: usize,
@@ -234,7 +244,7 @@ impl Task {
     /// The head that ends a copy: the committed chain head and replay window.
     pub fn changelog_copy_head(
         &self,
-        epoch: u64,
+        epoch: Epoch,
         topic: &str,
         partition: i32,
     ) -> Result<OutRecord, StoreError> {
@@ -242,12 +252,13 @@ impl Task {
             .persist
             .as_ref()
             .map_or(0, |p| p.store.replay_counters().0);
-        changelog_record(
-            topic,
-            partition,
-            epoch,
-            &Record::Head(self.changelog_head(head)),
-        )
+        let head = self.changelog_head(epoch, head);
+        changelog_record(topic, partition, epoch, &Record::Head(head))
+    }
+
+    /// A new epoch for copying this task's state into the changelog.
+    pub fn new_changelog_epoch(&self) -> Epoch {
+        Epoch::new(self.state.replay_counters().1)
     }
 
     /// True when the changelog holds this task's state (or there is no store to hold).
@@ -258,13 +269,13 @@ impl Task {
     }
 
     /// From now on the changelog holds this task's state under `epoch`.
-    pub fn changelog_written(&mut self, epoch: u64) {
+    pub fn changelog_written(&mut self, epoch: Epoch) {
         if let Some(p) = self.persist.as_mut() {
             p.changelog_epoch = Some(epoch);
         }
     }
 
-    fn changelog_head(&self, replay_head: u64) -> Head {
+    fn changelog_head(&self, epoch: Epoch, replay_head: u64) -> Head {
         let (replay_next, replay_window) = self.state.replay_counters();
         Head {
             audit_next_seq: self.chain.next_seq,
@@ -275,6 +286,7 @@ impl Task {
             replay_head,
             replay_next,
             replay_window,
+            replay_ring: epoch.ring,
         }
     }
 }
@@ -282,10 +294,10 @@ impl Task {
 fn changelog_record(
     topic: &str,
     partition: i32,
-    epoch: u64,
+    epoch: Epoch,
     record: &Record,
 ) -> Result<OutRecord, StoreError> {
-    let (key, value) = changelog::codec::encode(epoch, record)?;
+    let (key, value) = changelog::codec::encode(epoch.id, epoch.ring, record)?;
     Ok(OutRecord {
         topic: topic.to_string(),
         partition: Some(partition),
@@ -407,7 +419,11 @@ pub fn restore_with_store(
     // The changelog holds this state when its head names the restored chain head.
     let epoch = head
         .filter(|(_, h)| h.audit_next_seq == task.chain.next_seq && h.audit_hash == task.chain.hash)
-        .map(|(epoch, _)| epoch);
+        .map(|(id, h)| Epoch {
+            id,
+            ring: h.replay_ring,
+        })
+        .filter(|e| e.holds_window(window as u64));
     if let Some(p) = task.persist.as_mut() {
         p.changelog_epoch = epoch;
     }
@@ -440,11 +456,12 @@ fn cold_from_changelog(
     let Some((epoch, head)) = head else {
         return Ok(None);
     };
-    if head.replay_window > changelog::REPLAY_SLOTS {
+    if head.replay_window > head.replay_ring {
         warn!(
             partition,
             window = head.replay_window,
-            "replay window larger than the changelog's ring; restoring from the audit log"
+            ring = head.replay_ring,
+            "state changelog head with a replay window larger than its ring; restoring from the audit log"
         );
         return Ok(None);
     }

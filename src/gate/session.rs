@@ -511,8 +511,8 @@ impl<'a> Session<'a> {
         partition: i32,
         task: &Task,
         resume: i64,
-    ) -> Result<u64, GateError> {
-        let epoch = super::changelog::new_epoch();
+    ) -> Result<super::changelog::Epoch, GateError> {
+        let epoch = task.new_changelog_epoch();
         let topic = &self.opts.topics.changelog;
         let started = Instant::now();
         let mut cursor = super::store::ExportCursor::default();
@@ -553,6 +553,28 @@ impl<'a> Session<'a> {
             "state changelog written from the local store (new epoch)"
         );
         Ok(epoch)
+    }
+
+    /// Copies into the changelog, under a new epoch, the state of every task whose epoch can no
+    /// longer hold it (its replay window outgrew the ring). Between the commit and the copy the
+    /// changelog's head is behind the audit log, so a restore then would not use it.
+    fn recopy_changelogs(&mut self) -> Result<(), GateError> {
+        let stale: Vec<i32> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| !t.changelog_current())
+            .map(|(p, _)| *p)
+            .collect();
+        for p in stale {
+            let Some(mut task) = self.tasks.remove(&p) else {
+                continue;
+            };
+            let at = fencing_offset(Some(task.last_decided_offset), self.resume.get(&p).copied());
+            let epoch = self.copy_to_changelog(p, &task, at.unwrap_or(0))?;
+            task.changelog_written(epoch);
+            self.tasks.insert(p, task);
+        }
+        Ok(())
     }
 
     /// The group's committed offset of `partition`, or the log start when none is committed.
@@ -782,13 +804,19 @@ impl<'a> Session<'a> {
             return Ok(());
         };
         let started = Instant::now();
-        for p in txn.partitions() {
-            if let Some(t) = self.tasks.get(&p) {
-                for r in t.changelog_records(&self.opts.topics.changelog, p)? {
-                    self.send(&r)?;
-                }
+        let touched: Vec<i32> = txn.partitions().collect();
+        for p in &touched {
+            let records = match self.tasks.get_mut(p) {
+                Some(t) => t.changelog_records(&self.opts.topics.changelog, *p)?,
+                None => continue,
+            };
+            for r in &records {
+                self.send(r)?;
             }
         }
+        let Some(txn) = &self.txn else {
+            return Ok(());
+        };
         let mut offsets = TopicPartitionList::new();
         // A chain written without a decision (governance only) still commits its partition's
         // unchanged offset, so that a zombie instance is fenced by the group generation.
@@ -802,7 +830,6 @@ impl<'a> Session<'a> {
             offsets.add_partition_offset(&self.opts.topics.intents, p, Offset::Offset(at))?;
         }
         let intents = txn.intents();
-        let touched: Vec<i32> = txn.partitions().collect();
         let Some(cgm) = self.consumer.group_metadata() else {
             return Err(GateError::Group("consumer has no group metadata".into()));
         };
@@ -834,6 +861,7 @@ impl<'a> Session<'a> {
                         self.tasks.remove(&p);
                     }
                 }
+                self.recopy_changelogs()?;
                 self.opts.telemetry.committed(started.elapsed());
                 debug!(
                     intents,

@@ -49,6 +49,12 @@ impl PartitionSource<'_> {
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed")
             .set("enable.partition.eof", "true")
+            // A read to a known end: do not let the broker hold the last (empty) fetch for
+            // the default 500 ms before the end is reported.
+            .set("fetch.wait.max.ms", "10")
+            // Prefetch bounded to 16 MiB (librdkafka's default is 64 MiB): a restore's memory is
+            // the restore's working set, not a read-ahead buffer.
+            .set("queued.max.messages.kbytes", "16384")
             .set("fetch.max.bytes", "52428800")
             .set("max.partition.fetch.bytes", "20971520")
             .create_with_context(EofQuietContext)
@@ -67,10 +73,19 @@ impl PartitionSource<'_> {
     pub fn read<E>(
         &self,
         start: Offset,
+        each: impl FnMut(&BorrowedMessage<'_>) -> Result<ControlFlow<()>, E>,
+    ) -> Result<u64, ReadError<E>> {
+        self.read_with(&self.consumer()?, start, each)
+    }
+
+    /// [`PartitionSource::read`] on a consumer already made (assigned anew).
+    fn read_with<E>(
+        &self,
+        consumer: &BaseConsumer<EofQuietContext>,
+        start: Offset,
         mut each: impl FnMut(&BorrowedMessage<'_>) -> Result<ControlFlow<()>, E>,
     ) -> Result<u64, ReadError<E>> {
         let started = Instant::now();
-        let consumer = self.consumer()?;
         let (low, high) = super::errors::through_elections(|| {
             consumer.fetch_watermarks(self.topic, self.partition, Duration::from_secs(10))
         })?;
@@ -114,13 +129,16 @@ impl PartitionSource<'_> {
         &self,
         mut pick: impl FnMut(&BorrowedMessage<'_>) -> Result<Option<T>, E>,
     ) -> Result<Option<T>, ReadError<E>> {
-        let (low, high) = self.watermarks()?;
+        let consumer = self.consumer()?;
+        let (low, high) = super::errors::through_elections(|| {
+            consumer.fetch_watermarks(self.topic, self.partition, Duration::from_secs(10))
+        })?;
         let mut window = 256i64;
         let mut end = high;
         while end > low {
             let from = end.saturating_sub(window).max(low);
             let mut found = None;
-            self.read(Offset::Offset(from), |m| {
+            self.read_with(&consumer, Offset::Offset(from), |m| {
                 if m.offset() >= end {
                     return Ok(ControlFlow::Break(()));
                 }

@@ -156,3 +156,51 @@ pub fn changelog_matches_the_log(topics: &TopicNames, partitions: i32) -> Result
     }
     Ok(())
 }
+
+/// Deletes `topic` and creates it again, empty, as declared (retrying while the deletion is
+/// still in progress).
+pub async fn recreate_topic(topic: &str, partitions: i32) {
+    use rdkafka::admin::{AdminClient, AdminOptions};
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .create()
+        .unwrap();
+    let done = admin
+        .delete_topics(&[topic], &AdminOptions::new())
+        .await
+        .unwrap();
+    assert!(done.iter().all(|r| r.is_ok()), "{done:?}");
+    let declared = bhiv_bucket::ops::topics::parse(
+        bhiv_bucket::ops::topics::DEFAULT_DECLARATION,
+        Some("local"),
+    )
+    .unwrap();
+    let mut spec = declared
+        .into_iter()
+        .find(|t| topic.starts_with(&t.name))
+        .unwrap();
+    spec.name = topic.to_string();
+    spec.partitions = partitions;
+    for _ in 0..60 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        if bhiv_bucket::ops::topics::apply(&brokers(), std::slice::from_ref(&spec))
+            .await
+            .is_ok_and(|r| {
+                r.iter()
+                    .all(|(_, s)| *s == bhiv_bucket::ops::topics::TopicStatus::Created)
+            })
+        {
+            return;
+        }
+    }
+    panic!("{topic} was not created again");
+}
+
+/// Copies a store directory (its files) to `to`.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}

@@ -11,10 +11,16 @@ use crate::gate::store::{StateEntry, StoreError};
 /// Format byte every changelog value starts with.
 pub const FORMAT: u8 = 1;
 
-/// Replay ids are keyed by `position % REPLAY_SLOTS`: a ring that compaction keeps at most this
-/// large and that never needs tombstones. Exact for any replay window up to this size (a window
-/// above it makes restores read the audit log instead).
-pub const REPLAY_SLOTS: u64 = 1 << 20;
+/// Smallest replay ring: replay ids are keyed by `position % ring`, a ring that compaction keeps
+/// at most `ring` records large and that never needs tombstones. An epoch's ring is the replay
+/// window rounded up to a power of two ([`ring_for`]); a window that outgrows it starts a new
+/// epoch.
+pub const MIN_REPLAY_RING: u64 = 1024;
+
+/// The replay ring of an epoch started under `window`.
+pub fn ring_for(window: u64) -> u64 {
+    window.max(MIN_REPLAY_RING).next_power_of_two()
+}
 
 const TAG_ARTIFACT: u8 = b'A';
 const TAG_USAGE: u8 = b'U';
@@ -45,6 +51,8 @@ pub struct Head {
     pub replay_next: u64,
     /// Replay window in force.
     pub replay_window: u64,
+    /// Replay ring of the epoch (replay ids are keyed by position modulo it).
+    pub replay_ring: u64,
 }
 
 /// One changelog record.
@@ -76,8 +84,8 @@ impl From<StoreError> for ChangelogError {
     }
 }
 
-/// Key and value of a record written in `epoch`.
-pub fn encode(epoch: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
+/// Key and value of a record written in `epoch`, whose replay ring is `ring`.
+pub fn encode(epoch: u64, ring: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
     let mut k = Writer::key();
     let mut v = Writer::key();
     v.u8(FORMAT).u64(epoch);
@@ -100,7 +108,7 @@ pub fn encode(epoch: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8>), StoreEr
             v.raw(value);
         }
         Record::State(StateEntry::Seen((product, intent), position)) => {
-            k.u8(TAG_SEEN).u64(position % REPLAY_SLOTS);
+            k.u8(TAG_SEEN).u64(position % ring.max(1));
             v.u64(*position).str(product)?.str(intent)?;
         }
         Record::Head(h) => {
@@ -110,7 +118,8 @@ pub fn encode(epoch: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8>), StoreEr
                 .i64(h.control_next)
                 .u64(h.replay_head)
                 .u64(h.replay_next)
-                .u64(h.replay_window);
+                .u64(h.replay_window)
+                .u64(h.replay_ring);
             v.str(&h.audit_hash)?.str(&h.policy_version)?;
         }
     }
@@ -144,14 +153,9 @@ pub fn decode(key: &[u8], value: &[u8]) -> Result<(u64, Record), ChangelogError>
         TAG_RATE => Record::State(StateEntry::Rate(utf8(k.rest())?, v.rest().to_vec())),
         TAG_OFFENDER => Record::State(StateEntry::Offender(utf8(k.rest())?, v.rest().to_vec())),
         TAG_SEEN => {
-            let slot = k.u64()?;
+            k.u64()?;
             k.end()?;
             let position = v.u64()?;
-            if position % REPLAY_SLOTS != slot {
-                return Err(ChangelogError::Corrupt(format!(
-                    "replay position {position} under slot {slot}"
-                )));
-            }
             let key: ReplayKey = (v.str()?, v.str()?);
             v.end()?;
             Record::State(StateEntry::Seen(key, position))
@@ -164,6 +168,7 @@ pub fn decode(key: &[u8], value: &[u8]) -> Result<(u64, Record), ChangelogError>
             let replay_head = v.u64()?;
             let replay_next = v.u64()?;
             let replay_window = v.u64()?;
+            let replay_ring = v.u64()?;
             let audit_hash = v.str()?;
             let policy_version = v.str()?;
             v.end()?;
@@ -176,6 +181,7 @@ pub fn decode(key: &[u8], value: &[u8]) -> Result<(u64, Record), ChangelogError>
                 replay_head,
                 replay_next,
                 replay_window,
+                replay_ring,
             })
         }
         other => return Err(ChangelogError::Corrupt(format!("key tag {other}"))),
@@ -202,6 +208,7 @@ mod tests {
             replay_head: 1_034_567,
             replay_next: 1_234_567,
             replay_window: 200_000,
+            replay_ring: 262_144,
         }
     }
 
@@ -231,46 +238,33 @@ mod tests {
             Record::Head(head()),
         ];
         for r in records {
-            let (k, v) = encode(77, &r).unwrap();
+            let (k, v) = encode(77, 1024, &r).unwrap();
             assert_eq!(decode(&k, &v).unwrap(), (77, r));
         }
     }
 
     #[test]
     fn replay_ids_share_a_slot_one_ring_apart_and_nothing_else_does() {
-        let a = encode(
-            1,
-            &Record::State(StateEntry::Seen(("p".into(), "x".into()), 5)),
-        )
-        .unwrap();
-        let b = encode(
-            1,
-            &Record::State(StateEntry::Seen(("q".into(), "y".into()), 5 + REPLAY_SLOTS)),
-        )
-        .unwrap();
-        let c = encode(
-            1,
-            &Record::State(StateEntry::Seen(("p".into(), "x".into()), 6)),
-        )
-        .unwrap();
-        assert_eq!(a.0, b.0);
-        assert_ne!(a.0, c.0);
+        let seen = |p: &str, id: &str, position| {
+            let entry = StateEntry::Seen((p.into(), id.into()), position);
+            encode(1, 1024, &Record::State(entry)).unwrap().0
+        };
+        assert_eq!(seen("p", "x", 5), seen("q", "y", 5 + 1024));
+        assert_ne!(seen("p", "x", 5), seen("p", "x", 6));
+        assert_eq!(ring_for(200_000), 262_144);
+        assert_eq!(ring_for(3), MIN_REPLAY_RING);
     }
 
     #[test]
     fn another_format_and_damaged_values_are_refused() {
-        let (k, mut v) = encode(1, &Record::Head(head())).unwrap();
+        let (k, mut v) = encode(1, 1024, &Record::Head(head())).unwrap();
         v[0] = FORMAT + 1;
         assert!(matches!(decode(&k, &v), Err(ChangelogError::Format(_))));
-        let (k, v) = encode(1, &Record::State(StateEntry::rate("p".into(), 1))).unwrap();
+        let (k, v) = encode(1, 1024, &Record::State(StateEntry::rate("p".into(), 1))).unwrap();
         assert!(decode(&k, &v[..v.len() - 1]).is_err());
-        let (k, mut v) = encode(
-            1,
-            &Record::State(StateEntry::Seen(("p".into(), "x".into()), 9)),
-        )
-        .unwrap();
-        v[1 + 8 + 7] ^= 1; // position no longer matches its slot
-        assert!(decode(&k, &v).is_err());
+        let (mut k, v) = encode(1, 1024, &Record::Head(head())).unwrap();
+        k.push(0);
+        assert!(decode(&k, &v).is_err(), "a head key is one byte");
     }
 
     proptest! {

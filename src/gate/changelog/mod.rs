@@ -16,14 +16,34 @@ pub mod read;
 
 use std::collections::HashSet;
 
-pub use codec::{ChangelogError, Head, REPLAY_SLOTS, Record};
+pub use codec::{ChangelogError, Head, Record, ring_for};
 
 use super::store::{Changes, StateEntry, StoreError};
 use crate::core::PartitionState;
 
-/// A fresh epoch for a changelog written from scratch.
-pub fn new_epoch() -> u64 {
-    uuid::Uuid::new_v4().as_u64_pair().0
+/// One writing of a partition's changelog from scratch: its id (in every value) and its replay
+/// ring (replay ids are keyed by position modulo it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epoch {
+    /// Random id.
+    pub id: u64,
+    /// Replay ring: at least the replay window.
+    pub ring: u64,
+}
+
+impl Epoch {
+    /// A fresh epoch for a changelog written from scratch under replay window `window`.
+    pub fn new(window: u64) -> Epoch {
+        Epoch {
+            id: uuid::Uuid::new_v4().as_u64_pair().0,
+            ring: ring_for(window),
+        }
+    }
+
+    /// True when this epoch's ring still keys every id of a replay window of `window` apart.
+    pub fn holds_window(&self, window: u64) -> bool {
+        window <= self.ring
+    }
 }
 
 /// The records one transaction adds to a partition's changelog: the latest value of every

@@ -6,7 +6,7 @@ use std::ops::ControlFlow;
 use rdkafka::{Message, Offset};
 
 use super::codec::{self, ChangelogError, Head, Record};
-use crate::gate::store::{Checkpoint, ReplayCounters, StateEntry, StateStore};
+use crate::gate::store::{Checkpoint, ReplayCounters, StateEntry, StateStore, StoreError};
 use crate::kafka::read::{PartitionSource, ReadError};
 
 /// Entries imported into the store per engine commit during a load.
@@ -39,7 +39,8 @@ pub fn latest_head(
 /// Loads the state of `epoch` into an empty store: every entry of that epoch in log order (a
 /// later value of a key wins), replay ids only inside the head's window, then the head as the
 /// store's checkpoint at `audit_offset` (the offset of the audit link the head names). Returns
-/// the entries imported.
+/// the entries imported. Reading (and decoding) and writing the store overlap: chunks go to an
+/// importer thread through a queue of two.
 pub fn load(
     src: &PartitionSource<'_>,
     epoch: u64,
@@ -47,35 +48,55 @@ pub fn load(
     audit_offset: i64,
     store: &StateStore,
 ) -> Result<u64, ReadError<ChangelogError>> {
-    let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
-    let mut imported = 0u64;
-    src.read(Offset::Beginning, |m| {
-        let (e, record) =
-            codec::decode(m.key().unwrap_or_default(), m.payload().unwrap_or_default())?;
-        match record {
-            Record::State(StateEntry::Seen(_, p))
-                if p < head.replay_head || p >= head.replay_next => {}
-            Record::State(entry) if e == epoch => chunk.push(entry),
-            _ => {}
-        }
-        if chunk.len() >= IMPORT_CHUNK {
-            store.import(&chunk).map_err(ChangelogError::Store)?;
-            imported += chunk.len() as u64;
-            chunk.clear();
-        }
-        Ok(ControlFlow::Continue(()))
-    })?;
-    let finish = || -> Result<(), crate::gate::store::StoreError> {
-        store.import(&chunk)?;
-        let counters = ReplayCounters {
-            head: head.replay_head,
-            next: head.replay_next,
-            window: head.replay_window,
+    let (to_importer, chunks) = std::sync::mpsc::sync_channel::<Vec<StateEntry>>(2);
+    std::thread::scope(|scope| {
+        let importer = scope.spawn(move || -> Result<u64, StoreError> {
+            let mut imported = 0u64;
+            for chunk in chunks {
+                store.import(&chunk)?;
+                imported += chunk.len() as u64;
+            }
+            let counters = ReplayCounters {
+                head: head.replay_head,
+                next: head.replay_next,
+                window: head.replay_window,
+            };
+            store.finish_import(counters, &checkpoint_of(head, audit_offset))?;
+            Ok(imported)
+        });
+        let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
+        let read = src.read(Offset::Beginning, |m| {
+            let (e, record) =
+                codec::decode(m.key().unwrap_or_default(), m.payload().unwrap_or_default())?;
+            match record {
+                Record::State(StateEntry::Seen(_, p))
+                    if p < head.replay_head || p >= head.replay_next => {}
+                Record::State(entry) if e == epoch => chunk.push(entry),
+                _ => {}
+            }
+            if chunk.len() >= IMPORT_CHUNK {
+                let full = std::mem::replace(&mut chunk, Vec::with_capacity(IMPORT_CHUNK));
+                // A closed queue means the importer failed: its error is reported below.
+                if to_importer.send(full).is_err() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        });
+        let read = read.map(|_| {
+            let _ = to_importer.send(chunk);
+        });
+        drop(to_importer);
+        let imported = match importer.join() {
+            Ok(result) => result.map_err(|e| ReadError::Handler(ChangelogError::Store(e))),
+            Err(_) => Err(ReadError::Handler(ChangelogError::Corrupt(
+                "the changelog importer panicked".into(),
+            ))),
         };
-        store.finish_import(counters, &checkpoint_of(head, audit_offset))
-    };
-    finish().map_err(|e| ReadError::Handler(ChangelogError::Store(e)))?;
-    Ok(imported + chunk.len() as u64)
+        // A read error explains an importer that saw too little; report it first.
+        read?;
+        imported
+    })
 }
 
 /// The store checkpoint a head stands for, its link being at `audit_offset`.

@@ -48,6 +48,7 @@ fn head_of(n: i64, m: &PartitionState, replay_head: u64) -> Head {
         replay_head,
         replay_next: next,
         replay_window: window,
+        replay_ring: 1024,
     }
 }
 
@@ -130,7 +131,7 @@ proptest! {
             if let Op::Put(p, a, v, d) = op {
                 let key = ArtifactKey { product_id: product(*p), artifact_id: format!("a{a}") };
                 let record = ArtifactRecord { version: *v + 100, owner_id: "old".into(), artifact_class: "document".into(), size: 1, deleted: *d };
-                log.push(encode(1, &Record::State(StateEntry::artifact(key, &record).unwrap())).unwrap());
+                log.push(encode(1, 1024, &Record::State(StateEntry::artifact(key, &record).unwrap())).unwrap());
             }
         }
         let epoch = 2;
@@ -170,7 +171,7 @@ proptest! {
             let (next, _) = m.replay_counters();
             let head = head_of(n as i64, &m, replay_head_after(&c, committed_head, next));
             for r in records_for(&c, &m, head.clone()).unwrap() {
-                log.push(encode(epoch, &r).unwrap());
+                log.push(encode(epoch, 1024, &r).unwrap());
             }
             live.commit(&c, &Checkpoint {
                 audit_next_seq: head.audit_next_seq,
