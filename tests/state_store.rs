@@ -65,7 +65,7 @@ fn since(
 /// `common::state`), and so does the state changelog.
 fn stores_match_the_log(dir: &Path, topics: &bhiv_bucket::gate::TopicNames, expect: Expect) {
     stores_match(dir, topics, PARTITIONS, expect).unwrap();
-    changelog_matches_the_log(topics, PARTITIONS).unwrap();
+    changelog_matches_the_log(topics, PARTITIONS, true).unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

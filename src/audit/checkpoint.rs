@@ -24,6 +24,12 @@ pub struct Checkpoint {
     pub key_id: String,
     /// Base64 Ed25519 signature over [`Checkpoint::message`].
     pub signature: String,
+    /// The partition's transparency-log checkpoint at this point: a C2SP signed note over the
+    /// Merkle tree of links `0..=signed_seq` (tree size `signed_seq + 1`), signed with the same
+    /// key under the note key name `tlog::checkpoint::key_name(deployment)` (docs/audit.md,
+    /// "Proofs"). Absent in links written before it existed, or when the key cannot sign notes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 impl Checkpoint {
@@ -42,7 +48,23 @@ impl Checkpoint {
             signed_hash: hash.to_string(),
             key_id: key_id.to_string(),
             signature,
+            note: None,
         }
+    }
+
+    /// Adds the signed transparency-log note for `tree` (the partition's tree of the links up
+    /// to and including `signed_seq`) of `deployment`'s log.
+    pub fn with_note(
+        mut self,
+        deployment: &str,
+        key: &SignKey,
+        tree: &crate::tlog::Frontier,
+    ) -> Result<Checkpoint, crate::tlog::TlogError> {
+        use crate::tlog::checkpoint::{TreeHead, key_name, origin};
+        let head = TreeHead::new(origin(deployment, self.partition), tree.size(), tree.root());
+        let signer = crate::tlog::NoteSigner::new(&key_name(deployment), key)?;
+        self.note = Some(signer.sign(&head.to_text()?)?);
+        Ok(self)
     }
 
     /// True when the signature verifies under `key`.
@@ -71,5 +93,29 @@ mod tests {
         let mut forged = c.clone();
         forged.signed_seq = 42;
         assert!(!forged.verify(&VerifyKey::Ed25519(pk)));
+    }
+
+    #[test]
+    fn the_note_commits_to_the_tree_and_opens_with_the_key() {
+        let k = SignKey::ed25519_from_seed(&[3; 32]);
+        let mut tree = crate::tlog::Frontier::new();
+        for i in 0..42u8 {
+            tree.append_bytes(&[i; 10]);
+        }
+        let c = Checkpoint::sign("audit1", &k, 2, 41, "abc")
+            .with_note("bucket.test", &k, &tree)
+            .unwrap();
+        let note = c.note.clone().unwrap();
+        let signer =
+            crate::tlog::NoteSigner::new(&crate::tlog::checkpoint::key_name("bucket.test"), &k)
+                .unwrap();
+        let text = crate::tlog::note::open(&note, &[signer.verifier()]).unwrap();
+        let head = crate::tlog::TreeHead::parse(&text).unwrap();
+        assert_eq!((head.size, head.root), (42, tree.root()));
+        assert_eq!(head.origin, "bucket.test/bucket.audit/2");
+        let json = serde_json::to_string(&c).unwrap();
+        assert_eq!(serde_json::from_str::<Checkpoint>(&json).unwrap(), c);
+        let old = Checkpoint::sign("audit1", &k, 2, 41, "abc");
+        assert!(!serde_json::to_string(&old).unwrap().contains("note"));
     }
 }

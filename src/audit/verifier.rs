@@ -97,6 +97,11 @@ pub struct Verifier {
     control_floor: i64,
     /// Policy approvals claimed by POLICY_LOADED links, re-checked in `finish`.
     approvals: super::approvals::ApprovalAudit,
+    /// Per partition verified from its first link: its Merkle tree so far, against which the
+    /// checkpoints' transparency-log notes are checked (unknown for resumed partitions).
+    trees: HashMap<i32, crate::tlog::Frontier>,
+    /// Partitions resumed from a trusted head (their trees start unknown).
+    resumed: std::collections::BTreeSet<i32>,
 }
 
 impl Verifier {
@@ -111,6 +116,7 @@ impl Verifier {
             .get(&crate::wire::control::CHAIN_PARTITION)
             .map_or(0, |h| h.control_next);
         let mut report = Report::default();
+        let resumed = resume.keys().copied().collect();
         for (p, head) in resume {
             report.partitions.insert(
                 p,
@@ -128,6 +134,8 @@ impl Verifier {
             folded: BTreeMap::new(),
             control_floor,
             approvals: Default::default(),
+            trees: HashMap::new(),
+            resumed,
         }
     }
 
@@ -233,13 +241,24 @@ impl Verifier {
                             ),
                         ));
                     }
-                    Some(_) => {
+                    Some(k) => {
+                        if let (Some(note), Some(tree)) = (&c.note, self.trees.get(&partition))
+                            && let Err((kind, detail)) = check_note(note, k, partition, tree)
+                        {
+                            problems.push((kind, detail));
+                        }
                         if let Some(s) = self.report.partitions.get_mut(&partition) {
                             s.checkpoints += 1;
                         }
                     }
                 },
             }
+        }
+        if !self.resumed.contains(&partition) {
+            self.trees
+                .entry(partition)
+                .or_default()
+                .append_bytes(value.unwrap_or_default());
         }
         if let Some(d) = &event.decision {
             if d.source_partition != partition {
@@ -361,6 +380,49 @@ impl Verifier {
         self.report.approvals = summary;
         self.report
     }
+}
+
+/// Checks a checkpoint's transparency-log note: signed by the gate key `key` under the key name
+/// of the deployment its origin names, for this partition's log, over exactly `tree` (the links
+/// up to the checkpointed one).
+fn check_note(
+    note: &str,
+    key: &VerifyKey,
+    partition: i32,
+    tree: &crate::tlog::Frontier,
+) -> Result<(), (&'static str, String)> {
+    use crate::tlog::checkpoint::{TreeHead, key_name};
+    let invalid = |e: String| ("CHECKPOINT_NOTE_INVALID", e);
+    let VerifyKey::Ed25519(pk) = key else {
+        return Err(invalid("the note's key is not an Ed25519 key".into()));
+    };
+    let body = note.split("\n\n").next().unwrap_or_default();
+    let claimed = TreeHead::parse(&format!("{body}\n")).map_err(|e| invalid(e.to_string()))?;
+    let suffix = format!("/bucket.audit/{partition}");
+    let Some(deployment) = claimed.origin.strip_suffix(&suffix) else {
+        return Err((
+            "CHECKPOINT_NOTE_MISMATCH",
+            format!(
+                "origin {:?} is not partition {partition}'s log",
+                claimed.origin
+            ),
+        ));
+    };
+    let verifier = crate::tlog::NoteVerifier::from_ed25519(&key_name(deployment), &pk.to_bytes())
+        .map_err(|e| invalid(e.to_string()))?;
+    let text = crate::tlog::note::open(note, &[verifier]).map_err(|e| invalid(e.to_string()))?;
+    let head = TreeHead::parse(&text).map_err(|e| invalid(e.to_string()))?;
+    if head.size != tree.size() || head.root != tree.root() {
+        return Err((
+            "CHECKPOINT_NOTE_MISMATCH",
+            format!(
+                "note commits to a tree of {} links that is not this chain's ({} links)",
+                head.size,
+                tree.size()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -524,6 +586,77 @@ mod tests {
         // The same checkpoint checked without the key is refused.
         let r = run(&c.iter().map(bytes).collect::<Vec<_>>(), BTreeMap::new());
         assert_eq!(r.problems[0].kind, "CHECKPOINT_UNKNOWN_KEY");
+    }
+
+    /// A chain of 3 decisions and a checkpoint whose note commits to `tree` (as `deployment`).
+    fn noted_chain(
+        key: &SignKey,
+        deployment: &str,
+        tree: impl Fn(&[AuditEvent]) -> crate::tlog::Frontier,
+    ) -> Vec<Vec<u8>> {
+        let c = chain(3);
+        let cp = Checkpoint::sign("audit1", key, 0, 2, &c[2].hash)
+            .with_note(deployment, key, &tree(&c))
+            .unwrap();
+        let detail = serde_json::to_value(&cp).unwrap();
+        let mut links: Vec<Vec<u8>> = c.iter().map(bytes).collect();
+        links.push(bytes(&governance(3, &c[2].hash, CHECKPOINT, detail)));
+        links
+    }
+
+    #[test]
+    fn checkpoint_notes_must_commit_to_the_chain_as_stored() {
+        let key = SignKey::ed25519_from_seed(&[5; 32]);
+        let pk = VerifyKey::Ed25519(
+            ed25519_dalek::VerifyingKey::from_bytes(&key.public_key().unwrap()).unwrap(),
+        );
+        let keys: BTreeMap<String, VerifyKey> = [("audit1".to_string(), pk)].into();
+        let check = |links: &[Vec<u8>]| {
+            let mut v = Verifier::new(keys.clone(), reader(), BTreeMap::new());
+            for (o, l) in links.iter().enumerate() {
+                v.feed(0, o as i64, Some(l));
+            }
+            v.finish()
+                .problems
+                .into_iter()
+                .map(|p| p.kind)
+                .filter(|k| k.starts_with("CHECKPOINT"))
+                .collect::<Vec<_>>()
+        };
+        let honest = |c: &[AuditEvent]| {
+            let mut t = crate::tlog::Frontier::new();
+            for e in c {
+                t.append_bytes(&bytes(e));
+            }
+            t
+        };
+        assert!(check(&noted_chain(&key, "bucket.test", honest)).is_empty());
+        // A note over other bytes (one link changed before signing) is caught.
+        let forged = |c: &[AuditEvent]| {
+            let mut t = honest(&c[..2]);
+            t.append_bytes(b"another third link");
+            t
+        };
+        assert_eq!(
+            check(&noted_chain(&key, "bucket.test", forged)),
+            ["CHECKPOINT_NOTE_MISMATCH"]
+        );
+        // A note signed by another key, with the chain's own signature intact, is caught.
+        let mut links = noted_chain(&key, "bucket.test", honest);
+        let other = SignKey::ed25519_from_seed(&[6; 32]);
+        let mut e = reader().decode_framed(Some(&links[3])).unwrap();
+        let g = e.governance.as_mut().unwrap();
+        let mut cp: Checkpoint = serde_json::from_str(&g.detail).unwrap();
+        let tree = honest(&chain(3));
+        cp.note = cp
+            .clone()
+            .with_note("bucket.test", &other, &tree)
+            .unwrap()
+            .note;
+        g.detail = serde_json::to_string(&cp).unwrap();
+        e.hash.clear();
+        links[3] = bytes(&e.seal().unwrap());
+        assert_eq!(check(&links), ["CHECKPOINT_NOTE_INVALID"]);
     }
 
     fn governance(seq: i64, prev: &str, event_type: &str, detail: serde_json::Value) -> AuditEvent {

@@ -141,6 +141,7 @@ impl RunContext {
                     policy_path: None,
                     reload: Default::default(),
                     audit_key: None,
+                    deployment: "bhiv-bucket".into(),
                     checkpoint_every: 1000,
                     checkpoint_interval: Duration::from_secs(10),
                     redis_url: None,

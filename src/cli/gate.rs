@@ -49,6 +49,11 @@ pub(crate) struct GateArgs {
     /// Key id of the audit key (its public key is in the policy's [audit] section).
     #[arg(long, env = "BUCKET_AUDIT_KEY_ID", default_value = "audit1")]
     audit_key_id: String,
+    /// Names this installation in the audit transparency log: checkpoint origins are
+    /// `<deployment>/bucket.audit/<partition>`, the note key name `<deployment>/bucket.audit`
+    /// (docs/audit.md, "Proofs"). Keep it stable: auditors pin it with the public key.
+    #[arg(long, env = "BUCKET_DEPLOYMENT", default_value = "bhiv-bucket")]
+    deployment: String,
     /// Signed checkpoint after this many audit links per partition.
     #[arg(long, env = "BUCKET_CHECKPOINT_EVERY", default_value_t = 1000)]
     checkpoint_every: u64,
@@ -130,6 +135,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
             None => None,
             Some(f) => Some((a.audit_key_id.clone(), read_seed(f)?)),
         },
+        deployment: a.deployment.clone(),
         checkpoint_every: a.checkpoint_every.max(1),
         redis_url: (a.redis_url != "none").then(|| a.redis_url.clone()),
         checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s.max(1)),

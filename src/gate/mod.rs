@@ -100,6 +100,8 @@ pub struct GateOptions {
     pub approvals: crate::policy_approvals::Approvals,
     /// Gate key signing audit checkpoints: (key id, key). None: no checkpoints.
     pub audit_key: Option<(String, crate::core::signature::SignKey)>,
+    /// Names this installation in the audit transparency log (checkpoint note origins).
+    pub deployment: String,
     /// A checkpoint after at most this many links per partition...
     pub checkpoint_every: u64,
     /// ...or this much time since the last one (when there were new links).

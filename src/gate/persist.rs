@@ -132,6 +132,7 @@ impl Task {
             last_decided_offset: self.last_decided_offset,
             policy_version: self.policy_version.clone(),
             control_next: self.control_next,
+            tree_edge: self.tree.edge().to_vec(),
         }
     }
 
@@ -161,6 +162,9 @@ impl Task {
             task.last_decided_offset = cp.last_decided_offset;
             task.policy_version = cp.policy_version.clone();
             task.control_next = cp.control_next;
+            let size = u64::try_from(cp.audit_next_seq).unwrap_or(0);
+            task.tree = crate::tlog::Frontier::from_parts(size, cp.tree_edge.clone())
+                .map_err(|e| StoreError::Corrupt(format!("checkpoint tree: {e}")))?;
         }
         task.persist = Some(Persistence {
             store,
@@ -287,6 +291,7 @@ impl Task {
             replay_next,
             replay_window,
             replay_ring: epoch.ring,
+            tree_edge: self.tree.edge().to_vec(),
         }
     }
 }
@@ -401,9 +406,9 @@ pub fn restore_with_store(
     };
     let mut since_commit = 0u64;
     let mut last_offset = -1;
-    stats.links_read = read_links(src, partition, start, |offset, event| {
+    stats.links_read = read_links(src, partition, start, |offset, event, stored| {
         task.prefetch_replay(&event).map_err(store_err)?;
-        task.follow(partition, offset, &event, policy)?;
+        task.follow(partition, offset, &event, stored, policy)?;
         last_offset = offset;
         since_commit += 1;
         if since_commit >= RESTORE_BATCH {
@@ -590,7 +595,7 @@ fn confirmed(src: AuditSource<'_>, partition: i32, cp: &Checkpoint) -> Result<bo
         src,
         partition,
         Offset::Offset(cp.audit_offset),
-        |offset, event| {
+        |offset, event, _| {
             found = Some((offset, event.seq, event.hash));
             Ok(ControlFlow::Break(()))
         },

@@ -415,8 +415,14 @@ impl<'a> Session<'a> {
         };
         let outputs = writer.outputs(&c, decoded.as_ref().ok(), &decision, &task.chain)?;
         task.record_decision(&decision, policy.limits.replay_window);
-        task.chain.next_seq = outputs.audit.seq + 1;
-        task.chain.hash = outputs.audit.hash.clone();
+        let stored = outputs
+            .records
+            .iter()
+            .rev()
+            .find(|r| r.topic == self.opts.topics.audit)
+            .and_then(|r| r.value.as_deref())
+            .unwrap_or_default();
+        task.advance(&outputs.audit, stored);
         task.links_since_checkpoint += 1;
         task.last_decided_offset = c.offset;
         if let Ok(i) = decoded.as_ref() {
@@ -667,8 +673,7 @@ impl<'a> Session<'a> {
             &version,
             now_ms(),
         )?;
-        task.chain.next_seq = event.seq + 1;
-        task.chain.hash = event.hash;
+        task.advance(&event, record.value.as_deref().unwrap_or_default());
         task.policy_version = version;
         task.links_since_checkpoint += 1;
         debug!(partition, event_type, "governance event");
@@ -706,6 +711,17 @@ impl<'a> Session<'a> {
             .collect();
         for (p, seq, hash) in due {
             let cp = crate::audit::checkpoint::Checkpoint::sign(&key_id, &key, p, seq, &hash);
+            // The tree holds exactly the links 0..=seq now: the note commits to them.
+            let cp = match self.tasks.get(&p) {
+                Some(t) => match cp.clone().with_note(&self.opts.deployment, &key, &t.tree) {
+                    Ok(with_note) => with_note,
+                    Err(e) => {
+                        warn!(partition = p, error = %e, "audit key cannot sign transparency-log notes; checkpoint without one");
+                        cp
+                    }
+                },
+                None => cp,
+            };
             self.governance(p, &GovernanceEvent::Checkpoint(cp))?;
             if let Some(t) = self.tasks.get_mut(&p) {
                 t.links_since_checkpoint = 0;

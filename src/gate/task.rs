@@ -51,6 +51,9 @@ pub struct Task {
     pub last_checkpoint: Option<std::time::Instant>,
     /// Next `bucket.control` offset to fold into this chain (only the chain partition folds).
     pub control_next: i64,
+    /// The partition's Merkle tree over its links (leaf `seq` = the link's stored bytes), kept
+    /// as its right edge: what the signed checkpoints' notes commit to (docs/audit.md).
+    pub tree: crate::tlog::Frontier,
     /// Usage as of the last committed transaction (what may be shared through Redis).
     pub committed: Option<CommittedUsage>,
     /// The local state store behind `state`, when the gate keeps one (`--state-dir`): then
@@ -290,6 +293,7 @@ impl Task {
         partition: i32,
         offset: i64,
         event: &AuditEvent,
+        stored: &[u8],
         policy: &crate::core::Policy,
     ) -> Result<(), RestoreError> {
         if event.seq != self.chain.next_seq || event.prev_hash != self.chain.hash {
@@ -303,7 +307,16 @@ impl Task {
             });
         }
         self.fold(event, policy);
+        self.tree.append_bytes(stored);
         Ok(())
+    }
+
+    /// Moves the chain head to a link just written (`stored`: its value bytes as produced),
+    /// and adds the link to the partition's Merkle tree.
+    pub fn advance(&mut self, event: &AuditEvent, stored: &[u8]) {
+        self.chain.next_seq = event.seq + 1;
+        self.chain.hash = event.hash.clone();
+        self.tree.append_bytes(stored);
     }
 
     /// Artifacts the task knows (its store's count when it has one).
@@ -336,7 +349,7 @@ pub fn read_links(
     src: AuditSource<'_>,
     partition: i32,
     start: Offset,
-    mut each: impl FnMut(i64, AuditEvent) -> Result<ControlFlow<()>, RestoreError>,
+    mut each: impl FnMut(i64, AuditEvent, &[u8]) -> Result<ControlFlow<()>, RestoreError>,
 ) -> Result<u64, RestoreError> {
     let source = crate::kafka::read::PartitionSource {
         brokers: src.brokers,
@@ -358,7 +371,7 @@ pub fn read_links(
         if !link.hash_ok() {
             return Err(corrupt(format!("hash mismatch at seq {}", link.event.seq)));
         }
-        each(offset, link.event)
+        each(offset, link.event, m.payload().unwrap_or_default())
     });
     read.map_err(|e| match e {
         ReadError::Kafka(source) => RestoreError::Kafka { partition, source },
@@ -376,10 +389,15 @@ pub fn restore(
 ) -> Result<Task, RestoreError> {
     let started = Instant::now();
     let mut task = Task::empty();
-    let records = read_links(src, partition, Offset::Beginning, |offset, event| {
-        task.follow(partition, offset, &event, policy)?;
-        Ok(ControlFlow::Continue(()))
-    })?;
+    let records = read_links(
+        src,
+        partition,
+        Offset::Beginning,
+        |offset, event, stored| {
+            task.follow(partition, offset, &event, stored, policy)?;
+            Ok(ControlFlow::Continue(()))
+        },
+    )?;
     task.mark_committed();
     info!(
         partition,

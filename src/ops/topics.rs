@@ -309,14 +309,29 @@ mod tests {
     fn shipped_declaration_parses_for_both_profiles() {
         let prod = parse(DEFAULT_DECLARATION, None).unwrap();
         let local = parse(DEFAULT_DECLARATION, Some("local")).unwrap();
-        assert_eq!(prod.len(), 5);
+        assert_eq!(prod.len(), 6);
         let control = prod.iter().find(|t| t.name == "bucket.control").unwrap();
         assert_eq!(control.partitions, 1);
+        let changelog = prod
+            .iter()
+            .find(|t| t.name == "bucket.state-changelog")
+            .unwrap();
+        assert_eq!(changelog.config["cleanup.policy"], "compact");
         assert!(prod.iter().all(|t| t.replication_factor == 3));
         assert!(local.iter().all(|t| t.replication_factor == 1));
         let intents = prod.iter().find(|t| t.name == "bucket.intents").unwrap();
         assert_eq!(intents.config["max.message.bytes"], "20971520");
         assert!(parse(DEFAULT_DECLARATION, Some("nope")).is_err());
+    }
+
+    #[test]
+    fn the_changelog_must_be_co_partitioned_with_the_intents() {
+        let text = DEFAULT_DECLARATION.replace(
+            "partitions = 6                      # must equal bucket.intents: one changelog",
+            "partitions = 3 # one changelog",
+        );
+        assert_ne!(text, DEFAULT_DECLARATION);
+        assert!(parse(&text, None).is_err());
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use crate::core::state::{ArtifactKey, ReplayKey};
 use crate::gate::store::codec::{Reader, Writer};
+use crate::gate::store::meta::{read_edge, write_edge};
 use crate::gate::store::{StateEntry, StoreError};
 
 /// Format byte every changelog value starts with.
@@ -53,6 +54,8 @@ pub struct Head {
     pub replay_window: u64,
     /// Replay ring of the epoch (replay ids are keyed by position modulo it).
     pub replay_ring: u64,
+    /// Right edge of the partition's Merkle tree over its links (size `audit_next_seq`).
+    pub tree_edge: Vec<crate::tlog::Hash>,
 }
 
 /// One changelog record.
@@ -121,6 +124,7 @@ pub fn encode(epoch: u64, ring: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8
                 .u64(h.replay_window)
                 .u64(h.replay_ring);
             v.str(&h.audit_hash)?.str(&h.policy_version)?;
+            write_edge(&mut v, &h.tree_edge)?;
         }
     }
     Ok((k.done(), v.done()))
@@ -171,6 +175,7 @@ pub fn decode(key: &[u8], value: &[u8]) -> Result<(u64, Record), ChangelogError>
             let replay_ring = v.u64()?;
             let audit_hash = v.str()?;
             let policy_version = v.str()?;
+            let tree_edge = read_edge(&mut v)?;
             v.end()?;
             Record::Head(Head {
                 audit_next_seq,
@@ -182,6 +187,7 @@ pub fn decode(key: &[u8], value: &[u8]) -> Result<(u64, Record), ChangelogError>
                 replay_next,
                 replay_window,
                 replay_ring,
+                tree_edge,
             })
         }
         other => return Err(ChangelogError::Corrupt(format!("key tag {other}"))),
@@ -209,6 +215,7 @@ mod tests {
             replay_next: 1_234_567,
             replay_window: 200_000,
             replay_ring: 262_144,
+            tree_edge: vec![crate::tlog::Hash([7; 32])],
         }
     }
 

@@ -108,5 +108,6 @@ pub fn checkpoint_of(head: &Head, audit_offset: i64) -> Checkpoint {
         last_decided_offset: head.last_decided_offset,
         policy_version: head.policy_version.clone(),
         control_next: head.control_next,
+        tree_edge: head.tree_edge.clone(),
     }
 }

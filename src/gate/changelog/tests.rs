@@ -49,6 +49,7 @@ fn head_of(n: i64, m: &PartitionState, replay_head: u64) -> Head {
         replay_next: next,
         replay_window: window,
         replay_ring: 1024,
+        tree_edge: vec![crate::tlog::Hash([n as u8; 32])],
     }
 }
 
@@ -92,14 +93,7 @@ fn load(log: &[(Vec<u8>, Vec<u8>)], into: &StateStore) -> Option<Head> {
         next: head.replay_next,
         window: head.replay_window,
     };
-    let checkpoint = Checkpoint {
-        audit_next_seq: head.audit_next_seq,
-        audit_hash: head.audit_hash.clone(),
-        audit_offset: 0,
-        last_decided_offset: head.last_decided_offset,
-        policy_version: head.policy_version.clone(),
-        control_next: head.control_next,
-    };
+    let checkpoint = super::read::checkpoint_of(&head, 0);
     into.finish_import(counters, &checkpoint).unwrap();
     Some(head)
 }
@@ -173,14 +167,7 @@ proptest! {
             for r in records_for(&c, &m, head.clone()).unwrap() {
                 log.push(encode(epoch, 1024, &r).unwrap());
             }
-            live.commit(&c, &Checkpoint {
-                audit_next_seq: head.audit_next_seq,
-                audit_hash: head.audit_hash.clone(),
-                audit_offset: 0,
-                last_decided_offset: head.last_decided_offset,
-                policy_version: "p".into(),
-                control_next: 0,
-            }).unwrap();
+            live.commit(&c, &super::read::checkpoint_of(&head, 0)).unwrap();
             prop_assert_eq!(live.replay_counters(), (head.replay_head, head.replay_next),
                 "the head's replay window is the store's");
         }
@@ -228,6 +215,7 @@ fn an_export_reimported_is_the_same_store() {
         last_decided_offset: 9,
         policy_version: "p".into(),
         control_next: 0,
+        tree_edge: vec![crate::tlog::Hash([1; 32]), crate::tlog::Hash([2; 32])],
     };
     a.commit(&c, &cp).unwrap();
     let b_dir = TempDir::new().unwrap();

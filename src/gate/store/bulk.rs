@@ -190,6 +190,7 @@ impl StateStore {
                 }
             }
         }
+        w.sort_by_key();
         self.engine.commit(w)?;
         *self
             .products

@@ -111,6 +111,11 @@ impl<'a> Reader<'a> {
         Ok(out)
     }
 
+    /// Reads 32 raw bytes (a hash).
+    pub fn bytes32(&mut self) -> Result<[u8; 32], StoreError> {
+        self.array::<32>()
+    }
+
     /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8, StoreError> {
         Ok(self.array::<1>()?[0])

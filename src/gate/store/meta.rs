@@ -6,7 +6,7 @@ use super::codec::{Reader, Writer};
 
 /// Format generation of the stores this build writes. Bump it when any layout in `codec`,
 /// `ids` or the table set changes: older stores are then refused and rebuilt.
-pub const STORE_GENERATION: u32 = 1;
+pub const STORE_GENERATION: u32 = 2;
 
 /// Whose state a store holds. A store opened with another identity is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +85,8 @@ pub struct Checkpoint {
     pub policy_version: String,
     /// Next `bucket.control` offset to fold.
     pub control_next: i64,
+    /// Right edge of the partition's Merkle tree over its links (size `audit_next_seq`).
+    pub tree_edge: Vec<crate::tlog::Hash>,
 }
 
 impl Checkpoint {
@@ -96,6 +98,7 @@ impl Checkpoint {
             .i64(self.last_decided_offset)
             .i64(self.control_next);
         w.str(&self.audit_hash)?.str(&self.policy_version)?;
+        write_edge(&mut w, &self.tree_edge)?;
         Ok(w.done())
     }
 
@@ -108,6 +111,7 @@ impl Checkpoint {
         let control_next = r.i64()?;
         let audit_hash = r.str()?;
         let policy_version = r.str()?;
+        let tree_edge = read_edge(&mut r)?;
         r.end()?;
         Ok(Checkpoint {
             audit_next_seq,
@@ -116,6 +120,27 @@ impl Checkpoint {
             last_decided_offset,
             policy_version,
             control_next,
+            tree_edge,
         })
     }
+}
+
+/// Writes a tree edge: a count byte, then the 32-byte hashes.
+pub fn write_edge(w: &mut Writer, edge: &[crate::tlog::Hash]) -> Result<(), StoreError> {
+    let n = u8::try_from(edge.len()).map_err(|_| StoreError::TooLong(edge.len()))?;
+    w.u8(n);
+    for h in edge {
+        w.raw(&h.0);
+    }
+    Ok(())
+}
+
+/// Reads a tree edge written by [`write_edge`].
+pub fn read_edge(r: &mut Reader<'_>) -> Result<Vec<crate::tlog::Hash>, StoreError> {
+    let n = r.u8()?;
+    let mut edge = Vec::with_capacity(usize::from(n));
+    for _ in 0..n {
+        edge.push(crate::tlog::Hash(r.bytes32()?));
+    }
+    Ok(edge)
 }

@@ -26,6 +26,9 @@ fn checkpoint(seq: i64) -> Checkpoint {
         last_decided_offset: seq * 3 - 1,
         policy_version: format!("policy-{seq}"),
         control_next: seq + 7,
+        tree_edge: (0..(seq as u64).count_ones())
+            .map(|i| crate::tlog::Hash([i as u8; 32]))
+            .collect(),
     }
 }
 
