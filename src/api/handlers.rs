@@ -31,6 +31,9 @@ pub enum ApiError {
     /// A query parameter is out of range or malformed.
     #[error("{0}")]
     BadRequest(String),
+    /// Not available yet (a decision no published checkpoint covers); ask again later.
+    #[error("{0}")]
+    NotYet(String),
     /// The database is unavailable.
     #[error("storage unavailable")]
     Unavailable(#[from] ReadError),
@@ -49,6 +52,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Gone(_) => (StatusCode::GONE, "deleted"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
+            ApiError::NotYet(_) => (StatusCode::CONFLICT, "not_checkpointed"),
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "api read failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -101,20 +105,28 @@ struct DecisionPage {
     next_cursor: Option<String>,
 }
 
+/// The holder of the request's token, or 401.
+pub(crate) fn principal<'a>(
+    state: &'a ApiState,
+    headers: &HeaderMap,
+) -> Result<&'a super::Principal, ApiError> {
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    state
+        .tokens
+        .authenticate(auth)
+        .ok_or(ApiError::Unauthorized)
+}
+
 /// Checks the token and that it reads `product`, and that `artifact` is a possible id.
-fn authorize(
+pub(crate) fn authorize(
     state: &ApiState,
     headers: &HeaderMap,
     product: &str,
     artifact: Option<&str>,
 ) -> Result<(), ApiError> {
-    let auth = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let principal = state
-        .tokens
-        .authenticate(auth)
-        .ok_or(ApiError::Unauthorized)?;
+    let principal = principal(state, headers)?;
     if principal.product != product {
         tracing::info!(token = %principal.name, "token used for another product; answering 404");
         return Err(ApiError::NotFound(format!("no product {product:?}")));

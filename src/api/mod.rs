@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod handlers;
 pub mod read;
+pub mod tlog;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +28,8 @@ pub struct ApiState {
     pub reader: Reader,
     /// Accepted tokens.
     pub tokens: Arc<Tokens>,
+    /// The tiles directory of `bucket audit tiles`, when the transparency log is served.
+    pub tlog: Option<std::path::PathBuf>,
 }
 
 /// Why the API could not start or stopped.
@@ -60,6 +63,20 @@ pub fn router(state: ApiState) -> Router {
             get(version_content),
         )
         .route(&format!("{artifact}/decisions"), get(decisions))
+        .route(
+            &format!("{artifact}/versions/{{version}}/proof"),
+            get(tlog::version_proof),
+        )
+        .route(
+            "/v1/products/{product}/decisions/{intent_id}/proof",
+            get(tlog::intent_proof),
+        )
+        .route("/v1/audit/tlog", get(tlog::partitions))
+        .route(
+            "/v1/audit/tlog/{partition}/checkpoint",
+            get(tlog::checkpoint),
+        )
+        .route("/v1/audit/tlog/{partition}/tile/{*path}", get(tlog::tile))
         .fallback(fallback)
         .with_state(state)
 }

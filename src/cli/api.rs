@@ -30,6 +30,10 @@ pub(crate) struct ApiArgs {
         default_value = "deploy/api-tokens.toml"
     )]
     tokens: PathBuf,
+    /// The tiles directory of `bucket audit tiles`: serves checkpoints, hash tiles and
+    /// product-scoped proof bundles (docs/api.md); without it those routes answer 404.
+    #[arg(long, env = "BUCKET_API_TLOG_DIR")]
+    tlog_dir: Option<PathBuf>,
     /// Print the SHA-256 line for a token (to add to the tokens file) and exit.
     #[arg(long, value_name = "TOKEN")]
     hash_token: Option<String>,
@@ -58,6 +62,7 @@ async fn api(rt: &tokio::runtime::Runtime, a: ApiArgs) -> Result<ExitCode> {
     let state = ApiState {
         reader,
         tokens: Arc::new(tokens),
+        tlog: a.tlog_dir,
     };
     let shutdown = shutdown_on_signals(rt);
     bhiv_bucket::api::serve(a.listen, state, shutdown, None).await?;

@@ -187,6 +187,17 @@ impl NoteVerifier {
     }
 }
 
+/// The text of a signed note *without* checking any signature: for locating things (the tree
+/// size a stored checkpoint names), never for trusting them; [`open`] is the check.
+pub fn unverified_text(note: &str) -> Result<String, TlogError> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| TlogError::Malformed("signed note: no blank line".into()))?;
+    let text = &note[..split + 1];
+    check_text(text)?;
+    Ok(text.to_string())
+}
+
 /// Opens a signed note: returns its text when at least one signature line is by one of
 /// `verifiers` and verifies. Signatures by other keys are ignored (witnesses, rotated keys), a
 /// bad signature by a known key fails the note.

@@ -273,6 +273,32 @@ impl TileBuilder {
         })
     }
 
+    /// A builder resuming at `frontier.size()` from the partial tiles of that size (as
+    /// [`TileBuilder::partial_tiles`] gave them: read back from a store or a saved state).
+    pub fn from_partials(
+        frontier: Frontier,
+        partials: &[(TileId, Vec<u8>)],
+    ) -> Result<TileBuilder, TlogError> {
+        let mut rows = vec![Vec::new(); 8];
+        let mut entries = Vec::new();
+        for (id, bytes) in partials {
+            match id.kind {
+                TileKind::Entries => entries = decode_entries(bytes)?,
+                TileKind::Hashes(l) => {
+                    if let Some(r) = rows.get_mut(usize::from(l)) {
+                        *r = decode_hashes(bytes)?;
+                    }
+                }
+            }
+        }
+        TileBuilder::resume(frontier, rows, entries)
+    }
+
+    /// The tree's right edge at the current size.
+    pub fn frontier(&self) -> &Frontier {
+        &self.frontier
+    }
+
     /// Number of entries appended.
     pub fn size(&self) -> u64 {
         self.frontier.size()

@@ -101,8 +101,19 @@ impl FsTileStore {
     pub fn write(&self, id: &TileId, bytes: &[u8]) -> Result<Written, TlogError> {
         check_contents(id, bytes)?;
         let path = self.path_of(id);
+        // A partial tile whose full tile exists is superseded (a replay after a crash must not
+        // bring it back: the layout then equals a rebuild).
+        if !id.is_full() && self.path_of(&id.full()).exists() {
+            return Ok(Written::Unchanged);
+        }
         match fs::read(&path) {
-            Ok(existing) if existing == bytes => return Ok(Written::Unchanged),
+            Ok(existing) if existing == bytes => {
+                // A crash may have come between writing the full tile and removing partials.
+                if id.is_full() {
+                    self.remove_partials(id)?;
+                }
+                return Ok(Written::Unchanged);
+            }
             Ok(_) => {
                 return Err(TlogError::Conflict(format!(
                     "{} already holds different bytes",
@@ -114,14 +125,19 @@ impl FsTileStore {
         }
         write_atomic(&path, bytes)?;
         if id.is_full() {
-            let partials = self.root.join(format!("{}.p", id.path()));
-            match fs::remove_dir_all(&partials) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(format!("removing {}", partials.display()))(e)),
-            }
+            self.remove_partials(id)?;
         }
         Ok(Written::New)
+    }
+
+    /// Removes the partial versions of full tile `id` (absent is fine).
+    fn remove_partials(&self, id: &TileId) -> Result<(), TlogError> {
+        let partials = self.root.join(format!("{}.p", id.path()));
+        match fs::remove_dir_all(&partials) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io(format!("removing {}", partials.display()))(e)),
+        }
     }
 
     /// Replaces the `checkpoint` file (the one mutable resource of a tiled log) atomically.
@@ -140,20 +156,11 @@ impl FsTileStore {
     pub fn resume_builder(&self, size: u64) -> Result<TileBuilder, TlogError> {
         let reader = TileHashReader::new(size, self);
         let frontier = Frontier::from_reader(size, &reader)?;
-        let mut rows = vec![Vec::new(); 8];
-        let mut entries = Vec::new();
-        for id in super::tiles::partial_tiles_for(size) {
-            let bytes = self.read_tile(&id)?;
-            match id.kind {
-                TileKind::Entries => entries = decode_entries(&bytes)?,
-                TileKind::Hashes(l) => {
-                    if let Some(r) = rows.get_mut(usize::from(l)) {
-                        *r = decode_hashes(&bytes)?;
-                    }
-                }
-            }
-        }
-        TileBuilder::resume(frontier, rows, entries)
+        let partials = super::tiles::partial_tiles_for(size)
+            .into_iter()
+            .map(|id| Ok((id, self.read_tile(&id)?)))
+            .collect::<Result<Vec<_>, TlogError>>()?;
+        TileBuilder::from_partials(frontier, &partials)
     }
 }
 
@@ -186,11 +193,14 @@ impl TileSource for FsTileStore {
                 let full = self.path_of(&id.full());
                 let b = fs::read(&full).map_err(io(format!("reading {}", p.display())))?;
                 let width = usize::from(id.width);
-                let item = match id.kind {
-                    TileKind::Hashes(_) => 32,
-                    TileKind::Entries => return Err(io(format!("reading {}", p.display()))(e)),
-                };
-                Ok(b.get(..width * item).map(<[u8]>::to_vec).unwrap_or(b))
+                match id.kind {
+                    TileKind::Hashes(_) => Ok(b.get(..width * 32).map(<[u8]>::to_vec).unwrap_or(b)),
+                    // The first `width` entries of the full bundle: the partial's exact bytes.
+                    TileKind::Entries => {
+                        let entries = decode_entries(&b)?;
+                        super::tiles::encode_entries(entries.get(..width).unwrap_or(&entries))
+                    }
+                }
             }
             Err(e) => Err(io(format!("reading {}", p.display()))(e)),
         }
@@ -364,9 +374,49 @@ mod tests {
             }
         }
         assert_eq!(resumed.root(), tree_hash(1300, &m).unwrap());
+        // Partials removed once their full tile exists are read from the full tile.
+        let m999 = {
+            let d3 = tempfile::tempdir().unwrap();
+            build(d3.path(), 999, &[]).1
+        };
+        assert_eq!(
+            store.resume_builder(999).unwrap().root(),
+            tree_hash(999, &m999).unwrap()
+        );
         assert!(
-            store.resume_builder(999).is_err(),
+            store.resume_builder(1290).is_err(),
             "no partial tiles for that size"
         );
+    }
+
+    #[test]
+    fn a_replay_does_not_bring_back_superseded_partials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsTileStore::new(dir.path());
+        let mut b = TileBuilder::new();
+        let mut partials = Vec::new();
+        let mut fulls = Vec::new();
+        for i in 0..256u32 {
+            fulls.extend(b.push(format!("e{i}").as_bytes()).unwrap());
+            if b.size() == 100 {
+                partials = b.partial_tiles().unwrap();
+            }
+        }
+        for (id, bytes) in partials.iter().chain(&fulls) {
+            store.write(id, bytes).unwrap();
+        }
+        assert!(!dir.path().join("tile/entries/000.p").exists());
+        // The replay after a crash writes the same tiles again, in the same order.
+        for (id, bytes) in partials.iter().chain(&fulls) {
+            assert_eq!(store.write(id, bytes).unwrap(), Written::Unchanged);
+        }
+        assert!(!dir.path().join("tile/entries/000.p").exists());
+        assert!(!dir.path().join("tile/0/000.p").exists());
+        // The partial entry bundle is still readable, from the full one.
+        let (id, bytes) = partials
+            .iter()
+            .find(|(id, _)| id.kind == TileKind::Entries)
+            .unwrap();
+        assert_eq!(&store.read_tile(id).unwrap(), bytes);
     }
 }

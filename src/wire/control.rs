@@ -24,6 +24,7 @@ pub const EVENT_TYPES: &[&str] = &[
     "STORAGE_PURGED",
     "LEGAL_HOLD_PLACED",
     "LEGAL_HOLD_LIFTED",
+    "TLOG_INCONSISTENT",
 ];
 
 /// One governance event published by an operator tool.

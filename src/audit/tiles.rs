@@ -1,0 +1,606 @@
+//! `bucket audit tiles`: follows `bucket.audit` (read_committed, every partition) and keeps each
+//! partition's transparency log on disk in the C2SP `tlog-tiles` layout, publishing the gate's
+//! signed checkpoints once its own tree agrees with them.
+//!
+//! Layout of the tiles directory `DIR`:
+//! - `DIR/<partition>/`: the log, as static files (`checkpoint`, `tile/<L>/…`, `tile/entries/…`);
+//! - `DIR/index/<partition>/`: the decision index ([`super::tlog_index`]);
+//! - `DIR/state/<partition>.json`: where to resume (tree size, next Kafka offset, the tree's
+//!   right edge and pending tile rows, the index lengths), replaced atomically.
+//!
+//! Leaf `i` of partition `p` is the stored value bytes (framed, schema id included) of the link
+//! with chain `seq == i`. For a `CHECKPOINT` link whose detail carries a signed `note` of tree
+//! size `n` (the links before it), the service writes the partial tiles of size `n`, checks the
+//! note's root against its own tree and only then replaces `checkpoint`; a root that differs is
+//! a [`TilesError::Mismatch`] (the process stops, nothing is published).
+//!
+//! Crash safety: tiles are written by temporary file and rename, idempotently, before any state
+//! that names them; the state is saved every `save_every` and when caught up. After `kill -9`
+//! the service resumes from the saved state, truncates the index to the saved lengths and reads
+//! the topic again from the saved offset: every tile it writes again is identical, a
+//! checkpoint at or below the published size is not published again, so the directory ends up
+//! equal to a rebuild from the topic.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+
+use super::tlog_index::{IndexError, IndexWriter, Key, partition_dir};
+use crate::kafka::errors::{ELECTION_WAIT, is_transient};
+use crate::tlog::checkpoint::TreeHead;
+use crate::tlog::note::{NoteVerifier, open, unverified_text};
+use crate::tlog::{Frontier, FsTileStore, Hash, TileBuilder, TileId, TlogError};
+use crate::wire::WireError;
+use crate::wire::audit::{AuditReader, StoredLink};
+
+/// Governance event type of the gate's checkpoint links.
+const CHECKPOINT: &str = "CHECKPOINT";
+
+/// What the tiles service follows and where it writes.
+#[derive(Debug, Clone)]
+pub struct TilesOptions {
+    /// Kafka bootstrap servers.
+    pub brokers: String,
+    /// Audit topic.
+    pub topic: String,
+    /// The tiles directory.
+    pub dir: PathBuf,
+    /// Keep following after the end of every partition.
+    pub follow: bool,
+    /// Verifier keys of the gate: when given, a checkpoint note must also be signed by one.
+    pub keys: Vec<NoteVerifier>,
+    /// How often progress is saved while links keep coming.
+    pub save_every: Duration,
+}
+
+/// Why the tiles service stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TilesError {
+    /// Kafka failed.
+    #[error("kafka: {0}")]
+    Kafka(#[from] KafkaError),
+    /// Tiles, notes or the store.
+    #[error("tlog: {0}")]
+    Tlog(#[from] TlogError),
+    /// The decision index.
+    #[error("index: {0}")]
+    Index(#[from] IndexError),
+    /// Writing or reading the state.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The gate signed a root this service's tree does not have: never published.
+    #[error(
+        "CHECKPOINT MISMATCH partition {partition} offset {offset}: the gate's note says tree \
+         size {size} has root {note_root}, the tiles say {tree_root}; not published"
+    )]
+    Mismatch {
+        /// Audit partition.
+        partition: i32,
+        /// Offset of the CHECKPOINT link.
+        offset: i64,
+        /// Tree size of the note.
+        size: u64,
+        /// Root in the note.
+        note_root: String,
+        /// Root of the tiles.
+        tree_root: String,
+    },
+    /// A checkpoint note that cannot be used (bad signature, wrong origin or size).
+    #[error("bad checkpoint note, partition {partition} offset {offset}: {why}; not published")]
+    BadNote {
+        /// Audit partition.
+        partition: i32,
+        /// Offset of the CHECKPOINT link.
+        offset: i64,
+        /// What is wrong.
+        why: String,
+    },
+    /// The chain skips a seq: the tree cannot be built past it.
+    #[error("partition {partition} offset {offset}: link seq {seq}, expected {expected}")]
+    Gap {
+        /// Audit partition.
+        partition: i32,
+        /// Offset of the link.
+        offset: i64,
+        /// Its seq.
+        seq: i64,
+        /// The next leaf index.
+        expected: u64,
+    },
+    /// The saved state does not fit the directory.
+    #[error("state of partition {0}: {1}")]
+    State(i32, String),
+}
+
+/// A `partition` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabel {
+    /// Audit partition.
+    pub partition: i32,
+}
+
+/// The service's metrics (`bucket_tlog_*`).
+#[derive(Debug, Clone, Default)]
+pub struct TilesMetrics {
+    /// Leaves in each partition's tree.
+    pub tree_size: Family<PartitionLabel, Gauge>,
+    /// Tree size of each partition's published checkpoint.
+    pub published_size: Family<PartitionLabel, Gauge>,
+    /// Records of each partition not yet read (high watermark − next offset).
+    pub lag_records: Family<PartitionLabel, Gauge>,
+    /// Gate clock of the last link read minus now, ms (how far behind the gate).
+    pub behind_ms: Family<PartitionLabel, Gauge>,
+    /// Checkpoint notes whose root differs from the tiles (never published).
+    pub checkpoint_mismatches: Counter,
+    /// Records skipped: not audit links, or a seq already in the tree.
+    pub skipped: Counter,
+}
+
+impl TilesMetrics {
+    /// Registers every metric in `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "bucket_tlog_tree_size",
+            "Leaves in the partition's tree",
+            self.tree_size.clone(),
+        );
+        registry.register(
+            "bucket_tlog_published_size",
+            "Tree size of the published checkpoint",
+            self.published_size.clone(),
+        );
+        registry.register(
+            "bucket_tlog_lag_records",
+            "Audit records not yet in the tiles",
+            self.lag_records.clone(),
+        );
+        registry.register(
+            "bucket_tlog_behind_ms",
+            "Now minus the gate clock of the last link in the tiles",
+            self.behind_ms.clone(),
+        );
+        registry.register(
+            "bucket_tlog_checkpoint_mismatches",
+            "Checkpoint notes whose root differs from the tiles",
+            self.checkpoint_mismatches.clone(),
+        );
+        registry.register(
+            "bucket_tlog_skipped_records",
+            "Records that are not new audit links",
+            self.skipped.clone(),
+        );
+    }
+}
+
+/// What a run did, per partition.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct PartitionSummary {
+    /// Leaves in the tree.
+    pub size: u64,
+    /// Tree size of the published checkpoint (0: none).
+    pub published: u64,
+    /// Links appended by this run.
+    pub appended: u64,
+}
+
+/// The resume point of one partition, saved as JSON.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct SavedState {
+    /// Leaves in the tree.
+    size: u64,
+    /// The Kafka offset to read next.
+    next_offset: i64,
+    /// Tree size of the published checkpoint.
+    published: u64,
+    /// The tree's right edge.
+    edge: Vec<Hash>,
+    /// The partial tiles of `size` (path, base64): the pending entries and hashes.
+    partials: Vec<(String, String)>,
+    /// Byte lengths of the index buckets.
+    index_lens: Vec<u64>,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> TilesError {
+    move |source| TilesError::Io { context, source }
+}
+
+/// The published checkpoint of `store`, if any, and its tree size.
+pub fn published_checkpoint(store: &FsTileStore) -> Result<Option<(String, TreeHead)>, TlogError> {
+    match fs::read_to_string(store.root().join("checkpoint")) {
+        Ok(note) => {
+            let head = TreeHead::parse(&unverified_text(&note)?)?;
+            Ok(Some((note, head)))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(TlogError::Io {
+            context: format!("reading {}/checkpoint", store.root().display()),
+            source,
+        }),
+    }
+}
+
+/// One partition's log being built.
+struct Log {
+    partition: i32,
+    store: FsTileStore,
+    state_path: PathBuf,
+    builder: TileBuilder,
+    index: IndexWriter,
+    next_offset: i64,
+    published: u64,
+    dirty: bool,
+    appended: u64,
+}
+
+impl Log {
+    fn open(dir: &Path, partition: i32) -> Result<Log, TilesError> {
+        let store = FsTileStore::new(dir.join(partition.to_string()));
+        let state_path = dir.join("state").join(format!("{partition}.json"));
+        let saved: SavedState = match fs::read(&state_path) {
+            Ok(b) => serde_json::from_slice(&b).map_err(|e| {
+                TilesError::State(partition, format!("{}: {e}", state_path.display()))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => SavedState::default(),
+            Err(e) => return Err(io(format!("reading {}", state_path.display()))(e)),
+        };
+        let mut partials = Vec::new();
+        for (path, b64) in &saved.partials {
+            let bytes = STANDARD
+                .decode(b64)
+                .map_err(|e| TilesError::State(partition, format!("{path}: {e}")))?;
+            partials.push((TileId::parse_path(path)?, bytes));
+        }
+        let frontier = Frontier::from_parts(saved.size, saved.edge.clone())?;
+        let builder = TileBuilder::from_partials(frontier, &partials)?;
+        let index = IndexWriter::open(partition_dir(dir, partition), &saved.index_lens)?;
+        let on_disk = published_checkpoint(&store)?.map_or(0, |(_, h)| h.size);
+        Ok(Log {
+            partition,
+            store,
+            state_path,
+            builder,
+            index,
+            next_offset: saved.next_offset,
+            published: saved.published.max(on_disk),
+            dirty: false,
+            appended: 0,
+        })
+    }
+
+    /// Flushes the index and replaces the state file (after every tile it names is written).
+    fn save(&mut self) -> Result<(), TilesError> {
+        let index_lens = self.index.flush()?.to_vec();
+        let partials = self
+            .builder
+            .partial_tiles()?
+            .into_iter()
+            .map(|(id, b)| (id.path(), STANDARD.encode(b)))
+            .collect();
+        let state = SavedState {
+            size: self.builder.size(),
+            next_offset: self.next_offset,
+            published: self.published,
+            edge: self.builder.frontier().edge().to_vec(),
+            partials,
+            index_lens,
+        };
+        let text = serde_json::to_vec(&state)
+            .map_err(|e| TilesError::State(self.partition, e.to_string()))?;
+        write_atomic(&self.state_path, &text)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Appends one record of the partition (or skips it), publishing a checkpoint it carries.
+    fn apply(
+        &mut self,
+        o: &TilesOptions,
+        m: &TilesMetrics,
+        offset: i64,
+        value: Option<&[u8]>,
+        link: Result<StoredLink, WireError>,
+    ) -> Result<(), TilesError> {
+        self.next_offset = offset + 1;
+        self.dirty = true;
+        let (Some(bytes), Ok(link)) = (value, link) else {
+            tracing::warn!(
+                partition = self.partition,
+                offset,
+                "not an audit link; not in the tree"
+            );
+            m.skipped.inc();
+            return Ok(());
+        };
+        let e = &link.event;
+        let size = self.builder.size();
+        if e.seq < 0 || (e.seq as u64) < size {
+            tracing::warn!(
+                partition = self.partition,
+                offset,
+                seq = e.seq,
+                size,
+                "seq already in the tree; skipped"
+            );
+            m.skipped.inc();
+            return Ok(());
+        }
+        if e.seq as u64 > size {
+            return Err(TilesError::Gap {
+                partition: self.partition,
+                offset,
+                seq: e.seq,
+                expected: size,
+            });
+        }
+        if let Some(g) = &e.governance
+            && g.event_type == CHECKPOINT
+            && let Some(note) = serde_json::from_str::<serde_json::Value>(&g.detail)
+                .ok()
+                .and_then(|d| d.get("note").and_then(|n| n.as_str()).map(str::to_string))
+        {
+            self.checkpoint(o, m, offset, &note)?;
+        }
+        for (id, tile) in self.builder.push(bytes)? {
+            self.store.write(&id, &tile)?;
+        }
+        self.appended += 1;
+        if let Some(d) = &e.decision {
+            let product = d.product_id.as_deref().unwrap_or_default();
+            if let Some(id) = &d.intent_id {
+                self.index.add(&Key::Intent(id.clone()), size, product);
+            }
+            if d.accepted
+                && let (Some(p), Some(a), Some(v)) = (&d.product_id, &d.artifact_id, d.version)
+            {
+                let key = Key::Version {
+                    product: p.clone(),
+                    artifact: a.clone(),
+                    version: v,
+                };
+                self.index.add(&key, size, product);
+            }
+        }
+        let label = PartitionLabel {
+            partition: self.partition,
+        };
+        m.tree_size
+            .get_or_create(&label)
+            .set(self.builder.size() as i64);
+        m.behind_ms
+            .get_or_create(&label)
+            .set((crate::clock::now_ms() - e.recorded_at).max(0));
+        Ok(())
+    }
+
+    /// Checks a gate note of the tree before the CHECKPOINT link at `offset` and publishes it.
+    fn checkpoint(
+        &mut self,
+        o: &TilesOptions,
+        m: &TilesMetrics,
+        offset: i64,
+        note: &str,
+    ) -> Result<(), TilesError> {
+        let bad = |why: String| TilesError::BadNote {
+            partition: self.partition,
+            offset,
+            why,
+        };
+        let text = if o.keys.is_empty() {
+            unverified_text(note)
+        } else {
+            open(note, &o.keys)
+        }
+        .map_err(|e| bad(e.to_string()))?;
+        let head = TreeHead::parse(&text).map_err(|e| bad(e.to_string()))?;
+        if !head
+            .origin
+            .ends_with(&format!("/bucket.audit/{}", self.partition))
+        {
+            return Err(bad(format!(
+                "origin {:?} is not this partition's",
+                head.origin
+            )));
+        }
+        if head.size != self.builder.size() {
+            return Err(bad(format!(
+                "tree size {} but the CHECKPOINT link is leaf {}",
+                head.size,
+                self.builder.size()
+            )));
+        }
+        let root = self.builder.root();
+        if head.root != root {
+            m.checkpoint_mismatches.inc();
+            return Err(TilesError::Mismatch {
+                partition: self.partition,
+                offset,
+                size: head.size,
+                note_root: head.root.to_base64(),
+                tree_root: root.to_base64(),
+            });
+        }
+        for (id, tile) in self.builder.partial_tiles()? {
+            self.store.write(&id, &tile)?;
+        }
+        if head.size > self.published {
+            self.store.write_checkpoint(note)?;
+            self.published = head.size;
+            tracing::info!(
+                partition = self.partition,
+                size = head.size,
+                "checkpoint published"
+            );
+        }
+        m.published_size
+            .get_or_create(&PartitionLabel {
+                partition: self.partition,
+            })
+            .set(self.published as i64);
+        Ok(())
+    }
+}
+
+/// Writes `bytes` to `path` by a synced temporary file and a rename.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TilesError> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| TilesError::State(-1, format!("{} has no parent", path.display())))?;
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let tmp = path.with_extension("json.tmp");
+    let r = (|| {
+        use std::io::Write;
+        let mut f = fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        fs::rename(&tmp, path)?;
+        if let Ok(d) = fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    r.map_err(io(format!("writing {}", path.display())))
+}
+
+fn consumer(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
+    crate::kafka::security::client_config()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "bucket-audit-tiles")
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "20971520")
+        .create_with_context(crate::EofQuietContext)
+}
+
+/// Runs the tiles service: reads every audit partition from its saved offset to the end (and on,
+/// with `follow`, until `stop` says so), keeping the tiles, index and checkpoints. Links are
+/// decoded with their writer's schema; on a schema id `reader` does not know, `relearn` is
+/// asked for a fresh reader once per id.
+pub fn run(
+    o: &TilesOptions,
+    mut reader: AuditReader,
+    relearn: &mut dyn FnMut() -> Option<AuditReader>,
+    metrics: &TilesMetrics,
+    stop: &dyn Fn() -> bool,
+) -> Result<BTreeMap<i32, PartitionSummary>, TilesError> {
+    let consumer = consumer(&o.brokers)?;
+    let md = crate::kafka::errors::through_elections(|| {
+        consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10))
+    })?;
+    let mut logs: BTreeMap<i32, Log> = BTreeMap::new();
+    let mut tpl = TopicPartitionList::new();
+    for t in md.topics() {
+        for p in t.partitions() {
+            let log = Log::open(&o.dir, p.id())?;
+            let start = if log.next_offset > 0 {
+                Offset::Offset(log.next_offset)
+            } else {
+                Offset::Beginning
+            };
+            tpl.add_partition_offset(&o.topic, p.id(), start)?;
+            logs.insert(p.id(), log);
+        }
+    }
+    if logs.is_empty() {
+        return Err(TilesError::State(
+            -1,
+            format!("topic {} has no partitions", o.topic),
+        ));
+    }
+    consumer.assign(&tpl)?;
+    let mut pending: HashSet<i32> = logs.keys().copied().collect();
+    let mut asked: HashSet<u32> = HashSet::new();
+    let mut last_save = Instant::now();
+    let mut progress = Instant::now();
+    loop {
+        if (!o.follow && pending.is_empty()) || stop() {
+            break;
+        }
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(KafkaError::PartitionEOF(p))) => {
+                progress = Instant::now();
+                pending.remove(&p);
+                if let Some(log) = logs.get_mut(&p) {
+                    metrics
+                        .lag_records
+                        .get_or_create(&PartitionLabel { partition: p })
+                        .set(0);
+                    if log.dirty {
+                        log.save()?;
+                    }
+                }
+            }
+            Some(Err(e)) if is_transient(&e) && progress.elapsed() < ELECTION_WAIT => {
+                tracing::warn!(error = %e, "cluster not settled; still reading");
+            }
+            Some(Err(e)) => return Err(e.into()),
+            Some(Ok(msg)) => {
+                progress = Instant::now();
+                let p = msg.partition();
+                let mut link = reader.read(msg.payload());
+                if let Err(WireError::UnknownWriterSchema(id)) = link
+                    && asked.insert(id)
+                    && let Some(fresh) = relearn()
+                {
+                    reader = fresh;
+                    link = reader.read(msg.payload());
+                }
+                if let Some(log) = logs.get_mut(&p) {
+                    log.apply(o, metrics, msg.offset(), msg.payload(), link)?;
+                }
+            }
+        }
+        if last_save.elapsed() >= o.save_every {
+            for (p, log) in logs.iter_mut() {
+                if log.dirty {
+                    log.save()?;
+                }
+                if let Ok((_, high)) =
+                    consumer.fetch_watermarks(&o.topic, *p, Duration::from_secs(1))
+                {
+                    metrics
+                        .lag_records
+                        .get_or_create(&PartitionLabel { partition: *p })
+                        .set((high - log.next_offset).max(0));
+                }
+            }
+            last_save = Instant::now();
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (p, log) in logs.iter_mut() {
+        if log.dirty {
+            log.save()?;
+        }
+        out.insert(
+            *p,
+            PartitionSummary {
+                size: log.builder.size(),
+                published: log.published,
+                appended: log.appended,
+            },
+        );
+    }
+    Ok(out)
+}
