@@ -39,6 +39,7 @@ pub async fn create_topics(
             "bucket.accepted" => &names.accepted,
             "bucket.rejected" => &names.rejected,
             "bucket.audit" => &names.audit,
+            "bucket.state-changelog" => &names.changelog,
             _ => return false,
         };
         s.name = name.clone();

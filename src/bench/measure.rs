@@ -113,8 +113,12 @@ impl RunContext {
         if input_too {
             self.created.push(t.intents.clone());
         }
-        self.created
-            .extend([t.accepted.clone(), t.rejected.clone(), t.audit.clone()]);
+        self.created.extend([
+            t.accepted.clone(),
+            t.rejected.clone(),
+            t.audit.clone(),
+            t.changelog.clone(),
+        ]);
         Ok(())
     }
 
