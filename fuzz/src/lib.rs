@@ -6,6 +6,10 @@ pub mod core;
 #[path = "../../src/wire/mod.rs"]
 pub mod wire;
 
+/// The transparency log (Merkle tree, signed notes) the audit checkpoints commit to.
+#[path = "../../src/tlog/mod.rs"]
+pub mod tlog;
+
 /// Audit verification (chains, checkpoints) from `src/audit`.
 #[path = "../../src/audit"]
 pub mod audit {
