@@ -159,23 +159,12 @@ pub fn send_to_partition(
     send_waiting(producer, record)
 }
 
-/// Produces one of the gate's output records (key, value, explicit partition; no headers),
-/// waiting while the queue is full.
+/// Produces one of the gate's output records, waiting while the queue is full.
 pub fn send_out_record(
     producer: &ThreadedProducer<Deliveries>,
     r: &crate::gate::records::OutRecord,
 ) -> Result<(), BenchError> {
-    let mut record: BaseRecord<'_, [u8], [u8], ()> = BaseRecord::to(&r.topic);
-    if let Some(k) = &r.key {
-        record = record.key(k.as_slice());
-    }
-    if let Some(v) = &r.value {
-        record = record.payload(v.as_slice());
-    }
-    if let Some(p) = r.partition {
-        record = record.partition(p);
-    }
-    send_waiting(producer, record)
+    send_waiting(producer, r.to_base_record())
 }
 
 /// Sends one record, waiting while the local queue is full.

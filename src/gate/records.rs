@@ -57,6 +57,34 @@ pub struct OutRecord {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl OutRecord {
+    /// The record as rdkafka sends it (borrowing this one's bytes).
+    pub fn to_base_record(&self) -> rdkafka::producer::BaseRecord<'_, [u8], [u8]> {
+        use rdkafka::message::{Header, OwnedHeaders};
+        let mut record = rdkafka::producer::BaseRecord::to(&self.topic);
+        if !self.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+            for (k, v) in &self.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(v),
+                });
+            }
+            record = record.headers(headers);
+        }
+        if let Some(k) = &self.key {
+            record = record.key(k.as_slice());
+        }
+        if let Some(v) = &self.value {
+            record = record.payload(v.as_slice());
+        }
+        if let Some(p) = self.partition {
+            record = record.partition(p);
+        }
+        record
+    }
+}
+
 /// What the gate writes for one decided intent.
 #[derive(Debug, Clone)]
 pub struct Outputs {

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
@@ -777,23 +777,7 @@ impl<'a> Session<'a> {
     }
 
     fn send(&self, r: &OutRecord) -> Result<(), GateError> {
-        let mut headers = OwnedHeaders::new_with_capacity(r.headers.len());
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(v),
-            });
-        }
-        let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&r.topic).headers(headers);
-        if let Some(k) = &r.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &r.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(p) = r.partition {
-            record = record.partition(p);
-        }
+        let mut record = r.to_base_record();
         let audit_partition = r.partition.filter(|_| r.topic == self.opts.topics.audit);
         loop {
             match self.producer.send(record) {
