@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod state;
+pub mod tlog;
 
 use std::collections::HashMap;
 use std::process::{Child, Command, Stdio};
