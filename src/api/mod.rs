@@ -116,6 +116,11 @@ mod tests {
             "/v1/products/{product}/artifacts/{artifact}/versions/{version}",
             "/v1/products/{product}/artifacts/{artifact}/versions/{version}/content",
             "/v1/products/{product}/artifacts/{artifact}/decisions",
+            "/v1/products/{product}/artifacts/{artifact}/versions/{version}/proof",
+            "/v1/products/{product}/decisions/{intent_id}/proof",
+            "/v1/audit/tlog",
+            "/v1/audit/tlog/{partition}/checkpoint",
+            "/v1/audit/tlog/{partition}/tile/{tile}",
         ] {
             assert!(paths.contains_key(p), "{p} missing from docs/openapi.json");
         }

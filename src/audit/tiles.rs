@@ -731,13 +731,11 @@ mod tests {
             for (i, (b, l)) in records.iter().enumerate().take(upto).skip(from) {
                 log.apply(&o, &m, i as i64 * 2, Some(b), Ok(l.clone()))
                     .unwrap();
-                if rng % 5 == 0 && i % 37 == 0 {
+                if rng.is_multiple_of(5) && i % 37 == 0 {
                     log.save().unwrap();
                 }
             }
-            if upto == records.len() {
-                log.save().unwrap();
-            } else if rng % 3 == 0 {
+            if upto == records.len() || rng.is_multiple_of(3) {
                 log.save().unwrap();
             }
             log = Log::open(live.path(), 1).unwrap();
