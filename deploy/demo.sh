@@ -12,7 +12,7 @@ BIN="$ROOT/target/release/bucket"
 step() { printf '\n==> %s\n' "$*"; }
 
 stop_services() {
-  for svc in gate sink api; do
+  for svc in gate sink api tiles; do
     if [[ -s "$RUN/$svc.pid" ]] && kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null; then
       kill -TERM "$(cat "$RUN/$svc.pid")" || true
       for _ in $(seq 1 100); do kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null || break; sleep 0.1; done
@@ -45,6 +45,7 @@ step "gate and sink"
 stop_services
 setsid nohup "$BIN" gate --gate-id demo --policy deploy/policy.toml "${PIN[@]}" \
   --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
+  --state-dir "$RUN/state" \
   >"$RUN/gate.log" 2>&1 < /dev/null &
 echo $! >"$RUN/gate.pid"
 setsid nohup "$BIN" sink --migrate >"$RUN/sink.log" 2>&1 < /dev/null &
@@ -66,11 +67,32 @@ step "verify the audit log (chains, signed checkpoints, completeness against buc
 sleep 3
 "$BIN" audit verify --policy deploy/policy.toml "${PIN[@]}" || true
 
+step "transparency log: tiles, one decision's proof, checked offline with only the public key"
+# The verifier key of the gate's audit key (policy [audit] keys) under this deployment's name.
+VKEY="$("$BIN" audit verifier-key --deployment bhiv-bucket \
+  --public-key 5bOyedadWnSyhnPNww9HJld44c5/av/OI+r1EfBROuU=)"
+echo "verifier key: $VKEY"
+rm -rf "$RUN/tlog"
+setsid nohup "$BIN" audit tiles --dir "$RUN/tlog" --follow --key "$VKEY" \
+  >"$RUN/tiles.log" 2>&1 < /dev/null &
+echo $! >"$RUN/tiles.pid"
+# The gate signs a checkpoint within --checkpoint-interval-s of the last decisions.
+for _ in $(seq 1 100); do
+  "$BIN" audit prove --dir "$RUN/tlog" --product ai_assistant --artifact faq-1 --version 1 \
+    --out "$RUN/proof.json" >/dev/null 2>&1 && break
+  sleep 0.2
+done
+"$BIN" audit check-proof "$RUN/proof.json" --key "$VKEY"
+
 step "read API (bucket api on 127.0.0.1:8088, demo tokens from deploy/api-tokens.toml)"
-setsid nohup "$BIN" api >"$RUN/api.log" 2>&1 < /dev/null &
+setsid nohup "$BIN" api --tlog-dir "$RUN/tlog" >"$RUN/api.log" 2>&1 < /dev/null &
 echo $! >"$RUN/api.pid"
 for _ in $(seq 1 50); do curl -fs http://127.0.0.1:8088/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 curl -s -H "Authorization: Bearer demo-ai-assistant-token" http://127.0.0.1:8088/v1/products/ai_assistant/usage; echo
+# The same proof bundle through the API, for the product's own token only.
+curl -s -H "Authorization: Bearer demo-ai-assistant-token" \
+  http://127.0.0.1:8088/v1/products/ai_assistant/artifacts/faq-1/versions/1/proof >"$RUN/proof-api.json"
+"$BIN" audit check-proof "$RUN/proof-api.json" --key "$VKEY"
 
 step "stored artifact versions (PostgreSQL, table artifact_versions)"
 sleep 1
@@ -85,8 +107,9 @@ Where to look:
   rejected originals   topic bucket.rejected   (reason in bucket.errors.* headers)
   audit chain          topic bucket.audit      ($BIN audit tail --from-beginning --json)
   verify the log       $BIN audit verify
+  prove a decision     $BIN audit prove --dir $RUN/tlog --intent-id ID  (check: $BIN audit check-proof FILE --key "$VKEY")
   read API             http://127.0.0.1:8088 (docs/api.md; token demo-ai-assistant-token)
-  gate / sink / api    $RUN/gate.log, $RUN/sink.log, $RUN/api.log
+  gate / sink / api    $RUN/gate.log, $RUN/sink.log, $RUN/api.log, $RUN/tiles.log
   stack logs           $BUCKET_LOG_DIR
   stop                 deploy/demo.sh stop && deploy/local/down.sh
 TXT

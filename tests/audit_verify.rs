@@ -313,3 +313,76 @@ async fn operator_events_are_folded_into_the_chain_exactly_once() {
     assert_eq!(report["control"]["folded"], 4, "{report}");
     assert_eq!(report["control"]["pending"], 0, "{report}");
 }
+
+/// A partition that goes quiet gets its last decisions checkpointed within the checkpoint
+/// interval, in a transaction of its own (not at its next intent): the newest link of every
+/// chain is then a CHECKPOINT whose transparency-log note covers every link before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_partition_is_checkpointed_within_the_interval() {
+    use bhiv_bucket::audit::checkpoint::{CHECKPOINT, Checkpoint};
+    let sfx = suffix();
+    let topics = create_topics(&sfx, PARTITIONS).await;
+    let group = format!("gate{sfx}");
+    let producer = IntentProducer::connect(&brokers(), &registry(), &topics.intents)
+        .await
+        .unwrap();
+    let mut gate = spawn(
+        &format!("gate{sfx}-quiet"),
+        &["gate", "--gate-id", "quiet", "--group", &group],
+        &[
+            ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
+            ("BUCKET_CHECKPOINT_INTERVAL_S", "1".into()),
+            ("BUCKET_CHECKPOINT_EVERY", "100000".into()),
+            (
+                "BUCKET_STATE_DIR",
+                state_dir(&sfx, "quiet").display().to_string(),
+            ),
+        ],
+    );
+    produce_all(&producer, mixed_workload(&producer, 60, 41)).await;
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+    // Quiet now, with the gate still running: one interval (and a commit) later the chains end
+    // with a checkpoint.
+    let mut last = std::collections::BTreeMap::new();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        last.clear();
+        for r in read_committed(&topics.audit) {
+            let e = decode_audit(r.value.as_deref()).unwrap();
+            last.insert(r.partition, e);
+        }
+        let all_checkpointed = last.values().all(|e| {
+            e.governance
+                .as_ref()
+                .is_some_and(|g| g.event_type == CHECKPOINT)
+        });
+        if !last.is_empty() && all_checkpointed {
+            break;
+        }
+    }
+    assert!(gate.terminate(Duration::from_secs(30)));
+    assert!(!last.is_empty(), "the chains have links");
+    for (p, e) in &last {
+        let g = e.governance.as_ref().expect("a governance link");
+        assert_eq!(
+            g.event_type, CHECKPOINT,
+            "partition {p} ends with {}",
+            g.event_type
+        );
+        let cp: Checkpoint = serde_json::from_str(&g.detail).unwrap();
+        assert_eq!(
+            cp.signed_seq,
+            e.seq - 1,
+            "partition {p}: covers every link before it"
+        );
+        let note = cp.note.expect("a transparency-log note");
+        let size = note.lines().nth(1).and_then(|l| l.parse::<i64>().ok());
+        assert_eq!(
+            size,
+            Some(e.seq),
+            "partition {p}: the note's tree is links 0..=signed_seq"
+        );
+    }
+    let (ok, report) = verify(&sfx, &group);
+    assert!(ok, "{report}");
+}

@@ -301,6 +301,7 @@ impl<'a> Session<'a> {
             {
                 self.commit()?;
             }
+            self.idle_checkpoints()?;
         }
     }
 
@@ -710,25 +711,69 @@ impl<'a> Session<'a> {
             })
             .collect();
         for (p, seq, hash) in due {
-            let cp = crate::audit::checkpoint::Checkpoint::sign(&key_id, &key, p, seq, &hash);
-            // The tree holds exactly the links 0..=seq now: the note commits to them.
-            let cp = match self.tasks.get(&p) {
-                Some(t) => match cp.clone().with_note(&self.opts.deployment, &key, &t.tree) {
-                    Ok(with_note) => with_note,
-                    Err(e) => {
-                        warn!(partition = p, error = %e, "audit key cannot sign transparency-log notes; checkpoint without one");
-                        cp
-                    }
-                },
-                None => cp,
-            };
-            self.governance(p, &GovernanceEvent::Checkpoint(cp))?;
-            if let Some(t) = self.tasks.get_mut(&p) {
-                t.links_since_checkpoint = 0;
-                t.last_checkpoint = Some(Instant::now());
-            }
+            self.checkpoint(p, seq, &hash, &key_id, &key)?;
         }
         Ok(())
+    }
+
+    /// Appends a signed checkpoint (with its transparency-log note) of the chain head `seq`,
+    /// `hash` to partition `p`'s chain.
+    fn checkpoint(
+        &mut self,
+        p: i32,
+        seq: i64,
+        hash: &str,
+        key_id: &str,
+        key: &crate::core::signature::SignKey,
+    ) -> Result<(), GateError> {
+        let cp = crate::audit::checkpoint::Checkpoint::sign(key_id, key, p, seq, hash);
+        // The tree holds exactly the links 0..=seq now: the note commits to them.
+        let cp = match self.tasks.get(&p) {
+            Some(t) => match cp.clone().with_note(&self.opts.deployment, key, &t.tree) {
+                Ok(with_note) => with_note,
+                Err(e) => {
+                    warn!(partition = p, error = %e, "audit key cannot sign transparency-log notes; checkpoint without one");
+                    cp
+                }
+            },
+            None => cp,
+        };
+        self.governance(p, &GovernanceEvent::Checkpoint(cp))?;
+        if let Some(t) = self.tasks.get_mut(&p) {
+            t.links_since_checkpoint = 0;
+            t.last_checkpoint = Some(Instant::now());
+        }
+        Ok(())
+    }
+
+    /// With no transaction open: a chain whose last links are older than the checkpoint
+    /// interval and not yet checkpointed gets its checkpoint in a transaction of its own, so
+    /// that the last decisions of a partition that went quiet are signed (and provable from the
+    /// transparency log) within one interval, not at its next intent.
+    fn idle_checkpoints(&mut self) -> Result<(), GateError> {
+        if self.txn.is_some() {
+            return Ok(());
+        }
+        let Some((key_id, key)) = self.opts.audit_key.clone() else {
+            return Ok(());
+        };
+        let due: Vec<(i32, i64, String)> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| {
+                t.links_since_checkpoint > 0
+                    && t.last_checkpoint
+                        .is_some_and(|at| at.elapsed() >= self.opts.checkpoint_interval)
+            })
+            .map(|(p, t)| (*p, t.chain.next_seq - 1, t.chain.hash.clone()))
+            .collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        for (p, seq, hash) in due {
+            self.checkpoint(p, seq, &hash, &key_id, &key)?;
+        }
+        self.commit()
     }
 
     /// Writes the same governance event into every chain this instance holds.
