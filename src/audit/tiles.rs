@@ -481,14 +481,7 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TilesError> {
 }
 
 fn consumer(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
-    crate::kafka::security::client_config()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bucket-audit-tiles")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("fetch.max.bytes", "52428800")
-        .set("max.partition.fetch.bytes", "20971520")
+    crate::kafka::read::committed_reader_config(brokers, "bucket-audit-tiles")
         .create_with_context(crate::EofQuietContext)
 }
 

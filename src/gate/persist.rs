@@ -198,22 +198,18 @@ impl Task {
         topic: &str,
         partition: i32,
     ) -> Result<Vec<OutRecord>, StoreError> {
-        let (_, window) = self.state.replay_counters();
+        let (next, window) = self.state.replay_counters();
         let Some(p) = self.persist.as_mut() else {
             return Ok(Vec::new());
         };
-        let Some(epoch) = p.changelog_epoch else {
-            return Ok(Vec::new());
-        };
-        if !epoch.holds_window(window) {
+        let Some(epoch) = p.changelog_epoch.filter(|e| e.holds_window(window)) else {
             p.changelog_epoch = None;
             return Ok(Vec::new());
-        }
+        };
         let Some(p) = self.persist.as_ref() else {
             return Ok(Vec::new());
         };
         let (committed_head, _) = p.store.replay_counters();
-        let (next, _) = self.state.replay_counters();
         let head = self.changelog_head(
             epoch,
             changelog::replay_head_after(&p.pending, committed_head, next),

@@ -41,22 +41,29 @@ pub struct PartitionSource<'a> {
     pub timeout: Duration,
 }
 
+/// Settings of a reader that assigns partitions itself, never commits, sees only committed
+/// records and is told when it reaches a partition's end: every audit and changelog reader.
+pub fn committed_reader_config(brokers: &str, group: &str) -> rdkafka::ClientConfig {
+    let mut c = super::security::client_config();
+    c.set("bootstrap.servers", brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .set("fetch.max.bytes", "52428800")
+        .set("max.partition.fetch.bytes", "20971520");
+    c
+}
+
 impl PartitionSource<'_> {
     fn consumer(&self) -> Result<BaseConsumer<EofQuietContext>, KafkaError> {
-        super::security::client_config()
-            .set("bootstrap.servers", self.brokers)
-            .set("group.id", "bucket-gate-restore")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "true")
+        committed_reader_config(self.brokers, "bucket-gate-restore")
             // A read to a known end: do not let the broker hold the last (empty) fetch for
             // the default 500 ms before the end is reported.
             .set("fetch.wait.max.ms", "10")
             // Prefetch bounded to 16 MiB (librdkafka's default is 64 MiB): a restore's memory is
             // the restore's working set, not a read-ahead buffer.
             .set("queued.max.messages.kbytes", "16384")
-            .set("fetch.max.bytes", "52428800")
-            .set("max.partition.fetch.bytes", "20971520")
             .create_with_context(EofQuietContext)
     }
 

@@ -88,18 +88,12 @@ impl StateStore {
         cursor: &mut ExportCursor,
         limit: usize,
     ) -> Result<Vec<StateEntry>, StoreError> {
-        let names = match &cursor.names {
-            Some(n) => n.clone(),
-            None => {
-                let n = self
-                    .products
-                    .read()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .names();
-                cursor.names = Some(n.clone());
-                n
-            }
-        };
+        let names = cursor.names.get_or_insert_with(|| {
+            self.products
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .names()
+        });
         while let Some(table) = EXPORTED.get(cursor.table).copied() {
             let chunk = self
                 .engine
@@ -112,7 +106,7 @@ impl StateStore {
             cursor.after = Some(last.clone());
             let mut out = Vec::with_capacity(chunk.len());
             for (k, v) in chunk {
-                if let Some(entry) = self.export_entry(table, k, v, &names)? {
+                if let Some(entry) = self.export_entry(table, k, v, names)? {
                     out.push(entry);
                 }
             }
