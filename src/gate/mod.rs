@@ -9,6 +9,7 @@ pub mod events;
 pub mod observe;
 pub mod persist;
 pub mod policy_watch;
+pub mod rebalance;
 pub mod records;
 mod session;
 pub mod store;
@@ -23,7 +24,8 @@ use std::time::Duration;
 
 use crate::core::Policy;
 
-pub use session::{GateContext, run};
+pub use rebalance::GateContext;
+pub use session::run;
 
 /// Names of the gate's topics (overridable for tests and multi-tenant clusters).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -136,6 +136,33 @@ impl Task {
         }
     }
 
+    /// After an aborted transaction: this task as of its last commit, read again from its
+    /// store (which only ever holds committed state, with the checkpoint of that commit). None
+    /// when that cannot be had here (no store, no checkpoint, or the takeover announcement was
+    /// itself rolled back): the caller restores the partition instead.
+    pub fn rolled_back(self) -> Result<Option<Task>, StoreError> {
+        let Some(p) = self.persist else {
+            return Ok(None);
+        };
+        let (_, window) = self.state.replay_counters();
+        let (mut task, checkpoint) = Task::on_store(p.store, window as usize)?;
+        let announced = self
+            .announced_at
+            .is_some_and(|seq| seq < task.chain.next_seq);
+        if checkpoint.is_none() || !announced {
+            return Ok(None);
+        }
+        if let Some(rolled) = task.persist.as_mut() {
+            // The aborted transaction's changelog records were aborted with it.
+            rolled.changelog_epoch = p.changelog_epoch;
+        }
+        task.announced_at = self.announced_at;
+        task.committed = self.committed;
+        task.last_checkpoint = self.last_checkpoint;
+        task.links_since_checkpoint = self.links_since_checkpoint;
+        Ok(Some(task))
+    }
+
     /// A task on an opened store: counters and small maps loaded, chain at the checkpoint.
     fn on_store(
         store: StateStore,
@@ -676,4 +703,143 @@ pub fn differences(store: &StateStore, rebuilt: &Task) -> Result<Vec<String>, St
     }
     out.truncate(20);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use tempfile::TempDir;
+
+    use super::*;
+    use crate::core::decide::{Decision, Outcome};
+    use crate::core::state::{ArtifactRecord, Effect};
+
+    const WINDOW: usize = 16;
+
+    fn task_on(dir: &TempDir) -> Task {
+        let identity = StoreIdentity::new("cluster", "bucket.intents", "bucket.audit", 0);
+        let store = StateStore::open(dir.path(), &identity, 8 << 20).unwrap();
+        Task::on_store(store, WINDOW).unwrap().0
+    }
+
+    fn key(artifact: &str) -> ArtifactKey {
+        ArtifactKey {
+            product_id: "p".into(),
+            artifact_id: artifact.into(),
+        }
+    }
+
+    fn create(artifact: &str, intent: &str) -> Decision {
+        Decision {
+            outcome: Outcome::Accepted,
+            findings: vec![],
+            version: Some(1),
+            effect: Some(Effect {
+                key: key(artifact),
+                record: ArtifactRecord {
+                    version: 1,
+                    owner_id: "o".into(),
+                    artifact_class: "document".into(),
+                    size: 100,
+                    deleted: false,
+                },
+            }),
+            size_delta: 100,
+            decided_at: 0,
+            policy_version: "v1".into(),
+            replay_key: Some(("p".into(), intent.into())),
+            artifact_delta: 1,
+            rate_tat: Some(("p".into(), 7)),
+            offender: None,
+            counted_rejection: false,
+            events: vec![],
+        }
+    }
+
+    /// Decides `artifact` as link `seq` of the chain (the takeover is link 0).
+    fn decide(task: &mut Task, artifact: &str, seq: i64) {
+        task.record_decision(&create(artifact, artifact), WINDOW);
+        task.tree.append_bytes(artifact.as_bytes());
+        task.chain = ChainHead {
+            next_seq: seq + 1,
+            hash: format!("h{seq}"),
+        };
+        task.last_decided_offset = seq * 10;
+    }
+
+    fn announced(dir: &TempDir) -> Task {
+        let mut task = task_on(dir);
+        task.tree.append_bytes(b"GATE_STARTED");
+        task.chain = ChainHead {
+            next_seq: 1,
+            hash: "h0".into(),
+        };
+        task.announced_at = Some(0);
+        task
+    }
+
+    #[test]
+    fn a_rolled_back_task_is_its_last_commit_without_the_aborted_work() {
+        let dir = TempDir::new().unwrap();
+        let mut task = announced(&dir);
+        decide(&mut task, "a1", 1);
+        task.persist_committed(5).unwrap();
+        let (chain, tree, usage) = (task.chain.clone(), task.tree.root(), task.state.usage("p"));
+
+        decide(&mut task, "a2", 2);
+        decide(&mut task, "a3", 3);
+        assert_ne!(
+            task.state.usage("p"),
+            usage,
+            "the open transaction changed usage"
+        );
+        let mut rolled = task
+            .rolled_back()
+            .unwrap()
+            .expect("a store-backed task rolls back");
+
+        assert_eq!(rolled.chain, chain);
+        assert_eq!(rolled.tree.root(), tree);
+        assert_eq!(rolled.last_decided_offset, 10);
+        assert_eq!(rolled.state.usage("p"), usage);
+        assert_eq!(rolled.announced_at, Some(0));
+        let store = &rolled.persist.as_ref().expect("store").store;
+        for (artifact, committed) in [("a1", true), ("a2", false), ("a3", false)] {
+            let k = key(artifact);
+            assert!(rolled.state.artifact(&k).is_none(), "{artifact} in memory");
+            assert_eq!(
+                store.artifact(&k).unwrap().is_some(),
+                committed,
+                "{artifact}"
+            );
+        }
+        // Deciding again after the rollback commits as if the aborted work never happened.
+        decide(&mut rolled, "a2", 2);
+        rolled.persist_committed(6).unwrap();
+        assert_eq!(rolled.state.usage("p").bytes, usage.bytes + 100);
+    }
+
+    #[test]
+    fn a_task_whose_takeover_was_aborted_or_without_a_store_is_restored_instead() {
+        let dir = TempDir::new().unwrap();
+        let mut task = announced(&dir);
+        decide(&mut task, "a1", 1);
+        assert!(
+            task.rolled_back().unwrap().is_none(),
+            "nothing committed: the takeover announcement itself was aborted"
+        );
+
+        let dir = TempDir::new().unwrap();
+        let mut task = task_on(&dir);
+        task.persist_committed(0).unwrap();
+        task.announced_at = Some(4);
+        assert!(
+            task.rolled_back().unwrap().is_none(),
+            "the committed chain ends before the announcement"
+        );
+
+        let mut task = Task::empty();
+        task.announced_at = Some(0);
+        task.chain.next_seq = 3;
+        assert!(task.rolled_back().unwrap().is_none(), "no store");
+    }
 }

@@ -7,15 +7,15 @@
 //! touched, seek their partitions back to the batch's first offsets.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::field::Empty;
@@ -27,6 +27,7 @@ use super::events::GovernanceEvent;
 use super::observe::LoopView;
 use super::persist::{RestoreSources, RestoreStats, restore_with_store};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
+use super::rebalance::GateContext;
 use super::records::{Consumed, OutRecord, Writer};
 use super::task::{AuditSource, Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
@@ -118,46 +119,6 @@ fn sleep_or_shutdown(shutdown: &CancellationToken, d: Duration) -> bool {
     shutdown.is_cancelled()
 }
 
-/// Records partitions revoked during `poll`, so the loop can abort before giving them up, and
-/// whether the control chain's partition is currently ours.
-#[derive(Default)]
-pub struct GateContext {
-    revoked: Mutex<Vec<i32>>,
-    owns_control_chain: std::sync::atomic::AtomicBool,
-}
-
-impl GateContext {
-    fn set_control_chain(&self, parts: &[i32], owned: bool) {
-        if parts.contains(&crate::control::CHAIN_PARTITION) {
-            self.owns_control_chain
-                .store(owned, std::sync::atomic::Ordering::SeqCst);
-        }
-    }
-}
-
-impl ClientContext for GateContext {}
-
-impl ConsumerContext for GateContext {
-    fn pre_rebalance(&self, _c: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        match rebalance {
-            Rebalance::Revoke(tpl) => {
-                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                info!(partitions = ?parts, "partitions revoked");
-                self.set_control_chain(&parts, false);
-                if let Ok(mut r) = self.revoked.lock() {
-                    r.extend(parts);
-                }
-            }
-            Rebalance::Assign(tpl) => {
-                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
-                info!(partitions = ?parts, "partitions assigned");
-                self.set_control_chain(&parts, true);
-            }
-            Rebalance::Error(e) => warn!(error = %e, "rebalance error"),
-        }
-    }
-}
-
 struct Session<'a> {
     opts: &'a GateOptions,
     watch: &'a mut PolicyWatch,
@@ -177,6 +138,13 @@ struct Session<'a> {
     control: Option<crate::control::feed::ControlFeed>,
     last_control_poll: Instant,
     txn: Option<OpenTxn>,
+}
+
+impl Drop for Session<'_> {
+    /// The consumer closes right after: its last revocation must not wait for this loop.
+    fn drop(&mut self) {
+        self.consumer.context().closing();
+    }
 }
 
 /// Records per transaction when a partition's state is copied into the changelog.
@@ -290,10 +258,11 @@ impl<'a> Session<'a> {
                 .consumer
                 .poll(Duration::from_millis(50))
                 .map(|r| r.map(|m| to_consumed(&m)));
-            self.on_revocations()?;
+            let revoked = self.on_revocations()?;
             match polled {
                 None => {}
                 Some(Err(e)) => warn!(error = %e, "consumer error"),
+                Some(Ok(consumed)) if revoked.contains(&consumed.partition) => {}
                 Some(Ok(consumed)) => self.handle(consumed, shutdown)?,
             }
             if let Some(t) = &self.txn
@@ -305,25 +274,32 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Aborts the open transaction if any of its partitions was revoked, and forgets the tasks
-    /// of revoked partitions (their next owner restores them from the audit log).
-    fn on_revocations(&mut self) -> Result<(), GateError> {
-        let revoked: Vec<i32> = match self.consumer.context().revoked.lock() {
-            Ok(mut r) => std::mem::take(&mut *r),
-            Err(_) => Vec::new(),
-        };
+    /// Finishes the open transaction before revoked partitions are given up, and forgets their
+    /// tasks (their next owner restores them). Under the cooperative protocol the partitions
+    /// are still ours: the transaction commits, so the partitions this instance keeps keep
+    /// their tasks. Otherwise (eager, lost, closing) it aborts, as it cannot commit any more.
+    /// Returns the revoked partitions: records of theirs polled since are not decided here.
+    fn on_revocations(&mut self) -> Result<Vec<i32>, GateError> {
+        let revocation = self.consumer.context().take_revocation();
+        let revoked = &revocation.partitions;
         if revoked.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
-        if self.txn.as_ref().is_some_and(|t| t.touches_any(&revoked)) {
-            warn!(partitions = ?revoked, "revoked during an open transaction: aborting it");
-            self.abort_and_rewind()?;
+        if self.txn.as_ref().is_some_and(|t| t.touches_any(revoked)) {
+            if revocation.deferred {
+                info!(partitions = ?revoked, "revoked during an open transaction: committing it first");
+                self.commit()?;
+            } else {
+                warn!(partitions = ?revoked, "revoked during an open transaction: aborting it");
+                self.abort_and_rewind()?;
+            }
         }
         for p in revoked {
-            self.tasks.remove(&p);
-            self.resume.remove(&p);
+            self.tasks.remove(p);
+            self.resume.remove(p);
         }
-        Ok(())
+        GateContext::give_up(&self.consumer, &revocation)?;
+        Ok(revocation.partitions)
     }
 
     /// Decides one consumed intent and adds its outputs to the transaction. On shutdown while
@@ -504,6 +480,7 @@ impl<'a> Session<'a> {
             last_decided_offset: task.last_decided_offset,
             restore_ms: started.elapsed().as_millis() as u64,
         };
+        task.announced_at = Some(task.chain.next_seq);
         self.resume.insert(partition, resume);
         self.tasks.insert(partition, task);
         self.governance(partition, &event)
@@ -611,11 +588,7 @@ impl<'a> Session<'a> {
         }
         self.last_control_poll = Instant::now();
         let p = crate::control::CHAIN_PARTITION;
-        let owned = self
-            .consumer
-            .context()
-            .owns_control_chain
-            .load(std::sync::atomic::Ordering::SeqCst);
+        let owned = self.consumer.context().owns_control_chain();
         if !owned {
             if let Some(feed) = self.control.as_mut() {
                 feed.release();
@@ -928,7 +901,8 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Aborts the open transaction, forgets the tasks it touched and rewinds their partitions.
+    /// Aborts the open transaction, rolls the tasks it touched back to their last commit (or
+    /// forgets them, to be restored) and rewinds their partitions.
     fn abort_and_rewind(&mut self) -> Result<(), GateError> {
         let Some(txn) = self.txn.take() else {
             return Ok(());
@@ -947,7 +921,23 @@ impl<'a> Session<'a> {
             .map(|e| e.partition())
             .collect();
         for rewind in txn.rewinds(&assigned) {
-            self.tasks.remove(&rewind.partition);
+            let kept = self
+                .tasks
+                .remove(&rewind.partition)
+                .filter(|_| assigned.contains(&rewind.partition));
+            match kept.map(Task::rolled_back).transpose() {
+                Ok(Some(Some(task))) => {
+                    debug!(
+                        partition = rewind.partition,
+                        "task rolled back to its last commit"
+                    );
+                    self.tasks.insert(rewind.partition, task);
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    warn!(partition = rewind.partition, error = %e, "rolling a task back failed; it restores again")
+                }
+            }
             if let Some(offset) = rewind.seek_to {
                 self.seek_to(rewind.partition, offset)?;
             }

@@ -59,6 +59,9 @@ pub struct Task {
     /// The local state store behind `state`, when the gate keeps one (`--state-dir`): then
     /// `state` holds only what the open transaction reads and writes.
     pub persist: Option<super::persist::Persistence>,
+    /// Chain sequence of this instance's takeover announcement (`GATE_STARTED`): a rollback
+    /// to a commit before it must restore and announce again.
+    pub announced_at: Option<i64>,
 }
 
 /// A partition's usage as of its last committed transaction. Only this is shared: the live

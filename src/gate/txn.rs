@@ -126,8 +126,8 @@ impl OpenTxn {
             .collect()
     }
 
-    /// After an abort: every touched partition is forgotten; those with decisions, if still
-    /// `assigned`, seek back to the first offset this transaction decided.
+    /// After an abort: every touched partition's task is rolled back (or forgotten); those with
+    /// decisions, if still `assigned`, seek back to the first offset this transaction decided.
     pub fn rewinds(&self, assigned: &[i32]) -> Vec<Rewind> {
         self.touched
             .iter()

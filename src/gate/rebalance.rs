@@ -1,0 +1,142 @@
+//! The gate's consumer context: **what a rebalance hands the loop.** Under the cooperative
+//! protocol a revocation is not acted on inside librdkafka's callback: the partitions stay
+//! assigned until the loop has committed the open transaction (so the partitions it keeps
+//! keep their tasks and their uncommitted work) and then gives them up itself. The eager
+//! protocol gives them up at once, as librdkafka's default handler does.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
+use rdkafka::error::KafkaResult;
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientContext, TopicPartitionList};
+use tracing::{info, warn};
+
+/// Partitions revoked during `poll`, waiting for the loop to finish its transaction.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The revoked partitions (of the one subscribed topic).
+    pub partitions: Vec<i32>,
+    /// The partitions are still assigned: the loop must call [`GateContext::give_up`] once it
+    /// has committed or aborted the transaction that touches them.
+    pub deferred: bool,
+    /// The topic they belong to (for the incremental unassign).
+    topic: String,
+}
+
+/// Consumer context shared between librdkafka's rebalance callback and the gate's loop.
+#[derive(Default)]
+pub struct GateContext {
+    revoked: Mutex<Revocation>,
+    owns_control_chain: AtomicBool,
+    /// The loop will not run again: a revocation (the one `close` makes) is applied at once.
+    closing: AtomicBool,
+}
+
+impl GateContext {
+    /// Whether this instance owns the control chain's partition (and so folds control records).
+    pub fn owns_control_chain(&self) -> bool {
+        self.owns_control_chain.load(Ordering::SeqCst)
+    }
+
+    /// Tells the callback the loop is gone: the consumer's close must not wait for it.
+    pub fn closing(&self) {
+        self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// Takes the revocation recorded since the last call (empty if none).
+    pub fn take_revocation(&self) -> Revocation {
+        match self.revoked.lock() {
+            Ok(mut r) => std::mem::take(&mut *r),
+            Err(_) => Revocation::default(),
+        }
+    }
+
+    /// Completes a deferred revocation: removes its partitions from the assignment, which lets
+    /// the group's rebalance go on.
+    pub fn give_up(consumer: &BaseConsumer<Self>, revocation: &Revocation) -> KafkaResult<()> {
+        if !revocation.deferred || revocation.partitions.is_empty() {
+            return Ok(());
+        }
+        let mut tpl = TopicPartitionList::new();
+        for p in &revocation.partitions {
+            tpl.add_partition(&revocation.topic, *p);
+        }
+        consumer.incremental_unassign(&tpl)
+    }
+
+    fn set_control_chain(&self, parts: &[i32], owned: bool) {
+        if parts.contains(&crate::control::CHAIN_PARTITION) {
+            self.owns_control_chain.store(owned, Ordering::SeqCst);
+        }
+    }
+
+    fn record_revocation(&self, tpl: &TopicPartitionList, deferred: bool) {
+        let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+        info!(partitions = ?parts, deferred, "partitions revoked");
+        self.set_control_chain(&parts, false);
+        if let Ok(mut r) = self.revoked.lock() {
+            if let Some(e) = tpl.elements().first() {
+                r.topic = e.topic().to_string();
+            }
+            r.partitions.extend(parts);
+            r.deferred |= deferred;
+        }
+    }
+}
+
+impl ClientContext for GateContext {}
+
+impl ConsumerContext for GateContext {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        let outcome = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
+                info!(partitions = ?parts, "partitions assigned");
+                self.set_control_chain(&parts, true);
+                if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                }
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS
+                if cooperative
+                    && !consumer.assignment_lost()
+                    && !self.closing.load(Ordering::SeqCst) =>
+            {
+                // Kept assigned until the loop has finished the transaction (`give_up`). A lost
+                // assignment (session timeout) cannot commit any more: it is given up at once.
+                self.record_revocation(tpl, true);
+                Ok(())
+            }
+            other => {
+                // Eager, lost or closing revocation, or a rebalance error: give the partitions
+                // up at once, as librdkafka's default handler does; the loop aborts what
+                // touches them.
+                if other != RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS {
+                    warn!(error = ?other, "rebalance error: giving the partitions up");
+                }
+                self.record_revocation(tpl, false);
+                if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                }
+            }
+        };
+        if let Err(e) = outcome {
+            warn!(error = %e, "applying a rebalance failed");
+        }
+    }
+}
