@@ -10,10 +10,11 @@ use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::gate::records::{Consumed, Writer};
 use bhiv_bucket::gate::task::ChainHead;
 use bhiv_bucket::registry::OutputSchemaIds;
-use bhiv_bucket::wire::audit::{AuditEvent, DecisionRecord, GENESIS_HASH, chain_hash};
+use bhiv_bucket::wire::accepted::{self, AcceptedArtifact};
+use bhiv_bucket::wire::audit::{AuditEvent, DecisionRecord, GENESIS_HASH, StateFacts, chain_hash};
 use bhiv_bucket::wire::schemas::APPROVED;
-use bhiv_bucket::wire::{framing, intent};
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use bhiv_bucket::wire::{framing, intent, value_oracle};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 
 fn sample(size: usize) -> ArtifactIntent {
     ArtifactIntent {
@@ -141,5 +142,106 @@ fn core(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, wire, core);
+/// Old (`apache-avro` `Value` tree, `wire::value_oracle`) against new (direct) per-record cost
+/// of the output encoders and the intent decoder.
+fn direct_codecs(c: &mut Criterion) {
+    let i = sample(1024);
+    let accepted = AcceptedArtifact {
+        intent_id: i.intent_id.clone(),
+        product_id: i.product_id.clone(),
+        integration_id: i.integration_id.clone(),
+        owner_id: i.owner_id.clone(),
+        requester_id: i.requester_id.clone(),
+        artifact_id: i.artifact_id.clone(),
+        artifact_class: i.artifact_class.clone(),
+        operation: i.operation,
+        version: 1,
+        deleted: false,
+        content: i.content.clone(),
+        content_sha256: "cd".repeat(32),
+        content_size: 1024,
+        content_type: i.content_type.clone(),
+        metadata: i.metadata.clone(),
+        purpose: i.purpose.clone(),
+        client_time: i.client_time,
+        decided_at: i.client_time + 100,
+        policy_version: "ef".repeat(32),
+        source_partition: 3,
+        source_offset: 41,
+    };
+    let event = AuditEvent {
+        seq: 41,
+        prev_hash: GENESIS_HASH.into(),
+        hash: String::new(),
+        recorded_at: i.client_time + 100,
+        gate_id: "g1".into(),
+        policy_version: "ef".repeat(32),
+        decision: Some(DecisionRecord {
+            source_partition: 3,
+            source_offset: 41,
+            value_sha256: "ab".repeat(32),
+            accepted: true,
+            intent_id: Some(i.intent_id.clone()),
+            product_id: Some(i.product_id.clone()),
+            integration_id: Some(i.integration_id.clone()),
+            owner_id: Some(i.owner_id.clone()),
+            requester_id: Some(i.requester_id.clone()),
+            artifact_id: Some(i.artifact_id.clone()),
+            artifact_class: Some(i.artifact_class.clone()),
+            operation: Some("CREATE".into()),
+            version: Some(1),
+            content_size: 1024,
+            size_delta: 1024,
+            content_sha256: Some("cd".repeat(32)),
+            authenticated: true,
+            facts: Some(StateFacts {
+                artifact_delta: 1,
+                rate_tat_us: Some(1_700_000_000_100_000),
+                ..StateFacts::default()
+            }),
+            ..DecisionRecord::default()
+        }),
+        governance: None,
+    };
+    let version = bhiv_bucket::wire::audit::LATEST_VERSION;
+    let body = intent::encode(&i).expect("encode");
+    let mut g = c.benchmark_group("direct_codecs");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("accepted_encode_1KiB/value_tree", |b| {
+        b.iter(|| value_oracle::accepted(black_box(&accepted)))
+    });
+    g.bench_function("accepted_encode_1KiB/direct", |b| {
+        b.iter(|| accepted::encode(black_box(&accepted)))
+    });
+    let mut buf = Vec::new();
+    g.bench_function("accepted_encode_1KiB/direct_reused_buffer", |b| {
+        b.iter(|| {
+            buf.clear();
+            accepted::encode_into(black_box(&accepted), &mut buf);
+        })
+    });
+    g.bench_function("audit_seal/value_tree", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |e| value_oracle::audit_seal_as(e, version),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("audit_seal/direct", |b| {
+        b.iter_batched(
+            || event.clone(),
+            |e| e.seal_as(version),
+            BatchSize::SmallInput,
+        )
+    });
+    g.bench_function("intent_decode_1KiB/value_tree", |b| {
+        b.iter(|| value_oracle::intent_decode(black_box(&body)))
+    });
+    g.bench_function("intent_decode_1KiB/direct", |b| {
+        b.iter(|| intent::decode(black_box(&body)))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, wire, core, direct_codecs);
 criterion_main!(benches);

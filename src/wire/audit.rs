@@ -11,17 +11,22 @@
 //! found without knowing the rest of the schema. For version 1 this is exactly the original
 //! definition (the body encoded with `hash` empty), so chains written before versions existed
 //! verify unchanged.
+//!
+//! Links are encoded directly from the structs (`avro_write`, one function per record, fields in
+//! schema order), byte-identical to `apache-avro`'s encoding of the same schema version (property
+//! tests against `value_oracle`); sealing writes the body once. Reading stays with
+//! `apache-avro` and the writer's schema.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
-use apache_avro::types::Value;
 use sha2::{Digest, Sha256};
 
 use super::WireError;
-use super::fields::{Fields, opt, read_datum, record, write_datum};
+use super::avro_write;
+use super::fields::{Fields, read_datum};
 use super::schemas::{APPROVED, ApprovedSchema};
 
 /// The audit schema version this binary writes unless told otherwise.
@@ -134,91 +139,120 @@ pub struct AuditEvent {
     pub governance: Option<GovernanceRecord>,
 }
 
-fn facts_value(f: &StateFacts) -> Value {
-    record(vec![
-        ("artifact_delta", Value::Long(f.artifact_delta)),
-        ("counted_rejection", Value::Boolean(f.counted_rejection)),
-        ("rate_tat_us", opt(f.rate_tat_us, Value::Long)),
-        (
-            "offender",
-            opt(f.offender.as_ref(), |o| {
-                record(vec![
-                    ("integration_id", Value::String(o.integration_id.clone())),
-                    (
-                        "rejections_ms",
-                        Value::Array(o.rejections_ms.iter().map(|t| Value::Long(*t)).collect()),
-                    ),
-                    ("cooling_until_ms", opt(o.cooling_until_ms, Value::Long)),
-                ])
-            }),
-        ),
-    ])
-}
+/// The encoded size of the `hash` field of a sealed link: a 64-character hex string is its
+/// length prefix (the long 64, two bytes) and the 64 bytes.
+const HASH_FIELD_LEN: usize = 66;
 
-fn decision_value(d: &DecisionRecord, version: u8) -> Value {
-    let s = |v: &Option<String>| opt(v.clone(), Value::String);
-    let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
-    let mut fields = vec![
-        ("source_partition", Value::Int(d.source_partition)),
-        ("source_offset", Value::Long(d.source_offset)),
-        ("value_sha256", Value::String(d.value_sha256.clone())),
-        (
-            "outcome",
-            if d.accepted {
-                Value::Enum(0, "ACCEPTED".into())
-            } else {
-                Value::Enum(1, "REJECTED".into())
-            },
-        ),
-        ("reasons", strings(&d.reasons)),
-        ("threats", strings(&d.threats)),
-        ("detail", Value::String(d.detail.clone())),
-        ("intent_id", s(&d.intent_id)),
-        ("product_id", s(&d.product_id)),
-        ("integration_id", s(&d.integration_id)),
-        ("owner_id", s(&d.owner_id)),
-        ("requester_id", s(&d.requester_id)),
-        ("artifact_id", s(&d.artifact_id)),
-        ("artifact_class", s(&d.artifact_class)),
-        ("operation", s(&d.operation)),
-        ("version", opt(d.version, Value::Long)),
-        ("deleted", Value::Boolean(d.deleted)),
-        ("content_size", Value::Long(d.content_size)),
-        ("size_delta", Value::Long(d.size_delta)),
-        ("content_sha256", s(&d.content_sha256)),
-        ("authenticated", Value::Boolean(d.authenticated)),
-    ];
-    if version >= 2 {
-        fields.push(("facts", opt(d.facts.as_ref(), facts_value)));
+/// Whether audit schema `version` has the decision's `facts` field (version 2 appended it,
+/// last in `DecisionRecord`, as `["null", StateFacts]`); versions differ in nothing else.
+fn has_facts(version: u8) -> Result<bool, WireError> {
+    schema_of(version)?;
+    match version {
+        1 => Ok(false),
+        2 => Ok(true),
+        v => Err(WireError::Avro(format!(
+            "audit schema version {v} has no direct encoder (src/wire/audit.rs)"
+        ))),
     }
-    record(fields)
 }
 
-fn event_value(e: &AuditEvent, hash: &str, version: u8) -> Value {
-    record(vec![
-        ("seq", Value::Long(e.seq)),
-        ("prev_hash", Value::String(e.prev_hash.clone())),
-        ("hash", Value::String(hash.to_string())),
-        ("recorded_at", Value::TimestampMillis(e.recorded_at)),
-        ("gate_id", Value::String(e.gate_id.clone())),
-        ("policy_version", Value::String(e.policy_version.clone())),
-        (
-            "decision",
-            opt(e.decision.as_ref(), |d| decision_value(d, version)),
-        ),
-        (
-            "governance",
-            opt(e.governance.as_ref(), |g| {
-                record(vec![
-                    ("event_type", Value::String(g.event_type.clone())),
-                    ("detail", Value::String(g.detail.clone())),
-                ])
-            }),
-        ),
-    ])
+/// Appends a link body under a version (`facts` from [`has_facts`]) with `hash` as given.
+/// Fields in schema order.
+fn write_link(out: &mut Vec<u8>, e: &AuditEvent, hash: &str, facts: bool) {
+    avro_write::long(out, e.seq);
+    avro_write::string(out, &e.prev_hash);
+    avro_write::string(out, hash);
+    write_after_hash(out, e, facts);
 }
 
-fn schema_of(version: u8) -> Result<&'static ApprovedSchema, WireError> {
+/// The fields after `hash`: `recorded_at` (timestamp-millis) to `governance`.
+fn write_after_hash(out: &mut Vec<u8>, e: &AuditEvent, facts: bool) {
+    use avro_write::{long, string, union_null};
+    long(out, e.recorded_at);
+    string(out, &e.gate_id);
+    string(out, &e.policy_version);
+    union_null(out, e.decision.as_ref(), |out, d| {
+        write_decision(out, d, facts)
+    });
+    union_null(out, e.governance.as_ref(), |out, g| {
+        string(out, &g.event_type);
+        string(out, &g.detail);
+    });
+}
+
+fn write_decision(out: &mut Vec<u8>, d: &DecisionRecord, facts: bool) {
+    use avro_write::{array, boolean, enum_index, int, long, string, union_null};
+    int(out, d.source_partition);
+    long(out, d.source_offset);
+    string(out, &d.value_sha256);
+    // Outcome symbols: ACCEPTED, REJECTED.
+    enum_index(out, if d.accepted { 0 } else { 1 });
+    array(out, &d.reasons, |out, s| string(out, s));
+    array(out, &d.threats, |out, s| string(out, s));
+    string(out, &d.detail);
+    union_null(out, d.intent_id.as_deref(), string);
+    union_null(out, d.product_id.as_deref(), string);
+    union_null(out, d.integration_id.as_deref(), string);
+    union_null(out, d.owner_id.as_deref(), string);
+    union_null(out, d.requester_id.as_deref(), string);
+    union_null(out, d.artifact_id.as_deref(), string);
+    union_null(out, d.artifact_class.as_deref(), string);
+    union_null(out, d.operation.as_deref(), string);
+    union_null(out, d.version, long);
+    boolean(out, d.deleted);
+    long(out, d.content_size);
+    long(out, d.size_delta);
+    union_null(out, d.content_sha256.as_deref(), string);
+    boolean(out, d.authenticated);
+    if facts {
+        union_null(out, d.facts.as_ref(), write_facts);
+    }
+}
+
+fn write_facts(out: &mut Vec<u8>, f: &StateFacts) {
+    use avro_write::{array, boolean, long, string, union_null};
+    long(out, f.artifact_delta);
+    boolean(out, f.counted_rejection);
+    union_null(out, f.rate_tat_us, long);
+    union_null(out, f.offender.as_ref(), |out, o| {
+        string(out, &o.integration_id);
+        array(out, &o.rejections_ms, |out, t| long(out, *t));
+        union_null(out, o.cooling_until_ms, long);
+    });
+}
+
+/// An upper bound of a link's encoded size (hash field included), so its buffer is allocated
+/// once: the variable parts plus at most 10 bytes for every other field.
+fn len_hint(e: &AuditEvent) -> usize {
+    let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let list = |v: &[String]| v.iter().map(|s| s.len() + 10).sum::<usize>();
+    let mut n = 80 + HASH_FIELD_LEN + e.prev_hash.len() + e.gate_id.len() + e.policy_version.len();
+    if let Some(d) = &e.decision {
+        n += 300
+            + d.value_sha256.len()
+            + d.detail.len()
+            + list(&d.reasons)
+            + list(&d.threats)
+            + opt(&d.intent_id)
+            + opt(&d.product_id)
+            + opt(&d.integration_id)
+            + opt(&d.owner_id)
+            + opt(&d.requester_id)
+            + opt(&d.artifact_id)
+            + opt(&d.artifact_class)
+            + opt(&d.operation)
+            + opt(&d.content_sha256);
+        if let Some(o) = d.facts.as_ref().and_then(|f| f.offender.as_ref()) {
+            n += o.integration_id.len() + 10 * o.rejections_ms.len();
+        }
+    }
+    if let Some(g) = &e.governance {
+        n += 30 + g.event_type.len() + g.detail.len();
+    }
+    n
+}
+
+pub(super) fn schema_of(version: u8) -> Result<&'static ApprovedSchema, WireError> {
     APPROVED
         .audit(version)
         .ok_or_else(|| WireError::Avro(format!("audit schema version {version} is not approved")))
@@ -245,7 +279,7 @@ static LINK_PREFIX: LazyLock<Option<(GenericDatumReader<'static>, GenericDatumRe
     });
 
 /// Where the `hash` string (length prefix and bytes) lies in a stored body.
-fn hash_span(body: &[u8]) -> Result<(usize, usize), WireError> {
+pub(super) fn hash_span(body: &[u8]) -> Result<(usize, usize), WireError> {
     let avro = |e: apache_avro::Error| WireError::Avro(format!("audit link prefix: {e}"));
     let (before, hash) = LINK_PREFIX
         .as_ref()
@@ -286,17 +320,39 @@ impl AuditEvent {
     /// Fills `hash` and encodes the link under audit schema `version`, encoding it once: the
     /// hash is computed over the body with `hash` empty and then written into it.
     pub fn seal_as(mut self, version: u8) -> Result<SealedLink, WireError> {
-        let canonical = write_datum(&schema_of(version)?.schema, event_value(&self, "", version))?;
-        self.hash = link_hash(&self.prev_hash, &canonical)?;
-        let (start, end) = hash_span(&canonical)?;
-        let mut body = Vec::with_capacity(canonical.len() + 66);
-        body.extend_from_slice(&canonical[..start]);
-        body.extend_from_slice(&write_datum(
-            &Schema::String,
-            Value::String(self.hash.clone()),
-        )?);
-        body.extend_from_slice(&canonical[end..]);
+        let mut body = Vec::with_capacity(len_hint(&self));
+        self.seal_into(version, &mut body)?;
         Ok(SealedLink { event: self, body })
+    }
+
+    /// Fills `hash` and appends the sealed link body under audit schema `version` to `out` (a
+    /// reused buffer, or one holding the Confluent header already). Writes the body once, with
+    /// room for the hash string; hashes `prev_hash` and the body as it would be with `hash`
+    /// empty (the room read as the single 0 byte of an empty string, see [`link_hash`]); then
+    /// writes the hash string into the room.
+    pub fn seal_into(&mut self, version: u8, out: &mut Vec<u8>) -> Result<(), WireError> {
+        let facts = has_facts(version)?;
+        let start = out.len();
+        avro_write::long(out, self.seq);
+        avro_write::string(out, &self.prev_hash);
+        let at = out.len();
+        out.resize(at + HASH_FIELD_LEN, 0);
+        write_after_hash(out, self, facts);
+        let hash = hash_hex(
+            &self.prev_hash,
+            &[&out[start..at], &[0u8], &out[at + HASH_FIELD_LEN..]],
+        );
+        let mut field = Vec::with_capacity(HASH_FIELD_LEN);
+        avro_write::string(&mut field, &hash);
+        match out.get_mut(at..at + HASH_FIELD_LEN) {
+            Some(room) if field.len() == HASH_FIELD_LEN => room.copy_from_slice(&field),
+            _ => {
+                out.truncate(start);
+                return Err(WireError::Avro("audit hash field size".into()));
+            }
+        }
+        self.hash = hash;
+        Ok(())
     }
 
     /// Fills `hash` as the latest audit version would (tests and tools building chains).
@@ -308,11 +364,10 @@ impl AuditEvent {
 /// The chain hash `e` has when written under the latest audit version (its `hash` is ignored).
 /// Readers of stored links use [`link_hash`] over the stored bytes instead.
 pub fn chain_hash(e: &AuditEvent) -> Result<String, WireError> {
-    let canonical = write_datum(
-        &schema_of(LATEST_VERSION)?.schema,
-        event_value(e, "", LATEST_VERSION),
-    )?;
-    link_hash(&e.prev_hash, &canonical)
+    let facts = has_facts(LATEST_VERSION)?;
+    let mut canonical = Vec::with_capacity(len_hint(e));
+    write_link(&mut canonical, e, "", facts);
+    Ok(hash_hex(&e.prev_hash, &[&canonical]))
 }
 
 /// Encodes an event (hash as given) under the latest audit version, no Confluent header.
@@ -322,10 +377,16 @@ pub fn encode(e: &AuditEvent) -> Result<Vec<u8>, WireError> {
 
 /// Encodes an event (hash as given) under audit schema `version`, no Confluent header.
 pub fn encode_as(e: &AuditEvent, version: u8) -> Result<Vec<u8>, WireError> {
-    write_datum(
-        &schema_of(version)?.schema,
-        event_value(e, &e.hash, version),
-    )
+    let mut out = Vec::with_capacity(len_hint(e));
+    encode_as_into(e, version, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the Avro body of an event (hash as given) under audit schema `version` to `out`:
+/// the fields written directly in schema order, byte-identical to `apache-avro`'s encoding.
+pub fn encode_as_into(e: &AuditEvent, version: u8, out: &mut Vec<u8>) -> Result<(), WireError> {
+    write_link(out, e, &e.hash, has_facts(version)?);
+    Ok(())
 }
 
 /// Decodes an Avro body written with audit schema `version` (the writer's).
@@ -581,6 +642,231 @@ mod tests {
             reader().read(Some(&framed(8, &b.body))),
             Err(WireError::UnknownWriterSchema(8))
         ));
+    }
+
+    use crate::wire::accepted::tests::{int, long, text};
+    use crate::wire::value_oracle;
+    use proptest::prelude::*;
+
+    fn arb_facts() -> BoxedStrategy<StateFacts> {
+        let offender = (
+            text(),
+            proptest::collection::vec(long(), 0..4),
+            proptest::option::of(long()),
+        )
+            .prop_map(
+                |(integration_id, rejections_ms, cooling_until_ms)| OffenderFacts {
+                    integration_id,
+                    rejections_ms,
+                    cooling_until_ms,
+                },
+            );
+        (
+            long(),
+            any::<bool>(),
+            proptest::option::of(long()),
+            proptest::option::of(offender),
+        )
+            .prop_map(
+                |(artifact_delta, counted_rejection, rate_tat_us, offender)| StateFacts {
+                    artifact_delta,
+                    counted_rejection,
+                    rate_tat_us,
+                    offender,
+                },
+            )
+            .boxed()
+    }
+
+    fn arb_decision() -> BoxedStrategy<DecisionRecord> {
+        let opt = || proptest::option::of(text());
+        let head = (
+            int(),
+            long(),
+            text(),
+            any::<bool>(),
+            proptest::collection::vec(text(), 0..4),
+            proptest::collection::vec(text(), 0..3),
+            text(),
+        );
+        let ids = (opt(), opt(), opt(), opt(), opt(), opt(), opt(), opt());
+        let tail = (
+            proptest::option::of(long()),
+            any::<bool>(),
+            long(),
+            long(),
+            opt(),
+            any::<bool>(),
+            proptest::option::of(arb_facts()),
+        );
+        (head, ids, tail)
+            .prop_map(|(head, ids, tail)| {
+                let (
+                    source_partition,
+                    source_offset,
+                    value_sha256,
+                    accepted,
+                    reasons,
+                    threats,
+                    detail,
+                ) = head;
+                let (
+                    intent_id,
+                    product_id,
+                    integration_id,
+                    owner_id,
+                    requester_id,
+                    artifact_id,
+                    artifact_class,
+                    operation,
+                ) = ids;
+                let (
+                    version,
+                    deleted,
+                    content_size,
+                    size_delta,
+                    content_sha256,
+                    authenticated,
+                    facts,
+                ) = tail;
+                DecisionRecord {
+                    source_partition,
+                    source_offset,
+                    value_sha256,
+                    accepted,
+                    reasons,
+                    threats,
+                    detail,
+                    intent_id,
+                    product_id,
+                    integration_id,
+                    owner_id,
+                    requester_id,
+                    artifact_id,
+                    artifact_class,
+                    operation,
+                    version,
+                    deleted,
+                    content_size,
+                    size_delta,
+                    content_sha256,
+                    authenticated,
+                    facts,
+                }
+            })
+            .boxed()
+    }
+
+    fn arb_event() -> BoxedStrategy<AuditEvent> {
+        let governance = (text(), text())
+            .prop_map(|(event_type, detail)| GovernanceRecord { event_type, detail });
+        let prev = prop_oneof![Just(GENESIS_HASH.to_string()), "[0-9a-f]{64}", text()];
+        (
+            long(),
+            prev,
+            prop_oneof![Just(String::new()), "[0-9a-f]{64}", text()],
+            long(),
+            text(),
+            text(),
+            proptest::option::of(arb_decision()),
+            proptest::option::of(governance),
+        )
+            .prop_map(
+                |(
+                    seq,
+                    prev_hash,
+                    hash,
+                    recorded_at,
+                    gate_id,
+                    policy_version,
+                    decision,
+                    governance,
+                )| {
+                    AuditEvent {
+                        seq,
+                        prev_hash,
+                        hash,
+                        recorded_at,
+                        gate_id,
+                        policy_version,
+                        decision,
+                        governance,
+                    }
+                },
+            )
+            .boxed()
+    }
+
+    /// What a version keeps of an event: version 1 has no facts.
+    fn as_stored(e: &AuditEvent, version: u8) -> AuditEvent {
+        let mut e = e.clone();
+        if version < 2
+            && let Some(d) = e.decision.as_mut()
+        {
+            d.facts = None;
+        }
+        e
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Every version: the direct bytes are `apache-avro`'s, decode back, and sealing gives
+        /// the old hash and body, a hash that checks against the stored bytes.
+        #[test]
+        fn direct_encoding_and_sealing_are_apache_avros(e in arb_event()) {
+            for version in 1..=LATEST_VERSION {
+                let direct = encode_as(&e, version).unwrap();
+                prop_assert_eq!(&direct, &value_oracle::audit_encode_as(&e, version).unwrap());
+                prop_assert_eq!(decode_as(&direct, version).unwrap(), as_stored(&e, version));
+
+                let sealed = e.clone().seal_as(version).unwrap();
+                let old = value_oracle::audit_seal_as(e.clone(), version).unwrap();
+                prop_assert_eq!(&sealed.event.hash, &old.event.hash);
+                prop_assert_eq!(&sealed.body, &old.body);
+                prop_assert_eq!(&sealed.event, &old.event);
+                prop_assert_eq!(link_hash(&e.prev_hash, &sealed.body).unwrap(), sealed.event.hash.clone());
+                prop_assert_eq!(&sealed.body, &encode_as(&sealed.event, version).unwrap());
+                prop_assert_eq!(
+                    decode_as(&sealed.body, version).unwrap(),
+                    as_stored(&sealed.event, version)
+                );
+
+                // Appending: what the buffer held stays, the body follows it.
+                let mut event = e.clone();
+                let mut framed = vec![0, 0, 0, 0, 3];
+                event.seal_into(version, &mut framed).unwrap();
+                prop_assert_eq!(&framed[..5], &[0, 0, 0, 0, 3]);
+                prop_assert_eq!(&framed[5..], &sealed.body[..]);
+                prop_assert_eq!(&event, &sealed.event);
+                let mut framed = vec![1, 2];
+                encode_as_into(&e, version, &mut framed).unwrap();
+                prop_assert_eq!(&framed[2..], &direct[..]);
+            }
+            let latest = value_oracle::audit_seal_as(e.clone(), LATEST_VERSION).unwrap();
+            prop_assert_eq!(chain_hash(&e).unwrap(), latest.event.hash);
+        }
+    }
+
+    #[test]
+    fn every_approved_version_has_a_direct_encoder_and_no_other_does() {
+        let approved = u8::try_from(APPROVED.audit_versions.len()).unwrap();
+        for version in 1..=approved {
+            assert!(has_facts(version).is_ok(), "version {version}");
+        }
+        for version in [0, approved + 1, u8::MAX] {
+            let e = event(0, GENESIS_HASH);
+            assert!(e.clone().seal_as(version).is_err(), "version {version}");
+            assert!(encode_as(&e, version).is_err(), "version {version}");
+            assert!(value_oracle::audit_seal_as(e, version).is_err());
+        }
+    }
+
+    #[test]
+    fn the_hash_field_of_a_sealed_link_is_66_bytes() {
+        let mut field = Vec::new();
+        avro_write::string(&mut field, GENESIS_HASH);
+        assert_eq!(field.len(), HASH_FIELD_LEN);
     }
 
     #[test]

@@ -232,15 +232,19 @@ pub(crate) fn write_datum(schema: &Schema, value: Value) -> Result<Vec<u8>, Wire
     .map_err(|e| WireError::Avro(e.to_string()))
 }
 
-/// Avro enum value for an `Operation` (symbol order CREATE, UPDATE, DELETE).
-pub(crate) fn operation_value(op: crate::core::Operation) -> Value {
+/// Index of an `Operation` in the schemas' `Operation` enum (symbols CREATE, UPDATE, DELETE).
+pub(crate) fn operation_index(op: crate::core::Operation) -> i32 {
     use crate::core::Operation;
-    let idx = match op {
+    match op {
         Operation::Create => 0,
         Operation::Update => 1,
         Operation::Delete => 2,
-    };
-    Value::Enum(idx, op.as_str().to_string())
+    }
+}
+
+/// Avro enum value for an `Operation` (symbol order CREATE, UPDATE, DELETE).
+pub(crate) fn operation_value(op: crate::core::Operation) -> Value {
+    Value::Enum(operation_index(op).unsigned_abs(), op.as_str().to_string())
 }
 
 /// Parses an `Operation` field.

@@ -3,12 +3,17 @@
 
 pub mod accepted;
 pub mod audit;
+mod avro_read;
+mod avro_write;
 pub mod control;
 mod fields;
 pub mod framing;
 pub mod headers;
 pub mod intent;
 pub mod schemas;
+#[cfg(any(test, feature = "bench"))]
+#[doc(hidden)]
+pub mod value_oracle;
 
 /// Why bytes could not become a record.
 #[derive(Debug, thiserror::Error)]
