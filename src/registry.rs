@@ -201,7 +201,8 @@ impl Registry {
         Ok(verdict)
     }
 
-    fn cached(&self, id: u32) -> Option<SchemaVerdict> {
+    /// The verdict on `id` if already known, without asking the registry (the hot path).
+    pub fn cached(&self, id: u32) -> Option<SchemaVerdict> {
         self.verdicts.lock().ok()?.get(&id).cloned()
     }
 }

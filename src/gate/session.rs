@@ -18,8 +18,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
-use tracing::field::Empty;
-use tracing::{debug, error, info, info_span, warn};
+use tracing::{debug, error, info, warn};
 
 use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
@@ -306,28 +305,23 @@ impl<'a> Session<'a> {
     /// the registry is down, the record is left undecided and its partition rewound to it.
     fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<(), GateError> {
         let started = Instant::now();
-        let span = info_span!(
-            "intent",
-            partition = c.partition,
-            offset = c.offset,
-            product = Empty,
-            intent_id = Empty,
-            policy_version = Empty
-        );
-        let _enter = span.enter();
         self.ensure_task(c.partition)?;
         let already = self
             .tasks
             .get(&c.partition)
             .is_some_and(|t| c.offset <= t.last_decided_offset);
         if already {
-            warn!("intent already has a committed decision; skipping");
+            warn!(
+                partition = c.partition,
+                offset = c.offset,
+                "intent already has a committed decision; skipping"
+            );
             return self.note(c.partition, c.offset);
         }
         let registry = self.registry;
         let rt = self.rt;
         let decoded = loop {
-            match rt.block_on(decode_intent(registry, c.value.as_deref())) {
+            match decode_intent(rt, registry, c.value.as_deref()) {
                 Ok(d) => break d,
                 Err(RegistryError::Unavailable(e)) => {
                     // Infrastructure failure: commit what is decided, then wait. The record
@@ -402,20 +396,23 @@ impl<'a> Session<'a> {
         task.advance(&outputs.audit, stored);
         task.links_since_checkpoint += 1;
         task.last_decided_offset = c.offset;
-        if let Ok(i) = decoded.as_ref() {
-            span.record("product", i.product_id.as_str());
-            span.record("intent_id", i.intent_id.as_str());
-        }
-        span.record("policy_version", decision.policy_version.as_str());
         self.opts
             .telemetry
             .decided(&c, decoded.as_ref().ok(), &decision, &policy, started);
-        debug!(
-            outcome = decision.outcome.as_str(),
-            reasons = ?decision.reasons(),
-            version = decision.version,
-            "decided"
-        );
+        if tracing::enabled!(tracing::Level::DEBUG) {
+            let intent = decoded.as_ref().ok();
+            debug!(
+                partition = c.partition,
+                offset = c.offset,
+                product = intent.map(|i| i.product_id.as_str()),
+                intent_id = intent.map(|i| i.intent_id.as_str()),
+                policy_version = decision.policy_version.as_str(),
+                outcome = decision.outcome.as_str(),
+                reasons = ?decision.reasons(),
+                version = decision.version,
+                "decided"
+            );
+        }
         self.ensure_txn()?;
         for r in &outputs.records {
             self.send(r)?;

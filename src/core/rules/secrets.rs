@@ -1,43 +1,80 @@
 //! Threat detector: secrets and private keys in metadata (T2) or content (T5). High-precision
 //! patterns only; the finding names the kind of secret, never the secret itself.
 
+use std::sync::LazyLock;
+
 use memchr::memmem;
 
 use crate::core::decide::{Context, Finding};
 use crate::core::reason::ReasonCode;
 
+/// A token kind: its prefix, how many characters of its charset must follow, and its name.
+struct TokenKind {
+    prefix: memmem::Finder<'static>,
+    min: usize,
+    charset: fn(u8) -> bool,
+    kind: &'static str,
+}
+
+fn upper_digit(b: u8) -> bool {
+    b.is_ascii_uppercase() || b.is_ascii_digit()
+}
+
+fn alnum(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+}
+
+fn slack(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'-'
+}
+
+/// The searchers, built once: building a memmem searcher costs more than scanning 1 KiB.
+struct Finders {
+    pem_begin: memmem::Finder<'static>,
+    pem_private: memmem::Finder<'static>,
+    tokens: Vec<TokenKind>,
+}
+
+static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
+    let token = |prefix: &'static [u8], min, charset, kind| TokenKind {
+        prefix: memmem::Finder::new(prefix),
+        min,
+        charset,
+        kind,
+    };
+    Finders {
+        pem_begin: memmem::Finder::new(b"-----BEGIN "),
+        pem_private: memmem::Finder::new(b"PRIVATE KEY-----"),
+        tokens: vec![
+            token(b"AKIA", 16, upper_digit, "AWS access key id"),
+            token(b"ghp_", 36, alnum, "GitHub token"),
+            token(b"gho_", 36, alnum, "GitHub token"),
+            token(b"ghs_", 36, alnum, "GitHub token"),
+            token(b"ghu_", 36, alnum, "GitHub token"),
+            token(b"xoxb-", 20, slack, "Slack token"),
+            token(b"xoxp-", 20, slack, "Slack token"),
+            token(b"xoxa-", 20, slack, "Slack token"),
+        ],
+    }
+});
+
 /// Names the first kind of secret found in `bytes`, if any.
 pub fn find_secret(bytes: &[u8]) -> Option<&'static str> {
-    if let Some(pos) = memmem::find(bytes, b"-----BEGIN ") {
+    let f = &*FINDERS;
+    if let Some(pos) = f.pem_begin.find(bytes) {
         let window = &bytes[pos..bytes.len().min(pos + 64)];
-        if memmem::find(window, b"PRIVATE KEY-----").is_some() {
+        if f.pem_private.find(window).is_some() {
             return Some("PEM private key");
         }
     }
-    let token = |prefix: &[u8], min: usize, charset: fn(u8) -> bool| {
-        memmem::find_iter(bytes, prefix).any(|pos| {
+    f.tokens.iter().find_map(|t| {
+        let found = t.prefix.find_iter(bytes).any(|pos| {
             let before_ok = pos == 0 || !bytes[pos - 1].is_ascii_alphanumeric();
-            let tail = &bytes[pos + prefix.len()..];
-            before_ok && tail.iter().take_while(|b| charset(**b)).count() >= min
-        })
-    };
-    let upper_digit = |b: u8| b.is_ascii_uppercase() || b.is_ascii_digit();
-    let alnum = |b: u8| b.is_ascii_alphanumeric();
-    let slack = |b: u8| b.is_ascii_alphanumeric() || b == b'-';
-    if token(b"AKIA", 16, upper_digit) {
-        return Some("AWS access key id");
-    }
-    for prefix in [&b"ghp_"[..], b"gho_", b"ghs_", b"ghu_"] {
-        if token(prefix, 36, alnum) {
-            return Some("GitHub token");
-        }
-    }
-    for prefix in [&b"xoxb-"[..], b"xoxp-", b"xoxa-"] {
-        if token(prefix, 20, slack) {
-            return Some("Slack token");
-        }
-    }
-    None
+            let tail = &bytes[pos + t.prefix.needle().len()..];
+            before_ok && tail.iter().take_while(|b| (t.charset)(**b)).count() >= t.min
+        });
+        found.then_some(t.kind)
+    })
 }
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {

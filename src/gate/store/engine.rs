@@ -12,7 +12,8 @@ use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redb::{
-    Database, Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, Durability, ReadOnlyTable, ReadableDatabase, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
 };
 
 use super::StoreError;
@@ -103,6 +104,9 @@ impl Writer {
 pub struct Engine {
     db: Database,
     last_durable: Mutex<Instant>,
+    /// One read snapshot of every table, shared by the point reads between two commits:
+    /// opening a read transaction and its table per lookup cost more than the lookup.
+    snapshot: Mutex<Option<Vec<ReadOnlyTable<&'static [u8], &'static [u8]>>>>,
 }
 
 impl Engine {
@@ -115,6 +119,7 @@ impl Engine {
         let engine = Engine {
             db,
             last_durable: Mutex::new(Instant::now()),
+            snapshot: Mutex::new(None),
         };
         // Every table exists from the start, so reads never meet a missing table.
         let w = engine.begin(true)?;
@@ -151,10 +156,23 @@ impl Engine {
             .unwrap_or_else(PoisonError::into_inner) = Instant::now();
     }
 
-    /// Value of a key.
+    /// Value of a key, read from the snapshot of the last commit.
     pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let r = self.db.begin_read().map_err(engine_error)?;
-        let t = r.open_table(table.def()).map_err(engine_error)?;
+        let mut snapshot = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
+        if snapshot.is_none() {
+            let r = self.db.begin_read().map_err(engine_error)?;
+            let tables = Table::ALL
+                .iter()
+                .map(|t| r.open_table(t.def()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(engine_error)?;
+            *snapshot = Some(tables);
+        }
+        let t = Table::ALL
+            .iter()
+            .position(|x| *x == table)
+            .and_then(|i| snapshot.as_ref()?.get(i))
+            .ok_or_else(|| StoreError::Corrupt(format!("table {table:?} not opened")))?;
         Ok(t.get(key)
             .map_err(engine_error)?
             .map(|v| v.value().to_vec()))
@@ -213,6 +231,9 @@ impl Engine {
 
     /// Applies a writer's operations in one atomic transaction (durable when due).
     pub fn commit(&self, w: Writer) -> Result<(), StoreError> {
+        // Reads after this commit returns see it (or, if it fails, still the previous one); the
+        // snapshot is dropped before and after, as another thread may read meanwhile.
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = None;
         let durable = self.since_durable() >= DURABLE_EVERY;
         let txn = self.begin(durable)?;
         {
@@ -236,7 +257,9 @@ impl Engine {
             }
         }
         // Dropped uncommitted on any error above: the transaction aborts, nothing is written.
-        txn.commit().map_err(engine_error)?;
+        let committed = txn.commit().map_err(engine_error);
+        *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = None;
+        committed?;
         if durable {
             self.mark_durable();
         }
