@@ -101,12 +101,15 @@ impl Writer {
 }
 
 /// An open store file.
+/// A table as of one read snapshot.
+type SnapshotTable = ReadOnlyTable<&'static [u8], &'static [u8]>;
+
 pub struct Engine {
     db: Database,
     last_durable: Mutex<Instant>,
     /// One read snapshot of every table, shared by the point reads between two commits:
     /// opening a read transaction and its table per lookup cost more than the lookup.
-    snapshot: Mutex<Option<Vec<ReadOnlyTable<&'static [u8], &'static [u8]>>>>,
+    snapshot: Mutex<Option<Vec<SnapshotTable>>>,
 }
 
 impl Engine {
