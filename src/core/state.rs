@@ -67,6 +67,9 @@ pub struct OffenderState {
     pub cooling_until: Option<i64>,
 }
 
+/// Entries a cleared working set keeps room for (about one transaction's worth).
+const WORKING_SET_KEEP: usize = 16_384;
+
 /// State owned by one partition task.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PartitionState {
@@ -178,9 +181,14 @@ impl PartitionState {
     /// Forgets the artifacts and replay ids, keeping the small per-product and per-integration
     /// maps and the counters: a store-backed task calls this once its changes are stored.
     pub fn clear_working_set(&mut self) {
-        self.artifacts = HashMap::new();
-        self.seen = HashMap::new();
-        self.seen_order = VecDeque::new();
+        // Emptied, not dropped: the next transaction fills them again without regrowing, and a
+        // large one does not keep its memory beyond WORKING_SET_KEEP entries.
+        self.artifacts.clear();
+        self.artifacts.shrink_to(WORKING_SET_KEEP);
+        self.seen.clear();
+        self.seen.shrink_to(WORKING_SET_KEEP);
+        self.seen_order.clear();
+        self.seen_order.shrink_to(WORKING_SET_KEEP);
     }
 
     /// GCRA arrival times of every product homed here (for a store to persist).
