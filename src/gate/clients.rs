@@ -36,7 +36,74 @@ pub fn producer_config(brokers: &str, transactional_id: &str) -> ClientConfig {
         .set("batch.num.messages", "10000")
         .set("retry.backoff.ms", "20")
         .set("compression.type", "lz4");
+    apply_tuning(&mut c, PRODUCER_TUNING_ENV, &PRODUCER_TUNABLE);
     c
+}
+
+/// Environment variable with librdkafka producer properties (`key=value,key=value`) applied
+/// over the gate's defaults: what the client settings table in docs/scale-readiness.md varies.
+pub const PRODUCER_TUNING_ENV: &str = "BUCKET_KAFKA_PRODUCER_TUNING";
+
+/// Environment variable with librdkafka consumer fetch properties, as [`PRODUCER_TUNING_ENV`].
+pub const CONSUMER_TUNING_ENV: &str = "BUCKET_KAFKA_CONSUMER_TUNING";
+
+/// The consumer properties an operator may tune: fetch sizes and waits only.
+const CONSUMER_TUNABLE: [&str; 5] = [
+    "fetch.min.bytes",
+    "fetch.wait.max.ms",
+    "fetch.max.bytes",
+    "max.partition.fetch.bytes",
+    "queued.max.messages.kbytes",
+];
+
+/// Applies the tuning named by `env` (if set and valid) over `c`'s defaults.
+fn apply_tuning(c: &mut ClientConfig, env: &str, tunable: &[&str]) {
+    let Ok(spec) = std::env::var(env) else {
+        return;
+    };
+    match parse_tuning(&spec, tunable) {
+        Ok(settings) => {
+            for (k, v) in settings {
+                c.set(k, v);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "{env} ignored"),
+    }
+}
+
+/// The producer properties an operator may tune; the transactional guarantees are not among
+/// them.
+const PRODUCER_TUNABLE: [&str; 6] = [
+    "linger.ms",
+    "batch.size",
+    "batch.num.messages",
+    "compression.type",
+    "compression.level",
+    "queue.buffering.max.kbytes",
+];
+
+/// Parses `key=value,key=value` into properties among `tunable`, refusing anything else.
+pub fn parse_tuning<'a>(
+    spec: &'a str,
+    tunable: &[&str],
+) -> Result<Vec<(&'a str, &'a str)>, String> {
+    spec.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| format!("{pair:?} is not key=value"))?;
+            let (k, v) = (k.trim(), v.trim());
+            if !tunable.contains(&k) {
+                return Err(format!(
+                    "{k:?} is not tunable (only {})",
+                    tunable.join(", ")
+                ));
+            }
+            Ok((k, v))
+        })
+        .collect()
 }
 
 /// Group consumer settings: manual offsets inside transactions, read_committed input.
@@ -57,6 +124,7 @@ pub fn consumer_config(brokers: &str, group_id: &str, client_id: &str) -> Client
         .set("max.poll.interval.ms", "600000")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "20971520");
+    apply_tuning(&mut c, CONSUMER_TUNING_ENV, &CONSUMER_TUNABLE);
     c
 }
 
@@ -208,6 +276,32 @@ impl ProducerContext for AuditDeliveries {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn producer_tuning_takes_only_the_tunable_properties() {
+        assert_eq!(
+            parse_tuning(" linger.ms=20, compression.type=zstd ,", &PRODUCER_TUNABLE).unwrap(),
+            [("linger.ms", "20"), ("compression.type", "zstd")]
+        );
+        for refused in [
+            "enable.idempotence=false",
+            "transactional.id=x",
+            "linger.ms",
+        ] {
+            assert!(
+                parse_tuning(refused, &PRODUCER_TUNABLE).is_err(),
+                "{refused}"
+            );
+        }
+        assert!(parse_tuning("isolation.level=read_uncommitted", &CONSUMER_TUNABLE).is_err());
+        assert!(parse_tuning("linger.ms=1", &CONSUMER_TUNABLE).is_err());
+        assert_eq!(
+            parse_tuning("fetch.wait.max.ms=5", &CONSUMER_TUNABLE).unwrap(),
+            [("fetch.wait.max.ms", "5")]
+        );
+        assert_eq!(parse_tuning("", &PRODUCER_TUNABLE).unwrap(), []);
+    }
+
     use super::*;
 
     #[test]
