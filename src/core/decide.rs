@@ -141,6 +141,20 @@ pub struct Context<'a> {
     pub policy: &'a Policy,
     /// Server time, ms since the epoch.
     pub now_ms: i64,
+    /// Whether the record's signature was verified ahead of the decision.
+    pub signature_check: SignatureCheck,
+}
+
+/// Whether a record's signature was already verified by the caller (a batch verified ahead of
+/// deciding, off the loop thread) or is left to the authenticity rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SignatureCheck {
+    /// Not verified yet: the authenticity rule verifies it.
+    #[default]
+    Pending,
+    /// Verified with the key [`crate::core::rules::key_to_verify`] names for this
+    /// record's header under the decision's policy: the result.
+    Verified(bool),
 }
 
 /// The (bytes, live artifacts) change accepting `intent` would make.
@@ -161,6 +175,17 @@ pub fn decide(
     state: &PartitionState,
     policy: &Policy,
     now_ms: i64,
+) -> Decision {
+    decide_checked(envelope, state, policy, now_ms, SignatureCheck::Pending)
+}
+
+/// [`decide`], with the record's signature possibly verified ahead (same decision either way).
+pub fn decide_checked(
+    envelope: &Envelope<'_>,
+    state: &PartitionState,
+    policy: &Policy,
+    now_ms: i64,
+    signature_check: SignatureCheck,
 ) -> Decision {
     let base = Decision {
         outcome: Outcome::Rejected,
@@ -198,6 +223,7 @@ pub fn decide(
         state,
         policy,
         now_ms,
+        signature_check,
     };
     let findings = rules::evaluate(&ctx);
     let has = |r: ReasonCode| findings.iter().any(|f| f.reason == r);

@@ -13,7 +13,9 @@ pub mod rules;
 pub mod signature;
 pub mod state;
 
-pub use decide::{Decision, DecodeFailure, Envelope, Finding, Outcome, decide};
+pub use decide::{
+    Decision, DecodeFailure, Envelope, Finding, Outcome, SignatureCheck, decide, decide_checked,
+};
 pub use intent::{ArtifactIntent, Operation};
 pub use policy::Policy;
 pub use reason::ReasonCode;

@@ -14,13 +14,15 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-use super::decide::{Decision, Envelope, Outcome, decide};
+use super::decide::{Decision, Envelope, Outcome, SignatureCheck, decide_checked};
 use super::intent::{ArtifactIntent, Operation};
 use super::partitioner::home_partition;
 use super::policy::Policy;
 use super::policy::tests::shipped;
 use super::reason::ReasonCode;
+use super::rules::key_to_verify;
 use super::rules::test_support::{NOW, PARTITIONS, sign_as, sign_with_key_id};
+use super::signature::verify_all;
 use super::state::PartitionState;
 
 fn policy() -> &'static Policy {
@@ -221,6 +223,16 @@ fn decide_raw(
     header: Option<&str>,
     state: &PartitionState,
 ) -> Decision {
+    decide_raw_checked(intent, value, header, state, SignatureCheck::Pending)
+}
+
+fn decide_raw_checked(
+    intent: &ArtifactIntent,
+    value: &[u8],
+    header: Option<&str>,
+    state: &PartitionState,
+    check: SignatureCheck,
+) -> Decision {
     let key = intent.product_id.as_bytes();
     let env = Envelope {
         key: Some(key),
@@ -230,7 +242,7 @@ fn decide_raw(
         value,
         signature: header.map(str::as_bytes),
     };
-    decide(&env, state, policy(), NOW)
+    decide_checked(&env, state, policy(), NOW, check)
 }
 
 /// What the model says about a step: the reasons it expects to be among the findings (empty
@@ -316,6 +328,49 @@ proptest! {
             }
             ids.push(i.intent_id.clone());
             state.record(&a, 1000);
+        }
+    }
+
+    /// Signatures verified ahead, as one batch (`verify_all`, what the gate's loop does for a
+    /// poll batch), give every decision of a sequence exactly as verifying in the rule does.
+    #[test]
+    fn signatures_verified_ahead_in_a_batch_decide_the_same(steps in prop::collection::vec(step(), 1..24)) {
+        let mut state = PartitionState::default();
+        let mut models = BTreeMap::new();
+        let mut ids = Vec::new();
+        let mut records = Vec::new();
+        for (n, s) in steps.iter().enumerate() {
+            let (i, value, header) = materialise(s, n, &models, &ids);
+            // Materialise against the sequence as the rule decides it.
+            let d = decide_raw(&i, &value, header.as_deref(), &state);
+            if let Some(e) = &d.effect {
+                models.insert(
+                    (e.key.product_id.clone(), e.key.artifact_id.clone()),
+                    Model { version: e.record.version, owner: e.record.owner_id.clone(), class: e.record.artifact_class.clone(), deleted: e.record.deleted },
+                );
+            }
+            ids.push(i.intent_id.clone());
+            state.record(&d, 1000);
+            records.push((i, value, header, d));
+        }
+        let pending: Vec<(usize, (&crate::core::signature::VerifyKey, Vec<u8>))> = records
+            .iter()
+            .enumerate()
+            .filter_map(|(n, (_, _, h, _))| Some((n, key_to_verify(policy(), h.as_deref()?.as_bytes())?)))
+            .collect();
+        let items: Vec<_> = pending
+            .iter()
+            .map(|(n, (k, sig))| (*k, records[*n].1.as_slice(), sig.as_slice()))
+            .collect();
+        let mut checks = vec![SignatureCheck::Pending; records.len()];
+        for ((n, _), valid) in pending.iter().zip(verify_all(&items)) {
+            checks[*n] = SignatureCheck::Verified(valid);
+        }
+        let mut state = PartitionState::default();
+        for ((i, value, header, ruled), check) in records.iter().zip(checks) {
+            let ahead = decide_raw_checked(i, value, header.as_deref(), &state, check);
+            prop_assert_eq!(&ahead, ruled);
+            state.record(&ahead, 1000);
         }
     }
 

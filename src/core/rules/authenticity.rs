@@ -2,7 +2,8 @@
 //! `bucket-signature` header verifies over the exact value bytes with an active key of that
 //! integration; the intent id was not decided before (replay).
 
-use crate::core::decide::{Context, Finding};
+use crate::core::decide::{Context, Finding, SignatureCheck};
+use crate::core::policy::Policy;
 use crate::core::policy::Status;
 use crate::core::reason::ReasonCode;
 use crate::core::signature;
@@ -21,6 +22,29 @@ pub fn is_failure(reason: ReasonCode) -> bool {
             | ReasonCode::KeyRevoked
             | ReasonCode::SignatureInvalid
     )
+}
+
+/// The key a signature header names within its integration, if it exists with that algorithm.
+fn key_of<'p>(
+    rule: &'p crate::core::policy::IntegrationRule,
+    h: &signature::SignatureHeader,
+) -> Option<&'p crate::core::policy::KeyRule> {
+    rule.keys.get(&h.key_id).filter(|k| k.key.alg() == h.alg)
+}
+
+/// What the rule below would verify for a record with this `bucket-signature` header under
+/// `policy` (the key, by the header's own integration and key id, and the signature), so a
+/// caller can verify a batch ahead and pass [`SignatureCheck::Verified`]. None when the rule
+/// would refuse the header without verifying. The rule verifies only when the header's
+/// integration is the intent's, so the key is the same.
+pub fn key_to_verify<'p>(
+    policy: &'p Policy,
+    header: &[u8],
+) -> Option<(&'p signature::VerifyKey, Vec<u8>)> {
+    let h = signature::parse(header).ok()?;
+    let rule = policy.integrations.get(&h.integration_id)?;
+    let key = key_of(rule, &h)?;
+    Some((&key.key, h.signature))
 }
 
 pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
@@ -66,7 +90,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             )),
             Ok(h) => {
                 let Some(rule) = integration else { return };
-                match rule.keys.get(&h.key_id).filter(|k| k.key.alg() == h.alg) {
+                match key_of(rule, &h) {
                     None => out.push(Finding::new(
                         ReasonCode::UnknownKey,
                         format!(
@@ -80,7 +104,13 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
                         format!("key {:?} is revoked", h.key_id),
                     )),
                     Some(k) => {
-                        if !signature::verify(&k.key, ctx.envelope.value, &h.signature) {
+                        let valid = match ctx.signature_check {
+                            SignatureCheck::Verified(valid) => valid,
+                            SignatureCheck::Pending => {
+                                signature::verify(&k.key, ctx.envelope.value, &h.signature)
+                            }
+                        };
+                        if !valid {
                             out.push(Finding::new(
                                 ReasonCode::SignatureInvalid,
                                 format!("signature by key {:?} does not verify", h.key_id),

@@ -16,6 +16,7 @@ pub mod secrets;
 mod version;
 
 pub use authenticity::is_failure as is_authenticity_failure;
+pub use authenticity::key_to_verify;
 
 use super::decide::{Context, Finding};
 
