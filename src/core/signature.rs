@@ -128,8 +128,7 @@ pub fn verify(key: &VerifyKey, message: &[u8], sig: &[u8]) -> bool {
 /// a small-order component can pass a batch that single verification refuses: ADR 0014.)
 pub fn verify_all(items: &[(&VerifyKey, &[u8], &[u8])]) -> Vec<bool> {
     let mut valid = vec![false; items.len()];
-    let mut batch: Vec<(usize, ed25519_dalek::VerifyingKey, ed25519_dalek::Signature)> =
-        Vec::new();
+    let mut batch: Vec<(usize, ed25519_dalek::VerifyingKey, ed25519_dalek::Signature)> = Vec::new();
     for (i, (key, message, sig)) in items.iter().enumerate() {
         match key {
             VerifyKey::Ed25519(k) => match ed25519_dalek::Signature::from_slice(sig) {

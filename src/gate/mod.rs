@@ -16,6 +16,7 @@ pub mod store;
 pub mod task;
 pub mod txn;
 pub mod usage_share;
+pub mod verify;
 
 use std::path::PathBuf;
 use std::sync::Arc;

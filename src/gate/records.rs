@@ -42,6 +42,22 @@ pub struct Consumed {
     pub headers: Vec<(String, Vec<u8>)>,
 }
 
+impl Consumed {
+    /// The `bucket-signature` header (the last one, if repeated).
+    pub fn signature_header(&self) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .rev()
+            .find(|(k, _)| k == headers::SIGNATURE)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    /// The value bytes (empty for a null value).
+    pub fn value_bytes(&self) -> &[u8] {
+        self.value.as_deref().unwrap_or_default()
+    }
+}
+
 /// A record to produce inside the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutRecord {

@@ -32,7 +32,7 @@ use super::task::{AuditSource, Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
 use crate::clock::now_ms;
-use crate::core::{Envelope, decide};
+use crate::core::{Envelope, SignatureCheck, decide_checked};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 use crate::wire::audit::AuditReader;
 
@@ -137,6 +137,9 @@ struct Session<'a> {
     control: Option<crate::control::feed::ControlFeed>,
     last_control_poll: Instant,
     txn: Option<OpenTxn>,
+    /// Partitions sought back while deciding the current poll batch: the rest of the batch's
+    /// records of theirs are not decided (they come again).
+    sought: std::collections::HashSet<i32>,
 }
 
 impl Drop for Session<'_> {
@@ -145,6 +148,9 @@ impl Drop for Session<'_> {
         self.consumer.context().closing();
     }
 }
+
+/// Most records decided per poll batch (their Ed25519 signatures are verified together).
+const POLL_BATCH: usize = 256;
 
 /// Records per transaction when a partition's state is copied into the changelog.
 const COPY_CHUNK: usize = 20_000;
@@ -228,6 +234,7 @@ impl<'a> Session<'a> {
                 .ok(),
             last_control_poll: Instant::now(),
             txn: None,
+            sought: std::collections::HashSet::new(),
         })
     }
 
@@ -253,24 +260,62 @@ impl<'a> Session<'a> {
                 share: &self.share,
                 watch: self.watch,
             });
-            let polled = self
-                .consumer
-                .poll(Duration::from_millis(50))
-                .map(|r| r.map(|m| to_consumed(&m)));
+            let batch = self.poll_batch();
             let revoked = self.on_revocations()?;
-            match polled {
-                None => {}
-                Some(Err(e)) => warn!(error = %e, "consumer error"),
-                Some(Ok(consumed)) if revoked.contains(&consumed.partition) => {}
-                Some(Ok(consumed)) => self.handle(consumed, shutdown)?,
+            let policy = Arc::clone(self.watch.current());
+            let checks = super::verify::ahead(&batch, &policy);
+            self.sought.clear();
+            for (consumed, check) in batch.into_iter().zip(checks) {
+                // Records of a partition given up, or sought back (an abort, a pause), since
+                // they were polled come again from where the partition now stands.
+                if revoked.contains(&consumed.partition)
+                    || self.sought.contains(&consumed.partition)
+                {
+                    continue;
+                }
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                let check = if Arc::ptr_eq(&policy, self.watch.current()) {
+                    check
+                } else {
+                    SignatureCheck::Pending
+                };
+                self.handle(consumed, check, shutdown)?;
+                self.commit_if_due()?;
             }
-            if let Some(t) = &self.txn
-                && t.is_due(self.opts.max_batch, self.opts.commit_interval)
-            {
-                self.commit()?;
-            }
+            self.commit_if_due()?;
             self.idle_checkpoints()?;
         }
+    }
+
+    /// The records of one poll: waits up to 50 ms for the first, then takes what is already
+    /// fetched, up to [`POLL_BATCH`].
+    fn poll_batch(&mut self) -> Vec<Consumed> {
+        let mut batch = Vec::new();
+        let mut wait = Duration::from_millis(50);
+        while batch.len() < POLL_BATCH {
+            match self.consumer.poll(wait) {
+                None => break,
+                Some(Err(e)) => {
+                    warn!(error = %e, "consumer error");
+                    break;
+                }
+                Some(Ok(m)) => batch.push(to_consumed(&m)),
+            }
+            wait = Duration::ZERO;
+        }
+        batch
+    }
+
+    /// Commits the open transaction once it holds enough intents or is old enough.
+    fn commit_if_due(&mut self) -> Result<(), GateError> {
+        if let Some(t) = &self.txn
+            && t.is_due(self.opts.max_batch, self.opts.commit_interval)
+        {
+            self.commit()?;
+        }
+        Ok(())
     }
 
     /// Finishes the open transaction before revoked partitions are given up, and forgets their
@@ -303,7 +348,12 @@ impl<'a> Session<'a> {
 
     /// Decides one consumed intent and adds its outputs to the transaction. On shutdown while
     /// the registry is down, the record is left undecided and its partition rewound to it.
-    fn handle(&mut self, c: Consumed, shutdown: &CancellationToken) -> Result<(), GateError> {
+    fn handle(
+        &mut self,
+        c: Consumed,
+        check: SignatureCheck,
+        shutdown: &CancellationToken,
+    ) -> Result<(), GateError> {
         let started = Instant::now();
         self.ensure_task(c.partition)?;
         let already = self
@@ -360,24 +410,18 @@ impl<'a> Session<'a> {
         let Some(task) = self.tasks.get_mut(&c.partition) else {
             return Ok(());
         };
-        let signature = c
-            .headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k == crate::wire::headers::SIGNATURE)
-            .map(|(_, v)| v.as_slice());
         let envelope = Envelope {
             key: c.key.as_deref(),
             partition: c.partition,
             partition_count: self.partition_count,
             payload: decoded.as_ref(),
-            value: c.value.as_deref().unwrap_or_default(),
-            signature,
+            value: c.value_bytes(),
+            signature: c.signature_header(),
         };
         if let Ok(i) = decoded.as_ref() {
             task.prefetch(i)?;
         }
-        let decision = decide(&envelope, &task.state, &policy, now_ms());
+        let decision = decide_checked(&envelope, &task.state, &policy, now_ms(), check);
         let writer = Writer {
             topics: &self.opts.topics,
             ids: self.ids,
@@ -942,7 +986,8 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    fn seek_to(&self, partition: i32, offset: i64) -> Result<(), GateError> {
+    fn seek_to(&mut self, partition: i32, offset: i64) -> Result<(), GateError> {
+        self.sought.insert(partition);
         self.consumer.seek(
             &self.opts.topics.intents,
             partition,
