@@ -201,13 +201,17 @@ impl Writer<'_> {
                     topic: self.topics.accepted_for(&i.product_id),
                     partition: None,
                     key: Some(a.key().into_bytes()),
-                    value: Some(framing::frame(self.ids.accepted, &accepted::encode(&a)?)),
+                    value: Some({
+                        let mut value = framing::header(self.ids.accepted, 256 + value.len());
+                        accepted::encode_into(&a, &mut value);
+                        value
+                    }),
                     headers: vec![("bucket.intent.id".into(), i.intent_id.clone().into_bytes())],
                 });
             }
             _ => records.push(self.rejected(consumed, intent, decision)),
         }
-        let event = AuditEvent {
+        let mut event = AuditEvent {
             seq: chain.next_seq,
             prev_hash: chain.hash.clone(),
             hash: String::new(),
@@ -216,18 +220,18 @@ impl Writer<'_> {
             policy_version: decision.policy_version.clone(),
             decision: Some(record),
             governance: None,
-        }
-        .seal_as(self.audit_version)?;
+        };
+        let value = self.audit_value(&mut event)?;
         records.push(OutRecord {
             topic: self.topics.audit.clone(),
             partition: Some(consumed.partition),
             key: intent.map(|i| i.product_id.clone().into_bytes()),
-            value: Some(framing::frame(self.ids.audit, &event.body)),
+            value: Some(value),
             headers: Vec::new(),
         });
         Ok(Outputs {
             records,
-            audit: event.event,
+            audit: event,
         })
     }
 
@@ -242,7 +246,7 @@ impl Writer<'_> {
         policy_version: &str,
         now_ms: i64,
     ) -> Result<(OutRecord, AuditEvent), WireError> {
-        let event = AuditEvent {
+        let mut event = AuditEvent {
             seq: chain.next_seq,
             prev_hash: chain.hash.clone(),
             hash: String::new(),
@@ -254,16 +258,23 @@ impl Writer<'_> {
                 event_type: event_type.to_string(),
                 detail: detail.to_string(),
             }),
-        }
-        .seal_as(self.audit_version)?;
+        };
+        let value = self.audit_value(&mut event)?;
         let record = OutRecord {
             topic: self.topics.audit.clone(),
             partition: Some(partition),
             key: None,
-            value: Some(framing::frame(self.ids.audit, &event.body)),
+            value: Some(value),
             headers: Vec::new(),
         };
-        Ok((record, event.event))
+        Ok((record, event))
+    }
+
+    /// Seals `event` (fills its hash) and returns the framed audit value, encoded once.
+    fn audit_value(&self, event: &mut AuditEvent) -> Result<Vec<u8>, WireError> {
+        let mut value = framing::header(self.ids.audit, 1024);
+        event.seal_into(self.audit_version, &mut value)?;
+        Ok(value)
     }
 
     fn rejected(

@@ -7,10 +7,17 @@ pub const HEADER_LEN: usize = 5;
 
 /// Prepends the Confluent header for `schema_id` to an Avro body.
 pub fn frame(schema_id: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + body.len());
+    let mut out = header(schema_id, body.len());
+    out.extend_from_slice(body);
+    out
+}
+
+/// A buffer holding only the Confluent header for `schema_id`, with room for a body of about
+/// `body_len` bytes: encoders append the body to it, and the value is built without a copy.
+pub fn header(schema_id: u32, body_len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + body_len);
     out.push(0);
     out.extend_from_slice(&schema_id.to_be_bytes());
-    out.extend_from_slice(body);
     out
 }
 
