@@ -245,6 +245,21 @@ fn decide_raw_checked(
     decide_checked(&env, state, policy(), NOW, check)
 }
 
+/// Records an accepted decision's effect in the model of the artifacts.
+fn remember_effect(models: &mut BTreeMap<(String, String), Model>, d: &Decision) {
+    if let Some(e) = &d.effect {
+        models.insert(
+            (e.key.product_id.clone(), e.key.artifact_id.clone()),
+            Model {
+                version: e.record.version,
+                owner: e.record.owner_id.clone(),
+                class: e.record.artifact_class.clone(),
+                deleted: e.record.deleted,
+            },
+        );
+    }
+}
+
 /// What the model says about a step: the reasons it expects to be among the findings (empty
 /// means the gate must accept).
 fn model_verdict(
@@ -320,12 +335,7 @@ proptest! {
             let a = decide_raw(&i, &value, header.as_deref(), &state);
             let b = decide_raw(&i, &value, header.as_deref(), &state.clone());
             prop_assert_eq!(&a, &b);
-            if let Some(e) = &a.effect {
-                models.insert(
-                    (e.key.product_id.clone(), e.key.artifact_id.clone()),
-                    Model { version: e.record.version, owner: e.record.owner_id.clone(), class: e.record.artifact_class.clone(), deleted: e.record.deleted },
-                );
-            }
+            remember_effect(&mut models, &a);
             ids.push(i.intent_id.clone());
             state.record(&a, 1000);
         }
@@ -343,12 +353,7 @@ proptest! {
             let (i, value, header) = materialise(s, n, &models, &ids);
             // Materialise against the sequence as the rule decides it.
             let d = decide_raw(&i, &value, header.as_deref(), &state);
-            if let Some(e) = &d.effect {
-                models.insert(
-                    (e.key.product_id.clone(), e.key.artifact_id.clone()),
-                    Model { version: e.record.version, owner: e.record.owner_id.clone(), class: e.record.artifact_class.clone(), deleted: e.record.deleted },
-                );
-            }
+            remember_effect(&mut models, &d);
             ids.push(i.intent_id.clone());
             state.record(&d, 1000);
             records.push((i, value, header, d));

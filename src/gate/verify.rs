@@ -22,7 +22,9 @@ pub fn ahead(batch: &[Consumed], policy: &Policy) -> Vec<SignatureCheck> {
         .iter()
         .enumerate()
         .filter_map(|(n, c)| {
-            let (key, sig) = key_to_verify(policy, c.signature_header()?)?;
+            // Only headers naming Ed25519 are parsed here; the rule parses every header anyway.
+            let header = c.signature_header().filter(|h| names_ed25519(h))?;
+            let (key, sig) = key_to_verify(policy, header)?;
             matches!(key, VerifyKey::Ed25519(_)).then_some((n, key, sig))
         })
         .collect();
@@ -37,6 +39,12 @@ pub fn ahead(batch: &[Consumed], policy: &Policy) -> Vec<SignatureCheck> {
         checks[*n] = SignatureCheck::Verified(valid);
     }
     checks
+}
+
+/// True when a `v1:<integration>:<key>:<alg>:<sig>` header's algorithm field is `ed25519`
+/// (the only spelling `signature::parse` accepts for it): a check without allocating.
+fn names_ed25519(header: &[u8]) -> bool {
+    header.split(|b| *b == b':').nth(3) == Some(b"ed25519".as_slice())
 }
 
 /// [`verify_all`] with the second half on a scoped worker thread when the batch is large
@@ -111,6 +119,14 @@ mod tests {
             want.push(SignatureCheck::Pending);
             assert_eq!(ahead(&batch, &policy), want, "batch of {size}");
         }
+    }
+
+    #[test]
+    fn only_headers_naming_ed25519_are_parsed_ahead() {
+        assert!(names_ed25519(b"v1:i:k:ed25519:AAAA"));
+        assert!(!names_ed25519(b"v1:i:k:hmac-sha256:AAAA"));
+        assert!(!names_ed25519(b"v1:i:ed25519"));
+        assert!(!names_ed25519(b"v1:ed25519:k:ed2551:AAAA"));
     }
 
     #[test]
