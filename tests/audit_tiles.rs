@@ -281,6 +281,46 @@ async fn tiles_survive_kill9_equal_a_rebuild_and_prove_decisions() {
         String::from_utf8_lossy(&o.stdout).trim(),
         bundle_json.trim()
     );
+    // The C2SP tlog-proof form: the same content, smaller, and check-proof reads it.
+    let o = bucket(
+        &[
+            "audit",
+            "prove",
+            "--dir",
+            &live_s,
+            "--intent-id",
+            &intent,
+            "--format",
+            "tlog-proof",
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let tlog_proof = String::from_utf8_lossy(&o.stdout).to_string();
+    assert!(
+        tlog_proof.starts_with("c2sp.org/tlog-proof@v1\nextra "),
+        "{tlog_proof}"
+    );
+    assert!(tlog_proof.len() < bundle_json.len());
+    let parsed = bhiv_bucket::tlog::ProofBundle::parse(&tlog_proof).unwrap();
+    assert_eq!(
+        (
+            parsed.index,
+            &parsed.record,
+            &parsed.inclusion_proof,
+            &parsed.checkpoint
+        ),
+        (
+            bundle.index,
+            &bundle.record,
+            &bundle.inclusion_proof,
+            &bundle.checkpoint
+        )
+    );
+    let tlog_proof_file = live.join("../proof.tlog-proof");
+    std::fs::write(&tlog_proof_file, &tlog_proof).unwrap();
+    let (ok, out) = check_proof(&tlog_proof_file);
+    assert!(ok, "{out}");
     let o = bucket(
         &[
             "audit",
@@ -347,6 +387,16 @@ async fn tiles_survive_kill9_equal_a_rebuild_and_prove_decisions() {
     std::fs::write(&api_file, &body).unwrap();
     let (ok, out) = check_proof(&api_file);
     assert!(ok, "{out}");
+    let (s, body) = http_get(&format!("{by_intent}?format=tlog-proof"), Some(TOKEN_A)).await;
+    assert_eq!((s, body.as_str()), (200, tlog_proof.as_str()));
+    let (s, _) = http_get(&format!("{by_intent}?format=yaml"), Some(TOKEN_A)).await;
+    assert_eq!(s, 400);
+    assert_eq!(
+        http_get(&format!("{by_intent}?format=tlog-proof"), Some(TOKEN_B))
+            .await
+            .0,
+        404
+    );
     // No cross-product leaks: another product's token on this path, this token on another
     // product's path, this product's path with another product's decision: all 404.
     assert_eq!(http_get(&by_intent, Some(TOKEN_B)).await.0, 404);

@@ -52,6 +52,23 @@ fn check_proof_accepts_a_good_bundle_and_refuses_tampering() {
         "{out}"
     );
 
+    // The same bundle as a C2SP tlog-proof (`prove --format tlog-proof`) passes the same way.
+    let text_form = dir.path().join("good.tlog-proof");
+    std::fs::write(&text_form, bundle.to_tlog_proof()).unwrap();
+    let (ok, out) = check(&text_form, &signer.verifier_key());
+    assert!(
+        ok && out.contains("OK: record 123 (8 bytes) is in demo/bucket.audit/1"),
+        "{out}"
+    );
+    let tampered = dir.path().join("bad.tlog-proof");
+    std::fs::write(
+        &tampered,
+        bundle.to_tlog_proof().replace("index 123\n", "index 122\n"),
+    )
+    .unwrap();
+    let (ok, out) = check(&tampered, &signer.verifier_key());
+    assert!(!ok && out.contains("proof failed"), "{out}");
+
     let mut t = bundle.clone();
     t.index = 124;
     let bad = dir.path().join("bad.json");

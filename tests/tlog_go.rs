@@ -159,6 +159,14 @@ fn go_verifies_our_log_and_refuses_tampered_ones() {
         out.status.success() && text.contains("bundle proves record 500"),
         "{text}"
     );
+    // The same bundle as a C2SP tlog-proof, parsed by the Go side from the specification.
+    let tlog_proof_path = tmp.path().join("bundle.tlog-proof");
+    std::fs::write(&tlog_proof_path, bundle.to_tlog_proof()).unwrap();
+    let (ok, out) = go.verify(&honest, &new, None, Some(&tlog_proof_path));
+    assert!(
+        ok && out.contains("bundle proves record 500"),
+        "Go refused our tlog-proof:\n{out}"
+    );
 
     let must_fail = |what: &str, dir: &Path, new: &Path, bundle: Option<&Path>, expect: &str| {
         let (ok, out) = go.verify(dir, new, Some(&old), bundle);
@@ -190,6 +198,15 @@ fn go_verifies_our_log_and_refuses_tampered_ones() {
     std::fs::write(&forged_path, forged.to_json()).unwrap();
     must_fail(
         "modified record (bundle)",
+        &honest,
+        &new,
+        Some(&forged_path),
+        "record 500 is not in the tree",
+    );
+    let forged_path = tmp.path().join("forged.tlog-proof");
+    std::fs::write(&forged_path, forged.to_tlog_proof()).unwrap();
+    must_fail(
+        "modified record (tlog-proof)",
         &honest,
         &new,
         Some(&forged_path),

@@ -12,7 +12,7 @@
 
 use std::path::PathBuf;
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
@@ -122,11 +122,38 @@ pub async fn tile(
     Ok(r)
 }
 
+/// The proof routes' query: `?format=tlog-proof` asks for the C2SP text instead of JSON.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct ProofQuery {
+    /// `json` (the default) or `tlog-proof`.
+    format: Option<String>,
+}
+
+impl ProofQuery {
+    /// Whether the C2SP `tlog-proof` text was asked for; an unknown format is a 400.
+    fn tlog_proof(&self) -> Result<bool, ApiError> {
+        match self.format.as_deref() {
+            None | Some("json") => Ok(false),
+            Some("tlog-proof") => Ok(true),
+            Some(other) => Err(ApiError::BadRequest(format!(
+                "format {other:?}: use json or tlog-proof"
+            ))),
+        }
+    }
+}
+
 /// The bundle of the decision `key` of `product`, or a 404 that does not say whether it exists
 /// for another product.
-async fn bundle(state: &ApiState, product: String, key: Key) -> Result<Response, ApiError> {
+async fn bundle(
+    state: &ApiState,
+    product: String,
+    key: Key,
+    query: ProofQuery,
+) -> Result<Response, ApiError> {
     let dir = tlog_dir(state)?;
-    let json = blocking(move || match prove_key(&dir, &key, Some(&product)) {
+    let tlog_proof = query.tlog_proof()?;
+    let text = blocking(move || match prove_key(&dir, &key, Some(&product)) {
+        Ok((b, _, _)) if tlog_proof => Ok(b.to_tlog_proof()),
         Ok((b, _, _)) => Ok(b.to_json()),
         Err(ProveError::NotFound(_)) => Err(ApiError::NotFound("no such decision".into())),
         Err(e @ ProveError::NotYetCheckpointed { .. }) => Err(ApiError::NotYet(e.to_string())),
@@ -136,12 +163,12 @@ async fn bundle(state: &ApiState, product: String, key: Key) -> Result<Response,
         }
     })
     .await?;
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        json,
-    )
-        .into_response())
+    let content_type = if tlog_proof {
+        "text/plain; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, content_type)], text).into_response())
 }
 
 /// `GET /v1/products/{product}/decisions/{intent_id}/proof`: the proof bundle of the decision
@@ -150,9 +177,10 @@ pub async fn intent_proof(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path((product, intent_id)): Path<(String, String)>,
+    Query(query): Query<ProofQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &product, Some(&intent_id))?;
-    bundle(&state, product, Key::Intent(intent_id)).await
+    bundle(&state, product, Key::Intent(intent_id), query).await
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/versions/{version}/proof`: the proof
@@ -161,6 +189,7 @@ pub async fn version_proof(
     State(state): State<ApiState>,
     headers: HeaderMap,
     Path((product, artifact, version)): Path<(String, String, i64)>,
+    Query(query): Query<ProofQuery>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &product, Some(&artifact))?;
     let key = Key::Version {
@@ -168,5 +197,5 @@ pub async fn version_proof(
         artifact,
         version,
     };
-    bundle(&state, product, key).await
+    bundle(&state, product, key, query).await
 }

@@ -66,6 +66,10 @@ pub(crate) enum AuditCmd {
         /// Write the bundle to this file (else stdout).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// `json` (bhiv-bucket-proof/v1) or `tlog-proof` (the C2SP text, record in `extra`;
+        /// the smaller). check-proof reads both.
+        #[arg(long, value_enum, default_value_t = ProofFormat::Json)]
+        format: ProofFormat,
     },
     /// Follow the published checkpoints and alert (exit 1, error line, metric, TLOG_INCONSISTENT
     /// on bucket.control with --announce) on one not consistent with the last accepted.
@@ -119,7 +123,7 @@ pub(crate) enum AuditCmd {
     /// Check a proof bundle offline, with no Kafka: the checkpoint is signed by the gate's key
     /// and the record is in the tree it names (docs/audit.md, "Proofs"); exits 1 if not.
     CheckProof {
-        /// The proof bundle (JSON).
+        /// The proof bundle (JSON, or a C2SP tlog-proof as `prove --format tlog-proof` writes).
         bundle: PathBuf,
         /// The gate's note verifier key, `name+keyid+base64(0x01||pubkey)`; several, comma
         /// separated or repeated, while keys rotate.
@@ -262,7 +266,11 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
             artifact,
             version,
             out,
-        } => prove(&dir, intent_id, product, artifact, version, out.as_deref()),
+            format,
+        } => {
+            let key = decision_key(intent_id, product, artifact, version)?;
+            prove(&dir, &key, out.as_deref(), format)
+        }
         AuditCmd::Witness {
             kafka,
             topics,
@@ -430,7 +438,7 @@ fn check_proof(bundle: &std::path::Path, keys: &[String], json: bool) -> Result<
         .context("--key")?;
     let text =
         std::fs::read_to_string(bundle).with_context(|| format!("reading {}", bundle.display()))?;
-    let verified = ProofBundle::from_json(&text).and_then(|b| verify_bundle(&b, &keys));
+    let verified = ProofBundle::parse(&text).and_then(|b| verify_bundle(&b, &keys));
     match verified {
         Ok(v) if json => {
             use base64::Engine;
@@ -510,28 +518,44 @@ fn serve_metrics(
     Ok(())
 }
 
-/// `bucket audit prove`: looks the decision up in the tiles service's index and prints its
-/// bundle (stdout or --out), with where it is and what it cost on stderr.
-fn prove(
-    dir: &std::path::Path,
+/// The two encodings `bucket audit prove` writes (docs/audit.md, "A proof bundle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProofFormat {
+    /// `bhiv-bucket-proof/v1` JSON.
+    Json,
+    /// C2SP `tlog-proof@v1` text with the record in its `extra` line.
+    TlogProof,
+}
+
+/// The index key `prove` was given: an intent id, or product + artifact + accepted version.
+fn decision_key(
     intent_id: Option<String>,
     product: Option<String>,
     artifact: Option<String>,
     version: Option<i64>,
-    out: Option<&std::path::Path>,
-) -> Result<ExitCode> {
+) -> Result<bhiv_bucket::audit::tlog_index::Key> {
     use bhiv_bucket::audit::tlog_index::Key;
-    let key = match (intent_id, product, artifact, version) {
-        (Some(id), None, None, None) => Key::Intent(id),
-        (None, Some(product), Some(artifact), Some(version)) => Key::Version {
+    match (intent_id, product, artifact, version) {
+        (Some(id), None, None, None) => Ok(Key::Intent(id)),
+        (None, Some(product), Some(artifact), Some(version)) => Ok(Key::Version {
             product,
             artifact,
             version,
-        },
+        }),
         _ => anyhow::bail!("give --intent-id, or --product, --artifact and --version"),
-    };
+    }
+}
+
+/// `bucket audit prove`: looks the decision up in the tiles service's index and prints its
+/// bundle (stdout or --out), with where it is and what it cost on stderr.
+fn prove(
+    dir: &std::path::Path,
+    key: &bhiv_bucket::audit::tlog_index::Key,
+    out: Option<&std::path::Path>,
+    format: ProofFormat,
+) -> Result<ExitCode> {
     let start = std::time::Instant::now();
-    let (bundle, hit, others) = match bhiv_bucket::audit::prove::prove_key(dir, &key, None) {
+    let (bundle, hit, others) = match bhiv_bucket::audit::prove::prove_key(dir, key, None) {
         Ok(x) => x,
         Err(e) => {
             eprintln!("FAIL: {e}");
@@ -539,10 +563,14 @@ fn prove(
         }
     };
     let took = start.elapsed();
-    let json = bundle.to_json();
+    let text = match format {
+        ProofFormat::Json => bundle.to_json(),
+        ProofFormat::TlogProof => bundle.to_tlog_proof(),
+    };
     match out {
-        Some(f) => std::fs::write(f, &json).with_context(|| format!("writing {}", f.display()))?,
-        None => println!("{json}"),
+        Some(f) => std::fs::write(f, &text).with_context(|| format!("writing {}", f.display()))?,
+        None if text.ends_with('\n') => print!("{text}"),
+        None => println!("{text}"),
     }
     eprintln!(
         "proof: partition {} seq {} against tree size {}: {} bytes, {} proof hashes, {:.1} ms",
@@ -552,7 +580,7 @@ fn prove(
             &bundle.checkpoint
         )?)?
         .size,
-        json.len(),
+        text.len(),
         bundle.inclusion_proof.len(),
         took.as_secs_f64() * 1000.0
     );

@@ -138,12 +138,44 @@ type bundle struct {
 	Checkpoint     string   `json:"checkpoint"`
 }
 
+// parseTlogProof reads a C2SP tlog-proof@v1 (c2sp.org/tlog-proof) written from its
+// specification: the first line, an `extra` line (bucket's record), `index N`, one base64
+// hash per line, an empty line, the checkpoint verbatim.
+func parseTlogProof(text string) (bundle, error) {
+	var b bundle
+	proof, cp, ok := strings.Cut(text, "\n\n")
+	if !ok {
+		return b, errors.New("no empty line before the checkpoint")
+	}
+	lines := strings.Split(proof, "\n")
+	if lines[0] != "c2sp.org/tlog-proof@v1" {
+		return b, fmt.Errorf("first line %q", lines[0])
+	}
+	lines = lines[1:]
+	if len(lines) > 0 && strings.HasPrefix(lines[0], "extra ") {
+		b.Record = strings.TrimPrefix(lines[0], "extra ")
+		lines = lines[1:]
+	} else {
+		return b, errors.New("no extra line: the record is missing")
+	}
+	if len(lines) == 0 || !strings.HasPrefix(lines[0], "index ") {
+		return b, errors.New("no index line")
+	}
+	idx := strings.TrimPrefix(lines[0], "index ")
+	n, err := strconv.ParseInt(idx, 10, 64)
+	if err != nil || n < 0 || strconv.FormatInt(n, 10) != idx {
+		return b, fmt.Errorf("index %q", idx)
+	}
+	b.Format, b.Index, b.InclusionProof, b.Checkpoint = "c2sp.org/tlog-proof@v1", n, lines[1:], cp
+	return b, nil
+}
+
 func run() error {
 	vkey := flag.String("vkey", "", "verifier key: name+keyid+base64(0x01||pubkey)")
 	dir := flag.String("dir", "", "C2SP tiles directory of the newer checkpoint's log")
 	newPath := flag.String("new", "", "newer signed checkpoint")
 	oldPath := flag.String("old", "", "older signed checkpoint (consistency is checked)")
-	bundlePath := flag.String("bundle", "", "proof bundle JSON")
+	bundlePath := flag.String("bundle", "", "proof bundle: JSON, or a C2SP tlog-proof")
 	flag.Parse()
 
 	v, err := note.NewVerifier(*vkey)
@@ -239,7 +271,11 @@ func checkBundle(path string, verifiers note.Verifiers, cur checkpoint, r tlog.H
 		return err
 	}
 	var b bundle
-	if err := json.Unmarshal(raw, &b); err != nil {
+	if strings.HasPrefix(string(raw), "c2sp.org/tlog-proof@") {
+		if b, err = parseTlogProof(string(raw)); err != nil {
+			return fmt.Errorf("tlog-proof: %w", err)
+		}
+	} else if err := json.Unmarshal(raw, &b); err != nil {
 		return fmt.Errorf("bundle: %w", err)
 	}
 	bc, err := openCheckpoint([]byte(b.Checkpoint), verifiers)
