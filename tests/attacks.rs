@@ -440,6 +440,20 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
             Some("T1"),
         ),
         case(
+            "ids of 2 MiB (the audit link must stay a bounded C2SP entry)",
+            signed(
+                &p,
+                &with(base("gurukul", "a20b"), |i| {
+                    let huge = "i".repeat(2 << 20);
+                    i.intent_id = huge.clone();
+                    i.artifact_id = huge.clone();
+                    i.requester_id = huge;
+                }),
+            ),
+            "INVALID_FIELD",
+            None,
+        ),
+        case(
             "metadata too deep",
             signed(
                 &p,
@@ -642,6 +656,8 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
     check_invariants(&produced, &topics);
     let mut seen = 0;
     for r in read_committed(&topics.audit) {
+        let len = r.value.as_ref().map_or(0, Vec::len);
+        assert!(len <= 65_535, "an audit link of {len} bytes cannot be a C2SP entry");
         let e = common::decode_audit(r.value.as_deref()).unwrap();
         let Some(d) = e.decision else { continue };
         let Some((name, expect)) = expected.get(&(d.source_partition, d.source_offset)) else {

@@ -231,7 +231,14 @@ pub fn decide_checked(
     let authentic = !findings
         .iter()
         .any(|f| rules::is_authenticity_failure(f.reason));
-    let replay_key = authentic.then(|| (intent.product_id.clone(), intent.intent_id.clone()));
+    // Remembered as recorded in the audit link (a cut id when absurdly long): restore reads it
+    // back from there, and the replay set holds bounded ids.
+    let replay_key = authentic.then(|| {
+        (
+            intent.product_id.clone(),
+            super::recorded(&intent.intent_id).into_owned(),
+        )
+    });
     // Every intent of a known product counts against its rate, unless it was itself refused
     // for being over the rate.
     let rate_tat = policy

@@ -1,5 +1,39 @@
 //! The artifact intent as the decision core sees it: plain data, decoded by `wire`.
 
+use std::borrow::Cow;
+
+use sha2::{Digest, Sha256};
+
+/// Longest intent text (an id, a decision's detail) the gate records in an audit link or keeps
+/// in its replay set as it is. A producer may send megabytes of id: cut, a decision link stays
+/// far inside a C2SP entry (65,535 bytes) and the audit topic's message limit, and the replay
+/// set holds no more than this per id. Valid ids are at most 256 bytes and are never cut.
+pub const MAX_RECORDED_TEXT: usize = 1024;
+
+/// How much of a cut text is kept before its length and digest.
+const CUT_PREFIX: usize = 256;
+
+/// `text` as the gate records and remembers it: unchanged up to [`MAX_RECORDED_TEXT`] bytes;
+/// longer, its first 256 bytes (at a char boundary) then `…[<n> bytes, sha256:<16 hex>]`, so
+/// two different long texts stay different. The intent's own bytes go to the rejected topic
+/// whole, and the link's `value_sha256` binds the record to them.
+pub fn recorded(text: &str) -> Cow<'_, str> {
+    if text.len() <= MAX_RECORDED_TEXT {
+        return Cow::Borrowed(text);
+    }
+    let mut end = CUT_PREFIX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let digest = Sha256::digest(text.as_bytes());
+    Cow::Owned(format!(
+        "{}…[{} bytes, sha256:{}]",
+        &text[..end],
+        text.len(),
+        hex::encode(&digest[..8])
+    ))
+}
+
 /// What a producer asks the gate to do with an artifact.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Operation {
@@ -69,5 +103,37 @@ impl ArtifactIntent {
     /// Size of the content in bytes (0 when absent).
     pub fn content_len(&self) -> u64 {
         self.content.as_ref().map_or(0, |c| c.len() as u64)
+    }
+}
+
+#[cfg(test)]
+mod recorded_tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_recorded_as_is_and_long_text_is_cut_distinctly() {
+        let id = "a".repeat(MAX_RECORDED_TEXT);
+        assert!(matches!(recorded(&id), Cow::Borrowed(s) if s == id));
+        let long = format!("{id}b");
+        let cut = recorded(&long);
+        assert!(cut.starts_with(&"a".repeat(CUT_PREFIX)), "{cut}");
+        assert!(
+            cut.ends_with(&format!(
+                "…[{} bytes, sha256:{}]",
+                long.len(),
+                &hex::encode(Sha256::digest(long.as_bytes()))[..16]
+            )),
+            "{cut}"
+        );
+        assert!(cut.len() < 340);
+        assert_ne!(
+            recorded(&format!("{id}c")),
+            cut,
+            "same prefix and length, other text"
+        );
+        // A cut inside a multi-byte character backs off to its start.
+        let wide = format!("x{}", "é".repeat(2000));
+        let cut = recorded(&wide);
+        assert!(cut.starts_with(&format!("x{}…", "é".repeat(127))), "{cut}");
     }
 }

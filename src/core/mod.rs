@@ -16,7 +16,7 @@ pub mod state;
 pub use decide::{
     Decision, DecodeFailure, Envelope, Finding, Outcome, SignatureCheck, decide, decide_checked,
 };
-pub use intent::{ArtifactIntent, Operation};
+pub use intent::{ArtifactIntent, MAX_RECORDED_TEXT, Operation, recorded};
 pub use policy::Policy;
 pub use reason::ReasonCode;
 pub use state::{ArtifactKey, ArtifactRecord, Effect, PartitionState};

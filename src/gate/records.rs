@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 
 use super::TopicNames;
 use super::task::ChainHead;
-use crate::core::{ArtifactIntent, Decision, Outcome};
+use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedArtifact};
 use crate::wire::audit::{self, AuditEvent, DecisionRecord, OffenderFacts, StateFacts};
@@ -22,6 +22,50 @@ pub fn facts_of(decision: &Decision) -> StateFacts {
             rejections_ms: o.rejections.iter().copied().collect(),
             cooling_until_ms: o.cooling_until,
         }),
+    }
+}
+
+/// Largest governance detail (JSON text) a link carries whole. Details come from operators (a
+/// policy diff, a `bucket.control` event of up to 1 MiB): a larger one is recorded as its small
+/// members plus the size and digest of the whole ([`bounded_detail`]), so every link fits a
+/// C2SP entry bundle (65,535 bytes) and the audit topic.
+pub const MAX_GOVERNANCE_DETAIL: usize = 32 * 1024;
+
+/// The detail as a link records it: whole up to [`MAX_GOVERNANCE_DETAIL`] bytes; else its
+/// top-level members of at most 1 KiB each, and `detail_cut` with the whole text's size, its
+/// SHA-256 and the names of the members left out.
+pub fn bounded_detail(detail: &serde_json::Value) -> String {
+    let text = detail.to_string();
+    if text.len() <= MAX_GOVERNANCE_DETAIL {
+        return text;
+    }
+    let mut kept = serde_json::Map::new();
+    let mut left_out = Vec::new();
+    if let serde_json::Value::Object(members) = detail {
+        for (name, value) in members {
+            if name.len() <= 256 && value.to_string().len() <= 1024 {
+                kept.insert(name.clone(), value.clone());
+            } else {
+                left_out.push(crate::core::recorded(name).into_owned());
+            }
+        }
+    }
+    kept.insert(
+        "detail_cut".into(),
+        serde_json::json!({
+            "bytes": text.len(),
+            "sha256": hex::encode(Sha256::digest(text.as_bytes())),
+            "left_out": left_out,
+        }),
+    );
+    let bounded = serde_json::Value::Object(kept).to_string();
+    if bounded.len() <= MAX_GOVERNANCE_DETAIL {
+        bounded
+    } else {
+        // Thousands of small members: only the digest stays.
+        serde_json::json!({"detail_cut": {"bytes": text.len(),
+            "sha256": hex::encode(Sha256::digest(text.as_bytes()))}})
+        .to_string()
     }
 }
 
@@ -144,7 +188,7 @@ impl Writer<'_> {
                 .map(|r| r.as_str().to_string())
                 .collect(),
             threats: decision.threats().iter().map(|t| t.to_string()).collect(),
-            detail: decision.detail().to_string(),
+            detail: recorded(decision.detail()).into_owned(),
             version: decision.version,
             size_delta: decision.size_delta,
             authenticated: decision.replay_key.is_some(),
@@ -152,14 +196,15 @@ impl Writer<'_> {
             ..DecisionRecord::default()
         };
         if let Some(i) = intent {
-            record.intent_id = Some(i.intent_id.clone());
-            record.product_id = Some(i.product_id.clone());
-            record.integration_id = Some(i.integration_id.clone());
-            record.requester_id = Some(i.requester_id.clone());
-            record.artifact_id = Some(i.artifact_id.clone());
+            let text = |s: &str| Some(recorded(s).into_owned());
+            record.intent_id = text(&i.intent_id);
+            record.product_id = text(&i.product_id);
+            record.integration_id = text(&i.integration_id);
+            record.requester_id = text(&i.requester_id);
+            record.artifact_id = text(&i.artifact_id);
             record.operation = Some(i.operation.as_str().to_string());
-            record.owner_id = Some(i.owner_id.clone());
-            record.artifact_class = Some(i.artifact_class.clone());
+            record.owner_id = text(&i.owner_id);
+            record.artifact_class = text(&i.artifact_class);
         }
         let mut records = Vec::with_capacity(2);
         match (decision.outcome, intent, &decision.effect) {
@@ -256,7 +301,7 @@ impl Writer<'_> {
             decision: None,
             governance: Some(audit::GovernanceRecord {
                 event_type: event_type.to_string(),
-                detail: detail.to_string(),
+                detail: bounded_detail(detail),
             }),
         };
         let value = self.audit_value(&mut event)?;
@@ -353,5 +398,98 @@ impl Writer<'_> {
             value: consumed.value.clone(),
             headers: h,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::rules::test_support::{create, decide_on};
+    use crate::core::state::PartitionState;
+    use crate::tlog::tiles::MAX_ENTRY;
+
+    fn writer() -> Writer<'static> {
+        static TOPICS: std::sync::LazyLock<TopicNames> =
+            std::sync::LazyLock::new(TopicNames::default);
+        Writer {
+            topics: &TOPICS,
+            ids: OutputSchemaIds {
+                accepted: 1,
+                audit: 2,
+            },
+            gate_id: "g1",
+            audit_version: 2,
+        }
+    }
+
+    /// A producer controls every id of an intent and may send megabytes of each: the link
+    /// stays a C2SP entry (and far under the audit topic's 1 MiB), the rejected copy whole.
+    #[test]
+    fn megabyte_ids_make_a_bounded_link_and_a_whole_rejected_copy() {
+        let mut i = create();
+        let huge = "x".repeat(2 << 20);
+        (i.intent_id, i.artifact_id, i.owner_id) = (huge.clone(), huge.clone(), huge.clone());
+        (i.requester_id, i.integration_id, i.artifact_class) =
+            (huge.clone(), huge.clone(), huge.clone());
+        let d = decide_on(&i, &PartitionState::default());
+        assert!(d.reasons().contains(&crate::core::ReasonCode::InvalidField));
+        let value = vec![7u8; 12 << 20];
+        let consumed = Consumed {
+            partition: 1,
+            offset: 9,
+            key: None,
+            value: Some(value.clone()),
+            timestamp: None,
+            headers: Vec::new(),
+        };
+        let out = writer()
+            .outputs(&consumed, Some(&i), &d, &ChainHead::default())
+            .unwrap();
+        let link = out.records.last().unwrap().value.as_ref().unwrap();
+        assert!(link.len() < 8 * 1024, "{} bytes", link.len());
+        assert!(link.len() <= MAX_ENTRY);
+        let rec = out.audit.decision.as_ref().unwrap();
+        assert_eq!(
+            rec.artifact_id.as_deref(),
+            Some(&*crate::core::recorded(&huge))
+        );
+        assert!(
+            rec.intent_id
+                .as_ref()
+                .unwrap()
+                .contains("2097152 bytes, sha256:")
+        );
+        assert_eq!(
+            out.records[0].value.as_deref(),
+            Some(&value[..]),
+            "original bytes"
+        );
+    }
+
+    #[test]
+    fn a_governance_detail_over_the_limit_keeps_its_small_members_and_digest() {
+        let small = serde_json::json!({"from": "v1", "to": "v2", "diff": ["+a"]});
+        assert_eq!(bounded_detail(&small), small.to_string());
+        let diff: Vec<String> = (0..20_000).map(|n| format!("+line {n}")).collect();
+        let big = serde_json::json!({"from": "v1", "to": "v2", "diff": diff});
+        let text = big.to_string();
+        let cut: serde_json::Value = serde_json::from_str(&bounded_detail(&big)).unwrap();
+        assert_eq!((&cut["from"], &cut["to"]), (&big["from"], &big["to"]));
+        assert_eq!(cut["detail_cut"]["bytes"], text.len());
+        assert_eq!(
+            cut["detail_cut"]["sha256"],
+            hex::encode(Sha256::digest(text.as_bytes()))
+        );
+        assert_eq!(cut["detail_cut"]["left_out"], serde_json::json!(["diff"]));
+        let many: serde_json::Map<String, serde_json::Value> = (0..20_000)
+            .map(|n| (format!("k{n}"), serde_json::json!(n)))
+            .collect();
+        let cut = bounded_detail(&serde_json::Value::Object(many));
+        assert!(cut.len() < 200 && cut.contains("detail_cut"), "{cut}");
+        let (_, link) = writer()
+            .governance(0, &ChainHead::default(), "POLICY_LOADED", &big, "v2", 1)
+            .map(|(r, e)| (e, r.value.unwrap()))
+            .unwrap();
+        assert!(link.len() <= MAX_GOVERNANCE_DETAIL + 1024);
     }
 }

@@ -121,7 +121,10 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             }
         },
     }
-    if ctx.state.seen(&(i.product_id.clone(), i.intent_id.clone())) {
+    if ctx.state.seen(&(
+        i.product_id.clone(),
+        crate::core::recorded(&i.intent_id).into_owned(),
+    )) {
         out.push(Finding::new(
             ReasonCode::ReplayedIntent,
             format!("intent {} was already decided", i.intent_id),
@@ -233,5 +236,28 @@ mod tests {
         forged.integration_id = "nobody".into();
         let d = decide_on(&forged, &s);
         assert!(d.replay_key.is_none());
+    }
+
+    #[test]
+    fn an_absurdly_long_intent_id_is_remembered_cut_and_still_replays() {
+        let mut s = PartitionState::default();
+        let mut i = create();
+        i.intent_id = "z".repeat(5000);
+        let d = decide_on(&i, &s);
+        let (_, remembered) = d.replay_key.clone().unwrap();
+        assert_eq!(remembered, crate::core::recorded(&i.intent_id));
+        assert!(remembered.len() < 400);
+        s.record(&d, 1000);
+        assert!(
+            decide_on(&i, &s)
+                .reasons()
+                .contains(&ReasonCode::ReplayedIntent)
+        );
+        i.intent_id.push('z');
+        assert!(
+            !decide_on(&i, &s)
+                .reasons()
+                .contains(&ReasonCode::ReplayedIntent)
+        );
     }
 }
