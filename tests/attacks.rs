@@ -657,7 +657,10 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
     let mut seen = 0;
     for r in read_committed(&topics.audit) {
         let len = r.value.as_ref().map_or(0, Vec::len);
-        assert!(len <= 65_535, "an audit link of {len} bytes cannot be a C2SP entry");
+        assert!(
+            len <= 65_535,
+            "an audit link of {len} bytes cannot be a C2SP entry"
+        );
         let e = common::decode_audit(r.value.as_deref()).unwrap();
         let Some(d) = e.decision else { continue };
         let Some((name, expect)) = expected.get(&(d.source_partition, d.source_offset)) else {

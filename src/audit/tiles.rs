@@ -129,6 +129,31 @@ pub enum TilesError {
     /// The saved state does not fit the directory.
     #[error("state of partition {0}: {1}")]
     State(i32, String),
+    /// Another tiles service keeps this directory.
+    #[error(
+        "{0} is locked by another `bucket audit tiles` (one writer per directory; stop it, or \
+         give this one its own --dir)"
+    )]
+    Locked(String),
+}
+
+/// Takes the directory's exclusive lock (`<dir>/lock`), held while the returned file lives: two
+/// services writing one state and index would corrupt both. The OS drops it when the process
+/// dies, `kill -9` included.
+pub fn lock_dir(dir: &Path) -> Result<fs::File, TilesError> {
+    fs::create_dir_all(dir).map_err(io(format!("creating {}", dir.display())))?;
+    let path = dir.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io(format!("opening {}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(TilesError::Locked(path.display().to_string())),
+        Err(fs::TryLockError::Error(e)) => Err(io(format!("locking {}", path.display()))(e)),
+    }
 }
 
 /// A `partition` label.
@@ -268,6 +293,15 @@ impl Log {
                 .decode(b64)
                 .map_err(|e| TilesError::State(partition, format!("{path}: {e}")))?;
             partials.push((TileId::parse_path(path)?, bytes));
+        }
+        let _ = fs::remove_file(state_path.with_extension("json.tmp"));
+        let stale = store.remove_stale_temporaries()?;
+        if stale > 0 {
+            tracing::info!(
+                partition,
+                stale,
+                "removed temporaries of interrupted writes"
+            );
         }
         let frontier = Frontier::from_parts(saved.size, saved.edge.clone())?;
         let builder = TileBuilder::from_partials(frontier, &partials)?;
@@ -496,6 +530,7 @@ pub fn run(
     metrics: &TilesMetrics,
     stop: &dyn Fn() -> bool,
 ) -> Result<BTreeMap<i32, PartitionSummary>, TilesError> {
+    let _lock = lock_dir(&o.dir)?;
     let consumer = consumer(&o.brokers)?;
     let md = crate::kafka::errors::through_elections(|| {
         consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10))
@@ -608,6 +643,16 @@ mod tests {
 
     fn signer() -> NoteSigner {
         NoteSigner::new(&key_name("t"), &SignKey::ed25519_from_seed(&[4; 32])).unwrap()
+    }
+
+    #[test]
+    fn one_tiles_service_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let held = lock_dir(dir.path()).unwrap();
+        let e = lock_dir(dir.path()).unwrap_err();
+        assert!(matches!(e, TilesError::Locked(_)), "{e}");
+        drop(held);
+        lock_dir(dir.path()).unwrap();
     }
 
     fn options(dir: &Path) -> TilesOptions {

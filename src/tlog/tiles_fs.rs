@@ -90,6 +90,38 @@ impl FsTileStore {
         &self.root
     }
 
+    /// Removes the temporary files of writes a crash interrupted (`.<name>.tmp-<pid>-<n>`)
+    /// anywhere under the log; returns how many. Only for the one process that writes here, at
+    /// its start (the tiles service holds the directory's lock): another writer's files in
+    /// flight would go too.
+    pub fn remove_stale_temporaries(&self) -> Result<usize, TlogError> {
+        fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<()> {
+            let entries = match fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for e in entries {
+                let e = e?;
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if e.file_type()?.is_dir() {
+                    walk(&e.path(), removed)?;
+                } else if name.starts_with('.') && name.contains(".tmp-") {
+                    fs::remove_file(e.path())?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        walk(&self.root, &mut removed).map_err(io(format!(
+            "removing temporaries under {}",
+            self.root.display()
+        )))?;
+        Ok(removed)
+    }
+
     fn path_of(&self, id: &TileId) -> PathBuf {
         self.root.join(id.path())
     }
@@ -278,6 +310,39 @@ mod tests {
     use super::*;
     use crate::tlog::hash::leaf_hash;
     use crate::tlog::proof::{MemoryHashes, prove_consistency, prove_inclusion, tree_hash};
+
+    #[test]
+    fn stale_temporaries_are_removed_and_tiles_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = build(dir.path(), 700, &[600]);
+        let before = listing(dir.path());
+        for t in [
+            "tile/0/.001.tmp-41-7",
+            "tile/entries/.002.p.tmp-9-0",
+            ".checkpoint.tmp-1-1",
+        ] {
+            fs::write(dir.path().join(t), b"half").unwrap();
+        }
+        assert_eq!(store.remove_stale_temporaries().unwrap(), 3);
+        assert_eq!(listing(dir.path()), before);
+        assert_eq!(store.remove_stale_temporaries().unwrap(), 0);
+        let missing = FsTileStore::new(dir.path().join("never-written"));
+        assert_eq!(missing.remove_stale_temporaries().unwrap(), 0);
+    }
+
+    fn listing(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in fs::read_dir(dir).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_dir() {
+                out.extend(listing(&e.path()));
+            } else {
+                out.push(e.path().display().to_string());
+            }
+        }
+        out.sort();
+        out
+    }
 
     fn build(dir: &Path, n: u32, store_partials_at: &[u64]) -> (FsTileStore, MemoryHashes) {
         let store = FsTileStore::new(dir);
