@@ -493,6 +493,46 @@ impl Log {
     }
 }
 
+/// One partition's tiles, index and state kept from links handed over in offset order, without
+/// Kafka: the service's own per-record step. `bucket-bench tlog` builds a 10 M-link partition
+/// with it to time proofs; the caller holds the directory's lock ([`lock_dir`]).
+pub struct PartitionTiles(Log);
+
+impl PartitionTiles {
+    /// Opens (or resumes) `partition` under `dir`.
+    pub fn open(dir: &Path, partition: i32) -> Result<PartitionTiles, TilesError> {
+        Log::open(dir, partition).map(PartitionTiles)
+    }
+
+    /// Appends the link read at `offset` (`value`: its stored bytes), publishing the checkpoint
+    /// a `CHECKPOINT` link carries, exactly as the service does.
+    pub fn apply(
+        &mut self,
+        o: &TilesOptions,
+        m: &TilesMetrics,
+        offset: i64,
+        value: &[u8],
+        link: StoredLink,
+    ) -> Result<(), TilesError> {
+        self.0.apply(o, m, offset, Some(value), Ok(link))
+    }
+
+    /// Leaves in the tree so far.
+    pub fn size(&self) -> u64 {
+        self.0.builder.size()
+    }
+
+    /// The tree's root so far (what the gate's next note must sign).
+    pub fn root(&self) -> crate::tlog::Hash {
+        self.0.builder.root()
+    }
+
+    /// Flushes the index and saves the resume point.
+    pub fn save(&mut self) -> Result<(), TilesError> {
+        self.0.save()
+    }
+}
+
 /// Writes `bytes` to `path` by a synced temporary file and a rename.
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TilesError> {
     let dir = path

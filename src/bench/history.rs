@@ -150,6 +150,40 @@ impl HistoryWriter {
         Ok((product.into_bytes(), sealed.body))
     }
 
+    /// A governance link continuing the chain (e.g. a `CHECKPOINT` carrying a note), sealed
+    /// under the latest version: its seq and body.
+    pub fn governance_link(
+        &mut self,
+        event_type: &str,
+        detail: &serde_json::Value,
+    ) -> Result<(i64, Vec<u8>), BenchError> {
+        self.now_ms += 1;
+        let seq = self.seq;
+        let sealed = AuditEvent {
+            seq,
+            prev_hash: self.hash.clone(),
+            hash: String::new(),
+            recorded_at: self.now_ms,
+            gate_id: "bench-history".into(),
+            policy_version: "bench".into(),
+            decision: None,
+            governance: Some(crate::wire::audit::GovernanceRecord {
+                event_type: event_type.into(),
+                detail: detail.to_string(),
+            }),
+        }
+        .seal_as(crate::wire::audit::LATEST_VERSION)
+        .map_err(|e| BenchError::Options(format!("sealing a history link: {e}")))?;
+        self.seq += 1;
+        self.hash = sealed.event.hash;
+        Ok((seq, sealed.body))
+    }
+
+    /// The seq the next link gets.
+    pub fn next_seq(&self) -> i64 {
+        self.seq
+    }
+
     /// Appends `n` decisions to partition 0 of `topic`, framed with `schema_id`.
     pub fn append(
         &mut self,

@@ -6,7 +6,9 @@
 //! - [`kafka`]: throwaway topics, pre-fill and open-loop producers, progress from offsets;
 //! - [`passthrough`]: the baseline copier;
 //! - [`measure`]: throughput and latency runs, process CPU time;
-//! - [`report`]: medians, ratio, table, JSON, SVG charts.
+//! - [`report`]: medians, ratio, table, JSON, SVG charts;
+//! - [`state`], [`history`]: restore time and memory against history length;
+//! - [`tlog`]: proofs at 10 M links, and the tiles service's lag behind links at full speed.
 
 pub mod history;
 pub mod kafka;
@@ -15,6 +17,7 @@ pub mod passthrough;
 pub mod report;
 pub mod sign;
 pub mod state;
+pub mod tlog;
 pub mod workload;
 
 use std::collections::HashMap;

@@ -199,7 +199,7 @@ pub fn run(opts: &StateBenchOptions, rt: &Handle) -> Result<StateReport, BenchEr
             &opts.brokers,
             &opts.profile,
             &topic,
-            &changelog,
+            Some(&changelog),
         ))?;
         created.push(topic.clone());
         created.push(changelog.clone());
@@ -264,20 +264,23 @@ fn bar(n: u64, what: &str) -> ProgressBar {
     b
 }
 
-async fn create_bench_topics(
+/// Creates a one-partition audit topic named `audit` (and a state changelog named `changelog`)
+/// with the declared settings of `profile`.
+pub(super) async fn create_bench_topics(
     brokers: &str,
     profile: &str,
     audit: &str,
-    changelog: &str,
+    changelog: Option<&str>,
 ) -> Result<(), BenchError> {
     let mut specs =
         crate::ops::topics::parse(crate::ops::topics::DEFAULT_DECLARATION, Some(profile))?;
-    specs.retain(|s| s.name == "bucket.audit" || s.name == "bucket.state-changelog");
+    specs.retain(|s| {
+        s.name == "bucket.audit" || (changelog.is_some() && s.name == "bucket.state-changelog")
+    });
     for s in &mut specs {
-        s.name = if s.name == "bucket.audit" {
-            audit.to_string()
-        } else {
-            changelog.to_string()
+        s.name = match (s.name.as_str(), changelog) {
+            ("bucket.audit", _) | (_, None) => audit.to_string(),
+            (_, Some(changelog)) => changelog.to_string(),
         };
         s.partitions = 1;
     }

@@ -246,7 +246,112 @@ fn state_main(sub: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `bucket-bench tlog`: proofs in a partition of 10 M links (issue 17, docs/audit.md).
+#[derive(Parser)]
+#[command(name = "bucket-bench tlog")]
+struct TlogCli {
+    /// The tiles directory built, and reused by later runs (about 7 GB at 10 M links).
+    #[arg(long, default_value = "target/bench/tlog10m")]
+    dir: PathBuf,
+    /// Links in the partition.
+    #[arg(long, default_value_t = 10_000_000)]
+    links: u64,
+    /// A signed CHECKPOINT link after this many links (the gate's default).
+    #[arg(long, default_value_t = 1000)]
+    checkpoint_every: u64,
+    /// Decisions proven.
+    #[arg(long, default_value_t = 200)]
+    samples: u64,
+    /// Deployment name in the notes.
+    #[arg(long, default_value = "bucket.example.org")]
+    deployment: String,
+    /// Build the directory again even when one is there.
+    #[arg(long)]
+    rebuild: bool,
+    /// JSON output.
+    #[arg(long, default_value = "target/bench/tlog.json")]
+    out: PathBuf,
+}
+
+/// `bucket-bench tiles-lag`: the tiles service following links produced at full speed.
+#[derive(Parser)]
+#[command(name = "bucket-bench tiles-lag")]
+struct TilesLagCli {
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    #[command(flatten)]
+    registry: RegistryArgs,
+    /// Links produced.
+    #[arg(long, default_value_t = 1_000_000)]
+    links: u64,
+    /// The tiles directory (emptied first).
+    #[arg(long, default_value = "target/bench/tiles-lag")]
+    dir: PathBuf,
+    /// Topic profile of topics/topics.toml for the throwaway audit topic.
+    #[arg(long, default_value = "local")]
+    topics_profile: String,
+    /// JSON output.
+    #[arg(long, default_value = "target/bench/tiles-lag.json")]
+    out: PathBuf,
+}
+
+/// Runs `bucket-bench tlog` or `tiles-lag`; prints the figures and writes them as JSON.
+fn tlog_main(sub: &str) -> Result<ExitCode> {
+    use bhiv_bucket::bench::tlog;
+    let args = std::env::args_os().skip(1);
+    let (json, out) = if sub == "tlog" {
+        let cli = TlogCli::parse_from(args);
+        init_tracing_to_file(&cli.out.with_file_name("tlog-bench.log"));
+        let bar = indicatif::ProgressBar::new(cli.links);
+        let opts = tlog::ProofBenchOptions {
+            dir: cli.dir,
+            links: cli.links,
+            checkpoint_every: cli.checkpoint_every,
+            samples: cli.samples,
+            deployment: cli.deployment,
+            rebuild: cli.rebuild,
+        };
+        let report = tlog::proofs(&opts, &bar)?;
+        bar.finish_and_clear();
+        (serde_json::to_string_pretty(&report)?, cli.out)
+    } else {
+        let cli = TilesLagCli::parse_from(args);
+        init_tracing_to_file(&cli.out.with_file_name("tiles-lag.log"));
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let opts = tlog::LagBenchOptions {
+            brokers: cli.kafka.brokers,
+            registry_url: cli.registry.registry_url,
+            profile: cli.topics_profile,
+            links: cli.links,
+            dir: cli.dir,
+        };
+        let report = tlog::tiles_lag(&opts, rt.handle())?;
+        (serde_json::to_string_pretty(&report)?, cli.out)
+    };
+    println!("{json}");
+    if let Some(dir) = out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&out, json)?;
+    eprintln!("wrote {}", out.display());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn main() -> ExitCode {
+    if let Some(sub) = std::env::args()
+        .nth(1)
+        .filter(|a| a == "tlog" || a == "tiles-lag")
+    {
+        return match tlog_main(&sub) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some(sub) = std::env::args()
         .nth(1)
         .filter(|a| a == "state" || a == "state-restore")
