@@ -193,8 +193,30 @@ impl HistoryWriter {
         n: u64,
         progress: &indicatif::ProgressBar,
     ) -> Result<History, BenchError> {
+        self.append_paced(brokers, topic, schema_id, n, None, progress)
+    }
+
+    /// [`Self::append`] at no more than `per_second` links a second (`None`: as fast as the
+    /// client goes), e.g. the pace of a gate at full speed.
+    pub fn append_paced(
+        &mut self,
+        brokers: &str,
+        topic: &str,
+        schema_id: u32,
+        n: u64,
+        per_second: Option<f64>,
+        progress: &indicatif::ProgressBar,
+    ) -> Result<History, BenchError> {
         let p: ThreadedProducer<Deliveries> = producer(brokers, false)?;
-        for _ in 0..n {
+        let start = std::time::Instant::now();
+        for i in 0..n {
+            if let Some(rate) = per_second.filter(|r| *r > 0.0) {
+                let due = start + std::time::Duration::from_secs_f64(i as f64 / rate);
+                let now = std::time::Instant::now();
+                if due > now + std::time::Duration::from_millis(1) {
+                    std::thread::sleep(due - now);
+                }
+            }
             let (key, body) = self.link()?;
             let record = BenchRecord {
                 key,

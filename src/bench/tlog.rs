@@ -46,6 +46,8 @@ pub struct ProofBenchOptions {
     pub deployment: String,
     /// Build the directory again even when one is there.
     pub rebuild: bool,
+    /// Empty the page cache before each proof (Linux, root): every proof reads from disk.
+    pub drop_caches: bool,
 }
 
 /// Percentiles of a set of figures.
@@ -114,6 +116,11 @@ pub fn proofs(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<ProofReport, B
     let mut by_version = Vec::new();
     let (mut text, mut json, mut record, mut hashes) = (vec![], vec![], vec![], vec![]);
     for key in keys.iter().map(SampleKey::key) {
+        if o.drop_caches {
+            // `sync` first, so that dirty pages can be dropped too.
+            std::process::Command::new("sync").status()?;
+            std::fs::write("/proc/sys/vm/drop_caches", "3\n")?;
+        }
         let start = Instant::now();
         let (bundle, _, _) = prove_key(&o.dir, &key, None)
             .map_err(|e| BenchError::Incomplete(format!("proof of {key:?}: {e}")))?;
@@ -267,6 +274,11 @@ pub struct LagBenchOptions {
     pub links: u64,
     /// The tiles directory (emptied first).
     pub dir: PathBuf,
+    /// Links a second the producer keeps to (`None`: as fast as it can).
+    pub per_second: Option<f64>,
+    /// Produce everything first, then time the service reading it (its own pace, no producer
+    /// beside it).
+    pub catch_up: bool,
 }
 
 /// The figures of [`tiles_lag`].
@@ -306,24 +318,30 @@ pub fn tiles_lag(o: &LagBenchOptions, rt: &Handle) -> Result<LagReport, BenchErr
     };
     let metrics = TilesMetrics::default();
     let stop = Arc::new(AtomicBool::new(false));
+    let ready = std::sync::Barrier::new(2);
     let result = std::thread::scope(|s| {
         let tiles = s.spawn(|| {
+            ready.wait();
             let reader = AuditReader::with_ids([(ids.audit, LATEST_VERSION)]);
             crate::audit::tiles::run(&options, reader, &mut || None, &metrics, &|| {
                 stop.load(Ordering::Relaxed)
             })
         });
-        // The service reads the (empty) topic's end before the first link comes.
-        std::thread::sleep(Duration::from_secs(2));
+        if !o.catch_up {
+            ready.wait();
+            // The service reads the (empty) topic's end before the first link comes.
+            std::thread::sleep(Duration::from_secs(2));
+        }
         let start = Instant::now();
         let topic = topic.as_str();
         let producer = s.spawn(move || {
             let mut w = HistoryWriter::new(100, 0x1a9);
-            let r = w.append(
+            let r = w.append_paced(
                 &o.brokers,
                 topic,
                 ids.audit,
                 o.links,
+                o.per_second,
                 &ProgressBar::hidden(),
             );
             (r, start.elapsed())
@@ -334,6 +352,15 @@ pub fn tiles_lag(o: &LagBenchOptions, rt: &Handle) -> Result<LagReport, BenchErr
         let label = crate::audit::tiles::PartitionLabel { partition: 0 };
         let mut lags = Vec::new();
         let mut produced_in = None;
+        let mut start = start;
+        if o.catch_up {
+            while !producer.is_finished() {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            produced_in = Some(start.elapsed());
+            start = Instant::now();
+            ready.wait();
+        }
         let drained = loop {
             std::thread::sleep(Duration::from_millis(50));
             let high = watch
@@ -371,7 +398,11 @@ pub fn tiles_lag(o: &LagBenchOptions, rt: &Handle) -> Result<LagReport, BenchErr
             links: o.links,
             produced_per_s: o.links as f64 / producing.as_secs_f64(),
             lag_links: Spread::of(lags),
-            drain_ms: drained.saturating_sub(produced_in).as_secs_f64() * 1000.0,
+            drain_ms: if o.catch_up {
+                drained.as_secs_f64() * 1000.0
+            } else {
+                drained.saturating_sub(produced_in).as_secs_f64() * 1000.0
+            },
             tiles_per_s: o.links as f64 / drained.as_secs_f64(),
         })
     });

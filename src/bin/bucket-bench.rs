@@ -268,6 +268,9 @@ struct TlogCli {
     /// Build the directory again even when one is there.
     #[arg(long)]
     rebuild: bool,
+    /// Empty the page cache before each proof, so each reads from disk (Linux, root only).
+    #[arg(long)]
+    drop_caches: bool,
     /// JSON output.
     #[arg(long, default_value = "target/bench/tlog.json")]
     out: PathBuf,
@@ -287,6 +290,13 @@ struct TilesLagCli {
     /// The tiles directory (emptied first).
     #[arg(long, default_value = "target/bench/tiles-lag")]
     dir: PathBuf,
+    /// Links a second to produce at (e.g. the gate's full speed in `bucket-bench`); unset, as
+    /// fast as the client goes.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Produce every link first, then time the service reading them alone.
+    #[arg(long)]
+    catch_up: bool,
     /// Topic profile of topics/topics.toml for the throwaway audit topic.
     #[arg(long, default_value = "local")]
     topics_profile: String,
@@ -310,6 +320,7 @@ fn tlog_main(sub: &str) -> Result<ExitCode> {
             samples: cli.samples,
             deployment: cli.deployment,
             rebuild: cli.rebuild,
+            drop_caches: cli.drop_caches,
         };
         let report = tlog::proofs(&opts, &bar)?;
         bar.finish_and_clear();
@@ -326,6 +337,8 @@ fn tlog_main(sub: &str) -> Result<ExitCode> {
             profile: cli.topics_profile,
             links: cli.links,
             dir: cli.dir,
+            per_second: cli.rate,
+            catch_up: cli.catch_up,
         };
         let report = tlog::tiles_lag(&opts, rt.handle())?;
         (serde_json::to_string_pretty(&report)?, cli.out)
