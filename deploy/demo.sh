@@ -93,6 +93,17 @@ curl -s -H "Authorization: Bearer demo-ai-assistant-token" http://127.0.0.1:8088
 curl -s -H "Authorization: Bearer demo-ai-assistant-token" \
   http://127.0.0.1:8088/v1/products/ai_assistant/artifacts/faq-1/versions/1/proof >"$RUN/proof-api.json"
 "$BIN" audit check-proof "$RUN/proof-api.json" --key "$VKEY"
+# The standard C2SP tlog-proof form of the same proof (the record in its `extra` line).
+curl -s -H "Authorization: Bearer demo-ai-assistant-token" \
+  "http://127.0.0.1:8088/v1/products/ai_assistant/artifacts/faq-1/versions/1/proof?format=tlog-proof" \
+  >"$RUN/proof.tlog-proof"
+"$BIN" audit check-proof "$RUN/proof.tlog-proof" --key "$VKEY"
+# And with an implementation we did not write: Go's sumdb note and tlog packages.
+if command -v go >/dev/null; then
+  (cd tests/tlog-go && go run . -vkey "$VKEY" -bundle "$RUN/proof.tlog-proof" \
+    && go run . -vkey "$VKEY" -dir "$RUN/tlog/0" -new "$RUN/tlog/0/checkpoint") \
+    || echo "the Go verifier did not pass (see above)"
+fi
 
 step "stored artifact versions (PostgreSQL, table artifact_versions)"
 sleep 1
