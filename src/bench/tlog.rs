@@ -213,7 +213,7 @@ fn build_partition(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<Vec<Sampl
     while tiles.size() < o.links {
         let seq = history.next_seq();
         let last = seq as u64 + 1 == o.links;
-        let body = if (seq as u64 + 1) % every == 0 || last {
+        let body = if (seq as u64 + 1).is_multiple_of(every) || last {
             let head = TreeHead::new(origin(&o.deployment, 0), tiles.size(), tiles.root());
             let text = head
                 .to_text()
