@@ -116,6 +116,8 @@ pub struct BenchOptions {
     pub max_input_bytes: u64,
     /// Share of invalid intents.
     pub invalid: f64,
+    /// The bench policy's offenders `window_ms` (see [`workload::DEFAULT_OFFENDER_WINDOW_MS`]).
+    pub offender_window_ms: u64,
     /// Signature algorithm.
     pub sig: SigAlg,
     /// Repetitions of each throughput pair (order alternates).
@@ -159,6 +161,7 @@ impl BenchOptions {
             count: 100_000,
             max_input_bytes: 512 << 20,
             invalid: 0.1,
+            offender_window_ms: workload::DEFAULT_OFFENDER_WINDOW_MS,
             sig: SigAlg::None,
             reps: 3,
             commit_interval: Duration::from_millis(100),
@@ -215,7 +218,11 @@ impl BenchOptions {
 /// Blocking; `rt` serves the registry and admin calls and the in-process gate.
 pub fn run(opts: &BenchOptions, rt: Handle) -> Result<Report, BenchError> {
     opts.validate()?;
-    let policy_text = workload::policy_text(opts.products, opts.sig != SigAlg::None);
+    let policy_text = workload::policy_text_with(
+        opts.products,
+        opts.sig != SigAlg::None,
+        opts.offender_window_ms,
+    );
     let policy = Arc::new(Policy::parse_with(&policy_text, &workload::BenchSecrets)?);
     let registry = Registry::new(&opts.registry_url)?;
     let schema_id = rt.block_on(registry.register(&APPROVED.intent))?;

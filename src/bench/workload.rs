@@ -32,6 +32,16 @@ pub fn integration_id(i: usize) -> String {
 /// with an integration holding the bench Ed25519 key and the bench HMAC key (resolved by
 /// [`BenchSecrets`]); signatures are required only when the run signs.
 pub fn policy_text(products: usize, signed: bool) -> String {
+    policy_text_with(products, signed, DEFAULT_OFFENDER_WINDOW_MS)
+}
+
+/// The offenders window of the bench policy unless `--offender-window-ms` says otherwise. The
+/// threshold is out of reach, so no integration ever cools off; every counted rejection is
+/// kept for the window, and version 2 audit facts record the whole window on each one.
+pub const DEFAULT_OFFENDER_WINDOW_MS: u64 = 1000;
+
+/// [`policy_text`] with the offenders' `window_ms`.
+pub fn policy_text_with(products: usize, signed: bool, offender_window_ms: u64) -> String {
     use base64::Engine;
     let public = ed25519_dalek::SigningKey::from_bytes(&super::sign::BENCH_ED25519_SEED)
         .verifying_key()
@@ -44,7 +54,7 @@ pub fn policy_text(products: usize, signed: bool) -> String {
          [quotas]\nglobal_max_bytes = 1099511627776\nglobal_max_artifacts = 100000000\n\
          product_max_bytes = 1099511627776\nproduct_max_artifacts = 100000000\n\
          warning_ratio = 0.9\nrate_per_sec = 1000000\nburst = 1000000\n\n\
-         [offenders]\nthreshold = 100000000\nwindow_ms = 1000\ncool_off_ms = 1\n\n\
+         [offenders]\nthreshold = 100000000\nwindow_ms = {offender_window_ms}\ncool_off_ms = 1\n\n\
          [classes.model_checkpoint]\noperations = [\"CREATE\"]\n\n\
          [classes.audit_entry]\noperations = [\"CREATE\"]\n\n\
          [classes.document]\noperations = [\"CREATE\", \"UPDATE\", \"DELETE\"]\n\n"

@@ -72,6 +72,11 @@ struct BenchArgs {
     /// Products (keys) in the workload, 1..=100.
     #[arg(long)]
     products: Option<usize>,
+    /// Window (ms) of the bench policy's repeat-offender rule (default 1000). Its threshold is
+    /// out of reach, so every counted rejection stays for the window and each audit link of
+    /// one records them all: a smaller window is closer to a production policy's few entries.
+    #[arg(long)]
+    offender_window_ms: Option<u64>,
     /// Share of invalid intents (rejected by a rule), 0..=1.
     #[arg(long)]
     invalid: Option<f64>,
@@ -452,6 +457,7 @@ fn bench_options(a: BenchArgs) -> Result<BenchOptions> {
     o.payloads = a.payloads.unwrap_or(o.payloads);
     o.products = a.products.unwrap_or(o.products);
     o.invalid = a.invalid.unwrap_or(o.invalid);
+    o.offender_window_ms = a.offender_window_ms.unwrap_or(o.offender_window_ms);
     o.partitions = a.partitions.unwrap_or(o.partitions);
     o.reps = a.reps.unwrap_or(o.reps);
     if let Some(ms) = a.commit_interval_ms {

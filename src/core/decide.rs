@@ -341,6 +341,14 @@ pub fn offender_change(
     events: &mut Vec<DecisionEvent>,
 ) -> Option<(String, OffenderState)> {
     let o = &policy.offenders;
+    // Most decisions change nothing here: decide that before cloning the rejection window,
+    // which holds up to `threshold` timestamps.
+    let cooling_until = state.offender(integration).and_then(|s| s.cooling_until);
+    let cooling_ended = cooling_until.is_some_and(|until| until <= now_ms);
+    let still_cooling = cooling_until.is_some() && !cooling_ended;
+    if !cooling_ended && !(counted_rejection && !still_cooling) {
+        return None;
+    }
     let before = state.offender(integration).cloned().unwrap_or_default();
     let mut after = before.clone();
     if after.cooling_until.is_some_and(|until| until <= now_ms) {

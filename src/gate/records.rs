@@ -180,7 +180,7 @@ impl Writer<'_> {
         let mut record = DecisionRecord {
             source_partition: consumed.partition,
             source_offset: consumed.offset,
-            value_sha256: hex::encode(Sha256::digest(value)),
+            value_sha256: crate::wire::digest::sha256_hex(value),
             accepted: decision.outcome == Outcome::Accepted,
             reasons: decision
                 .reasons()
@@ -212,7 +212,7 @@ impl Writer<'_> {
                 let content_sha256 = i
                     .content
                     .as_ref()
-                    .map(|c| hex::encode(Sha256::digest(c)))
+                    .map(|c| crate::wire::digest::sha256_hex(c))
                     .unwrap_or_default();
                 record.owner_id = Some(effect.record.owner_id.clone());
                 record.artifact_class = Some(effect.record.artifact_class.clone());

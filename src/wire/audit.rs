@@ -297,7 +297,7 @@ fn hash_hex(prev_hash: &str, parts: &[&[u8]]) -> String {
     for p in parts {
         h.update(p);
     }
-    hex::encode(h.finalize())
+    super::digest::hex_lower(&h.finalize())
 }
 
 /// The chain hash of a stored link body (any version): SHA-256 of `prev_hash` and the body with

@@ -6,6 +6,7 @@ pub mod audit;
 mod avro_read;
 mod avro_write;
 pub mod control;
+pub mod digest;
 mod fields;
 pub mod framing;
 pub mod headers;
