@@ -346,7 +346,8 @@ pub fn offender_change(
     let cooling_until = state.offender(integration).and_then(|s| s.cooling_until);
     let cooling_ended = cooling_until.is_some_and(|until| until <= now_ms);
     let still_cooling = cooling_until.is_some() && !cooling_ended;
-    if !cooling_ended && !(counted_rejection && !still_cooling) {
+    let adds_a_rejection = counted_rejection && !still_cooling;
+    if !cooling_ended && !adds_a_rejection {
         return None;
     }
     let before = state.offender(integration).cloned().unwrap_or_default();
