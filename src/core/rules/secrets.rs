@@ -61,11 +61,14 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| {
 /// Names the first kind of secret found in `bytes`, if any.
 pub fn find_secret(bytes: &[u8]) -> Option<&'static str> {
     let f = &*FINDERS;
-    if let Some(pos) = f.pem_begin.find(bytes) {
+    // Every PEM block, not only the first: a certificate followed by its private key is the
+    // usual bundle.
+    let private_pem = f.pem_begin.find_iter(bytes).any(|pos| {
         let window = &bytes[pos..bytes.len().min(pos + 64)];
-        if f.pem_private.find(window).is_some() {
-            return Some("PEM private key");
-        }
+        f.pem_private.find(window).is_some()
+    });
+    if private_pem {
+        return Some("PEM private key");
     }
     f.tokens.iter().find_map(|t| {
         let found = t.prefix.find_iter(bytes).any(|pos| {
@@ -122,6 +125,14 @@ mod tests {
         assert_eq!(
             find_secret(b"BEGIN the AKIA talk; -----BEGIN CERTIFICATE-----"),
             None
+        );
+        // A certificate first, then its key (a PEM bundle): the key is found.
+        assert_eq!(
+            find_secret(
+                b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n\
+                  -----BEGIN EC PRIVATE KEY-----\nMHc"
+            ),
+            Some("PEM private key")
         );
     }
 
