@@ -4,7 +4,7 @@
 #
 #   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
 #                             (including deploy/faults.sh --short after the tests),
-#                             and bench smoke runs (`bucket-bench --quick`, `bucket-bench state`)
+#                             and bench smoke runs (`bucket-bench --quick`, `state`, `tlog`, `tiles-lag`)
 #
 # Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
 set -euo pipefail
@@ -105,6 +105,12 @@ cargo build --locked --features bench --bin bucket-bench
 target/debug/bucket-bench --quick --out target/bench/quick/results.json
 # The state bench's short form: one small history, cold and warm restore on a local store.
 target/debug/bucket-bench state --sizes 20000 --tail 1000 --out target/bench/quick/state.json
+# The transparency log's short forms: proofs in a 20,000-link partition, and the tiles service
+# following 20,000 links (docs/audit.md, "At the seeds' scale").
+target/debug/bucket-bench tlog --links 20000 --samples 20 --rebuild --dir target/bench/quick/tlog \
+  --out target/bench/quick/tlog.json
+target/debug/bucket-bench tiles-lag --links 20000 --dir target/bench/quick/tiles-lag \
+  --out target/bench/quick/tiles-lag.json
 
 step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
