@@ -231,21 +231,21 @@ async fn tiles_survive_kill9_equal_a_rebuild_and_prove_decisions() {
     let theirs = theirs.unwrap();
 
     // The CLI: by intent id, and by product + artifact + version.
+    let prove = |args: &[&str]| {
+        let o = bucket(
+            &[&["audit", "prove", "--dir", &live_s][..], args].concat(),
+            &[],
+        );
+        assert!(o.status.success(), "{}", text(&o));
+        o
+    };
     let bundle_file = live.join("../proof.json");
-    let o = bucket(
-        &[
-            "audit",
-            "prove",
-            "--dir",
-            &live_s,
-            "--intent-id",
-            &intent,
-            "--out",
-            &bundle_file.display().to_string(),
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    let o = prove(&[
+        "--intent-id",
+        &intent,
+        "--out",
+        &bundle_file.display().to_string(),
+    ]);
     eprintln!("{}", text(&o).trim());
     let bundle_json = std::fs::read_to_string(&bundle_file).unwrap();
     let bundle = bhiv_bucket::tlog::ProofBundle::from_json(&bundle_json).unwrap();
@@ -261,41 +261,20 @@ async fn tiles_survive_kill9_equal_a_rebuild_and_prove_decisions() {
         )),
         "{out}"
     );
-    let o = bucket(
-        &[
-            "audit",
-            "prove",
-            "--dir",
-            &live_s,
-            "--product",
-            &product,
-            "--artifact",
-            &artifact,
-            "--version",
-            &version.to_string(),
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    let o = prove(&[
+        "--product",
+        &product,
+        "--artifact",
+        &artifact,
+        "--version",
+        &version.to_string(),
+    ]);
     assert_eq!(
         String::from_utf8_lossy(&o.stdout).trim(),
         bundle_json.trim()
     );
     // The C2SP tlog-proof form: the same content, smaller, and check-proof reads it.
-    let o = bucket(
-        &[
-            "audit",
-            "prove",
-            "--dir",
-            &live_s,
-            "--intent-id",
-            &intent,
-            "--format",
-            "tlog-proof",
-        ],
-        &[],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    let o = prove(&["--intent-id", &intent, "--format", "tlog-proof"]);
     let tlog_proof = String::from_utf8_lossy(&o.stdout).to_string();
     assert!(
         tlog_proof.starts_with("c2sp.org/tlog-proof@v1\nextra "),

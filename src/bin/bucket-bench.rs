@@ -358,23 +358,15 @@ fn tlog_main(sub: &str) -> Result<ExitCode> {
 }
 
 fn main() -> ExitCode {
-    if let Some(sub) = std::env::args()
-        .nth(1)
-        .filter(|a| a == "tlog" || a == "tiles-lag")
-    {
-        return match tlog_main(&sub) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    if let Some(sub) = std::env::args()
-        .nth(1)
-        .filter(|a| a == "state" || a == "state-restore")
-    {
-        return match state_main(&sub) {
+    // The subcommands with flags of their own run before the main flags are parsed.
+    let sub = std::env::args().nth(1).unwrap_or_default();
+    let own: Option<fn(&str) -> Result<ExitCode>> = match sub.as_str() {
+        "tlog" | "tiles-lag" => Some(tlog_main),
+        "state" | "state-restore" => Some(state_main),
+        _ => None,
+    };
+    if let Some(run) = own {
+        return match run(&sub) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("error: {e:#}");
