@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 pub const BUCKETS: usize = 64;
 
 /// What to look a decision up by.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Key {
     /// The intent id of the decision.
     Intent(String),

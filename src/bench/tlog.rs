@@ -115,7 +115,7 @@ pub fn proofs(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<ProofReport, B
     let mut by_intent = Vec::new();
     let mut by_version = Vec::new();
     let (mut text, mut json, mut record, mut hashes) = (vec![], vec![], vec![], vec![]);
-    for key in keys.iter().map(SampleKey::key) {
+    for key in keys {
         if o.drop_caches {
             // `sync` first, so that dirty pages can be dropped too.
             std::process::Command::new("sync").status()?;
@@ -154,40 +154,9 @@ pub fn proofs(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<ProofReport, B
     })
 }
 
-/// A sampled decision's index key, kept beside the directory for reruns.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-#[serde(untagged)]
-enum SampleKey {
-    Intent {
-        intent_id: String,
-    },
-    Version {
-        product: String,
-        artifact: String,
-        version: i64,
-    },
-}
-
-impl SampleKey {
-    fn key(&self) -> Key {
-        match self.clone() {
-            SampleKey::Intent { intent_id } => Key::Intent(intent_id),
-            SampleKey::Version {
-                product,
-                artifact,
-                version,
-            } => Key::Version {
-                product,
-                artifact,
-                version,
-            },
-        }
-    }
-}
-
 /// Writes the partition link by link through [`PartitionTiles`], a signed CHECKPOINT every
 /// `checkpoint_every` links and one at the end; returns the sampled keys.
-fn build_partition(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<Vec<SampleKey>, BenchError> {
+fn build_partition(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<Vec<Key>, BenchError> {
     let tlog = |e: crate::audit::tiles::TilesError| BenchError::Incomplete(format!("tiles: {e}"));
     let _lock = lock_dir(&o.dir).map_err(tlog)?;
     let signer = NoteSigner::new(
@@ -237,7 +206,7 @@ fn build_partition(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<Vec<Sampl
         {
             match (d.accepted, &d.product_id, &d.artifact_id, d.version) {
                 (true, Some(p), Some(a), Some(v)) if keys.len() % 2 == 1 => {
-                    keys.push(SampleKey::Version {
+                    keys.push(Key::Version {
                         product: p.clone(),
                         artifact: a.clone(),
                         version: v,
@@ -245,9 +214,7 @@ fn build_partition(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<Vec<Sampl
                 }
                 _ => {
                     if let Some(id) = &d.intent_id {
-                        keys.push(SampleKey::Intent {
-                            intent_id: id.clone(),
-                        })
+                        keys.push(Key::Intent(id.clone()))
                     }
                 }
             }

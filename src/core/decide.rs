@@ -127,7 +127,7 @@ impl Decision {
 }
 
 /// Everything a rule may look at.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Context<'a> {
     /// The decoded intent.
     pub intent: &'a ArtifactIntent,
@@ -143,6 +143,9 @@ pub struct Context<'a> {
     pub now_ms: i64,
     /// Whether the record's signature was verified ahead of the decision.
     pub signature_check: SignatureCheck,
+    /// (product, intent id) as the replay set holds it ([`super::recorded`]): what the replay
+    /// rule looks up and what an authentic decision remembers, built once.
+    pub replay_key: ReplayKey,
 }
 
 /// Whether a record's signature was already verified by the caller (a batch verified ahead of
@@ -216,6 +219,8 @@ pub fn decide_checked(
         artifact_id: intent.artifact_id.clone(),
     };
     let current = state.artifact(&key);
+    // Remembered as recorded in the audit link (a cut id when absurdly long): restore reads it
+    // back from there, and the replay set holds bounded ids.
     let ctx = Context {
         intent,
         envelope,
@@ -224,6 +229,10 @@ pub fn decide_checked(
         policy,
         now_ms,
         signature_check,
+        replay_key: (
+            intent.product_id.clone(),
+            super::recorded(&intent.intent_id).into_owned(),
+        ),
     };
     let findings = rules::evaluate(&ctx);
     let has = |r: ReasonCode| findings.iter().any(|f| f.reason == r);
@@ -231,14 +240,7 @@ pub fn decide_checked(
     let authentic = !findings
         .iter()
         .any(|f| rules::is_authenticity_failure(f.reason));
-    // Remembered as recorded in the audit link (a cut id when absurdly long): restore reads it
-    // back from there, and the replay set holds bounded ids.
-    let replay_key = authentic.then(|| {
-        (
-            intent.product_id.clone(),
-            super::recorded(&intent.intent_id).into_owned(),
-        )
-    });
+    let replay_key = authentic.then_some(ctx.replay_key);
     // Every intent of a known product counts against its rate, unless it was itself refused
     // for being over the rate.
     let rate_tat = policy
@@ -343,14 +345,15 @@ pub fn offender_change(
     let o = &policy.offenders;
     // Most decisions change nothing here: decide that before cloning the rejection window,
     // which holds up to `threshold` timestamps.
-    let cooling_until = state.offender(integration).and_then(|s| s.cooling_until);
+    let current = state.offender(integration);
+    let cooling_until = current.and_then(|s| s.cooling_until);
     let cooling_ended = cooling_until.is_some_and(|until| until <= now_ms);
     let still_cooling = cooling_until.is_some() && !cooling_ended;
     let adds_a_rejection = counted_rejection && !still_cooling;
     if !cooling_ended && !adds_a_rejection {
         return None;
     }
-    let before = state.offender(integration).cloned().unwrap_or_default();
+    let before = current.cloned().unwrap_or_default();
     let mut after = before.clone();
     if after.cooling_until.is_some_and(|until| until <= now_ms) {
         after.cooling_until = None;

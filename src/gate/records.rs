@@ -1,14 +1,13 @@
 //! Turns a decision into the records the transaction carries: the accepted artifact or the
 //! rejected original, and the audit link. Pure: no Kafka here.
 
-use sha2::{Digest, Sha256};
-
 use super::TopicNames;
 use super::task::ChainHead;
 use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedArtifact};
 use crate::wire::audit::{self, AuditEvent, DecisionRecord, OffenderFacts, StateFacts};
+use crate::wire::digest::sha256_hex;
 use crate::wire::{WireError, framing, headers};
 
 /// The typed state changes of a decision, as the audit link records them.
@@ -39,6 +38,7 @@ pub fn bounded_detail(detail: &serde_json::Value) -> String {
     if text.len() <= MAX_GOVERNANCE_DETAIL {
         return text;
     }
+    let whole = serde_json::json!({"bytes": text.len(), "sha256": sha256_hex(text.as_bytes())});
     let mut kept = serde_json::Map::new();
     let mut left_out = Vec::new();
     if let serde_json::Value::Object(members) = detail {
@@ -46,26 +46,19 @@ pub fn bounded_detail(detail: &serde_json::Value) -> String {
             if name.len() <= 256 && value.to_string().len() <= 1024 {
                 kept.insert(name.clone(), value.clone());
             } else {
-                left_out.push(crate::core::recorded(name).into_owned());
+                left_out.push(recorded(name).into_owned());
             }
         }
     }
-    kept.insert(
-        "detail_cut".into(),
-        serde_json::json!({
-            "bytes": text.len(),
-            "sha256": hex::encode(Sha256::digest(text.as_bytes())),
-            "left_out": left_out,
-        }),
-    );
+    let mut cut = whole.clone();
+    cut["left_out"] = left_out.into();
+    kept.insert("detail_cut".into(), cut);
     let bounded = serde_json::Value::Object(kept).to_string();
     if bounded.len() <= MAX_GOVERNANCE_DETAIL {
         bounded
     } else {
-        // Thousands of small members: only the digest stays.
-        serde_json::json!({"detail_cut": {"bytes": text.len(),
-            "sha256": hex::encode(Sha256::digest(text.as_bytes()))}})
-        .to_string()
+        // Thousands of small members: only the size and digest stay.
+        serde_json::json!({ "detail_cut": whole }).to_string()
     }
 }
 
@@ -180,7 +173,7 @@ impl Writer<'_> {
         let mut record = DecisionRecord {
             source_partition: consumed.partition,
             source_offset: consumed.offset,
-            value_sha256: crate::wire::digest::sha256_hex(value),
+            value_sha256: sha256_hex(value),
             accepted: decision.outcome == Outcome::Accepted,
             reasons: decision
                 .reasons()
@@ -212,7 +205,7 @@ impl Writer<'_> {
                 let content_sha256 = i
                     .content
                     .as_ref()
-                    .map(|c| crate::wire::digest::sha256_hex(c))
+                    .map(|c| sha256_hex(c))
                     .unwrap_or_default();
                 record.owner_id = Some(effect.record.owner_id.clone());
                 record.artifact_class = Some(effect.record.artifact_class.clone());
@@ -403,6 +396,8 @@ impl Writer<'_> {
 
 #[cfg(test)]
 mod tests {
+    use sha2::{Digest, Sha256};
+
     use super::*;
     use crate::core::rules::test_support::{create, decide_on};
     use crate::core::state::PartitionState;

@@ -119,18 +119,14 @@ impl ProofBundle {
         if lines.next() != Some(TLOG_PROOF_FORMAT) {
             return Err(bad(&format!("the first line is not {TLOG_PROOF_FORMAT}")));
         }
-        let mut line = lines.next().ok_or_else(|| bad("no index line"))?;
-        let record = match line.strip_prefix("extra ") {
-            Some(extra) => {
-                line = lines.next().ok_or_else(|| bad("no index line"))?;
-                extra.to_string()
-            }
-            None => {
-                return Err(bad(
-                    "no extra line: the record is not in this proof (bucket puts it there)",
-                ));
-            }
-        };
+        let record = lines
+            .next()
+            .and_then(|l| l.strip_prefix("extra "))
+            .ok_or_else(|| {
+                bad("no extra line: the record is not in this proof (bucket puts it there)")
+            })?
+            .to_string();
+        let line = lines.next().ok_or_else(|| bad("no index line"))?;
         let index = line
             .strip_prefix("index ")
             .filter(|n| *n == "0" || (!n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())))
@@ -187,15 +183,7 @@ mod tests {
 
     #[test]
     fn a_bundle_verifies_and_tampering_fails_it() {
-        let signer =
-            NoteSigner::new(&key_name("test"), &SignKey::ed25519_from_seed(&[5; 32])).unwrap();
-        let mut m = MemoryHashes::new();
-        for i in 0..1000u32 {
-            m.append(leaf_hash(format!("link {i}").as_bytes()));
-        }
-        let head = TreeHead::new(origin("test", 3), 1000, tree_hash(1000, &m).unwrap());
-        let note = signer.sign(&head.to_text().unwrap()).unwrap();
-        let b = ProofBundle::build(41, b"link 41", 1000, &note, &m).unwrap();
+        let (b, signer) = signed_bundle(1000, 41, b"link 41");
         let back = ProofBundle::from_json(&b.to_json()).unwrap();
         assert_eq!(back, b);
         assert!(b.to_json().len() < 2048);

@@ -121,10 +121,7 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
             }
         },
     }
-    if ctx.state.seen(&(
-        i.product_id.clone(),
-        crate::core::recorded(&i.intent_id).into_owned(),
-    )) {
+    if ctx.state.seen(&ctx.replay_key) {
         out.push(Finding::new(
             ReasonCode::ReplayedIntent,
             format!("intent {} was already decided", i.intent_id),
