@@ -137,7 +137,7 @@ fn core(c: &mut Criterion) {
     };
     let chain = ChainHead::default();
     g.bench_function("outputs_accepted_plus_audit_1KiB", |b| {
-        b.iter(|| writer.outputs(black_box(&consumed), Some(&i), &decision, &chain))
+        b.iter(|| writer.outputs(black_box(&consumed), Some(&i), &decision, None, &chain))
     });
     g.finish();
 }

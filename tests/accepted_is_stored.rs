@@ -188,15 +188,18 @@ fn decide_live(
 ) -> (Vec<Accepted>, Live) {
     let ids = artifact_ids();
     let topics = TopicNames::with_suffix("");
-    let writer = Writer {
+    // Links alternate between audit versions 2 (the whole offender state) and 3 (the change),
+    // as a chain written across a rolling upgrade does; registry ids 4 and 3.
+    let writer_of = |audit_version: u8| Writer {
         topics: &topics,
         ids: OutputSchemaIds {
             accepted: 2,
-            audit: 3,
+            audit: if audit_version == 2 { 4 } else { 3 },
         },
         gate_id: "property",
-        audit_version: bhiv_bucket::wire::audit::LATEST_VERSION,
+        audit_version,
     };
+    let writers = [writer_of(2), writer_of(3)];
     let mut tasks: HashMap<i32, (PartitionState, ChainHead, i64)> = HashMap::new();
     let mut links: HashMap<i32, Vec<AuditEvent>> = HashMap::new();
     let mut versions: HashMap<(usize, usize), i64> = HashMap::new();
@@ -247,8 +250,11 @@ fn decide_live(
             timestamp: Some(now),
             headers: Vec::new(),
         };
+        let writer = &writers[n % 2];
+        let offender_before =
+            (decision.offender.as_ref()).and_then(|change| state.offender(&change.integration));
         let outputs = writer
-            .outputs(&consumed, Some(&i), &decision, chain)
+            .outputs(&consumed, Some(&i), &decision, offender_before, chain)
             .unwrap();
         state.record(&decision, policy.limits.replay_window);
         chain.next_seq = outputs.audit.seq + 1;
@@ -261,12 +267,9 @@ fn decide_live(
             .iter()
             .find(|r| r.topic == topics.audit)
             .and_then(|r| r.value.as_deref());
-        let link = bhiv_bucket::wire::audit::AuditReader::with_ids([(
-            3,
-            bhiv_bucket::wire::audit::LATEST_VERSION,
-        )])
-        .read(stored)
-        .unwrap();
+        let link = bhiv_bucket::wire::audit::AuditReader::with_ids([(3, 3), (4, 2)])
+            .read(stored)
+            .unwrap();
         assert!(link.hash_ok());
         assert_eq!(link.event, outputs.audit);
         partition_links.push(link.event);

@@ -1,5 +1,6 @@
 //! The audit log outlives its schema: chains written under audit schema version 1, then a gate
-//! switched to version 2 (one added field, the decision's state facts) on the same chains.
+//! switched to version 2 (one added field, the decision's state facts), then to version 3 (the
+//! offender fact as a change instead of the whole window) on the same chains.
 //! Restore, `bucket audit verify`, `bucket audit tail`, the sink's audit index and
 //! `bucket state rebuild` all keep working across the boundary, and the links of each version
 //! are decoded with their own writer schema and hashed over their stored bytes.
@@ -27,7 +28,7 @@ fn gate_writing(sfx: &str, group: &str, id: &str, version: &str) -> Proc {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn chains_written_under_v1_carry_on_under_v2() {
+async fn chains_written_under_v1_carry_on_under_v2_and_v3() {
     let sfx = suffix();
     let topics = create_topics(&sfx, PARTITIONS).await;
     let group = format!("gate{sfx}");
@@ -50,9 +51,15 @@ async fn chains_written_under_v1_carry_on_under_v2() {
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     assert!(gate.terminate(Duration::from_secs(30)));
 
-    // 3. And restarted once more: restore now folds both versions.
-    let mut gate = gate_writing(&sfx, &group, "g1", "2");
-    produced.extend(produce_all(&producer, mixed_workload(&producer, 200, 73)).await);
+    // 3. Restarted once more under version 3: restore folds versions 1 and 2.
+    let mut gate = gate_writing(&sfx, &group, "g1", "3");
+    produced.extend(produce_all(&producer, mixed_workload(&producer, 100, 73)).await);
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
+    assert!(gate.terminate(Duration::from_secs(30)));
+
+    // 4. And again: restore now folds all three versions.
+    let mut gate = gate_writing(&sfx, &group, "g1", "3");
+    produced.extend(produce_all(&producer, mixed_workload(&producer, 100, 74)).await);
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     assert!(gate.terminate(Duration::from_secs(30)));
 
@@ -63,8 +70,9 @@ async fn chains_written_under_v1_carry_on_under_v2() {
         "a mixed workload: {checked:?}"
     );
 
-    // Both versions are in every chain, version 1 strictly before version 2, each link hashed
-    // over its own stored bytes; only version 2 decisions carry facts.
+    // Every version is in every chain, each strictly before the next, each link hashed over
+    // its own stored bytes; only version 2 and 3 decisions carry facts, and only version 3
+    // ones record offender changes.
     let mut records = read_committed(&topics.audit);
     records.sort_by_key(|r| (r.partition, r.offset));
     let mut versions: BTreeMap<i32, Vec<u8>> = BTreeMap::new();
@@ -80,20 +88,43 @@ async fn chains_written_under_v1_carry_on_under_v2() {
             } else {
                 e.1 += 1;
             }
+            let f = d.facts.as_ref();
+            assert!(
+                link.version == 3 || f.is_none_or(|f| f.offender_change.is_none()),
+                "an offender change in a version {} link",
+                link.version
+            );
+            assert!(
+                link.version == 2 || f.is_none_or(|f| f.offender.is_none()),
+                "a whole offender state in a version {} link",
+                link.version
+            );
         }
     }
     for (p, vs) in &versions {
-        let first_v2 = vs.iter().position(|v| *v == 2).expect("v2 links");
-        assert!(first_v2 > 0, "partition {p} starts with v1 links");
+        assert_eq!(vs.first(), Some(&1), "partition {p} starts with v1 links");
         assert!(
-            vs[first_v2..].iter().all(|v| *v == 2),
-            "partition {p}: no v1 link after the switch"
+            vs.is_sorted(),
+            "partition {p}: no older version after a switch"
+        );
+        assert!(
+            vs.contains(&2) && vs.contains(&3),
+            "partition {p}: {:?}",
+            vs.iter().collect::<std::collections::BTreeSet<_>>()
         );
     }
     let (v1_with, v1_without) = facts_by_version[&1];
     let (v2_with, v2_without) = facts_by_version[&2];
-    assert_eq!((v1_with, v2_without), (0, 0), "{facts_by_version:?}");
-    assert!(v1_without >= 400 && v2_with >= 600, "{facts_by_version:?}");
+    let (v3_with, v3_without) = facts_by_version[&3];
+    assert_eq!(
+        (v1_with, v2_without, v3_without),
+        (0, 0, 0),
+        "{facts_by_version:?}"
+    );
+    assert!(
+        v1_without >= 400 && v2_with >= 400 && v3_with >= 200,
+        "{facts_by_version:?}"
+    );
 
     // `bucket audit verify`: every chain, checkpoint and decision across the boundary.
     let out = run_bucket(&sfx, &["audit", "verify", "--json", "--group", &group]);
@@ -108,7 +139,7 @@ async fn chains_written_under_v1_carry_on_under_v2() {
         .sum();
     assert_eq!(decisions, 1000, "{report}");
 
-    // `bucket audit tail`: every decision of both versions, v2 ones with their facts.
+    // `bucket audit tail`: every decision of every version, v2 and v3 ones with their facts.
     let out = run_bucket(
         &sfx,
         &["audit", "tail", "--from-beginning", "--until-end", "--json"],
@@ -126,7 +157,7 @@ async fn chains_written_under_v1_carry_on_under_v2() {
             .iter()
             .filter(|l| l["decision"]["facts"].is_object())
             .count(),
-        v2_with
+        v2_with + v3_with
     );
 
     // `bucket state rebuild`: usage from the audit log alone equals the accepted topic's.
@@ -153,7 +184,7 @@ async fn chains_written_under_v1_carry_on_under_v2() {
     rebuilt.retain(|_, u| *u != (0, 0));
     assert_eq!(rebuilt, want, "rebuilt usage:\n{printed}");
 
-    // The sink's audit index stores every decision of both versions.
+    // The sink's audit index stores every decision of every version.
     let db = fresh_database(&sfx).await;
     let mut sink = spawn(
         &format!("sink{sfx}"),

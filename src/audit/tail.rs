@@ -96,6 +96,10 @@ pub fn to_json(partition: i32, offset: i64, e: &AuditEvent) -> serde_json::Value
                     "integration_id": o.integration_id, "rejections_ms": o.rejections_ms,
                     "cooling_until_ms": o.cooling_until_ms,
                 })),
+                "offender_change": f.offender_change.as_ref().map(|o| json!({
+                    "integration_id": o.integration_id, "dropped": o.dropped,
+                    "added_ms": o.added_ms, "cooling_until_ms": o.cooling_until_ms,
+                })),
             });
         }
     }

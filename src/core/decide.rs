@@ -6,7 +6,9 @@ use super::intent::ArtifactIntent;
 use super::policy::Policy;
 use super::reason::ReasonCode;
 use super::rules;
-use super::state::{ArtifactKey, ArtifactRecord, Effect, OffenderState, PartitionState, ReplayKey};
+use super::state::{
+    ArtifactKey, ArtifactRecord, Effect, OffenderChange, PartitionState, ReplayKey,
+};
 
 /// Why the shell could not turn the record value into an intent.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +97,8 @@ pub struct Decision {
     pub artifact_delta: i64,
     /// New GCRA arrival time of the product, when the intent counted against its rate.
     pub rate_tat: Option<(String, i64)>,
-    /// New offender state of the integration, when it changed.
-    pub offender: Option<(String, OffenderState)>,
+    /// How the integration's offender state changed, when it did.
+    pub offender: Option<OffenderChange>,
     /// The rejection counts towards the integration's repeat-offender window.
     pub counted_rejection: bool,
     /// Governance events this decision causes (quota warning, cooling-off start/end).
@@ -331,9 +333,10 @@ pub fn decide_checked(
     }
 }
 
-/// The integration's new offender state, if it changes: an ended cooling-off is cleared, a
-/// counted rejection is added and may start a cooling-off. Also used to rebuild the state from
-/// the audit log.
+/// How the integration's offender state changes, if it does: an ended cooling-off is cleared,
+/// a counted rejection is added (the window's rejections at or before `now - window` leave it)
+/// and may start a cooling-off, which empties the window. Also used to rebuild the state from
+/// version 1 links. Reads the window without copying it: only the change is built.
 pub fn offender_change(
     state: &PartitionState,
     policy: &Policy,
@@ -341,45 +344,52 @@ pub fn offender_change(
     now_ms: i64,
     counted_rejection: bool,
     events: &mut Vec<DecisionEvent>,
-) -> Option<(String, OffenderState)> {
+) -> Option<OffenderChange> {
     let o = &policy.offenders;
-    // Most decisions change nothing here: decide that before cloning the rejection window,
-    // which holds up to `threshold` timestamps.
     let current = state.offender(integration);
-    let cooling_until = current.and_then(|s| s.cooling_until);
-    let cooling_ended = cooling_until.is_some_and(|until| until <= now_ms);
-    let still_cooling = cooling_until.is_some() && !cooling_ended;
-    let adds_a_rejection = counted_rejection && !still_cooling;
-    if !cooling_ended && !adds_a_rejection {
-        return None;
-    }
-    let before = current.cloned().unwrap_or_default();
-    let mut after = before.clone();
-    if after.cooling_until.is_some_and(|until| until <= now_ms) {
-        after.cooling_until = None;
+    let cooling_before = current.and_then(|s| s.cooling_until);
+    let cooling_ended = cooling_before.is_some_and(|until| until <= now_ms);
+    let mut cooling_until = cooling_before.filter(|_| !cooling_ended);
+    if cooling_ended {
         events.push(DecisionEvent::CoolingOffEnded {
             integration: integration.to_string(),
         });
     }
-    if counted_rejection && after.cooling_until.is_none() {
-        after.rejections.push_back(now_ms);
-        while after
-            .rejections
-            .front()
-            .is_some_and(|t| *t <= now_ms - o.window_ms)
-        {
-            after.rejections.pop_front();
-        }
-        if after.rejections.len() as u32 >= o.threshold {
-            after.rejections.clear();
-            after.cooling_until = Some(now_ms + o.cool_off_ms);
+    let mut dropped = 0usize;
+    let mut added = None;
+    if counted_rejection && cooling_until.is_none() {
+        let window: &[i64] = &[];
+        let (a, b) = current.map_or((window, window), |s| s.rejections.as_slices());
+        let cutoff = now_ms - o.window_ms;
+        // The rejection is appended, then the oldest at or before the cutoff leave, the new
+        // one included when the window is empty of time.
+        let held = a.len() + b.len();
+        let leaving = a
+            .iter()
+            .chain(b)
+            .chain(std::iter::once(&now_ms))
+            .take_while(|t| **t <= cutoff)
+            .count();
+        let kept = held + 1 - leaving;
+        if kept as u64 >= u64::from(o.threshold) {
+            dropped = held;
+            cooling_until = Some(now_ms + o.cool_off_ms);
             events.push(DecisionEvent::CoolingOffStarted {
                 integration: integration.to_string(),
                 until: now_ms + o.cool_off_ms,
                 threshold: o.threshold,
                 window_ms: o.window_ms,
             });
+        } else {
+            dropped = leaving.min(held);
+            added = (leaving <= held).then_some(now_ms);
         }
     }
-    (after != before).then(|| (integration.to_string(), after))
+    let changed = dropped > 0 || added.is_some() || cooling_until != cooling_before;
+    changed.then(|| OffenderChange {
+        integration: integration.to_string(),
+        dropped: u32::try_from(dropped).unwrap_or(u32::MAX),
+        added,
+        cooling_until,
+    })
 }

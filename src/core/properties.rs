@@ -14,16 +14,17 @@ use std::sync::OnceLock;
 
 use proptest::prelude::*;
 
-use super::decide::{Decision, Envelope, Outcome, SignatureCheck, decide_checked};
+use super::decide::{Decision, Envelope, Outcome, SignatureCheck, decide_checked, offender_change};
+use super::events::DecisionEvent;
 use super::intent::{ArtifactIntent, Operation};
 use super::partitioner::home_partition;
-use super::policy::Policy;
 use super::policy::tests::shipped;
+use super::policy::{Offenders, Policy};
 use super::reason::ReasonCode;
 use super::rules::key_to_verify;
 use super::rules::test_support::{NOW, PARTITIONS, sign_as, sign_with_key_id};
 use super::signature::verify_all;
-use super::state::PartitionState;
+use super::state::{OffenderState, PartitionState};
 
 fn policy() -> &'static Policy {
     static POLICY: OnceLock<Policy> = OnceLock::new();
@@ -436,6 +437,80 @@ proptest! {
         for (key, versions) in accepted_versions {
             let want: Vec<i64> = (1..=versions.len() as i64).collect();
             prop_assert_eq!(versions, want, "versions of {:?}", key);
+        }
+    }
+}
+
+/// The repeat-offender window as the gate kept it before changes were recorded: a whole copy
+/// of the state per decision, changed in place. [`offender_change`] must agree with it.
+fn offender_model(
+    before: &OffenderState,
+    o: &Offenders,
+    now: i64,
+    counted: bool,
+    events: &mut Vec<DecisionEvent>,
+) -> OffenderState {
+    let mut after = before.clone();
+    if after.cooling_until.is_some_and(|until| until <= now) {
+        after.cooling_until = None;
+        events.push(DecisionEvent::CoolingOffEnded {
+            integration: "i".into(),
+        });
+    }
+    if counted && after.cooling_until.is_none() {
+        after.rejections.push_back(now);
+        while after
+            .rejections
+            .front()
+            .is_some_and(|t| *t <= now - o.window_ms)
+        {
+            after.rejections.pop_front();
+        }
+        if after.rejections.len() as u32 >= o.threshold {
+            after.rejections.clear();
+            after.cooling_until = Some(now + o.cool_off_ms);
+            events.push(DecisionEvent::CoolingOffStarted {
+                integration: "i".into(),
+                until: now + o.cool_off_ms,
+                threshold: o.threshold,
+                window_ms: o.window_ms,
+            });
+        }
+    }
+    after
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Offender changes (audit version 3) rebuild exactly the states and events the whole-state
+    /// model gives, and a change is reported exactly when the state changed; time may stand
+    /// still or go back, and windows may be empty of time.
+    #[test]
+    fn offender_changes_agree_with_the_whole_state_model(
+        threshold in 0u32..6,
+        window_ms in -2i64..40,
+        cool_off_ms in 0i64..30,
+        steps in proptest::collection::vec((-3i64..12, any::<bool>()), 0..80),
+    ) {
+        let mut policy = policy().clone();
+        policy.offenders = Offenders { threshold, window_ms, cool_off_ms };
+        let mut state = PartitionState::default();
+        let mut now = NOW;
+        for (dt, counted) in steps {
+            now += dt;
+            let before = state.offender("i").cloned().unwrap_or_default();
+            let mut model_events = Vec::new();
+            let want = offender_model(&before, &policy.offenders, now, counted, &mut model_events);
+            let mut events = Vec::new();
+            let change = offender_change(&state, &policy, "i", now, counted, &mut events);
+            prop_assert_eq!(&events, &model_events);
+            prop_assert_eq!(change.is_some(), want != before, "{:?} -> {:?}", before, want);
+            if let Some(c) = &change {
+                prop_assert_eq!(before.after(c), want.clone());
+                state.apply_offender(c);
+            }
+            prop_assert_eq!(state.offender("i").cloned().unwrap_or_default(), want);
         }
     }
 }

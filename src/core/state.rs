@@ -67,6 +67,41 @@ pub struct OffenderState {
     pub cooling_until: Option<i64>,
 }
 
+/// How one decision changed an integration's offender state: the oldest counted rejections
+/// that left the window, the one it added, and the cooling-off after it. A change is a few
+/// numbers whatever the window holds, so recording it (audit version 3) and applying it cost
+/// the same for a window of three rejections or of a million.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OffenderChange {
+    /// The integration.
+    pub integration: String,
+    /// Oldest counted rejections dropped from the window (all of them when a cooling-off
+    /// starts).
+    pub dropped: u32,
+    /// Time (ms) of the counted rejection added to the window, if any.
+    pub added: Option<i64>,
+    /// Cooling-off end (ms) after the decision, if cooling.
+    pub cooling_until: Option<i64>,
+}
+
+impl OffenderState {
+    /// Applies a change in place: drops the oldest `dropped` (all, if it names more than the
+    /// window holds), appends `added`, sets the cooling-off.
+    pub fn apply(&mut self, change: &OffenderChange) {
+        let dropped = (change.dropped as usize).min(self.rejections.len());
+        self.rejections.drain(..dropped);
+        self.rejections.extend(change.added);
+        self.cooling_until = change.cooling_until;
+    }
+
+    /// The state after a change, leaving this one as it is (a version 2 link records it).
+    pub fn after(&self, change: &OffenderChange) -> OffenderState {
+        let mut after = self.clone();
+        after.apply(change);
+        after
+    }
+}
+
 /// Entries a cleared working set keeps room for (about one transaction's worth).
 const WORKING_SET_KEEP: usize = 16_384;
 
@@ -239,7 +274,19 @@ impl PartitionState {
             self.rate_tat.insert(product.clone(), *tat);
         }
         if let Some(change) = &decision.offender {
-            self.offenders.insert(change.0.clone(), change.1.clone());
+            self.apply_offender(change);
+        }
+    }
+
+    /// Applies an offender change to its integration's state (created empty if new).
+    pub fn apply_offender(&mut self, change: &OffenderChange) {
+        match self.offenders.get_mut(&change.integration) {
+            Some(o) => o.apply(change),
+            None => {
+                let mut o = OffenderState::default();
+                o.apply(change);
+                self.offenders.insert(change.integration.clone(), o);
+            }
         }
     }
 

@@ -42,6 +42,9 @@ pub struct Persistence {
     store: StateStore,
     /// Changes since the last store commit, in decision order.
     pub pending: Changes,
+    /// Integrations whose offender state changed since `pending` last took the states in
+    /// (no duplicates): their states are copied once, when the changes are read.
+    pub offenders_changed: Vec<String>,
     /// Epoch under which the state changelog holds this task's state; None until the
     /// changelog has been written from the store (after a restore from the audit log, or once
     /// the replay window outgrew the epoch's ring).
@@ -107,6 +110,17 @@ impl Task {
                 p.pending.replay_window = replay_window;
             }
             p.pending.record(decision);
+            if let Some(change) = &decision.offender {
+                p.note_offender(&change.integration);
+            }
+        }
+    }
+
+    /// Brings the changed integrations' offender states into the pending changes.
+    fn settle_offenders(&mut self) {
+        if let Some(p) = self.persist.as_mut() {
+            p.pending
+                .settle_offenders(&mut p.offenders_changed, &self.state);
         }
     }
 
@@ -114,6 +128,7 @@ impl Task {
     /// offset of the chain's last committed link), then forgets the working set.
     pub fn persist_committed(&mut self, audit_offset: i64) -> Result<(), StoreError> {
         let checkpoint = self.checkpoint(audit_offset);
+        self.settle_offenders();
         let Some(p) = self.persist.as_mut() else {
             return Ok(());
         };
@@ -196,6 +211,7 @@ impl Task {
         task.persist = Some(Persistence {
             store,
             pending: Changes::new(replay_window),
+            offenders_changed: Vec::new(),
             changelog_epoch: None,
         });
         Ok((task, checkpoint))
@@ -214,6 +230,15 @@ impl RestoreStats {
     }
 }
 
+impl Persistence {
+    /// Notes that an integration's offender state changed in the open transaction.
+    pub fn note_offender(&mut self, integration: &str) {
+        if !self.offenders_changed.iter().any(|i| i == integration) {
+            self.offenders_changed.push(integration.to_string());
+        }
+    }
+}
+
 impl Task {
     /// The changelog records of what the open transaction changed, then the partition's head:
     /// sent into the same transaction right before its commit. Empty without a store, or before
@@ -225,6 +250,7 @@ impl Task {
         topic: &str,
         partition: i32,
     ) -> Result<Vec<OutRecord>, StoreError> {
+        self.settle_offenders();
         let (next, window) = self.state.replay_counters();
         let Some(p) = self.persist.as_mut() else {
             return Ok(Vec::new());

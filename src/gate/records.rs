@@ -3,24 +3,47 @@
 
 use super::TopicNames;
 use super::task::ChainHead;
+use crate::core::state::OffenderState;
 use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedArtifact};
-use crate::wire::audit::{self, AuditEvent, DecisionRecord, OffenderFacts, StateFacts};
+use crate::wire::audit::{
+    self, AuditEvent, DecisionRecord, FactsLayout, OffenderChangeFacts, OffenderFacts, StateFacts,
+};
 use crate::wire::digest::sha256_hex;
 use crate::wire::{WireError, framing, headers};
 
-/// The typed state changes of a decision, as the audit link records them.
-pub fn facts_of(decision: &Decision) -> StateFacts {
+/// The typed state changes of a decision, as an audit link of `layout` records them. A
+/// version 2 link records the integration's whole offender state after the decision, which is
+/// `offender_before` with the change applied; version 3 records the change.
+pub fn facts_of(
+    decision: &Decision,
+    offender_before: Option<&OffenderState>,
+    layout: FactsLayout,
+) -> StateFacts {
+    let change = decision.offender.as_ref();
     StateFacts {
         artifact_delta: decision.artifact_delta,
         counted_rejection: decision.counted_rejection,
         rate_tat_us: decision.rate_tat.as_ref().map(|(_, tat)| *tat),
-        offender: decision.offender.as_ref().map(|(i, o)| OffenderFacts {
-            integration_id: i.clone(),
-            rejections_ms: o.rejections.iter().copied().collect(),
-            cooling_until_ms: o.cooling_until,
-        }),
+        offender: change
+            .filter(|_| layout == FactsLayout::WholeOffender)
+            .map(|c| {
+                let after = offender_before.cloned().unwrap_or_default().after(c);
+                OffenderFacts {
+                    integration_id: c.integration.clone(),
+                    rejections_ms: after.rejections.into(),
+                    cooling_until_ms: after.cooling_until,
+                }
+            }),
+        offender_change: change
+            .filter(|_| layout == FactsLayout::OffenderChange)
+            .map(|c| OffenderChangeFacts {
+                integration_id: c.integration.clone(),
+                dropped: i64::from(c.dropped),
+                added_ms: c.added,
+                cooling_until_ms: c.cooling_until,
+            }),
     }
 }
 
@@ -161,14 +184,18 @@ pub struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Builds the output records of one decision and the audit link after `chain`.
+    /// Builds the output records of one decision and the audit link after `chain`;
+    /// `offender_before` is the decision's integration's offender state before it (a version 2
+    /// link records the state after).
     pub fn outputs(
         &self,
         consumed: &Consumed,
         intent: Option<&ArtifactIntent>,
         decision: &Decision,
+        offender_before: Option<&OffenderState>,
         chain: &ChainHead,
     ) -> Result<Outputs, WireError> {
+        let layout = audit::facts_layout(self.audit_version)?;
         let value = consumed.value.as_deref().unwrap_or_default();
         let mut record = DecisionRecord {
             source_partition: consumed.partition,
@@ -185,7 +212,7 @@ impl Writer<'_> {
             version: decision.version,
             size_delta: decision.size_delta,
             authenticated: decision.replay_key.is_some(),
-            facts: Some(facts_of(decision)),
+            facts: Some(facts_of(decision, offender_before, layout)),
             ..DecisionRecord::default()
         };
         if let Some(i) = intent {
@@ -438,7 +465,7 @@ mod tests {
             headers: Vec::new(),
         };
         let out = writer()
-            .outputs(&consumed, Some(&i), &d, &ChainHead::default())
+            .outputs(&consumed, Some(&i), &d, None, &ChainHead::default())
             .unwrap();
         let link = out.records.last().unwrap().value.as_ref().unwrap();
         assert!(link.len() < 8 * 1024, "{} bytes", link.len());

@@ -428,7 +428,15 @@ impl<'a> Session<'a> {
             gate_id: &self.opts.gate_id,
             audit_version: self.opts.audit_version,
         };
-        let outputs = writer.outputs(&c, decoded.as_ref().ok(), &decision, &task.chain)?;
+        let offender_before = (decision.offender.as_ref())
+            .and_then(|change| task.state.offender(&change.integration));
+        let outputs = writer.outputs(
+            &c,
+            decoded.as_ref().ok(),
+            &decision,
+            offender_before,
+            &task.chain,
+        )?;
         task.record_decision(&decision, policy.limits.replay_window);
         let stored = outputs
             .records

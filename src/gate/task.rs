@@ -12,7 +12,7 @@ use tracing::info;
 
 use crate::kafka::read::ReadError;
 
-use crate::core::state::OffenderState;
+use crate::core::state::{OffenderChange, OffenderState};
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
 use crate::wire::audit::{AuditEvent, AuditReader, DecisionRecord, GENESIS_HASH, StateFacts};
 
@@ -188,13 +188,22 @@ impl Task {
     /// Applies the rate and offender state a decision recorded; returns its artifact delta.
     fn fold_facts(&mut self, d: &DecisionRecord, facts: &StateFacts) -> i64 {
         if let Some(o) = &facts.offender {
-            self.set_offender(
+            self.state.set_offender(
                 o.integration_id.clone(),
                 OffenderState {
                     rejections: o.rejections_ms.iter().copied().collect(),
                     cooling_until: o.cooling_until_ms,
                 },
             );
+            self.offender_changed(&o.integration_id);
+        }
+        if let Some(o) = &facts.offender_change {
+            self.apply_offender(&OffenderChange {
+                integration: o.integration_id.clone(),
+                dropped: u32::try_from(o.dropped.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX),
+                added: o.added_ms,
+                cooling_until: o.cooling_until_ms,
+            });
         }
         if let (Some(tat), Some(product)) = (facts.rate_tat_us, &d.product_id) {
             self.set_rate_tat(product, tat);
@@ -202,11 +211,15 @@ impl Task {
         facts.artifact_delta
     }
 
-    fn set_offender(&mut self, integration: String, o: OffenderState) {
+    fn apply_offender(&mut self, change: &OffenderChange) {
+        self.state.apply_offender(change);
+        self.offender_changed(&change.integration);
+    }
+
+    fn offender_changed(&mut self, integration: &str) {
         if let Some(p) = self.persist.as_mut() {
-            p.pending.offenders.push((integration.clone(), o.clone()));
+            p.note_offender(integration);
         }
-        self.state.set_offender(integration, o);
     }
 
     fn set_rate_tat(&mut self, product: &str, tat: i64) {
@@ -232,7 +245,7 @@ impl Task {
                     .iter()
                     .any(|r| r == "RATE_LIMITED" || r == "COOLING_OFF");
             let mut sink = Vec::new();
-            if let Some((i, o)) = crate::core::decide::offender_change(
+            if let Some(change) = crate::core::decide::offender_change(
                 &self.state,
                 policy,
                 integration,
@@ -240,7 +253,7 @@ impl Task {
                 counted,
                 &mut sink,
             ) {
-                self.set_offender(i, o);
+                self.apply_offender(&change);
             }
         }
         // Every decided intent of a known product that was not itself refused for its rate.

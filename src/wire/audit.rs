@@ -30,7 +30,7 @@ use super::fields::{Fields, read_datum};
 use super::schemas::{APPROVED, ApprovedSchema};
 
 /// The audit schema version this binary writes unless told otherwise.
-pub const LATEST_VERSION: u8 = 2;
+pub const LATEST_VERSION: u8 = 3;
 
 /// `prev_hash` of the first link of every partition's chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -94,8 +94,24 @@ pub struct StateFacts {
     pub counted_rejection: bool,
     /// The product's GCRA arrival time after the decision (µs), when it was charged.
     pub rate_tat_us: Option<i64>,
-    /// The integration's offender state after the decision, when it changed.
+    /// The integration's offender state after the decision, when it changed (version 2).
     pub offender: Option<OffenderFacts>,
+    /// How the decision changed the integration's offender state, when it did (version 3 on:
+    /// a few numbers, where version 2's `offender` holds the whole window).
+    pub offender_change: Option<OffenderChangeFacts>,
+}
+
+/// How a decision changed an integration's repeat-offender state (audit version 3 on).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OffenderChangeFacts {
+    /// The integration.
+    pub integration_id: String,
+    /// Oldest counted rejections that left the window.
+    pub dropped: i64,
+    /// Time (ms) of the counted rejection added to the window.
+    pub added_ms: Option<i64>,
+    /// End of the cooling-off (ms) after the decision, if cooling.
+    pub cooling_until_ms: Option<i64>,
 }
 
 /// An integration's repeat-offender state as recorded in a decision.
@@ -143,22 +159,34 @@ pub struct AuditEvent {
 /// length prefix (the long 64, two bytes) and the 64 bytes.
 const HASH_FIELD_LEN: usize = 66;
 
-/// Whether audit schema `version` has the decision's `facts` field (version 2 appended it,
-/// last in `DecisionRecord`, as `["null", StateFacts]`); versions differ in nothing else.
-fn has_facts(version: u8) -> Result<bool, WireError> {
+/// What a version's decision record ends with; versions differ in nothing else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsLayout {
+    /// Version 1: no `facts`.
+    None,
+    /// Version 2: `facts` last in `DecisionRecord`, as `["null", StateFacts]`, whose offender
+    /// fact is the whole state after the decision (`offender`).
+    WholeOffender,
+    /// Version 3: the same, with the offender fact as the change (`offender_change`).
+    OffenderChange,
+}
+
+/// The facts layout of audit schema `version`.
+pub fn facts_layout(version: u8) -> Result<FactsLayout, WireError> {
     schema_of(version)?;
     match version {
-        1 => Ok(false),
-        2 => Ok(true),
+        1 => Ok(FactsLayout::None),
+        2 => Ok(FactsLayout::WholeOffender),
+        3 => Ok(FactsLayout::OffenderChange),
         v => Err(WireError::Avro(format!(
             "audit schema version {v} has no direct encoder (src/wire/audit.rs)"
         ))),
     }
 }
 
-/// Appends a link body under a version (`facts` from [`has_facts`]) with `hash` as given.
+/// Appends a link body under a version's facts layout with `hash` as given.
 /// Fields in schema order.
-fn write_link(out: &mut Vec<u8>, e: &AuditEvent, hash: &str, facts: bool) {
+fn write_link(out: &mut Vec<u8>, e: &AuditEvent, hash: &str, facts: FactsLayout) {
     avro_write::long(out, e.seq);
     avro_write::string(out, &e.prev_hash);
     avro_write::string(out, hash);
@@ -166,7 +194,7 @@ fn write_link(out: &mut Vec<u8>, e: &AuditEvent, hash: &str, facts: bool) {
 }
 
 /// The fields after `hash`: `recorded_at` (timestamp-millis) to `governance`.
-fn write_after_hash(out: &mut Vec<u8>, e: &AuditEvent, facts: bool) {
+fn write_after_hash(out: &mut Vec<u8>, e: &AuditEvent, facts: FactsLayout) {
     use avro_write::{long, string, union_null};
     long(out, e.recorded_at);
     string(out, &e.gate_id);
@@ -180,7 +208,7 @@ fn write_after_hash(out: &mut Vec<u8>, e: &AuditEvent, facts: bool) {
     });
 }
 
-fn write_decision(out: &mut Vec<u8>, d: &DecisionRecord, facts: bool) {
+fn write_decision(out: &mut Vec<u8>, d: &DecisionRecord, facts: FactsLayout) {
     use avro_write::{array, boolean, enum_index, int, long, string, union_null};
     int(out, d.source_partition);
     long(out, d.source_offset);
@@ -204,21 +232,30 @@ fn write_decision(out: &mut Vec<u8>, d: &DecisionRecord, facts: bool) {
     long(out, d.size_delta);
     union_null(out, d.content_sha256.as_deref(), string);
     boolean(out, d.authenticated);
-    if facts {
-        union_null(out, d.facts.as_ref(), write_facts);
+    if facts != FactsLayout::None {
+        union_null(out, d.facts.as_ref(), |out, f| write_facts(out, f, facts));
     }
 }
 
-fn write_facts(out: &mut Vec<u8>, f: &StateFacts) {
+fn write_facts(out: &mut Vec<u8>, f: &StateFacts, layout: FactsLayout) {
     use avro_write::{array, boolean, long, string, union_null};
     long(out, f.artifact_delta);
     boolean(out, f.counted_rejection);
     union_null(out, f.rate_tat_us, long);
-    union_null(out, f.offender.as_ref(), |out, o| {
-        string(out, &o.integration_id);
-        array(out, &o.rejections_ms, |out, t| long(out, *t));
-        union_null(out, o.cooling_until_ms, long);
-    });
+    if layout == FactsLayout::WholeOffender {
+        union_null(out, f.offender.as_ref(), |out, o| {
+            string(out, &o.integration_id);
+            array(out, &o.rejections_ms, |out, t| long(out, *t));
+            union_null(out, o.cooling_until_ms, long);
+        });
+    } else {
+        union_null(out, f.offender_change.as_ref(), |out, o| {
+            string(out, &o.integration_id);
+            long(out, o.dropped);
+            union_null(out, o.added_ms, long);
+            union_null(out, o.cooling_until_ms, long);
+        });
+    }
 }
 
 /// An upper bound of a link's encoded size (hash field included), so its buffer is allocated
@@ -242,8 +279,13 @@ fn len_hint(e: &AuditEvent) -> usize {
             + opt(&d.artifact_class)
             + opt(&d.operation)
             + opt(&d.content_sha256);
-        if let Some(o) = d.facts.as_ref().and_then(|f| f.offender.as_ref()) {
-            n += o.integration_id.len() + 10 * o.rejections_ms.len();
+        if let Some(f) = &d.facts {
+            if let Some(o) = &f.offender {
+                n += o.integration_id.len() + 10 * o.rejections_ms.len();
+            }
+            if let Some(o) = &f.offender_change {
+                n += o.integration_id.len();
+            }
         }
     }
     if let Some(g) = &e.governance {
@@ -331,7 +373,7 @@ impl AuditEvent {
     /// empty (the room read as the single 0 byte of an empty string, see [`link_hash`]); then
     /// writes the hash string into the room.
     pub fn seal_into(&mut self, version: u8, out: &mut Vec<u8>) -> Result<(), WireError> {
-        let facts = has_facts(version)?;
+        let facts = facts_layout(version)?;
         let start = out.len();
         avro_write::long(out, self.seq);
         avro_write::string(out, &self.prev_hash);
@@ -364,7 +406,7 @@ impl AuditEvent {
 /// The chain hash `e` has when written under the latest audit version (its `hash` is ignored).
 /// Readers of stored links use [`link_hash`] over the stored bytes instead.
 pub fn chain_hash(e: &AuditEvent) -> Result<String, WireError> {
-    let facts = has_facts(LATEST_VERSION)?;
+    let facts = facts_layout(LATEST_VERSION)?;
     let mut canonical = Vec::with_capacity(len_hint(e));
     write_link(&mut canonical, e, "", facts);
     Ok(hash_hex(&e.prev_hash, &[&canonical]))
@@ -385,7 +427,7 @@ pub fn encode_as(e: &AuditEvent, version: u8) -> Result<Vec<u8>, WireError> {
 /// Appends the Avro body of an event (hash as given) under audit schema `version` to `out`:
 /// the fields written directly in schema order, byte-identical to `apache-avro`'s encoding.
 pub fn encode_as_into(e: &AuditEvent, version: u8, out: &mut Vec<u8>) -> Result<(), WireError> {
-    write_link(out, e, &e.hash, has_facts(version)?);
+    write_link(out, e, &e.hash, facts_layout(version)?);
     Ok(())
 }
 
@@ -422,11 +464,20 @@ pub fn decode_as(body: &[u8], version: u8) -> Result<AuditEvent, WireError> {
                     artifact_delta: f.long("artifact_delta")?,
                     counted_rejection: f.boolean("counted_rejection")?,
                     rate_tat_us: f.opt_long("rate_tat_us")?,
-                    offender: match f.opt_record("offender")? {
+                    offender: match f.added_record("offender")? {
                         None => None,
                         Some(mut o) => Some(OffenderFacts {
                             integration_id: o.string("integration_id")?,
                             rejections_ms: o.longs("rejections_ms")?,
+                            cooling_until_ms: o.opt_long("cooling_until_ms")?,
+                        }),
+                    },
+                    offender_change: match f.added_record("offender_change")? {
+                        None => None,
+                        Some(mut o) => Some(OffenderChangeFacts {
+                            integration_id: o.string("integration_id")?,
+                            dropped: o.long("dropped")?,
+                            added_ms: o.opt_long("added_ms")?,
                             cooling_until_ms: o.opt_long("cooling_until_ms")?,
                         }),
                     },
@@ -567,6 +618,7 @@ mod tests {
                         rejections_ms: vec![3, 4],
                         cooling_until_ms: None,
                     }),
+                    offender_change: None,
                 }),
                 ..Default::default()
             }),
@@ -661,18 +713,36 @@ mod tests {
                     cooling_until_ms,
                 },
             );
+        let change = (
+            text(),
+            long(),
+            proptest::option::of(long()),
+            proptest::option::of(long()),
+        )
+            .prop_map(|(integration_id, dropped, added_ms, cooling_until_ms)| {
+                OffenderChangeFacts {
+                    integration_id,
+                    dropped,
+                    added_ms,
+                    cooling_until_ms,
+                }
+            });
         (
             long(),
             any::<bool>(),
             proptest::option::of(long()),
             proptest::option::of(offender),
+            proptest::option::of(change),
         )
             .prop_map(
-                |(artifact_delta, counted_rejection, rate_tat_us, offender)| StateFacts {
-                    artifact_delta,
-                    counted_rejection,
-                    rate_tat_us,
-                    offender,
+                |(artifact_delta, counted_rejection, rate_tat_us, offender, offender_change)| {
+                    StateFacts {
+                        artifact_delta,
+                        counted_rejection,
+                        rate_tat_us,
+                        offender,
+                        offender_change,
+                    }
                 },
             )
             .boxed()
@@ -797,13 +867,16 @@ mod tests {
             .boxed()
     }
 
-    /// What a version keeps of an event: version 1 has no facts.
+    /// What a version keeps of an event: version 1 has no facts, version 2 no offender
+    /// change, version 3 no whole offender state.
     fn as_stored(e: &AuditEvent, version: u8) -> AuditEvent {
         let mut e = e.clone();
-        if version < 2
-            && let Some(d) = e.decision.as_mut()
-        {
-            d.facts = None;
+        if let Some(d) = e.decision.as_mut() {
+            match version {
+                1 => d.facts = None,
+                2 => d.facts.iter_mut().for_each(|f| f.offender_change = None),
+                _ => d.facts.iter_mut().for_each(|f| f.offender = None),
+            }
         }
         e
     }
@@ -852,7 +925,7 @@ mod tests {
     fn every_approved_version_has_a_direct_encoder_and_no_other_does() {
         let approved = u8::try_from(APPROVED.audit_versions.len()).unwrap();
         for version in 1..=approved {
-            assert!(has_facts(version).is_ok(), "version {version}");
+            assert!(facts_layout(version).is_ok(), "version {version}");
         }
         for version in [0, approved + 1, u8::MAX] {
             let e = event(0, GENESIS_HASH);

@@ -12,9 +12,10 @@ pub const INTENT_AVSC: &str = include_str!("../../schemas/artifact_intent.avsc")
 pub const ACCEPTED_AVSC: &str = include_str!("../../schemas/accepted_artifact.avsc");
 /// `AuditEvent` schema texts, one per version, oldest first (the audit log keeps every version
 /// it was ever written with: readers decode each record with the version that wrote it).
-pub const AUDIT_AVSC_VERSIONS: [&str; 2] = [
+pub const AUDIT_AVSC_VERSIONS: [&str; 3] = [
     include_str!("../../schemas/audit_event.v1.avsc"),
     include_str!("../../schemas/audit_event.v2.avsc"),
+    include_str!("../../schemas/audit_event.v3.avsc"),
 ];
 
 /// One approved schema: where it is registered and what it is.
@@ -101,6 +102,11 @@ pub static APPROVED: LazyLock<Approved> = LazyLock::new(|| {
                 "bucket.audit-value",
                 AUDIT_AVSC_VERSIONS[1],
             ),
+            load(
+                "audit_event.v3.avsc",
+                "bucket.audit-value",
+                AUDIT_AVSC_VERSIONS[2],
+            ),
         ],
     }
 });
@@ -119,10 +125,11 @@ mod tests {
         for v in &a.audit_versions {
             assert_ne!(a.intent.fingerprint, v.fingerprint);
         }
-        assert_ne!(
-            a.audit_versions[0].fingerprint,
-            a.audit_versions[1].fingerprint
-        );
+        for (n, v) in a.audit_versions.iter().enumerate() {
+            for w in &a.audit_versions[n + 1..] {
+                assert_ne!(v.fingerprint, w.fingerprint);
+            }
+        }
     }
 
     #[test]

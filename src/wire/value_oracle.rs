@@ -48,11 +48,20 @@ pub fn accepted(a: &AcceptedArtifact) -> Result<Vec<u8>, WireError> {
     write_datum(&APPROVED.accepted.schema, value)
 }
 
-fn facts_value(f: &StateFacts) -> Value {
-    record(vec![
-        ("artifact_delta", Value::Long(f.artifact_delta)),
-        ("counted_rejection", Value::Boolean(f.counted_rejection)),
-        ("rate_tat_us", opt(f.rate_tat_us, Value::Long)),
+fn facts_value(f: &StateFacts, version: u8) -> Value {
+    let offender = if version >= 3 {
+        (
+            "offender_change",
+            opt(f.offender_change.as_ref(), |o| {
+                record(vec![
+                    ("integration_id", Value::String(o.integration_id.clone())),
+                    ("dropped", Value::Long(o.dropped)),
+                    ("added_ms", opt(o.added_ms, Value::Long)),
+                    ("cooling_until_ms", opt(o.cooling_until_ms, Value::Long)),
+                ])
+            }),
+        )
+    } else {
         (
             "offender",
             opt(f.offender.as_ref(), |o| {
@@ -65,7 +74,13 @@ fn facts_value(f: &StateFacts) -> Value {
                     ("cooling_until_ms", opt(o.cooling_until_ms, Value::Long)),
                 ])
             }),
-        ),
+        )
+    };
+    record(vec![
+        ("artifact_delta", Value::Long(f.artifact_delta)),
+        ("counted_rejection", Value::Boolean(f.counted_rejection)),
+        ("rate_tat_us", opt(f.rate_tat_us, Value::Long)),
+        offender,
     ])
 }
 
@@ -103,7 +118,7 @@ fn decision_value(d: &DecisionRecord, version: u8) -> Value {
         ("authenticated", Value::Boolean(d.authenticated)),
     ];
     if version >= 2 {
-        fields.push(("facts", opt(d.facts.as_ref(), facts_value)));
+        fields.push(("facts", opt(d.facts.as_ref(), |f| facts_value(f, version))));
     }
     record(fields)
 }

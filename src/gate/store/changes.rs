@@ -1,7 +1,7 @@
 //! What one committed batch changes in a partition's state, in the order decisions made it.
 
 use crate::core::decide::Decision;
-use crate::core::state::{ArtifactKey, ArtifactRecord, OffenderState, ReplayKey};
+use crate::core::state::{ArtifactKey, ArtifactRecord, OffenderState, PartitionState, ReplayKey};
 
 /// Everything one Kafka transaction changed, written by [`super::StateStore::commit`] as one
 /// atomic batch. Entries keep the order the decisions were made in.
@@ -49,8 +49,21 @@ impl Changes {
         if let Some((product, tat)) = &decision.rate_tat {
             self.rates.push((product.clone(), *tat));
         }
-        if let Some((integration, state)) = &decision.offender {
-            self.offenders.push((integration.clone(), state.clone()));
+        // Offender states are not copied per decision (a window can hold many rejections):
+        // `Persistence` notes which integrations changed and adds their states once, from
+        // the partition state, before the changes are read (`Task::settle_offenders`).
+    }
+
+    /// Adds the offender states of `integrations` as `state` holds them now, once each.
+    pub fn settle_offenders(&mut self, integrations: &mut Vec<String>, state: &PartitionState) {
+        for integration in integrations.drain(..) {
+            if let Some(o) = state.offender(&integration) {
+                let o = o.clone();
+                match self.offenders.iter_mut().find(|(i, _)| *i == integration) {
+                    Some(entry) => entry.1 = o,
+                    None => self.offenders.push((integration, o)),
+                }
+            }
         }
     }
 

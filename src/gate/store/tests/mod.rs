@@ -8,7 +8,7 @@ use tempfile::TempDir;
 
 use super::*;
 use crate::core::decide::{Decision, Outcome};
-use crate::core::state::{Effect, PartitionState};
+use crate::core::state::{Effect, OffenderChange, PartitionState};
 
 mod model;
 
@@ -352,10 +352,15 @@ fn changes_record_a_decision_as_partition_state_does() {
         decision(Some(("q", "b", record(1, false))), 5, 1, None, false),
     ];
     let mut c = Changes::new(2);
+    let mut offenders_changed = Vec::new();
     for d in &decisions {
         c.record(d);
         m.record(d, 2);
+        offenders_changed.extend(d.offender.iter().map(|o| o.integration.clone()));
     }
+    // Offender states are copied once, at the end, from the partition state.
+    c.settle_offenders(&mut offenders_changed, &m);
+    assert_eq!(c.offenders.len(), 1);
     s.commit(&c, &checkpoint(1)).unwrap();
     for (p, a) in [("p", "a"), ("q", "b")] {
         assert_eq!(
@@ -396,14 +401,11 @@ fn decision(
         replay_key: replay.map(|i| rk("p", i)),
         artifact_delta,
         rate_tat: Some(("p".into(), size_delta * 3)),
-        offender: offender.then(|| {
-            (
-                "int".to_string(),
-                OffenderState {
-                    rejections: VecDeque::from([size_delta]),
-                    cooling_until: Some(1),
-                },
-            )
+        offender: offender.then(|| OffenderChange {
+            integration: "int".to_string(),
+            dropped: 1,
+            added: Some(size_delta),
+            cooling_until: Some(1),
         }),
         counted_rejection: false,
         events: vec![],
