@@ -37,7 +37,8 @@ pub fn policy_text(products: usize, signed: bool) -> String {
 
 /// The offenders window of the bench policy unless `--offender-window-ms` says otherwise. The
 /// threshold is out of reach, so no integration ever cools off; every counted rejection is
-/// kept for the window, and version 2 audit facts record the whole window on each one.
+/// kept for the window (version 2 audit facts recorded the whole window on each one; version 3
+/// records the change).
 pub const DEFAULT_OFFENDER_WINDOW_MS: u64 = 1000;
 
 /// [`policy_text`] with the offenders' `window_ms`.

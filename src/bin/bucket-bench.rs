@@ -73,8 +73,9 @@ struct BenchArgs {
     #[arg(long)]
     products: Option<usize>,
     /// Window (ms) of the bench policy's repeat-offender rule (default 1000). Its threshold is
-    /// out of reach, so every counted rejection stays for the window and each audit link of
-    /// one records them all: a smaller window is closer to a production policy's few entries.
+    /// out of reach, so every counted rejection stays for the window (a version 2 audit link
+    /// records them all, version 3 only the change): a smaller window is closer to a
+    /// production policy's few entries.
     #[arg(long)]
     offender_window_ms: Option<u64>,
     /// Share of invalid intents (rejected by a rule), 0..=1.

@@ -6,7 +6,7 @@ use super::task::ChainHead;
 use crate::core::state::OffenderState;
 use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
 use crate::registry::OutputSchemaIds;
-use crate::wire::accepted::{self, AcceptedArtifact};
+use crate::wire::accepted::{self, AcceptedRef};
 use crate::wire::audit::{
     self, AuditEvent, DecisionRecord, FactsLayout, OffenderChangeFacts, OffenderFacts, StateFacts,
 };
@@ -238,27 +238,26 @@ impl Writer<'_> {
                 record.artifact_class = Some(effect.record.artifact_class.clone());
                 record.deleted = effect.record.deleted;
                 record.content_size = effect.record.size as i64;
-                record.content_sha256 = Some(content_sha256.clone()).filter(|s| !s.is_empty());
-                let a = AcceptedArtifact {
-                    intent_id: i.intent_id.clone(),
-                    product_id: i.product_id.clone(),
-                    integration_id: i.integration_id.clone(),
-                    owner_id: effect.record.owner_id.clone(),
-                    requester_id: i.requester_id.clone(),
-                    artifact_id: i.artifact_id.clone(),
-                    artifact_class: effect.record.artifact_class.clone(),
+                let a = AcceptedRef {
+                    intent_id: &i.intent_id,
+                    product_id: &i.product_id,
+                    integration_id: &i.integration_id,
+                    owner_id: &effect.record.owner_id,
+                    requester_id: &i.requester_id,
+                    artifact_id: &i.artifact_id,
+                    artifact_class: &effect.record.artifact_class,
                     operation: i.operation,
                     version: effect.record.version,
                     deleted: effect.record.deleted,
-                    content: i.content.clone(),
-                    content_sha256,
+                    content: i.content.as_deref(),
+                    content_sha256: &content_sha256,
                     content_size: effect.record.size as i64,
-                    content_type: i.content_type.clone(),
-                    metadata: i.metadata.clone(),
-                    purpose: i.purpose.clone(),
+                    content_type: &i.content_type,
+                    metadata: &i.metadata,
+                    purpose: &i.purpose,
                     client_time: i.client_time,
                     decided_at: decision.decided_at,
-                    policy_version: decision.policy_version.clone(),
+                    policy_version: &decision.policy_version,
                     source_partition: consumed.partition,
                     source_offset: consumed.offset,
                 };
@@ -268,11 +267,12 @@ impl Writer<'_> {
                     key: Some(a.key().into_bytes()),
                     value: Some({
                         let mut value = framing::header(self.ids.accepted, 256 + value.len());
-                        accepted::encode_into(&a, &mut value);
+                        accepted::encode_ref_into(&a, &mut value);
                         value
                     }),
                     headers: vec![("bucket.intent.id".into(), i.intent_id.clone().into_bytes())],
                 });
+                record.content_sha256 = Some(content_sha256).filter(|s| !s.is_empty());
             }
             _ => records.push(self.rejected(consumed, intent, decision)),
         }

@@ -55,6 +55,89 @@ pub struct AcceptedArtifact {
 impl AcceptedArtifact {
     /// Record key on `bucket.accepted`: `product_id/artifact_id`.
     pub fn key(&self) -> String {
+        self.borrowed().key()
+    }
+
+    /// The same artifact as borrowed fields, for [`encode_ref_into`].
+    pub fn borrowed(&self) -> AcceptedRef<'_> {
+        AcceptedRef {
+            intent_id: &self.intent_id,
+            product_id: &self.product_id,
+            integration_id: &self.integration_id,
+            owner_id: &self.owner_id,
+            requester_id: &self.requester_id,
+            artifact_id: &self.artifact_id,
+            artifact_class: &self.artifact_class,
+            operation: self.operation,
+            version: self.version,
+            deleted: self.deleted,
+            content: self.content.as_deref(),
+            content_sha256: &self.content_sha256,
+            content_size: self.content_size,
+            content_type: &self.content_type,
+            metadata: &self.metadata,
+            purpose: &self.purpose,
+            client_time: self.client_time,
+            decided_at: self.decided_at,
+            policy_version: &self.policy_version,
+            source_partition: self.source_partition,
+            source_offset: self.source_offset,
+        }
+    }
+}
+
+/// An accepted artifact whose texts and content are borrowed (from the intent and the
+/// decision): the gate encodes one per accepted intent without copying its content and a
+/// dozen strings into an [`AcceptedArtifact`] first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcceptedRef<'a> {
+    /// Intent that produced this version.
+    pub intent_id: &'a str,
+    /// Owning product.
+    pub product_id: &'a str,
+    /// Integration that sent the intent.
+    pub integration_id: &'a str,
+    /// Artifact owner.
+    pub owner_id: &'a str,
+    /// Principal that asked.
+    pub requester_id: &'a str,
+    /// Artifact id within the product.
+    pub artifact_id: &'a str,
+    /// Artifact class.
+    pub artifact_class: &'a str,
+    /// Operation that produced this version.
+    pub operation: Operation,
+    /// Version assigned by the gate.
+    pub version: i64,
+    /// True for a DELETE tombstone.
+    pub deleted: bool,
+    /// Content bytes (None for a tombstone).
+    pub content: Option<&'a [u8]>,
+    /// Hex SHA-256 of the content ("" for a tombstone).
+    pub content_sha256: &'a str,
+    /// Content length in bytes.
+    pub content_size: i64,
+    /// MIME type.
+    pub content_type: &'a str,
+    /// JSON metadata text.
+    pub metadata: &'a str,
+    /// Provenance: why.
+    pub purpose: &'a str,
+    /// Producer clock, ms.
+    pub client_time: i64,
+    /// Gate clock at decision, ms.
+    pub decided_at: i64,
+    /// Policy version of the decision.
+    pub policy_version: &'a str,
+    /// Source partition in `bucket.intents`.
+    pub source_partition: i32,
+    /// Source offset in `bucket.intents`.
+    pub source_offset: i64,
+}
+
+impl AcceptedRef<'_> {
+    /// Record key on `bucket.accepted`: `product_id/artifact_id`.
+    pub fn key(&self) -> String {
         format!("{}/{}", self.product_id, self.artifact_id)
     }
 }
@@ -71,26 +154,31 @@ pub fn encode(a: &AcceptedArtifact) -> Result<Vec<u8>, WireError> {
 /// holds the Confluent header): the approved schema's fields in order, written directly, no
 /// `Value` tree. Byte-identical to `apache-avro`'s encoding (property test below).
 pub fn encode_into(a: &AcceptedArtifact, out: &mut Vec<u8>) {
+    encode_ref_into(&a.borrowed(), out);
+}
+
+/// [`encode_into`] from borrowed fields.
+pub fn encode_ref_into(a: &AcceptedRef<'_>, out: &mut Vec<u8>) {
     use super::avro_write::{boolean, bytes, enum_index, int, long, string, union_null};
-    string(out, &a.intent_id);
-    string(out, &a.product_id);
-    string(out, &a.integration_id);
-    string(out, &a.owner_id);
-    string(out, &a.requester_id);
-    string(out, &a.artifact_id);
-    string(out, &a.artifact_class);
+    string(out, a.intent_id);
+    string(out, a.product_id);
+    string(out, a.integration_id);
+    string(out, a.owner_id);
+    string(out, a.requester_id);
+    string(out, a.artifact_id);
+    string(out, a.artifact_class);
     enum_index(out, operation_index(a.operation));
     long(out, a.version);
     boolean(out, a.deleted);
-    union_null(out, a.content.as_deref(), bytes);
-    string(out, &a.content_sha256);
+    union_null(out, a.content, bytes);
+    string(out, a.content_sha256);
     long(out, a.content_size);
-    string(out, &a.content_type);
-    string(out, &a.metadata);
-    string(out, &a.purpose);
+    string(out, a.content_type);
+    string(out, a.metadata);
+    string(out, a.purpose);
     long(out, a.client_time); // timestamp-millis
     long(out, a.decided_at); // timestamp-millis
-    string(out, &a.policy_version);
+    string(out, a.policy_version);
     int(out, a.source_partition);
     long(out, a.source_offset);
 }
