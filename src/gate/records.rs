@@ -444,6 +444,70 @@ mod tests {
         }
     }
 
+    /// A counted rejection of an integration whose window holds 100,000 rejections: version 3
+    /// records the change in a few bytes; version 2 recorded every timestamp (ADR 0015), and
+    /// both describe the same state after the decision.
+    #[test]
+    fn a_version_3_link_records_the_offender_change_whatever_the_window_holds() {
+        use crate::core::state::{OffenderChange, OffenderState};
+        let i = create();
+        let mut d = decide_on(&i, &PartitionState::default());
+        let before = OffenderState {
+            rejections: (0..100_000).collect(),
+            cooling_until: None,
+        };
+        let change = OffenderChange {
+            integration: i.integration_id.clone(),
+            dropped: 3,
+            added: Some(100_000),
+            cooling_until: None,
+        };
+        d.offender = Some(change.clone());
+        let consumed = Consumed {
+            partition: 1,
+            offset: 9,
+            key: None,
+            value: Some(vec![1; 64]),
+            timestamp: None,
+            headers: Vec::new(),
+        };
+        let link_as = |audit_version| {
+            let w = Writer {
+                audit_version,
+                ids: OutputSchemaIds {
+                    accepted: 1,
+                    audit: 3,
+                },
+                ..writer()
+            };
+            w.outputs(
+                &consumed,
+                Some(&i),
+                &d,
+                Some(&before),
+                &ChainHead::default(),
+            )
+            .unwrap()
+        };
+        let (v2, v3) = (link_as(2), link_as(3));
+        let size = |o: &Outputs| o.records.last().unwrap().value.as_ref().unwrap().len();
+        assert!(size(&v3) < 1024, "{} bytes", size(&v3));
+        assert!(size(&v2) > 100_000, "{} bytes", size(&v2));
+        let facts = |o: &Outputs| o.audit.decision.as_ref().unwrap().facts.clone().unwrap();
+        let whole = facts(&v2).offender.unwrap();
+        let recorded = facts(&v3).offender_change.unwrap();
+        assert!(facts(&v2).offender_change.is_none() && facts(&v3).offender.is_none());
+        let applied = before.after(&OffenderChange {
+            integration: recorded.integration_id,
+            dropped: u32::try_from(recorded.dropped).unwrap(),
+            added: recorded.added_ms,
+            cooling_until: recorded.cooling_until_ms,
+        });
+        assert_eq!(Vec::from(applied.rejections), whole.rejections_ms);
+        assert_eq!(whole.rejections_ms.len(), 100_000 - 3 + 1);
+        assert_eq!(whole.rejections_ms.first(), Some(&3));
+    }
+
     /// A producer controls every id of an intent and may send megabytes of each: the link
     /// stays a C2SP entry (and far under the audit topic's 1 MiB), the rejected copy whole.
     #[test]
