@@ -42,9 +42,6 @@ pub struct Persistence {
     store: StateStore,
     /// Changes since the last store commit, in decision order.
     pub pending: Changes,
-    /// Integrations whose offender state changed since `pending` last took the states in
-    /// (no duplicates): their states are copied once, when the changes are read.
-    pub offenders_changed: Vec<String>,
     /// Epoch under which the state changelog holds this task's state; None until the
     /// changelog has been written from the store (after a restore from the audit log, or once
     /// the replay window outgrew the epoch's ring).
@@ -110,17 +107,13 @@ impl Task {
                 p.pending.replay_window = replay_window;
             }
             p.pending.record(decision);
-            if let Some(change) = &decision.offender {
-                p.note_offender(&change.integration);
-            }
         }
     }
 
     /// Brings the changed integrations' offender states into the pending changes.
     fn settle_offenders(&mut self) {
         if let Some(p) = self.persist.as_mut() {
-            p.pending
-                .settle_offenders(&mut p.offenders_changed, &self.state);
+            p.pending.settle_offenders(&self.state);
         }
     }
 
@@ -211,7 +204,6 @@ impl Task {
         task.persist = Some(Persistence {
             store,
             pending: Changes::new(replay_window),
-            offenders_changed: Vec::new(),
             changelog_epoch: None,
         });
         Ok((task, checkpoint))
@@ -226,15 +218,6 @@ impl RestoreStats {
             (true, true, _) => "store",
             (true, false, true) => "changelog",
             (true, false, false) => "audit",
-        }
-    }
-}
-
-impl Persistence {
-    /// Notes that an integration's offender state changed in the open transaction.
-    pub fn note_offender(&mut self, integration: &str) {
-        if !self.offenders_changed.iter().any(|i| i == integration) {
-            self.offenders_changed.push(integration.to_string());
         }
     }
 }

@@ -29,7 +29,8 @@ pub fn facts_of(
         offender: change
             .filter(|_| layout == FactsLayout::WholeOffender)
             .map(|c| {
-                let after = offender_before.cloned().unwrap_or_default().after(c);
+                let mut after = offender_before.cloned().unwrap_or_default();
+                after.apply(c);
                 OffenderFacts {
                     integration_id: c.integration.clone(),
                     rejections_ms: after.rejections.into(),
@@ -38,12 +39,7 @@ pub fn facts_of(
             }),
         offender_change: change
             .filter(|_| layout == FactsLayout::OffenderChange)
-            .map(|c| OffenderChangeFacts {
-                integration_id: c.integration.clone(),
-                dropped: i64::from(c.dropped),
-                added_ms: c.added,
-                cooling_until_ms: c.cooling_until,
-            }),
+            .map(OffenderChangeFacts::from),
     }
 }
 
@@ -497,12 +493,8 @@ mod tests {
         let whole = facts(&v2).offender.unwrap();
         let recorded = facts(&v3).offender_change.unwrap();
         assert!(facts(&v2).offender_change.is_none() && facts(&v3).offender.is_none());
-        let applied = before.after(&OffenderChange {
-            integration: recorded.integration_id,
-            dropped: u32::try_from(recorded.dropped).unwrap(),
-            added: recorded.added_ms,
-            cooling_until: recorded.cooling_until_ms,
-        });
+        assert_eq!(recorded.change(), change);
+        let applied = before.after(&recorded.change());
         assert_eq!(Vec::from(applied.rejections), whole.rejections_ms);
         assert_eq!(whole.rejections_ms.len(), 100_000 - 3 + 1);
         assert_eq!(whole.rejections_ms.first(), Some(&3));

@@ -198,12 +198,7 @@ impl Task {
             self.offender_changed(&o.integration_id);
         }
         if let Some(o) = &facts.offender_change {
-            self.apply_offender(&OffenderChange {
-                integration: o.integration_id.clone(),
-                dropped: u32::try_from(o.dropped.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX),
-                added: o.added_ms,
-                cooling_until: o.cooling_until_ms,
-            });
+            self.apply_offender(&o.change());
         }
         if let (Some(tat), Some(product)) = (facts.rate_tat_us, &d.product_id) {
             self.set_rate_tat(product, tat);
@@ -218,7 +213,7 @@ impl Task {
 
     fn offender_changed(&mut self, integration: &str) {
         if let Some(p) = self.persist.as_mut() {
-            p.note_offender(integration);
+            p.pending.note_offender(integration);
         }
     }
 

@@ -28,6 +28,7 @@ use super::WireError;
 use super::avro_write;
 use super::fields::{Fields, read_datum};
 use super::schemas::{APPROVED, ApprovedSchema};
+use crate::core::state::OffenderChange;
 
 /// The audit schema version this binary writes unless told otherwise.
 pub const LATEST_VERSION: u8 = 3;
@@ -123,6 +124,30 @@ pub struct OffenderFacts {
     pub rejections_ms: Vec<i64>,
     /// End of the cooling-off (ms), if cooling.
     pub cooling_until_ms: Option<i64>,
+}
+
+impl From<&OffenderChange> for OffenderChangeFacts {
+    fn from(c: &OffenderChange) -> Self {
+        OffenderChangeFacts {
+            integration_id: c.integration.clone(),
+            dropped: i64::from(c.dropped),
+            added_ms: c.added,
+            cooling_until_ms: c.cooling_until,
+        }
+    }
+}
+
+impl OffenderChangeFacts {
+    /// The change as the core applies it; a `dropped` out of range (a foreign link) is
+    /// clamped, and dropping more than the window holds empties it.
+    pub fn change(&self) -> OffenderChange {
+        OffenderChange {
+            integration: self.integration_id.clone(),
+            dropped: u32::try_from(self.dropped.clamp(0, i64::from(u32::MAX))).unwrap_or(u32::MAX),
+            added: self.added_ms,
+            cooling_until: self.cooling_until_ms,
+        }
+    }
 }
 
 /// An event about the gate itself.

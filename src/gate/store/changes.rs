@@ -14,8 +14,13 @@ pub struct Changes {
     pub usage: Vec<(String, i64, i64)>,
     /// New GCRA arrival times (µs) per product (a later entry wins).
     pub rates: Vec<(String, i64)>,
-    /// New offender states per integration (a later entry wins).
+    /// New offender states per integration (a later entry wins), taken from the partition
+    /// state by [`Changes::settle_offenders`].
     pub offenders: Vec<(String, OffenderState)>,
+    /// Integrations whose offender state changed and is not in `offenders` yet (no
+    /// duplicates): a window can hold many rejections, so it is copied once, when the changes
+    /// are read, not once per decision.
+    pub offenders_changed: Vec<String>,
     /// Intent ids to remember, in decision order.
     pub replay: Vec<ReplayKey>,
     /// Replay window: after each remembered id, the oldest beyond this many are forgotten
@@ -49,14 +54,22 @@ impl Changes {
         if let Some((product, tat)) = &decision.rate_tat {
             self.rates.push((product.clone(), *tat));
         }
-        // Offender states are not copied per decision (a window can hold many rejections):
-        // `Persistence` notes which integrations changed and adds their states once, from
-        // the partition state, before the changes are read (`Task::settle_offenders`).
+        if let Some(change) = &decision.offender {
+            self.note_offender(&change.integration);
+        }
     }
 
-    /// Adds the offender states of `integrations` as `state` holds them now, once each.
-    pub fn settle_offenders(&mut self, integrations: &mut Vec<String>, state: &PartitionState) {
-        for integration in integrations.drain(..) {
+    /// Notes that an integration's offender state changed (its state is taken in later).
+    pub fn note_offender(&mut self, integration: &str) {
+        if !self.offenders_changed.iter().any(|i| i == integration) {
+            self.offenders_changed.push(integration.to_string());
+        }
+    }
+
+    /// Takes the noted integrations' offender states into `offenders`, as `state` holds them
+    /// now, once each.
+    pub fn settle_offenders(&mut self, state: &PartitionState) {
+        for integration in std::mem::take(&mut self.offenders_changed) {
             if let Some(o) = state.offender(&integration) {
                 let o = o.clone();
                 match self.offenders.iter_mut().find(|(i, _)| *i == integration) {
@@ -73,6 +86,7 @@ impl Changes {
             && self.usage.is_empty()
             && self.rates.is_empty()
             && self.offenders.is_empty()
+            && self.offenders_changed.is_empty()
             && self.replay.is_empty()
     }
 }

@@ -352,14 +352,13 @@ fn changes_record_a_decision_as_partition_state_does() {
         decision(Some(("q", "b", record(1, false))), 5, 1, None, false),
     ];
     let mut c = Changes::new(2);
-    let mut offenders_changed = Vec::new();
     for d in &decisions {
         c.record(d);
         m.record(d, 2);
-        offenders_changed.extend(d.offender.iter().map(|o| o.integration.clone()));
     }
     // Offender states are copied once, at the end, from the partition state.
-    c.settle_offenders(&mut offenders_changed, &m);
+    assert!(c.offenders.is_empty());
+    c.settle_offenders(&m);
     assert_eq!(c.offenders.len(), 1);
     s.commit(&c, &checkpoint(1)).unwrap();
     for (p, a) in [("p", "a"), ("q", "b")] {
