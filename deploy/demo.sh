@@ -12,13 +12,16 @@ BIN="$ROOT/target/release/bucket"
 step() { printf '\n==> %s\n' "$*"; }
 
 stop_services() {
-  for svc in gate sink api tiles; do
-    if [[ -s "$RUN/$svc.pid" ]] && kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null; then
-      kill -TERM "$(cat "$RUN/$svc.pid")" || true
-      for _ in $(seq 1 100); do kill -0 "$(cat "$RUN/$svc.pid")" 2>/dev/null || break; sleep 0.1; done
+  local pidfile svc
+  for pidfile in "$RUN"/gate*.pid "$RUN"/sink.pid "$RUN"/api.pid "$RUN"/tiles.pid; do
+    [[ -e "$pidfile" ]] || continue
+    svc="$(basename "$pidfile" .pid)"
+    if [[ -s "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+      kill -TERM "$(cat "$pidfile")" || true
+      for _ in $(seq 1 100); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.1; done
       echo "stopped $svc"
     fi
-    rm -f "$RUN/$svc.pid"
+    rm -f "$pidfile"
   done
 }
 if [[ "${1:-}" == "stop" ]]; then stop_services; exit 0; fi
@@ -41,17 +44,31 @@ PIN=(--approvers deploy/demo/approvers/allowed_signers --approvals-required 2)
 step "policy approvals (bucket policy check deploy/policy.toml --approvers ...)"
 "$BIN" policy check deploy/policy.toml "${PIN[@]}"
 
-step "gate and sink"
+# BUCKET_DEMO_GATES=N runs N gate instances as a StatefulSet would: ids gate-0..gate-<N-1>, each
+# with its own state directory and admin port (gate-0 on :9600, gate-i on :961i), one standby
+# replica per partition when N > 1 (docs/runbook.md, "Instance ids").
+GATES="${BUCKET_DEMO_GATES:-1}"
+step "gate ($GATES instance(s)) and sink"
 stop_services
-setsid nohup "$BIN" gate --gate-id demo --policy deploy/policy.toml "${PIN[@]}" \
-  --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
-  --state-dir "$RUN/state" \
-  >"$RUN/gate.log" 2>&1 < /dev/null &
-echo $! >"$RUN/gate.pid"
-setsid nohup "$BIN" sink --migrate >"$RUN/sink.log" 2>&1 < /dev/null &
+standby=0
+(( GATES > 1 )) && standby=1
+for i in $(seq 0 $((GATES - 1))); do
+  name=gate; admin=127.0.0.1:9600
+  if (( i > 0 )); then name="gate-$i"; admin="127.0.0.1:$((9610 + i))"; fi
+  setsid nohup "$BIN" gate --instance-id "gate-$i" --policy deploy/policy.toml "${PIN[@]}" \
+    --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
+    --state-dir "$RUN/state/gate-$i" --standby-replicas "$standby" --admin-addr "$admin" \
+    >"$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+  echo "gate-$i pid $(cat "$RUN/$name.pid"), log $RUN/$name.log, admin http://$admin/status"
+done
+setsid nohup "$BIN" sink --migrate --instance-id sink-0 >"$RUN/sink.log" 2>&1 < /dev/null &
 echo $! >"$RUN/sink.pid"
-echo "gate pid $(cat "$RUN/gate.pid"), log $RUN/gate.log"
-echo "sink pid $(cat "$RUN/sink.pid"), log $RUN/sink.log"
+echo "sink-0 pid $(cat "$RUN/sink.pid"), log $RUN/sink.log"
+
+step "wait for readiness (/readyz: every assigned partition restored and deciding)"
+for _ in $(seq 1 600); do curl -fs http://127.0.0.1:9600/readyz >/dev/null 2>&1 && break; sleep 0.1; done
+curl -s http://127.0.0.1:9600/readyz | python3 -c 'import json,sys; r=json.load(sys.stdin); print("gate-0 ready:", r["ready"], "-", r["checks"].get("tasks", {}).get("detail", ""))' || true
 
 step "produce the demo intents (deploy/demo/intents.jsonl: good and bad)"
 # The truncated-Avro demo line needs the registry's id of the approved intent schema.

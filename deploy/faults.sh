@@ -9,10 +9,14 @@
 #   --short   (default) one repetition of each fault, 2 000 intents: a few minutes
 #   --long    five repetitions of every fault, 100 000 intents each at 2 000/s open loop
 #             (docs/reliability.md; about an hour on two cores)
-#   --only    one fault: kill9 | state | broker | cluster3 | redis | registry | postgres | netem
+#   --only    one fault: kill9 | state | restart3 | lost | rolling | scale | broker | cluster3 |
+#             redis | registry | postgres | netem
 #
 # Faults: kill -9 of gates and sink in loops; local state (kill -9 in store writes, stores deleted
-# or replaced by another gate's, the changelog topic deleted, an instance joining and leaving); single broker stop/start; one node of a three-node
+# or replaced by another gate's, the changelog topic deleted, an instance joining and leaving);
+# instance identity (three gates with stable ids and admin ports: kill -9 of one restarted with
+# its id, the busiest lost for good, a rolling SIGTERM restart, scale 3 -> 2 -> 3, each with its
+# recovery figures); single broker stop/start; one node of a three-node
 # KRaft cluster (deploy/local/cluster3.sh, RF 3, min ISR 2) SIGKILLed under load; Redis, the
 # registry and PostgreSQL stopped and restarted; 20 ms netem delay on loopback (skipped, and
 # recorded as such, where the kernel refuses it).
@@ -45,7 +49,7 @@ while (( $# )); do
   shift
 done
 
-all=(kill9 state broker redis registry postgres netem cluster3)
+all=(kill9 state restart3 lost rolling scale broker redis registry postgres netem cluster3)
 if [[ -n "$only" ]]; then
   [[ " ${all[*]} " == *" $only "* ]] || { echo "unknown fault '$only' (one of: ${all[*]})" >&2; exit 2; }
   faults=("$only")
@@ -113,6 +117,20 @@ for fault, rs in by.items():
           f"| {sum(r['lost'] for r in rs)} | {sum(r['duplicates'] for r in rs)} | {max(r.get('hidden', 0) for r in rs)} "
           f"| {max(r['gate_recovery_s'] for r in rs)} | {max(r['sink_recovery_s'] for r in rs)} "
           f"| {'all pass' if ok else 'FAILED'} |")
+keys = ["kill_to_first_decision_s", "readyz_to_first_decision_s", "sink_kill_to_first_write_s",
+        "lost_to_decided_elsewhere_s", "sigterm_to_exit_s", "longest_partition_pause_s"]
+extra = [r for r in rows if any(k in r for k in keys)]
+if extra:
+    print()
+    print("| fault | rep | " + " | ".join(keys) + " |")
+    print("|---|---|" + "---|" * len(keys))
+    def cell(v):
+        if v is None: return ""
+        if isinstance(v, dict) and "median" in v: return f"{v['median']} ({v['min']}-{v['max']})"
+        if isinstance(v, dict) and "seconds" in v: return f"{v['seconds']} (p{v['partition']})"
+        return str(v)
+    for r in extra:
+        print(f"| {r['fault']} | {r['rep']} | " + " | ".join(cell(r.get(k)) for k in keys) + " |")
 EOF
   fi
   printf '\n==> fault suite (%s) finished in %ss (exit %s)\n' "$mode" "$((SECONDS - t0))" "$rc"
@@ -130,8 +148,11 @@ mkdir -p "$(dirname "$BUCKET_FAULTS_RESULTS")"
 failed=()
 for f in "${faults[@]}"; do
   step "fault: $f ($mode: $BUCKET_FAULTS_REPS x $BUCKET_FAULTS_INTENTS intents)"
-  test_name="fault_${f}_$(case $f in
-    kill9) echo loops ;; cluster3) echo node_lost ;; netem) echo latency ;; *) echo restart ;; esac)"
+  test_name="$(case $f in
+    kill9) echo fault_kill9_loops ;; cluster3) echo fault_cluster3_node_lost ;; netem) echo fault_netem_latency ;;
+    restart3) echo instances::fault_restart3_same_id ;; lost) echo instances::fault_lost_instance ;;
+    rolling) echo instances::fault_rolling_restart ;; scale) echo instances::fault_scale_down_and_up ;;
+    *) echo "fault_${f}_restart" ;; esac)"
   if ! cargo test --locked "${profile_flags[@]}" --test faults -- --ignored --exact "$test_name" --test-threads 1 --nocapture; then
     failed+=("$f")
     # The next fault needs a healthy stack.

@@ -28,6 +28,9 @@ use common::*;
 
 const PARTITIONS: i32 = 4;
 
+#[path = "faults/instances.rs"]
+mod instances;
+
 /// Gate instance ids a scenario may use (`g0`..): two in the group, a third joins and leaves.
 const GATE_IDS: usize = 3;
 
@@ -190,6 +193,9 @@ struct Figures {
     /// Every gate's local stores and the state changelog equal the audit log's recomputation.
     state_ok: bool,
     note: String,
+    /// Scenario-specific figures (the instance scenarios' recovery times), merged into the
+    /// results line.
+    extra: serde_json::Map<String, serde_json::Value>,
 }
 
 /// One repetition of a scenario: its topics, database, gate instances and sink.
@@ -214,6 +220,8 @@ struct Run {
     gate_count: usize,
     /// Extra environment of the gates (proxied Redis and registry in the latency fallback).
     gate_env: Vec<(&'static str, String)>,
+    /// Admin port of gate `i` (the instance scenarios read `/readyz`); none: admin off.
+    admin_ports: Vec<u16>,
 }
 
 impl Run {
@@ -248,6 +256,7 @@ impl Run {
             figures: Figures::default(),
             gate_count: 0,
             gate_env: Vec::new(),
+            admin_ports: Vec::new(),
         };
         run.gate_count = gates;
         eprintln!(
@@ -271,6 +280,9 @@ impl Run {
             ),
         ];
         env.extend(self.gate_env.iter().cloned());
+        if let Some(port) = self.admin_ports.get(i) {
+            env.push(("BUCKET_ADMIN_ADDR", format!("127.0.0.1:{port}")));
+        }
         spawn(
             &format!("faults-{}{}-{id}-{}", self.fault, self.sfx, self.spawned),
             &[
@@ -290,7 +302,14 @@ impl Run {
         self.spawned += 1;
         spawn(
             &format!("faults-{}{}-sink-{}", self.fault, self.sfx, self.spawned),
-            &["sink", "--migrate", "--group", &self.sink_group],
+            &[
+                "sink",
+                "--migrate",
+                "--group",
+                &self.sink_group,
+                "--instance-id",
+                "s0",
+            ],
             &[
                 ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
                 ("BUCKET_PG_URL", self.sink_db.clone()),
@@ -585,6 +604,10 @@ impl Run {
             "state_ok": f.state_ok,
             "note": f.note,
         });
+        let mut line = line;
+        if let Some(o) = line.as_object_mut() {
+            o.extend(f.extra.clone());
+        }
         eprintln!("[{} #{}] {line}", self.fault, self.rep);
         let path = std::env::var("BUCKET_FAULTS_RESULTS").unwrap_or_else(|_| {
             concat!(env!("CARGO_MANIFEST_DIR"), "/target/faults/results.jsonl").into()

@@ -174,6 +174,9 @@ pub struct Board {
     pub policy: Option<(String, String)>,
     /// Set on shutdown: readiness goes false at once.
     pub stopping: bool,
+    /// Each assigned partition's task phase as the loop last reported it (gate only; None
+    /// until the loop reports).
+    pub phases: Option<crate::gate::lifecycle::Phases>,
 }
 
 impl Board {

@@ -226,12 +226,14 @@ impl GateTelemetry {
         } else {
             match consumer.fetch_group_list(Some(s.group.as_str()), PROBE_TIMEOUT) {
                 Ok(list)
-                    if list
-                        .groups()
-                        .iter()
-                        .any(|g| g.members().iter().any(|m| m.client_id() == s.client_id)) =>
+                    if list.groups().iter().any(|g| {
+                        g.state() == "Stable"
+                            && g.members().iter().any(|m| m.client_id() == s.client_id)
+                    }) =>
                 {
-                    Check::up("joined, waiting for partitions (more members than partitions)")
+                    Check::up(
+                        "a spare member: no partitions assigned (more members than partitions)",
+                    )
                 }
                 Ok(_) => Check::down("not a member of the group yet (joining)"),
                 Err(e) => Check::down(e.to_string()),
@@ -239,6 +241,11 @@ impl GateTelemetry {
         };
         s.metrics.assigned.set(assigned.len() as i64);
         let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
+        let assigned = match &b.phases {
+            // The loop's own report is newer than this 5-second probe.
+            Some(phases) => phases.assigned(),
+            None => assigned,
+        };
         let old: Vec<i32> = b.lag.keys().copied().collect();
         match lags {
             Ok(l) => {
@@ -361,6 +368,16 @@ impl GateObserver for GateTelemetry {
         if let Some(s) = &self.0 {
             s.metrics.aborted.inc();
         }
+    }
+
+    /// Hook: the assigned partitions' phases changed; readiness follows at once.
+    fn phases(&self, phases: &crate::gate::lifecycle::Phases) {
+        let Some(s) = &self.0 else {
+            return;
+        };
+        let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
+        b.assigned = phases.assigned();
+        b.phases = Some(phases.clone());
     }
 
     /// Hook, called every loop iteration: at most once a second refreshes quotas, cooling-off,

@@ -58,7 +58,18 @@ pub fn readiness(state: &AdminState) -> Readiness {
                 }
                 _ => {}
             }
-            let required = ["loop", "kafka", "group", "registry"];
+            // Ready means deciding: every assigned partition restored and running. With none
+            // assigned, only a spare member of a stable group is ready (not one still joining).
+            let tasks = match &b.phases {
+                Some(p) if !p.is_empty() && p.all_running() => Check::up(p.summary()),
+                Some(p) if !p.is_empty() => Check::down(p.summary()),
+                _ => match checks.get("group") {
+                    Some(g) if g.is_up() => Check::up(g.detail.clone()),
+                    _ => Check::down("no partitions assigned yet (joining the group)"),
+                },
+            };
+            checks.insert("tasks", tasks);
+            let required = ["loop", "kafka", "registry", "tasks"];
             let ready = !b.stopping
                 && required
                     .iter()

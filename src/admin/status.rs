@@ -55,6 +55,7 @@ pub async fn json(State(state): State<AdminState>) -> Response {
                 "top_reasons": b.top_reasons().iter()
                     .map(|(code, n)| serde_json::json!({"code": code, "count": n}))
                     .collect::<Vec<_>>(),
+                "tasks": b.phases,
                 "quotas": b.quotas,
                 "cooling_off": b.cooling_off,
                 "governance": b.governance,

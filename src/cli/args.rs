@@ -77,3 +77,56 @@ impl BackendArgs {
         )?)
     }
 }
+
+/// Who this running instance is, and how it belongs to its consumer group (gate and sink).
+#[derive(Args, Clone)]
+pub(crate) struct InstanceArgs {
+    /// Instance id, unique and stable per running instance (a StatefulSet's pod name): the
+    /// static group member's id, part of the transactional id and the state directory's name;
+    /// defaults to the host name. Two live processes must never share one (docs/runbook.md).
+    #[arg(long, alias = "gate-id", env = "BUCKET_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Join the consumer group as a static member named by the instance id (KIP-345): a
+    /// restart within the session timeout gets its partitions back with no rebalance, and a
+    /// stopping instance does not leave the group. `false`: a dynamic member that leaves on
+    /// stop (its partitions move at once).
+    #[arg(
+        long,
+        env = "BUCKET_STATIC_MEMBERSHIP",
+        default_value_t = true,
+        action = clap::ArgAction::Set
+    )]
+    pub static_membership: bool,
+    /// How long the group waits for a silent member (crashed, or stopped as a static member)
+    /// before it moves the member's partitions, ms.
+    #[arg(long, env = "BUCKET_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub session_timeout_ms: u64,
+}
+
+impl InstanceArgs {
+    /// The instance id: the flag, else the host name, else `fallback`.
+    pub fn id(&self, fallback: &str) -> String {
+        self.instance_id.clone().unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_string())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| fallback.to_string())
+        })
+    }
+
+    /// Sets the sink's membership from these flags.
+    pub fn apply_to(&self, opts: &mut bhiv_bucket::sink::SinkOptions) -> Result<()> {
+        let id = self.id("sink");
+        bhiv_bucket::gate::instance::check_id(&id)?;
+        opts.instance_id = self.static_membership.then_some(id);
+        opts.session_timeout = self.session_timeout();
+        Ok(())
+    }
+
+    /// The session timeout (at least Kafka's minimum of 6 s is the broker's business: it
+    /// refuses values outside `group.min/max.session.timeout.ms`).
+    pub fn session_timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.session_timeout_ms.max(1))
+    }
+}

@@ -12,7 +12,7 @@ use bhiv_bucket::gate::{GateOptions, TopicNames};
 use clap::Args;
 use tracing::info;
 
-use super::args::{AdminTokenArgs, KafkaArgs, RegistryArgs, TopicArgs};
+use super::args::{AdminTokenArgs, InstanceArgs, KafkaArgs, RegistryArgs, TopicArgs};
 use super::runtime::{LOG_TARGET, mark_stopping, shutdown_on_signals};
 
 /// `bucket gate`: the gate's own flags beside the shared Kafka, registry and topic groups.
@@ -30,10 +30,8 @@ pub(crate) struct GateArgs {
     /// Consumer group shared by all gate instances.
     #[arg(long, env = "BUCKET_GATE_GROUP", default_value = "bucket-gate")]
     group: String,
-    /// Instance id, unique and stable per running gate (forms the transactional id); defaults
-    /// to the host name.
-    #[arg(long, env = "BUCKET_GATE_ID")]
-    gate_id: Option<String>,
+    #[command(flatten)]
+    instance: InstanceArgs,
     /// Longest a transaction stays open, ms (end-to-end latency floor).
     #[arg(long, env = "BUCKET_COMMIT_INTERVAL_MS", default_value_t = 100)]
     commit_interval_ms: u64,
@@ -80,11 +78,17 @@ pub(crate) struct GateArgs {
         value_parser = clap::value_parser!(u8).range(1..=i64::from(bhiv_bucket::wire::audit::LATEST_VERSION))
     )]
     audit_schema_version: u8,
-    /// Directory for the partition tasks' local state stores (one per partition; keep it on a
-    /// persistent volume). Unset: every task's state is in memory, restored from the whole
-    /// audit log on every assignment.
+    /// Directory for the partition tasks' local state stores: the instance's own (one store
+    /// per partition; keep it on a persistent volume). Locked while the gate runs: a second
+    /// process on the same directory is refused. Unset: every task's state is in memory,
+    /// restored from the whole audit log on every assignment.
     #[arg(long, env = "BUCKET_STATE_DIR")]
     state_dir: Option<PathBuf>,
+    /// Warm copies of other instances' partitions kept here (standby tasks, caught up from the
+    /// audit log every 2 s), so that a partition whose owner is lost for good is taken over warm.
+    /// Needs --state-dir. 0: none.
+    #[arg(long, env = "BUCKET_STANDBY_REPLICAS", default_value_t = 0)]
+    standby_replicas: usize,
     /// Block cache of each partition's state store, MiB.
     #[arg(long, env = "BUCKET_STATE_CACHE_MB", default_value_t = 32)]
     state_cache_mb: u64,
@@ -113,8 +117,19 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
     topics.accepted_per_product = a.accepted_per_product;
     let admin = AdminConfig::parse(&a.admin_addr, a.admin.admin_token.as_deref())?;
     // A stable default (the host name, i.e. the pod name on Kubernetes) lets a
-    // restarted instance fence its predecessor's open transaction at once.
-    let gate_id = a.gate_id.unwrap_or_else(default_gate_id);
+    // restarted instance fence its predecessor's open transaction at once and take its
+    // partitions back as the same static member.
+    let gate_id = a.instance.id("gate");
+    bhiv_bucket::gate::instance::check_id(&gate_id)?;
+    let state_dir = a.state_dir.clone();
+    // Held until the process ends: one live process per state directory (an instance's own
+    // volume), so a second process started with the same id and volume is refused.
+    let _lock = match &state_dir {
+        Some(dir) => Some(bhiv_bucket::gate::instance::InstanceLock::acquire(
+            dir, &gate_id,
+        )?),
+        None => None,
+    };
     let telemetry = match admin.addr {
         Some(_) => GateTelemetry::new(&policy, &policy_text, &topics.intents, &a.group, &gate_id),
         None => GateTelemetry::default(),
@@ -125,6 +140,9 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         registry_url: a.registry.registry_url,
         group_id: a.group,
         gate_id,
+        static_membership: a.instance.static_membership,
+        standby_replicas: a.standby_replicas,
+        session_timeout: a.instance.session_timeout(),
         topics,
         policy: Arc::new(policy),
         policy_text,
@@ -143,15 +161,12 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         max_batch: a.max_batch.max(1),
         restore_timeout: Duration::from_secs(180),
         audit_version: a.audit_schema_version,
-        store: a
-            .state_dir
-            .clone()
-            .map(|state_dir| bhiv_bucket::gate::persist::StoreOptions {
-                state_dir,
-                cache_bytes: a.state_cache_mb.max(1) * 1024 * 1024,
-                cluster: String::new(),
-                intents_topic: String::new(),
-            }),
+        store: state_dir.map(|state_dir| bhiv_bucket::gate::persist::StoreOptions {
+            state_dir,
+            cache_bytes: a.state_cache_mb.max(1) * 1024 * 1024,
+            cluster: String::new(),
+            intents_topic: String::new(),
+        }),
         telemetry: telemetry.clone().into(),
     };
     let shutdown = shutdown_on_signals(rt);
@@ -189,15 +204,6 @@ fn read_seed(path: &std::path::Path) -> Result<bhiv_bucket::core::signature::Sig
     Ok(bhiv_bucket::core::signature::SignKey::ed25519_from_seed(
         &seed,
     ))
-}
-
-/// The host name, or "gate" when it cannot be read.
-fn default_gate_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "gate".to_string())
 }
 
 #[cfg(test)]

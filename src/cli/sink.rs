@@ -14,7 +14,9 @@ use clap::{Args, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::args::{AdminTokenArgs, BackendArgs, KafkaArgs, PgArgs, RegistryArgs, TopicArgs};
+use super::args::{
+    AdminTokenArgs, BackendArgs, InstanceArgs, KafkaArgs, PgArgs, RegistryArgs, TopicArgs,
+};
 use super::runtime::{LOG_TARGET, announce, mark_stopping, shutdown_on_signals};
 
 /// `bucket sink`: the run flags, or one of the storage jobs as a subcommand (not both).
@@ -39,6 +41,8 @@ pub(crate) struct SinkRunArgs {
     topics: TopicArgs,
     #[command(flatten)]
     pg: PgArgs,
+    #[command(flatten)]
+    instance: InstanceArgs,
     /// Consumer group of the sink (the audit indexer uses `<group>.audit`).
     #[arg(long, env = "BUCKET_SINK_GROUP", default_value = "bucket-sink")]
     group: String,
@@ -305,6 +309,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     if let Backend::Fs { dir } = &backend {
         let names = TopicNames::with_suffix(&a.topics.topic_suffix);
         let mut opts = SinkOptions::new(a.kafka.brokers, a.group, "");
+        a.instance.apply_to(&mut opts)?;
         opts.topic = names.accepted;
         opts.batch_max = a.batch_max;
         let store = backend
@@ -326,6 +331,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     }
     let names = TopicNames::with_suffix(&a.topics.topic_suffix);
     let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);
+    a.instance.apply_to(&mut opts)?;
     opts.topic = names.accepted;
     opts.batch_max = a.batch_max;
     opts.telemetry = telemetry.into();

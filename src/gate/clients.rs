@@ -120,7 +120,12 @@ pub fn consumer_config(brokers: &str, group_id: &str, client_id: &str) -> Client
         // partitions that change owner; the others keep their tasks and restored state
         // (ADR 0011). Not mixable with the eager assignors in one group.
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "10000")
+        .set(
+            "session.timeout.ms",
+            crate::kafka::membership::DEFAULT_SESSION_TIMEOUT
+                .as_millis()
+                .to_string(),
+        )
         .set("max.poll.interval.ms", "600000")
         .set("fetch.max.bytes", "52428800")
         .set("max.partition.fetch.bytes", "20971520");

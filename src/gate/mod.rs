@@ -6,12 +6,15 @@ pub mod changelog;
 pub mod clients;
 pub mod decode;
 pub mod events;
+pub mod instance;
+pub mod lifecycle;
 pub mod observe;
 pub mod persist;
 pub mod policy_watch;
 pub mod rebalance;
 pub mod records;
 mod session;
+pub mod standby;
 pub mod store;
 pub mod task;
 pub mod txn;
@@ -87,8 +90,17 @@ pub struct GateOptions {
     pub registry_url: String,
     /// Consumer group of all gate instances.
     pub group_id: String,
-    /// This instance's id; with the group id it forms the transactional id.
+    /// This instance's id (`--instance-id`): with the group id it forms the transactional id,
+    /// and it is the static member's `group.instance.id`.
     pub gate_id: String,
+    /// Join the group as a static member named `gate_id` (KIP-345): a restart within the
+    /// session timeout gets the same partitions back without a rebalance.
+    pub static_membership: bool,
+    /// How long the group waits for a silent member before moving its partitions.
+    pub session_timeout: Duration,
+    /// Warm standby stores kept per partition on other instances (`--standby-replicas`; needs
+    /// `store`).
+    pub standby_replicas: usize,
     /// Topic names.
     pub topics: TopicNames,
     /// Policy in force at start.
@@ -155,4 +167,8 @@ pub enum GateError {
     /// Encoding our own output failed: a defect, stop.
     #[error("encoding output: {0}")]
     Encode(#[from] crate::wire::WireError),
+    /// Kafka fenced this instance: another process runs with the same instance id. Stop rather
+    /// than fence it back (docs/runbook.md, "Instance ids").
+    #[error("{0}")]
+    InstanceTaken(String),
 }

@@ -92,6 +92,10 @@ pub trait GateObserver: fmt::Debug + Send + Sync {
 
     /// Called every loop iteration.
     fn tick(&self, _view: &LoopView<'_>) {}
+
+    /// The assigned partitions' phases changed (a task restored, partitions assigned or
+    /// revoked): what readiness and `/status` say.
+    fn phases(&self, _phases: &super::lifecycle::Phases) {}
 }
 
 /// An observer that reports nothing (no admin server; the bench's in-process gate).

@@ -4,6 +4,7 @@
 //! keep their tasks and their uncommitted work) and then gives them up itself. The eager
 //! protocol gives them up at once, as librdkafka's default handler does.
 
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -32,6 +33,9 @@ pub struct GateContext {
     owns_control_chain: AtomicBool,
     /// The loop will not run again: a revocation (the one `close` makes) is applied at once.
     closing: AtomicBool,
+    /// Partitions the group gave this instance and has not taken back (a deferred revocation
+    /// takes them out at once: they are on their way out).
+    assigned: Mutex<BTreeSet<i32>>,
 }
 
 impl GateContext {
@@ -43,6 +47,25 @@ impl GateContext {
     /// Tells the callback the loop is gone: the consumer's close must not wait for it.
     pub fn closing(&self) {
         self.closing.store(true, Ordering::SeqCst);
+    }
+
+    /// The partitions assigned to this instance now, in order.
+    pub fn assigned(&self) -> Vec<i32> {
+        match self.assigned.lock() {
+            Ok(a) => a.iter().copied().collect(),
+            Err(p) => p.into_inner().iter().copied().collect(),
+        }
+    }
+
+    fn note_assigned(&self, parts: &[i32], added: bool) {
+        let mut a = self.assigned.lock().unwrap_or_else(|p| p.into_inner());
+        for p in parts {
+            if added {
+                a.insert(*p);
+            } else {
+                a.remove(p);
+            }
+        }
     }
 
     /// Takes the revocation recorded since the last call (empty if none).
@@ -76,6 +99,7 @@ impl GateContext {
         let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
         info!(partitions = ?parts, deferred, "partitions revoked");
         self.set_control_chain(&parts, false);
+        self.note_assigned(&parts, false);
         if let Ok(mut r) = self.revoked.lock() {
             if let Some(e) = tpl.elements().first() {
                 r.topic = e.topic().to_string();
@@ -104,6 +128,7 @@ impl ConsumerContext for GateContext {
                 let parts: Vec<i32> = tpl.elements().iter().map(|e| e.partition()).collect();
                 info!(partitions = ?parts, "partitions assigned");
                 self.set_control_chain(&parts, true);
+                self.note_assigned(&parts, true);
                 if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {

@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
 use super::events::GovernanceEvent;
+use super::lifecycle::Phases;
 use super::observe::LoopView;
 use super::persist::{RestoreSources, RestoreStats, restore_with_store};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
@@ -69,10 +70,12 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
     let mut backoff = Duration::from_millis(200);
     loop {
         let result = Session::start(&opts, &registry, ids, &audit_reader, &rt, &mut watch)
-            .and_then(|mut s| s.run(&shutdown));
+            .and_then(|mut s| s.run(&shutdown).map_err(|e| s.taken_over().unwrap_or(e)));
         match result {
             Ok(()) => return Ok(()),
-            Err(e @ (GateError::Layout(_) | GateError::Encode(_))) => return Err(e),
+            Err(
+                e @ (GateError::Layout(_) | GateError::Encode(_) | GateError::InstanceTaken(_)),
+            ) => return Err(e),
             Err(e) => {
                 if shutdown.is_cancelled() {
                     return Err(e);
@@ -140,12 +143,32 @@ struct Session<'a> {
     /// Partitions sought back while deciding the current poll batch: the rest of the batch's
     /// records of theirs are not decided (they come again).
     sought: std::collections::HashSet<i32>,
+    /// Takeover announcements (`GATE_STARTED`) of tasks restored ahead of their first link:
+    /// written just before the chain's next link, so an idle partition's chain is unchanged.
+    unannounced: HashMap<i32, GovernanceEvent>,
+    /// The phases last reported to the observer (readiness, `/status`).
+    phases: Phases,
+    /// One lock per partition's store, shared with the standby worker.
+    store_locks: Arc<super::standby::StoreLocks>,
+    /// The policy in force, as the standby worker reads it.
+    shared_policy: Arc<std::sync::Mutex<Arc<crate::core::Policy>>>,
+    /// Partitions whose stores the standby worker keeps warm.
+    warm: Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>,
+    /// The standby worker (`--standby-replicas`), stopped with the session.
+    standby: Option<(CancellationToken, std::thread::JoinHandle<()>)>,
 }
 
 impl Drop for Session<'_> {
-    /// The consumer closes right after: its last revocation must not wait for this loop.
+    /// The consumer closes right after: its last revocation must not wait for this loop. The
+    /// standby worker stops with its session.
     fn drop(&mut self) {
         self.consumer.context().closing();
+        if let Some((stop, worker)) = self.standby.take() {
+            stop.cancel();
+            if worker.join().is_err() {
+                warn!("standby worker panicked");
+            }
+        }
     }
 }
 
@@ -173,12 +196,18 @@ impl<'a> Session<'a> {
         )
         .create_with_context(clients::AuditDeliveries::new(&opts.topics.audit))?;
         producer.init_transactions(OP_TIMEOUT)?;
-        let consumer: BaseConsumer<GateContext> = clients::consumer_config(
+        let mut config = clients::consumer_config(
             &opts.brokers,
             &opts.group_id,
             &format!("bucket-gate-{}", opts.gate_id),
-        )
-        .create_with_context(GateContext::default())?;
+        );
+        crate::kafka::membership::apply(
+            &mut config,
+            opts.static_membership.then_some(opts.gate_id.as_str()),
+            opts.session_timeout,
+        );
+        let consumer: BaseConsumer<GateContext> =
+            config.create_with_context(GateContext::default())?;
         let partition_count = partition_count_of(&consumer, &opts.topics.intents)?;
         let audit_count = partition_count_of(&consumer, &opts.topics.audit)?;
         if audit_count != partition_count {
@@ -212,6 +241,7 @@ impl<'a> Session<'a> {
             policy_version = %watch.current().version,
             "gate session started"
         );
+        let current_policy = Arc::clone(watch.current());
         Ok(Session {
             opts,
             watch,
@@ -235,7 +265,99 @@ impl<'a> Session<'a> {
             last_control_poll: Instant::now(),
             txn: None,
             sought: std::collections::HashSet::new(),
-        })
+            unannounced: HashMap::new(),
+            phases: Phases::default(),
+            store_locks: Arc::default(),
+            shared_policy: Arc::new(std::sync::Mutex::new(current_policy)),
+            warm: Arc::default(),
+            standby: None,
+        }
+        .with_standbys())
+    }
+
+    /// Starts the standby worker when standby replicas are asked for and stores are kept.
+    fn with_standbys(mut self) -> Session<'a> {
+        let Some(store) = self.store.clone() else {
+            return self;
+        };
+        if self.opts.standby_replicas == 0 {
+            return self;
+        }
+        let worker = super::standby::StandbyWorker {
+            brokers: self.opts.brokers.clone(),
+            group: self.opts.group_id.clone(),
+            client_id: format!("bucket-gate-{}", self.opts.gate_id),
+            replicas: self.opts.standby_replicas,
+            intents_topic: self.opts.topics.intents.clone(),
+            audit_topic: self.opts.topics.audit.clone(),
+            changelog_topic: self.opts.topics.changelog.clone(),
+            store,
+            reader: self.audit_reader.clone(),
+            policy: Arc::clone(&self.shared_policy),
+            context: Arc::clone(self.consumer.context()),
+            locks: Arc::clone(&self.store_locks),
+            warm: Arc::clone(&self.warm),
+            restore_timeout: self.opts.restore_timeout,
+        };
+        let stop = CancellationToken::new();
+        match worker.spawn(stop.clone()) {
+            Ok(handle) => self.standby = Some((stop, handle)),
+            Err(e) => warn!(error = %e, "standby worker not started"),
+        }
+        self
+    }
+
+    /// After a failed session: whether Kafka fenced this instance because another process runs
+    /// with the same instance id (a static member of the same `group.instance.id` joined, or a
+    /// producer initialised the same transactional id). Then retrying would fence that process
+    /// in turn, and the two would take the partitions from each other forever: stop instead.
+    fn taken_over(&self) -> Option<GateError> {
+        let consumer = self.consumer.client().fatal_error();
+        let producer = self.producer.client().fatal_error();
+        let fenced = consumer
+            .into_iter()
+            .chain(producer)
+            .find(|(code, _)| crate::kafka::membership::is_fencing(*code))?;
+        Some(GateError::InstanceTaken(format!(
+            "instance id {:?} is in use by another process ({}: {})",
+            self.opts.gate_id, fenced.0, fenced.1
+        )))
+    }
+
+    /// Restores the first assigned partition that has no task yet (one per loop turn, so the
+    /// status stays fresh during long restores), then reports every partition's phase.
+    fn restore_assigned(&mut self) -> Result<(), GateError> {
+        let assigned = self.consumer.context().assigned();
+        if let Some(p) = assigned.iter().find(|p| !self.tasks.contains_key(p)) {
+            self.ensure_task(*p)?;
+        }
+        let warm: Vec<i32> = match self.warm.lock() {
+            Ok(w) => w.iter().copied().collect(),
+            Err(_) => Vec::new(),
+        };
+        let phases = Phases::of(&assigned, |p| self.tasks.contains_key(&p), &warm);
+        if let Ok(mut shared) = self.shared_policy.lock()
+            && !Arc::ptr_eq(&shared, self.watch.current())
+        {
+            *shared = Arc::clone(self.watch.current());
+        }
+        if phases != self.phases {
+            self.opts.telemetry.phases(&phases);
+            self.phases = phases;
+        }
+        Ok(())
+    }
+
+    /// Writes the takeover announcement of `partition`'s task if it is still pending.
+    fn announce_takeover(&mut self, partition: i32) -> Result<(), GateError> {
+        let Some(event) = self.unannounced.remove(&partition) else {
+            return Ok(());
+        };
+        let Some(task) = self.tasks.get_mut(&partition) else {
+            return Ok(());
+        };
+        task.announced_at = Some(task.chain.next_seq);
+        self.governance(partition, &event)
     }
 
     fn run(&mut self, shutdown: &CancellationToken) -> Result<(), GateError> {
@@ -245,8 +367,17 @@ impl<'a> Session<'a> {
                     gate_id: self.opts.gate_id.clone(),
                 })?;
                 self.commit()?;
-                info!("gate shutting down: transaction committed, leaving the group");
-                self.consumer.unsubscribe();
+                if self.opts.static_membership {
+                    // A static member keeps its place: restarted within the session timeout
+                    // (a rolling update) it gets the same partitions back with no rebalance.
+                    // An explicit unsubscribe would make librdkafka send LeaveGroup.
+                    info!(
+                        "gate shutting down: transaction committed; static member, not leaving the group"
+                    );
+                } else {
+                    info!("gate shutting down: transaction committed, leaving the group");
+                    self.consumer.unsubscribe();
+                }
                 return Ok(());
             }
             if let Some(change) = self.watch.poll() {
@@ -260,8 +391,9 @@ impl<'a> Session<'a> {
                 share: &self.share,
                 watch: self.watch,
             });
-            let batch = self.poll_batch();
+            let batch = self.poll_batch()?;
             let revoked = self.on_revocations()?;
+            self.restore_assigned()?;
             let policy = Arc::clone(self.watch.current());
             let checks = super::verify::ahead(&batch, &policy);
             self.sought.clear();
@@ -291,13 +423,17 @@ impl<'a> Session<'a> {
 
     /// The records of one poll: waits up to 50 ms for the first, then takes what is already
     /// fetched, up to [`POLL_BATCH`].
-    fn poll_batch(&mut self) -> Vec<Consumed> {
+    /// A fatal consumer error (the group fenced this member) ends the session.
+    fn poll_batch(&mut self) -> Result<Vec<Consumed>, GateError> {
         let mut batch = Vec::new();
         let mut wait = Duration::from_millis(50);
         while batch.len() < POLL_BATCH {
             match self.consumer.poll(wait) {
                 None => break,
                 Some(Err(e)) => {
+                    if self.consumer.client().fatal_error().is_some() {
+                        return Err(e.into());
+                    }
                     warn!(error = %e, "consumer error");
                     break;
                 }
@@ -305,7 +441,7 @@ impl<'a> Session<'a> {
             }
             wait = Duration::ZERO;
         }
-        batch
+        Ok(batch)
     }
 
     /// Commits the open transaction once it holds enough intents or is old enough.
@@ -356,6 +492,7 @@ impl<'a> Session<'a> {
     ) -> Result<(), GateError> {
         let started = Instant::now();
         self.ensure_task(c.partition)?;
+        self.announce_takeover(c.partition)?;
         let already = self
             .tasks
             .get(&c.partition)
@@ -500,6 +637,9 @@ impl<'a> Session<'a> {
                     audit: src,
                     changelog_topic: &self.opts.topics.changelog,
                 };
+                // Waits for a standby catch-up of this partition's store to finish.
+                let lock = self.store_locks.of(partition);
+                let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
                 restore_with_store(sources, partition, policy, store)?
             }
             None => {
@@ -529,10 +669,10 @@ impl<'a> Session<'a> {
             last_decided_offset: task.last_decided_offset,
             restore_ms: started.elapsed().as_millis() as u64,
         };
-        task.announced_at = Some(task.chain.next_seq);
         self.resume.insert(partition, resume);
         self.tasks.insert(partition, task);
-        self.governance(partition, &event)
+        self.unannounced.insert(partition, event);
+        Ok(())
     }
 
     /// Writes a restored task's whole state into the changelog under a new epoch, in
@@ -676,6 +816,7 @@ impl<'a> Session<'a> {
 
     /// Appends a governance event to one partition's chain inside the open transaction.
     fn governance(&mut self, partition: i32, event: &GovernanceEvent) -> Result<(), GateError> {
+        self.announce_takeover(partition)?;
         let event_type = event.event_type();
         let detail = event.detail();
         let version = self.watch.current().version.clone();

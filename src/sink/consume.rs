@@ -91,7 +91,7 @@ pub(crate) async fn drive<W: BatchWriter>(
     opts.telemetry.attached(&consumer);
     tracing::info!(topic = %opts.topic, group = %opts.group_id, "{}", W::LOG.consuming);
     let result = consume(&consumer, &mut writer, opts, shutdown).await;
-    leave_group(consumer).await;
+    leave_group(consumer, opts.instance_id.is_none()).await;
     result
 }
 
@@ -101,18 +101,28 @@ pub(crate) fn consumer_config(opts: &SinkOptions) -> ClientConfig {
     config
         .set("bootstrap.servers", &opts.brokers)
         .set("group.id", &opts.group_id)
-        .set("client.id", "bucket-sink")
+        .set(
+            "client.id",
+            match &opts.instance_id {
+                Some(id) => format!("bucket-sink-{id}"),
+                None => "bucket-sink".to_string(),
+            },
+        )
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        // As the gate: a killed sink's partitions move after 10 s, not librdkafka's 45 s
-        // (docs/reliability.md measured 87 s of sink recovery after kill -9 with the default).
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "3000")
         .set("enable.partition.eof", "false")
         .set("max.partition.fetch.bytes", MAX_PARTITION_FETCH_BYTES)
         .set("fetch.max.bytes", FETCH_MAX_BYTES);
+    // As the gate: a killed sink's partitions move after the session timeout (10 s by default,
+    // not librdkafka's 45 s: docs/reliability.md measured 87 s of sink recovery with that), or
+    // come back at once when it restarts as the same static member.
+    crate::kafka::membership::apply(
+        &mut config,
+        opts.instance_id.as_deref(),
+        opts.session_timeout,
+    );
     config
 }
 
@@ -195,7 +205,18 @@ async fn collect<W: BatchWriter>(
                         deadline = Some(Instant::now() + opts.batch_linger);
                     }
                 }
-                Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.into()),
+                Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
+                    return Err(match consumer.client().fatal_error() {
+                        Some((code, reason)) if crate::kafka::membership::is_fencing(code) => {
+                            SinkError::Config(format!(
+                                "instance id {:?} is in use by another process ({code}: {reason}); \
+                                 every sink needs its own --instance-id (docs/runbook.md, \"Instance ids\")",
+                                opts.instance_id.as_deref().unwrap_or_default()
+                            ))
+                        }
+                        _ => e.into(),
+                    });
+                }
                 Err(error) => tracing::warn!(%error, "kafka consume error; continuing"),
             },
         }
@@ -276,11 +297,15 @@ async fn commit(
     .map_err(|e| SinkError::Task(e.to_string()))?
 }
 
-/// Unsubscribes and closes the consumer off the async threads (closing blocks while the group
-/// is left).
-async fn leave_group(consumer: Arc<StreamConsumer>) {
+/// Closes the consumer off the async threads (closing blocks while the group is left). A
+/// dynamic member unsubscribes first, which leaves the group at once; a static member does not
+/// (an unsubscribe would send LeaveGroup), so a restart within the session timeout gets the
+/// same partitions back without a rebalance.
+async fn leave_group(consumer: Arc<StreamConsumer>, leave: bool) {
     let closed = tokio::task::spawn_blocking(move || {
-        consumer.unsubscribe();
+        if leave {
+            consumer.unsubscribe();
+        }
         drop(consumer);
     })
     .await;

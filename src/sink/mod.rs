@@ -64,6 +64,11 @@ pub struct SinkOptions {
     /// What the sink reports to (the admin server's telemetry implements
     /// [`observe::SinkObserver`]; Default: nothing).
     pub telemetry: observe::Observer,
+    /// This instance's id (`--instance-id`): its static group member id when set (a restart
+    /// within the session timeout gets the same partitions back at once), and its client id.
+    pub instance_id: Option<String>,
+    /// How long the group waits for a silent member before moving its partitions.
+    pub session_timeout: Duration,
 }
 
 impl SinkOptions {
@@ -81,6 +86,8 @@ impl SinkOptions {
             batch_max: 500,
             batch_linger: Duration::from_millis(100),
             telemetry: Default::default(),
+            instance_id: None,
+            session_timeout: crate::kafka::membership::DEFAULT_SESSION_TIMEOUT,
         }
     }
 
