@@ -272,7 +272,11 @@ impl Run {
         let mut env = vec![
             ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
             ("BUCKET_REDIS_URL", redis_url()),
-            ("RUST_LOG", "info,rdkafka=warn".into()),
+            (
+                "RUST_LOG",
+                std::env::var("BUCKET_FAULTS_GATE_LOG")
+                    .unwrap_or_else(|_| "info,rdkafka=warn".into()),
+            ),
             // Each instance keeps its local state stores across its restarts (kill -9 too).
             (
                 "BUCKET_STATE_DIR",

@@ -225,10 +225,20 @@ impl GateTelemetry {
             Check::up(format!("{} partitions assigned", assigned.len()))
         } else {
             match consumer.fetch_group_list(Some(s.group.as_str()), PROBE_TIMEOUT) {
+                // A spare is in a stable group with an empty assignment. A static member's
+                // entry that still holds partitions is this instance's predecessor (same client
+                // id), about to hand them over: not a spare.
                 Ok(list)
                     if list.groups().iter().any(|g| {
                         g.state() == "Stable"
-                            && g.members().iter().any(|m| m.client_id() == s.client_id)
+                            && g.members().iter().any(|m| {
+                                m.client_id() == s.client_id
+                                    && m.assignment().is_none_or(|a| {
+                                        a.is_empty()
+                                            || crate::gate::standby::parse_assignment(a, &s.topic)
+                                                .is_some_and(|parts| parts.is_empty())
+                                    })
+                            })
                     }) =>
                 {
                     Check::up(

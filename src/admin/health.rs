@@ -63,10 +63,11 @@ pub fn readiness(state: &AdminState) -> Readiness {
             let tasks = match &b.phases {
                 Some(p) if !p.is_empty() && p.all_running() => Check::up(p.summary()),
                 Some(p) if !p.is_empty() => Check::down(p.summary()),
-                _ => match checks.get("group") {
+                Some(_) => match checks.get("group") {
                     Some(g) if g.is_up() => Check::up(g.detail.clone()),
                     _ => Check::down("no partitions assigned yet (joining the group)"),
                 },
+                None => Check::down("the decision loop has not reported its partitions yet"),
             };
             checks.insert("tasks", tasks);
             let required = ["loop", "kafka", "registry", "tasks"];

@@ -146,8 +146,9 @@ struct Session<'a> {
     /// Takeover announcements (`GATE_STARTED`) of tasks restored ahead of their first link:
     /// written just before the chain's next link, so an idle partition's chain is unchanged.
     unannounced: HashMap<i32, GovernanceEvent>,
-    /// The phases last reported to the observer (readiness, `/status`).
-    phases: Phases,
+    /// The phases last reported to the observer (readiness, `/status`); None before the first
+    /// report (readiness waits for it).
+    phases: Option<Phases>,
     /// One lock per partition's store, shared with the standby worker.
     store_locks: Arc<super::standby::StoreLocks>,
     /// The policy in force, as the standby worker reads it.
@@ -266,7 +267,7 @@ impl<'a> Session<'a> {
             txn: None,
             sought: std::collections::HashSet::new(),
             unannounced: HashMap::new(),
-            phases: Phases::default(),
+            phases: None,
             store_locks: Arc::default(),
             shared_policy: Arc::new(std::sync::Mutex::new(current_policy)),
             warm: Arc::default(),
@@ -341,9 +342,9 @@ impl<'a> Session<'a> {
         {
             *shared = Arc::clone(self.watch.current());
         }
-        if phases != self.phases {
+        if self.phases.as_ref() != Some(&phases) {
             self.opts.telemetry.phases(&phases);
-            self.phases = phases;
+            self.phases = Some(phases);
         }
         Ok(())
     }

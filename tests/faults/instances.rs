@@ -15,6 +15,9 @@
 
 use super::*;
 
+/// Shortest load of an instance scenario (the short form's 2 000 intents at 500/s last 4 s).
+const MIN_LOAD: Duration = Duration::from_secs(20);
+
 /// Wall clock, ms (the gates' `recorded_at` is the same clock: one machine).
 fn now_ms() -> i64 {
     bhiv_bucket::produce::now_ms()
@@ -93,9 +96,12 @@ fn summary(xs: &[f64]) -> serde_json::Value {
 }
 
 impl Run {
-    /// Gives each of `gates` instances an admin port (`/readyz`, `/status.json`).
+    /// Gives each of `gates` instances an admin port (`/readyz`, `/status.json`), and makes the
+    /// load last at least [`MIN_LOAD`]: every measurement needs intents still arriving.
     fn with_admin(&mut self, gates: usize) {
         self.admin_ports = (0..gates).map(|_| free_port()).collect();
+        let at_least = self.knobs.rate * MIN_LOAD.as_secs() as usize;
+        self.knobs.intents = self.knobs.intents.max(at_least);
     }
 
     /// Polls gate `i`'s `/readyz` every 20 ms until it answers 200; returns when (wall ms).
@@ -159,6 +165,10 @@ async fn fault_restart3_same_id() {
         for round in 0..k.kills {
             tokio::time::sleep(Duration::from_millis(1000 + xorshift(&mut seed) % 1500)).await;
             let victim = round % 3;
+            if feeder.sent() >= feeder.total {
+                eprintln!("[restart3 #{rep}] round {round}: the load is over; no more kills");
+                break;
+            }
             let killed = now_ms();
             run.gates[victim].kill9();
             if let Some(s) = run.sink.as_mut() {
