@@ -56,8 +56,9 @@ fn first_decision_of(
         .min()
 }
 
-/// The longest gap between consecutive decisions of any partition inside [from_ms, to_ms]
-/// (under a steady load, how long that partition was not decided), and its partition.
+/// The longest gap between consecutive decisions of any partition that overlaps [from_ms,
+/// to_ms] (under a steady load, how long that partition was not decided), and its partition.
+/// A gap that starts before the window and ends inside it counts: the fault caused it.
 fn longest_pause(
     decisions: &HashMap<i32, Vec<(i64, String)>>,
     from_ms: i64,
@@ -65,13 +66,10 @@ fn longest_pause(
 ) -> (i64, i32) {
     let mut worst = (0, -1);
     for (p, links) in decisions {
-        let inside: Vec<i64> = links
-            .iter()
-            .map(|(at, _)| *at)
-            .filter(|at| *at >= from_ms && *at <= to_ms)
-            .collect();
-        for w in inside.windows(2) {
-            if w[1] - w[0] > worst.0 {
+        let times: Vec<i64> = links.iter().map(|(at, _)| *at).collect();
+        for w in times.windows(2) {
+            let overlaps = w[1] >= from_ms && w[0] <= to_ms;
+            if overlaps && w[1] - w[0] > worst.0 {
                 worst = (w[1] - w[0], *p);
             }
         }
