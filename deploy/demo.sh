@@ -45,19 +45,17 @@ step "policy approvals (bucket policy check deploy/policy.toml --approvers ...)"
 "$BIN" policy check deploy/policy.toml "${PIN[@]}"
 
 # BUCKET_DEMO_GATES=N runs N gate instances as a StatefulSet would: ids gate-0..gate-<N-1>, each
-# with its own state directory and admin port (gate-0 on :9600, gate-i on :961i), one standby
-# replica per partition when N > 1 (docs/runbook.md, "Instance ids").
+# with its own state directory and admin port (gate-0 on :9600, gate-i on :961i)
+# (docs/runbook.md, "Instance ids").
 GATES="${BUCKET_DEMO_GATES:-1}"
 step "gate ($GATES instance(s)) and sink"
 stop_services
-standby=0
-(( GATES > 1 )) && standby=1
 for i in $(seq 0 $((GATES - 1))); do
   name=gate; admin=127.0.0.1:9600
   if (( i > 0 )); then name="gate-$i"; admin="127.0.0.1:$((9610 + i))"; fi
   setsid nohup "$BIN" gate --instance-id "gate-$i" --policy deploy/policy.toml "${PIN[@]}" \
     --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
-    --state-dir "$RUN/state/gate-$i" --standby-replicas "$standby" --admin-addr "$admin" \
+    --state-dir "$RUN/state/gate-$i" --admin-addr "$admin" \
     >"$RUN/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
   echo "gate-$i pid $(cat "$RUN/$name.pid"), log $RUN/$name.log, admin http://$admin/status"

@@ -235,8 +235,10 @@ impl GateTelemetry {
                                 m.client_id() == s.client_id
                                     && m.assignment().is_none_or(|a| {
                                         a.is_empty()
-                                            || crate::gate::standby::parse_assignment(a, &s.topic)
-                                                .is_some_and(|parts| parts.is_empty())
+                                            || crate::gate::assignment::parse_assignment(
+                                                a, &s.topic,
+                                            )
+                                            .is_some_and(|parts| parts.is_empty())
                                     })
                             })
                     }) =>

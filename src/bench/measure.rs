@@ -140,7 +140,6 @@ impl RunContext {
                     group_id: group,
                     gate_id: id.clone(),
                     static_membership: false,
-                    standby_replicas: 0,
                     session_timeout: crate::kafka::membership::DEFAULT_SESSION_TIMEOUT,
                     topics,
                     policy: self.policy.clone(),

@@ -84,11 +84,6 @@ pub(crate) struct GateArgs {
     /// restored from the whole audit log on every assignment.
     #[arg(long, env = "BUCKET_STATE_DIR")]
     state_dir: Option<PathBuf>,
-    /// Warm copies of other instances' partitions kept here (standby tasks, caught up from the
-    /// audit log every 2 s), so that a partition whose owner is lost for good is taken over warm.
-    /// Needs --state-dir. 0: none.
-    #[arg(long, env = "BUCKET_STANDBY_REPLICAS", default_value_t = 0)]
-    standby_replicas: usize,
     /// Block cache of each partition's state store, MiB.
     #[arg(long, env = "BUCKET_STATE_CACHE_MB", default_value_t = 32)]
     state_cache_mb: u64,
@@ -141,7 +136,6 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         group_id: a.group,
         gate_id,
         static_membership: a.instance.static_membership,
-        standby_replicas: a.standby_replicas,
         session_timeout: a.instance.session_timeout(),
         topics,
         policy: Arc::new(policy),

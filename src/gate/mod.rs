@@ -2,6 +2,7 @@
 //! and writes accepted/rejected/audit records plus the consumed offsets in one Kafka
 //! transaction per batch (EOS v2 with the consumer group metadata).
 
+pub mod assignment;
 pub mod changelog;
 pub mod clients;
 pub mod decode;
@@ -14,7 +15,6 @@ pub mod policy_watch;
 pub mod rebalance;
 pub mod records;
 mod session;
-pub mod standby;
 pub mod store;
 pub mod task;
 pub mod txn;
@@ -98,9 +98,6 @@ pub struct GateOptions {
     pub static_membership: bool,
     /// How long the group waits for a silent member before moving its partitions.
     pub session_timeout: Duration,
-    /// Warm standby stores kept per partition on other instances (`--standby-replicas`; needs
-    /// `store`).
-    pub standby_replicas: usize,
     /// Topic names.
     pub topics: TopicNames,
     /// Policy in force at start.

@@ -149,27 +149,12 @@ struct Session<'a> {
     /// The phases last reported to the observer (readiness, `/status`); None before the first
     /// report (readiness waits for it).
     phases: Option<Phases>,
-    /// One lock per partition's store, shared with the standby worker.
-    store_locks: Arc<super::standby::StoreLocks>,
-    /// The policy in force, as the standby worker reads it.
-    shared_policy: Arc<std::sync::Mutex<Arc<crate::core::Policy>>>,
-    /// Partitions whose stores the standby worker keeps warm.
-    warm: Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>,
-    /// The standby worker (`--standby-replicas`), stopped with the session.
-    standby: Option<(CancellationToken, std::thread::JoinHandle<()>)>,
 }
 
 impl Drop for Session<'_> {
-    /// The consumer closes right after: its last revocation must not wait for this loop. The
-    /// standby worker stops with its session.
+    /// The consumer closes right after: its last revocation must not wait for this loop.
     fn drop(&mut self) {
         self.consumer.context().closing();
-        if let Some((stop, worker)) = self.standby.take() {
-            stop.cancel();
-            if worker.join().is_err() {
-                warn!("standby worker panicked");
-            }
-        }
     }
 }
 
@@ -242,7 +227,6 @@ impl<'a> Session<'a> {
             policy_version = %watch.current().version,
             "gate session started"
         );
-        let current_policy = Arc::clone(watch.current());
         Ok(Session {
             opts,
             watch,
@@ -268,44 +252,7 @@ impl<'a> Session<'a> {
             sought: std::collections::HashSet::new(),
             unannounced: HashMap::new(),
             phases: None,
-            store_locks: Arc::default(),
-            shared_policy: Arc::new(std::sync::Mutex::new(current_policy)),
-            warm: Arc::default(),
-            standby: None,
-        }
-        .with_standbys())
-    }
-
-    /// Starts the standby worker when standby replicas are asked for and stores are kept.
-    fn with_standbys(mut self) -> Session<'a> {
-        let Some(store) = self.store.clone() else {
-            return self;
-        };
-        if self.opts.standby_replicas == 0 {
-            return self;
-        }
-        let worker = super::standby::StandbyWorker {
-            brokers: self.opts.brokers.clone(),
-            group: self.opts.group_id.clone(),
-            client_id: format!("bucket-gate-{}", self.opts.gate_id),
-            replicas: self.opts.standby_replicas,
-            intents_topic: self.opts.topics.intents.clone(),
-            audit_topic: self.opts.topics.audit.clone(),
-            changelog_topic: self.opts.topics.changelog.clone(),
-            store,
-            reader: self.audit_reader.clone(),
-            policy: Arc::clone(&self.shared_policy),
-            context: Arc::clone(self.consumer.context()),
-            locks: Arc::clone(&self.store_locks),
-            warm: Arc::clone(&self.warm),
-            restore_timeout: self.opts.restore_timeout,
-        };
-        let stop = CancellationToken::new();
-        match worker.spawn(stop.clone()) {
-            Ok(handle) => self.standby = Some((stop, handle)),
-            Err(e) => warn!(error = %e, "standby worker not started"),
-        }
-        self
+        })
     }
 
     /// After a failed session: whether Kafka fenced this instance because another process runs
@@ -332,16 +279,7 @@ impl<'a> Session<'a> {
         if let Some(p) = assigned.iter().find(|p| !self.tasks.contains_key(p)) {
             self.ensure_task(*p)?;
         }
-        let warm: Vec<i32> = match self.warm.lock() {
-            Ok(w) => w.iter().copied().collect(),
-            Err(_) => Vec::new(),
-        };
-        let phases = Phases::of(&assigned, |p| self.tasks.contains_key(&p), &warm);
-        if let Ok(mut shared) = self.shared_policy.lock()
-            && !Arc::ptr_eq(&shared, self.watch.current())
-        {
-            *shared = Arc::clone(self.watch.current());
-        }
+        let phases = Phases::of(&assigned, |p| self.tasks.contains_key(&p));
         if self.phases.as_ref() != Some(&phases) {
             self.opts.telemetry.phases(&phases);
             self.phases = Some(phases);
@@ -638,9 +576,6 @@ impl<'a> Session<'a> {
                     audit: src,
                     changelog_topic: &self.opts.topics.changelog,
                 };
-                // Waits for a standby catch-up of this partition's store to finish.
-                let lock = self.store_locks.of(partition);
-                let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
                 restore_with_store(sources, partition, policy, store)?
             }
             None => {

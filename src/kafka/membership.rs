@@ -32,7 +32,7 @@ pub fn apply(c: &mut ClientConfig, instance_id: Option<&str>, session_timeout: D
 
 /// Environment variable that switches a consumer to KIP-848's `consumer` group protocol
 /// (`consumer`; anything else: the classic protocol). Not a supported setting: it exists to
-/// measure the two protocols against each other (ADR 0016).
+/// measure the two protocols against each other (ADR 0017).
 pub const GROUP_PROTOCOL_ENV: &str = "BUCKET_GROUP_PROTOCOL";
 
 /// KIP-848: the broker assigns and times sessions out, so librdkafka refuses the classic
