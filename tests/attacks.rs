@@ -256,7 +256,10 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
                 let mut r = signed(&p, &base("gurukul", "a8c"));
                 r.headers.insert(
                     0,
-                    ("bucket-signature".into(), b"v1:gurukul-backend:ed1:ed25519:AAAA".to_vec()),
+                    (
+                        "bucket-signature".into(),
+                        b"v1:gurukul-backend:ed1:ed25519:AAAA".to_vec(),
+                    ),
                 );
                 r
             },

@@ -50,7 +50,10 @@ fn ensure_venv() -> PathBuf {
     let python = dir.join("bin/python");
     let ready = || {
         Command::new(&python)
-            .args(["-c", "import confluent_kafka, fastavro, cryptography, pytest"])
+            .args([
+                "-c",
+                "import confluent_kafka, fastavro, cryptography, pytest",
+            ])
             .status()
             .is_ok_and(|s| s.success())
     };
@@ -86,7 +89,9 @@ fn tokens_file(sfx: &str, product: &str) -> (PathBuf, String) {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("tokens{sfx}.toml"));
     std::fs::write(
         &path,
-        format!("[[tokens]]\nname = \"clients{sfx}\"\nproduct = \"{product}\"\nsha256 = \"{sha}\"\n"),
+        format!(
+            "[[tokens]]\nname = \"clients{sfx}\"\nproduct = \"{product}\"\nsha256 = \"{sha}\"\n"
+        ),
     )
     .unwrap();
     (path, token)
@@ -97,7 +102,9 @@ fn run_client(name: &str, mut cmd: Command, env: &[(&str, String)]) {
     for (k, v) in env {
         cmd.env(k, v);
     }
-    let out = cmd.output().unwrap_or_else(|e| panic!("{name}: cannot start: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{name}: cannot start: {e}"));
     assert!(
         out.status.success(),
         "{name} failed:\n{}\n{}",
@@ -175,7 +182,8 @@ async fn python_java_and_go_clients_produce_and_read_their_answers() {
         .env("PYTHONPATH", clients.join("python/src"));
     run_client("python (pytest)", py, &env);
     let mut mvn = Command::new("mvn");
-    mvn.args(["-q", "-B", "test"]).current_dir(clients.join("java"));
+    mvn.args(["-q", "-B", "test"])
+        .current_dir(clients.join("java"));
     run_client("java (mvn test)", mvn, &env);
     let mut go = Command::new("go");
     go.args(["test", "-count=1", "./..."])
@@ -206,7 +214,11 @@ async fn python_java_and_go_clients_produce_and_read_their_answers() {
         expected.insert(at, l.clone());
     }
     for client in ["python", "java", "go"] {
-        assert_eq!(by_client.get(client), Some(&3), "{client} reported 3 intents");
+        assert_eq!(
+            by_client.get(client),
+            Some(&3),
+            "{client} reported 3 intents"
+        );
     }
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(90));
     let mut seen = 0;

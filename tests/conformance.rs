@@ -195,7 +195,8 @@ fn specs() -> Vec<Spec> {
     let mut i = base(4, "gurukul", "पाठ-७/分数-🚀", "transcript");
     i.owner_id = "José Ñúñez".into();
     i.requester_id = "José Ñúñez".into();
-    i.metadata = r#"{"lang":"hi","title":"पाठ ७: भिन्न","tags":["गणित","数学"],"emoji":"🚀"}"#.into();
+    i.metadata =
+        r#"{"lang":"hi","title":"पाठ ७: भिन्न","tags":["गणित","数学"],"emoji":"🚀"}"#.into();
     i.purpose = "क्लास रिकॉर्डिंग — lesson 7".into();
     i.content_type = "text/plain; charset=utf-8".into();
     push(
@@ -492,10 +493,14 @@ fn generate() -> Value {
             })
         })
         .collect();
-    let keys: Vec<Value> = ["ai_assistant-backend", "gurukul-backend", "workflow-backend"]
-        .iter()
-        .map(|i| key_entry(i))
-        .collect();
+    let keys: Vec<Value> = [
+        "ai_assistant-backend",
+        "gurukul-backend",
+        "workflow-backend",
+    ]
+    .iter()
+    .map(|i| key_entry(i))
+    .collect();
     let vectors: Vec<Value> = specs().iter().map(positive_json).collect();
     let negative: Vec<Value> = negatives().iter().map(negative_json).collect();
     json!({
@@ -662,7 +667,10 @@ fn positive_vectors_encode_sign_partition_and_are_accepted_in_order() {
             let header = v["signatures"][alg].as_str().unwrap();
             let (k, sig) = policy_key(&policy, header);
             assert!(signature::verify(k, &value, &sig), "{name}: {alg}");
-            assert!(!signature::verify(k, &body, &sig), "{name}: {alg} over the body");
+            assert!(
+                !signature::verify(k, &body, &sig),
+                "{name}: {alg} over the body"
+            );
         }
         // Decided as the gate would, on the home partition of 6: accepted with either header
         // on the same state; the Ed25519 decision is kept and the next vector builds on it.
@@ -679,9 +687,19 @@ fn positive_vectors_encode_sign_partition_and_are_accepted_in_order() {
             decide(&env, &state, &policy, intent.client_time)
         };
         let hm = decide_with("hmac-sha256");
-        assert_eq!(hm.outcome, Outcome::Accepted, "{name} hmac: {:?}", hm.findings);
+        assert_eq!(
+            hm.outcome,
+            Outcome::Accepted,
+            "{name} hmac: {:?}",
+            hm.findings
+        );
         let ed = decide_with("ed25519");
-        assert_eq!(ed.outcome, Outcome::Accepted, "{name} ed25519: {:?}", ed.findings);
+        assert_eq!(
+            ed.outcome,
+            Outcome::Accepted,
+            "{name} ed25519: {:?}",
+            ed.findings
+        );
         state.record(&ed, policy.limits.replay_window);
     }
 }
@@ -720,7 +738,12 @@ fn negative_vectors_get_their_reason_codes() {
             value: &value,
             signature: SignatureHeaders::of(headers.iter().map(|h| h.as_bytes())),
         };
-        let d = decide(&env, &PartitionState::default(), &policy, intent.client_time);
+        let d = decide(
+            &env,
+            &PartitionState::default(),
+            &policy,
+            intent.client_time,
+        );
         let got: Vec<&str> = d.reasons().iter().map(|r| r.as_str()).collect();
         let want: Vec<&str> = v["expected_reasons"]
             .as_array()

@@ -75,9 +75,10 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         }
     }
     match ctx.envelope.signature {
-        SignatureHeaders::Absent if ctx.policy.limits.require_signature => out.push(
-            Finding::new(ReasonCode::SignatureMissing, "no bucket-signature header"),
-        ),
+        SignatureHeaders::Absent if ctx.policy.limits.require_signature => out.push(Finding::new(
+            ReasonCode::SignatureMissing,
+            "no bucket-signature header",
+        )),
         SignatureHeaders::Absent => {}
         // Whatever the policy: one record, one signer. Which of several headers a reader takes
         // would otherwise decide what was verified (a proxy appending one, a producer signing
@@ -219,10 +220,21 @@ mod tests {
             decide(&env, &PartitionState::default(), &shipped(), NOW)
         };
         assert!(decide_with(&[&good]).findings.is_empty());
-        for headers in [vec![&*good, &*good], vec![&*good, "v1:x"], vec!["a", "b", &*good]] {
+        for headers in [
+            vec![&*good, &*good],
+            vec![&*good, "v1:x"],
+            vec!["a", "b", &*good],
+        ] {
             let d = decide_with(&headers);
-            assert_eq!(d.reasons(), vec![ReasonCode::SignatureRepeated], "{headers:?}");
-            assert!(d.replay_key.is_none(), "a refused header does not burn the id");
+            assert_eq!(
+                d.reasons(),
+                vec![ReasonCode::SignatureRepeated],
+                "{headers:?}"
+            );
+            assert!(
+                d.replay_key.is_none(),
+                "a refused header does not burn the id"
+            );
             assert!(d.detail().starts_with(&format!("{} ", headers.len())));
         }
     }
