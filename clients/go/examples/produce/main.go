@@ -5,7 +5,7 @@
 //	BUCKET_BROKERS, BUCKET_KAFKA_SECURITY_PROTOCOL (PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL),
 //	BUCKET_KAFKA_SASL_MECHANISM (SCRAM-SHA-512|SCRAM-SHA-256|PLAIN), BUCKET_KAFKA_SASL_USERNAME,
 //	BUCKET_KAFKA_SASL_PASSWORD, BUCKET_KAFKA_SSL_CA, BUCKET_REGISTRY_URL, BUCKET_INTENTS_TOPIC,
-//	BUCKET_PRODUCT (ai_assistant), BUCKET_KEYS_DIR (deploy/demo/keys),
+//	BUCKET_PRODUCT (ai_assistant), BUCKET_KEYS_DIR (../../deploy/demo/keys, from clients/go),
 //	BUCKET_API_URL and BUCKET_API_TOKEN (unset URL: produce only).
 //
 // Prints one JSON line per intent.
@@ -64,7 +64,8 @@ func newUUID() string {
 func run(ctx context.Context, out io.Writer) ([]Line, error) {
 	product := env("BUCKET_PRODUCT", "ai_assistant")
 	integration := product + "-backend"
-	keys := env("BUCKET_KEYS_DIR", filepath.Join("..", "..", "..", "..", "deploy", "demo", "keys"))
+	// Relative to clients/go, where `go run ./examples/produce` runs.
+	keys := env("BUCKET_KEYS_DIR", filepath.Join("..", "..", "deploy", "demo", "keys"))
 	ed, err := bucket.SignerFromKeyFile(filepath.Join(keys, integration+".ed1.ed25519"))
 	if err != nil {
 		return nil, err
