@@ -84,7 +84,7 @@ fn core(c: &mut Criterion) {
         partition_count: partitions,
         payload: Ok(&i),
         value: &value,
-        signature: Some(header.as_bytes()),
+        signature: Some(header.as_bytes()).into(),
     };
     let mut g = c.benchmark_group("core");
     g.throughput(Throughput::Elements(1));

@@ -239,7 +239,7 @@ fn decide_live(
             partition_count: PARTITIONS,
             payload: Ok(&i),
             value: &value,
-            signature: signature.as_deref().map(str::as_bytes),
+            signature: signature.as_deref().map(str::as_bytes).into(),
         };
         let decision: Decision = decide(&envelope, state, policy, now);
         let consumed = Consumed {

@@ -240,6 +240,33 @@ async fn attack_catalogue_is_refused_with_exact_reasons() {
             Some("T2"),
         ),
         case(
+            "signature header twice (an appending proxy)",
+            {
+                let mut r = signed(&p, &base("gurukul", "a8b"));
+                let again = r.headers[0].clone();
+                r.headers.push(again);
+                r
+            },
+            "SIGNATURE_REPEATED",
+            Some("T2"),
+        ),
+        case(
+            "forged header before a valid one",
+            {
+                let mut r = signed(&p, &base("gurukul", "a8c"));
+                r.headers.insert(
+                    0,
+                    (
+                        "bucket-signature".into(),
+                        b"v1:gurukul-backend:ed1:ed25519:AAAA".to_vec(),
+                    ),
+                );
+                r
+            },
+            "SIGNATURE_REPEATED",
+            Some("T2"),
+        ),
+        case(
             "signed by another integration",
             {
                 let mut r = signed(&p, &base("gurukul", "a9"));

@@ -34,7 +34,7 @@ fuzz_target!(|data: &[u8]| {
                 partition_count: PARTITIONS,
                 payload: Ok(&i),
                 value,
-                signature,
+                signature: signature.into(),
             };
             let d = decide(&env, &state, &POLICY, 1_700_000_000_000);
             assert_eq!(d.outcome == Outcome::Accepted, d.findings.is_empty());
@@ -51,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
                 partition_count: PARTITIONS,
                 payload: Err(&failure),
                 value,
-                signature,
+                signature: signature.into(),
             };
             let d = decide(&env, &state, &POLICY, 0);
             assert_eq!(d.outcome, Outcome::Rejected);

@@ -1,5 +1,6 @@
-//! Arbitrary record headers through the gate's header handling: the `bucket-signature` value is
-//! picked as the gate does (the last one wins), parsed by `core::signature::parse` and, when it
+//! Arbitrary record headers through the gate's header handling: the `bucket-signature` headers
+//! are classified as the gate does (`SignatureHeaders::of`: exactly one is used; two or more are
+//! refused `SIGNATURE_REPEATED` and none is verified), the one parsed by `core::signature::parse` and, when it
 //! parses, verified under an Ed25519 and an HMAC key; the reason-code spelling read back from
 //! `bucket.errors.*` headers and the audit log goes through `ReasonCode::parse`.
 //!
@@ -8,7 +9,7 @@
 //! value the signature is checked against.
 #![no_main]
 
-use bhiv_bucket_fuzz::core::ReasonCode;
+use bhiv_bucket_fuzz::core::{ReasonCode, SignatureHeaders};
 use bhiv_bucket_fuzz::core::signature::{self, Alg, SignKey, VerifyKey};
 use bhiv_bucket_fuzz::wire::headers;
 use libfuzzer_sys::fuzz_target;
@@ -38,11 +39,18 @@ fn split(mut data: &[u8]) -> (Vec<(&[u8], &[u8])>, &[u8]) {
 
 fuzz_target!(|data: &[u8]| {
     let (hs, value) = split(data);
-    let signature = hs
+    let all = hs
         .iter()
-        .rev()
-        .find(|(k, _)| *k == headers::SIGNATURE.as_bytes())
+        .filter(|(k, _)| *k == headers::SIGNATURE.as_bytes())
         .map(|(_, v)| *v);
+    let count = all.clone().count();
+    let classified = SignatureHeaders::of(all);
+    match classified {
+        SignatureHeaders::Absent => assert_eq!(count, 0),
+        SignatureHeaders::One(_) => assert_eq!(count, 1),
+        SignatureHeaders::Repeated(n) => assert!(n == count && n >= 2),
+    }
+    let signature = classified.only();
     for (name, v) in &hs {
         if *name == headers::ERROR_REASON.as_bytes() {
             if let Some(code) = std::str::from_utf8(v).ok().and_then(ReasonCode::parse) {

@@ -32,8 +32,47 @@ pub struct Envelope<'a> {
     pub payload: Result<&'a ArtifactIntent, &'a DecodeFailure>,
     /// The exact record value bytes (what the signature covers).
     pub value: &'a [u8],
-    /// The `bucket-signature` header value, if present.
-    pub signature: Option<&'a [u8]>,
+    /// The record's `bucket-signature` header(s).
+    pub signature: SignatureHeaders<'a>,
+}
+
+/// The record's `bucket-signature` headers as the authenticity rule needs them: the contract
+/// allows at most one (docs/wire-contract.md), so "which one counts" never arises.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SignatureHeaders<'a> {
+    /// No `bucket-signature` header.
+    #[default]
+    Absent,
+    /// Exactly one: its value.
+    One(&'a [u8]),
+    /// More than one (how many): refused `SIGNATURE_REPEATED`, none of them is verified.
+    Repeated(usize),
+}
+
+impl<'a> SignatureHeaders<'a> {
+    /// Classifies the values of every header named `bucket-signature`, in record order.
+    pub fn of(values: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut values = values.into_iter();
+        match (values.next(), values.next()) {
+            (None, _) => SignatureHeaders::Absent,
+            (Some(one), None) => SignatureHeaders::One(one),
+            (Some(_), Some(_)) => SignatureHeaders::Repeated(2 + values.count()),
+        }
+    }
+
+    /// The header's value when there is exactly one.
+    pub fn only(self) -> Option<&'a [u8]> {
+        match self {
+            SignatureHeaders::One(v) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> From<Option<&'a [u8]>> for SignatureHeaders<'a> {
+    fn from(one: Option<&'a [u8]>) -> Self {
+        one.map_or(SignatureHeaders::Absent, SignatureHeaders::One)
+    }
 }
 
 /// A rule violation: a reason code and its specifics.

@@ -14,7 +14,8 @@ pub mod signature;
 pub mod state;
 
 pub use decide::{
-    Decision, DecodeFailure, Envelope, Finding, Outcome, SignatureCheck, decide, decide_checked,
+    Decision, DecodeFailure, Envelope, Finding, Outcome, SignatureCheck, SignatureHeaders, decide,
+    decide_checked,
 };
 pub use intent::{ArtifactIntent, MAX_RECORDED_TEXT, Operation, recorded};
 pub use policy::Policy;

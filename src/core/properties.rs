@@ -241,7 +241,7 @@ fn decide_raw_checked(
         partition_count: PARTITIONS,
         payload: Ok(intent),
         value,
-        signature: header.map(str::as_bytes),
+        signature: header.map(str::as_bytes).into(),
     };
     decide_checked(&env, state, policy(), NOW, check)
 }

@@ -51,6 +51,8 @@ pub enum ReasonCode {
     SignatureMissing,
     /// The signature header does not parse.
     SignatureMalformed,
+    /// More than one `bucket-signature` header: none is verified, whichever was meant.
+    SignatureRepeated,
     /// The header names another integration than the intent.
     SignatureMismatch,
     /// The header's key id is not a key of the integration (or the algorithm differs).
@@ -91,7 +93,7 @@ pub enum ReasonCode {
 
 impl ReasonCode {
     /// Every code, in rule order; used by docs and tests.
-    pub const ALL: [ReasonCode; 41] = [
+    pub const ALL: [ReasonCode; 42] = [
         ReasonCode::MalformedRecord,
         ReasonCode::UnknownSchemaId,
         ReasonCode::SchemaNotApproved,
@@ -115,6 +117,7 @@ impl ReasonCode {
         ReasonCode::IntegrationNotAllowed,
         ReasonCode::SignatureMissing,
         ReasonCode::SignatureMalformed,
+        ReasonCode::SignatureRepeated,
         ReasonCode::SignatureMismatch,
         ReasonCode::UnknownKey,
         ReasonCode::KeyRevoked,
@@ -161,6 +164,7 @@ impl ReasonCode {
             ReasonCode::IntegrationNotAllowed => "INTEGRATION_NOT_ALLOWED",
             ReasonCode::SignatureMissing => "SIGNATURE_MISSING",
             ReasonCode::SignatureMalformed => "SIGNATURE_MALFORMED",
+            ReasonCode::SignatureRepeated => "SIGNATURE_REPEATED",
             ReasonCode::SignatureMismatch => "SIGNATURE_MISMATCH",
             ReasonCode::UnknownKey => "UNKNOWN_KEY",
             ReasonCode::KeyRevoked => "KEY_REVOKED",
@@ -202,6 +206,7 @@ impl ReasonCode {
             | ReasonCode::IntegrationRevoked
             | ReasonCode::SignatureMissing
             | ReasonCode::SignatureMalformed
+            | ReasonCode::SignatureRepeated
             | ReasonCode::SignatureMismatch
             | ReasonCode::UnknownKey
             | ReasonCode::KeyRevoked

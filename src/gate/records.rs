@@ -4,7 +4,7 @@
 use super::TopicNames;
 use super::task::ChainHead;
 use crate::core::state::OffenderState;
-use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
+use crate::core::{ArtifactIntent, Decision, Outcome, SignatureHeaders, recorded};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedRef};
 use crate::wire::audit::{
@@ -99,13 +99,20 @@ pub struct Consumed {
 }
 
 impl Consumed {
-    /// The `bucket-signature` header (the last one, if repeated).
+    /// The `bucket-signature` headers (name matched exactly, as Kafka header names are).
+    pub fn signatures(&self) -> SignatureHeaders<'_> {
+        SignatureHeaders::of(
+            self.headers
+                .iter()
+                .filter(|(k, _)| k == headers::SIGNATURE)
+                .map(|(_, v)| v.as_slice()),
+        )
+    }
+
+    /// The `bucket-signature` header when there is exactly one (several are refused
+    /// `SIGNATURE_REPEATED`, and none of them is verified).
     pub fn signature_header(&self) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .rev()
-            .find(|(k, _)| k == headers::SIGNATURE)
-            .map(|(_, v)| v.as_slice())
+        self.signatures().only()
     }
 
     /// The value bytes (empty for a null value).

@@ -492,7 +492,7 @@ impl<'a> Session<'a> {
             partition_count: self.partition_count,
             payload: decoded.as_ref(),
             value: c.value_bytes(),
-            signature: c.signature_header(),
+            signature: c.signatures(),
         };
         if let Ok(i) = decoded.as_ref() {
             task.prefetch(i)?;

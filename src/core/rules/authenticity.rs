@@ -2,7 +2,7 @@
 //! `bucket-signature` header verifies over the exact value bytes with an active key of that
 //! integration; the intent id was not decided before (replay).
 
-use crate::core::decide::{Context, Finding, SignatureCheck};
+use crate::core::decide::{Context, Finding, SignatureCheck, SignatureHeaders};
 use crate::core::policy::Policy;
 use crate::core::policy::Status;
 use crate::core::reason::ReasonCode;
@@ -17,6 +17,7 @@ pub fn is_failure(reason: ReasonCode) -> bool {
             | ReasonCode::IntegrationNotAllowed
             | ReasonCode::SignatureMissing
             | ReasonCode::SignatureMalformed
+            | ReasonCode::SignatureRepeated
             | ReasonCode::SignatureMismatch
             | ReasonCode::UnknownKey
             | ReasonCode::KeyRevoked
@@ -74,12 +75,19 @@ pub(super) fn check(ctx: &Context<'_>, out: &mut Vec<Finding>) {
         }
     }
     match ctx.envelope.signature {
-        None if ctx.policy.limits.require_signature => out.push(Finding::new(
+        SignatureHeaders::Absent if ctx.policy.limits.require_signature => out.push(Finding::new(
             ReasonCode::SignatureMissing,
             "no bucket-signature header",
         )),
-        None => {}
-        Some(raw) => match signature::parse(raw) {
+        SignatureHeaders::Absent => {}
+        // Whatever the policy: one record, one signer. Which of several headers a reader takes
+        // would otherwise decide what was verified (a proxy appending one, a producer signing
+        // twice).
+        SignatureHeaders::Repeated(n) => out.push(Finding::new(
+            ReasonCode::SignatureRepeated,
+            format!("{n} bucket-signature headers; exactly one is allowed"),
+        )),
+        SignatureHeaders::One(raw) => match signature::parse(raw) {
             Err(e) => out.push(Finding::new(ReasonCode::SignatureMalformed, e)),
             Ok(h) if h.integration_id != i.integration_id => out.push(Finding::new(
                 ReasonCode::SignatureMismatch,
@@ -147,7 +155,7 @@ mod tests {
             partition_count: PARTITIONS,
             payload: Ok(&i),
             value: intent_value,
-            signature: header.map(str::as_bytes),
+            signature: header.map(str::as_bytes).into(),
         };
         decide(&env, &PartitionState::default(), &shipped(), NOW).reasons()
     }
@@ -190,6 +198,45 @@ mod tests {
             decide_signed(VALUE, Some(&revoked)),
             vec![ReasonCode::KeyRevoked]
         );
+    }
+
+    /// Two headers are refused whatever they hold, even two copies of one valid signature;
+    /// exactly one valid header passes (`SignatureHeaders::of` counts them).
+    #[test]
+    fn repeated_signature_headers_are_refused() {
+        use crate::core::decide::SignatureHeaders;
+        let i = create();
+        let key = i.product_id.as_bytes();
+        let good = sign_as("ai_assistant-backend", "ed25519", VALUE);
+        let decide_with = |headers: &[&str]| {
+            let env = Envelope {
+                key: Some(key),
+                partition: home_partition(key, PARTITIONS),
+                partition_count: PARTITIONS,
+                payload: Ok(&i),
+                value: VALUE,
+                signature: SignatureHeaders::of(headers.iter().map(|h| h.as_bytes())),
+            };
+            decide(&env, &PartitionState::default(), &shipped(), NOW)
+        };
+        assert!(decide_with(&[&good]).findings.is_empty());
+        for headers in [
+            vec![&*good, &*good],
+            vec![&*good, "v1:x"],
+            vec!["a", "b", &*good],
+        ] {
+            let d = decide_with(&headers);
+            assert_eq!(
+                d.reasons(),
+                vec![ReasonCode::SignatureRepeated],
+                "{headers:?}"
+            );
+            assert!(
+                d.replay_key.is_none(),
+                "a refused header does not burn the id"
+            );
+            assert!(d.detail().starts_with(&format!("{} ", headers.len())));
+        }
     }
 
     #[test]

@@ -126,7 +126,7 @@ pub(crate) mod test_support {
             partition_count: PARTITIONS,
             payload: Ok(intent),
             value: VALUE,
-            signature: Some(header.as_bytes()),
+            signature: Some(header.as_bytes()).into(),
         };
         decide(&env, state, &shipped(), NOW)
     }

@@ -48,7 +48,7 @@ mod tests {
             partition_count: PARTITIONS,
             payload: Ok(&i),
             value: VALUE,
-            signature: Some(sig.as_bytes()),
+            signature: Some(sig.as_bytes()).into(),
         };
         let d = decide(&env, &PartitionState::default(), &shipped(), NOW);
         assert_eq!(d.reasons(), vec![ReasonCode::KeyMismatch]);
@@ -65,7 +65,7 @@ mod tests {
             partition_count: PARTITIONS,
             payload: Ok(&i),
             value: VALUE,
-            signature: Some(sig.as_bytes()),
+            signature: Some(sig.as_bytes()).into(),
         };
         let d = decide(&env, &PartitionState::default(), &shipped(), NOW);
         assert_eq!(d.reasons(), vec![ReasonCode::WrongPartition]);
