@@ -367,7 +367,11 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
     let other = intent("ai_avatar", "face", "media", Some(b"avatar".to_vec()));
     send_signed(&producer, &other).await;
     producer
-        .send_raw(Some(b"ai_assistant"), Some(b"\xff garbage that is not avro"), &[])
+        .send_raw(
+            Some(b"ai_assistant"),
+            Some(b"\xff garbage that is not avro"),
+            &[],
+        )
         .await
         .unwrap();
     wait_all_decided(&group, &topics, 3, Duration::from_secs(120));
@@ -392,9 +396,15 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
 
     let (_api, base) = spawn_api(&format!("api-rc{sfx}"), &url_as_role(&db, "bucket_reader"));
     let http = reqwest::Client::new();
-    let receipt_url = |product: &str, id: &str| format!("{base}/v1/products/{product}/decisions/{id}");
+    let receipt_url =
+        |product: &str, id: &str| format!("{base}/v1/products/{product}/decisions/{id}");
 
-    let r = json(&http, &receipt_url("ai_assistant", &accepted.intent_id), TOKEN_A).await;
+    let r = json(
+        &http,
+        &receipt_url("ai_assistant", &accepted.intent_id),
+        TOKEN_A,
+    )
+    .await;
     assert_eq!(r["intent_id"], accepted.intent_id.as_str());
     assert_eq!(r["product_id"], "ai_assistant");
     assert_eq!(r["artifact_id"], "r1");
@@ -411,11 +421,21 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
     assert!(r["proof"].is_null(), "no tiles are served here: {r}");
     assert_eq!(r["decisions"], 1);
 
-    let r = json(&http, &receipt_url("ai_assistant", &stale.intent_id), TOKEN_A).await;
+    let r = json(
+        &http,
+        &receipt_url("ai_assistant", &stale.intent_id),
+        TOKEN_A,
+    )
+    .await;
     assert_eq!(r["outcome"], "REJECTED");
     assert_eq!(r["reasons"][0], "VERSION_CONFLICT", "{r}");
     assert!(!r["detail"].as_str().unwrap().is_empty());
-    let r = json(&http, &receipt_url("ai_assistant", &unsigned.intent_id), TOKEN_A).await;
+    let r = json(
+        &http,
+        &receipt_url("ai_assistant", &unsigned.intent_id),
+        TOKEN_A,
+    )
+    .await;
     assert_eq!(r["outcome"], "REJECTED");
     let reasons: Vec<&str> = r["reasons"]
         .as_array()
@@ -432,12 +452,18 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
         ("ai_assistant", accepted.intent_id.as_str(), TOKEN_B),
         ("ai_avatar", accepted.intent_id.as_str(), TOKEN_B),
     ] {
-        let status = get(&http, &receipt_url(product, id), Some(token)).await.status();
+        let status = get(&http, &receipt_url(product, id), Some(token))
+            .await
+            .status();
         assert_eq!(status, 404, "{product}/{id} with {token}");
     }
-    let status = get(&http, &receipt_url("ai_assistant", &accepted.intent_id), None)
-        .await
-        .status();
+    let status = get(
+        &http,
+        &receipt_url("ai_assistant", &accepted.intent_id),
+        None,
+    )
+    .await
+    .status();
     assert_eq!(status, 401);
 
     // The list, one per page: ai_assistant's three decisions and nothing else.
@@ -470,7 +496,12 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
     // Audit order: partition, then offset.
     let order: Vec<(i64, i64)> = all
         .iter()
-        .map(|r| (r["audit"]["partition"].as_i64().unwrap(), r["audit"]["offset"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["audit"]["partition"].as_i64().unwrap(),
+                r["audit"]["offset"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
 
@@ -484,7 +515,10 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
     assert!(page["next"].is_null());
     let cursor = page["cursor"].as_str().unwrap().to_string();
     let url = format!("{base}/v1/products/ai_assistant/decisions?since={cursor}");
-    assert_eq!(json(&http, &url, TOKEN_A).await["decisions"], serde_json::json!([]));
+    assert_eq!(
+        json(&http, &url, TOKEN_A).await["decisions"],
+        serde_json::json!([])
+    );
     let later = intent("ai_assistant", "r3", "document", Some(b"three".to_vec()));
     send_signed(&producer, &later).await;
     let (status, body) = http_until(&url, Some(TOKEN_A), Duration::from_secs(60), |s, b| {
@@ -493,7 +527,10 @@ async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
     .await;
     assert_eq!(status, 200, "{body}");
     let page: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(ids(page["decisions"].as_array().unwrap()), vec![later.intent_id.clone()]);
+    assert_eq!(
+        ids(page["decisions"].as_array().unwrap()),
+        vec![later.intent_id.clone()]
+    );
 
     // Bad parameters are 400s.
     for q in ["outcome=maybe", "since=%25%25", "limit=0", "limit=100000"] {

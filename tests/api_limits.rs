@@ -149,7 +149,11 @@ async fn one_token_bursting_gets_429s_while_another_product_keeps_its_latency() 
         let (o, t, retry_after) = task.await.unwrap();
         ok += o;
         throttled += t;
-        assert!(retry_after.iter().all(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
+        assert!(
+            retry_after
+                .iter()
+                .all(|r| r.parse::<u64>().is_ok_and(|s| s >= 1))
+        );
     }
     assert!(
         during_status.iter().all(|s| *s == 200),
@@ -173,9 +177,19 @@ async fn one_token_bursting_gets_429s_while_another_product_keeps_its_latency() 
     // first response is dropped. Content bytes: 1 MiB/s after a 50 MiB burst, which two
     // 24 MiB reads spend.
     let big_url = format!("{base}/v1/products/ai_avatar/artifacts/big/content");
-    let held = http.get(&big_url).bearer_auth(STREAMER).send().await.unwrap();
+    let held = http
+        .get(&big_url)
+        .bearer_auth(STREAMER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(held.status(), 200);
-    let second = http.get(&big_url).bearer_auth(STREAMER).send().await.unwrap();
+    let second = http
+        .get(&big_url)
+        .bearer_auth(STREAMER)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(second.status(), 429);
     assert!(second.text().await.unwrap().contains("content_streams"));
     drop(held);
@@ -184,13 +198,24 @@ async fn one_token_bursting_gets_429s_while_another_product_keeps_its_latency() 
     })
     .await;
     assert_eq!((status, body.len()), (200, big.len()));
-    let r = http.get(&big_url).bearer_auth(STREAMER).send().await.unwrap();
-    assert_eq!(r.status(), 429, "the byte burst is spent by two 24 MiB reads");
+    let r = http
+        .get(&big_url)
+        .bearer_auth(STREAMER)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "the byte burst is spent by two 24 MiB reads"
+    );
     assert!(r.text().await.unwrap().contains("content_bytes"));
 
     // Bounded requests: page size, request head, body.
     let r = http
-        .get(format!("{base}/v1/products/ai_assistant/decisions?limit=101"))
+        .get(format!(
+            "{base}/v1/products/ai_assistant/decisions?limit=101"
+        ))
         .bearer_auth(QUIET)
         .send()
         .await
@@ -233,12 +258,20 @@ async fn one_token_bursting_gets_429s_while_another_product_keeps_its_latency() 
     // (/metrics above spent one unit; one may have refilled.)
     assert_eq!(statuses[..18], [401; 18], "{statuses:?}");
     assert_eq!(statuses[22..], [429; 3], "{statuses:?}");
-    let r = http.get(&quiet_url).bearer_auth(QUIET).send().await.unwrap();
+    let r = http
+        .get(&quiet_url)
+        .bearer_auth(QUIET)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 429);
     assert!(r.headers().contains_key("retry-after"));
     let (status, _) = http_until(&quiet_url, Some(QUIET), Duration::from_secs(10), |s, _| {
         s == 200
     })
     .await;
-    assert_eq!(status, 200, "the address is let in again once its allowance refills");
+    assert_eq!(
+        status, 200,
+        "the address is let in again once its allowance refills"
+    );
 }

@@ -136,6 +136,9 @@ mod tests {
             "[[tokens]]\nname = \"x\"\nproduct = \"p\"\nsha256 = \"{h}\"\n\
              [[tokens]]\nname = \"y\"\nproduct = \"q\"\nsha256 = \"{h}\"\n"
         );
-        assert!(matches!(Tokens::parse(&twice), Err(TokensError::Invalid(_))));
+        assert!(matches!(
+            Tokens::parse(&twice),
+            Err(TokensError::Invalid(_))
+        ));
     }
 }

@@ -147,9 +147,7 @@ impl LimitsSpec {
             content_bytes_per_sec: self
                 .content_bytes_per_sec
                 .unwrap_or(base.content_bytes_per_sec),
-            content_burst_bytes: self
-                .content_burst_bytes
-                .unwrap_or(base.content_burst_bytes),
+            content_burst_bytes: self.content_burst_bytes.unwrap_or(base.content_burst_bytes),
             max_content_streams: self.max_content_streams.unwrap_or(base.max_content_streams),
         }
     }
@@ -212,7 +210,9 @@ impl ServerSpec {
             unauthenticated_burst: self
                 .unauthenticated_burst
                 .unwrap_or(d.unauthenticated_burst),
-            max_tracked_addresses: self.max_tracked_addresses.unwrap_or(d.max_tracked_addresses),
+            max_tracked_addresses: self
+                .max_tracked_addresses
+                .unwrap_or(d.max_tracked_addresses),
             cleanup_interval: ms(
                 self.cleanup_interval_ms,
                 d.cleanup_interval,
@@ -264,10 +264,7 @@ impl ApiConfig {
         let default = file.limits.default.over(TokenLimits::default());
         check_limits(&default, "[limits.default]")?;
         for (product, spec) in &file.limits.products {
-            check_limits(
-                &spec.over(default),
-                &format!("[limits.products.{product}]"),
-            )?;
+            check_limits(&spec.over(default), &format!("[limits.products.{product}]"))?;
         }
         let mut principals = Vec::with_capacity(file.tokens.len());
         for t in file.tokens {
@@ -280,7 +277,9 @@ impl ApiConfig {
             let hash = hex::decode(t.sha256.trim())
                 .ok()
                 .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| invalid(format!("token {:?}: sha256 is not 64 hex digits", t.name)))?;
+                .ok_or_else(|| {
+                    invalid(format!("token {:?}: sha256 is not 64 hex digits", t.name))
+                })?;
             let product_level = file
                 .limits
                 .products

@@ -179,7 +179,9 @@ fn holding(response: Response, permit: StreamPermit) -> Response {
     use axum::body::HttpBody;
     let (mut parts, body) = response.into_parts();
     if let Some(n) = body.size_hint().exact() {
-        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
     }
     let stream = body.into_data_stream().map(move |chunk| {
         let _held = &permit;
@@ -233,8 +235,11 @@ fn content_response(v: VersionView) -> Result<Response, ApiError> {
         let end = ((i + 1) * CONTENT_CHUNK).min(content.len());
         Ok::<_, std::convert::Infallible>(content.slice(i * CONTENT_CHUNK..end))
     });
-    let mut response =
-        (StatusCode::OK, Body::from_stream(futures::stream::iter(frames))).into_response();
+    let mut response = (
+        StatusCode::OK,
+        Body::from_stream(futures::stream::iter(frames)),
+    )
+        .into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, content_type);
     h.insert(header::CONTENT_LENGTH, length);

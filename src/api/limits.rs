@@ -319,14 +319,22 @@ mod tests {
     #[test]
     fn a_token_over_its_burst_is_refused_and_the_other_is_not() {
         let (c, l) = limiters(TWO);
-        let a = c.tokens.authenticate(Some("Bearer demo-ai-assistant-token")).unwrap();
-        let b = c.tokens.authenticate(Some("Bearer demo-ai-avatar-token")).unwrap();
+        let a = c
+            .tokens
+            .authenticate(Some("Bearer demo-ai-assistant-token"))
+            .unwrap();
+        let b = c
+            .tokens
+            .authenticate(Some("Bearer demo-ai-avatar-token"))
+            .unwrap();
         for _ in 0..3 {
             l.charge_request(a).unwrap();
         }
         let refused = l.charge_request(a).unwrap_err();
         assert_eq!(refused.kind, LimitKind::Requests);
-        assert!(refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(1));
+        assert!(
+            refused.retry_after > Duration::ZERO && refused.retry_after <= Duration::from_secs(1)
+        );
         l.charge_request(b).unwrap();
         assert_eq!(l.tracked().1, 2);
     }
@@ -334,10 +342,16 @@ mod tests {
     #[test]
     fn content_streams_are_capped_and_freed_and_bytes_are_charged() {
         let (c, l) = limiters(TWO);
-        let a = c.tokens.authenticate(Some("Bearer demo-ai-assistant-token")).unwrap();
+        let a = c
+            .tokens
+            .authenticate(Some("Bearer demo-ai-assistant-token"))
+            .unwrap();
         let s1 = l.admit_content(a, 10).unwrap();
         let _s2 = l.admit_content(a, 10).unwrap();
-        assert_eq!(l.admit_content(a, 10).unwrap_err().kind, LimitKind::ContentStreams);
+        assert_eq!(
+            l.admit_content(a, 10).unwrap_err().kind,
+            LimitKind::ContentStreams
+        );
         drop(s1);
         // 20 of 1000 bytes used; more than the burst costs the whole burst, which is not there.
         let e = l.admit_content(a, 5000).unwrap_err();
@@ -375,9 +389,8 @@ mod tests {
 
     #[test]
     fn cleaning_drops_idle_keys() {
-        let (_, l) = limiters(
-            "[server]\nunauthenticated_per_sec = 1000\nunauthenticated_burst = 1\n",
-        );
+        let (_, l) =
+            limiters("[server]\nunauthenticated_per_sec = 1000\nunauthenticated_burst = 1\n");
         for i in 0..50u32 {
             l.charge_unauthenticated(AddressKey::of(IpAddr::from(i.to_be_bytes())))
                 .unwrap();

@@ -106,10 +106,7 @@ pub fn router(state: ApiState) -> Router {
             &format!("{artifact}/versions/{{version}}/proof"),
             get(tlog::version_proof),
         )
-        .route(
-            "/v1/products/{product}/decisions",
-            get(receipts::list),
-        )
+        .route("/v1/products/{product}/decisions", get(receipts::list))
         .route(
             "/v1/products/{product}/decisions/{intent_id}",
             get(receipts::one),

@@ -238,10 +238,7 @@ impl Reader {
         let rows = self
             .client()
             .await?
-            .query(
-                &sql,
-                &[&product, &partitions, &offsets, &outcome, &limit],
-            )
+            .query(&sql, &[&product, &partitions, &offsets, &outcome, &limit])
             .await?;
         rows.iter().map(receipt_of).collect()
     }
@@ -453,7 +450,10 @@ mod tests {
         for k in ["topic", "partition", "offset", "seq", "hash"] {
             assert!(v["audit"].get(k).is_some(), "audit.{k} missing: {v}");
         }
-        assert_eq!(v["proof"], "/v1/products/ai_assistant/decisions/i%2F1/proof");
+        assert_eq!(
+            v["proof"],
+            "/v1/products/ai_assistant/decisions/i%2F1/proof"
+        );
         assert!(v["artifact_id"].is_null() && v["version"].is_null());
     }
 }

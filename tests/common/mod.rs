@@ -794,11 +794,7 @@ pub fn spawn_api_with(
     let tokens = tokens.to_str().unwrap();
     let mut all = vec!["api", "--listen", &listen, "--tokens", tokens];
     all.extend_from_slice(args);
-    let mut p = spawn(
-        name,
-        &all,
-        &[("BUCKET_API_PG_URL", pg_url.to_string())],
-    );
+    let mut p = spawn(name, &all, &[("BUCKET_API_PG_URL", pg_url.to_string())]);
     let base = format!("http://{listen}");
     wait_until(Duration::from_secs(30), "the read API to listen", || {
         if let Ok(Some(status)) = p.child.try_wait() {
@@ -813,7 +809,8 @@ pub fn spawn_api_with(
 /// (TOML text: `[server]`, `[limits.*]` tables) in place of the shipped limits, plus `extra`
 /// `[[tokens]]` entries.
 pub fn tokens_file(name: &str, limits: &str, extra: &str) -> std::path::PathBuf {
-    let shipped: toml::Table = toml::from_str(include_str!("../../deploy/api-tokens.toml")).unwrap();
+    let shipped: toml::Table =
+        toml::from_str(include_str!("../../deploy/api-tokens.toml")).unwrap();
     let tokens = toml::Table::from_iter([("tokens".to_string(), shipped["tokens"].clone())]);
     let text = format!("{limits}\n{}\n{extra}", toml::to_string(&tokens).unwrap());
     let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.toml"));
