@@ -35,8 +35,9 @@ pub async fn serve(
     }
     let limits = state.limits.clone();
     let stop_clean = shutdown.clone();
+    let cleanup_interval = bounds.cleanup_interval;
     tokio::spawn(async move {
-        let mut every = tokio::time::interval(bounds.cleanup_interval);
+        let mut every = tokio::time::interval(cleanup_interval);
         loop {
             tokio::select! {
                 _ = stop_clean.cancelled() => break,
