@@ -2,7 +2,7 @@
 # The test command (README, CI): installs and starts the local stack if it is not running,
 # runs every check and test against it, and stops what it started.
 #
-#   deploy/test.sh            formatting, clippy, unit + integration tests, short campaigns
+#   deploy/test.sh            formatting, clippy, unused dependencies, unit + integration tests, short campaigns
 #                             (including deploy/faults.sh --short after the tests),
 #                             and bench smoke runs (`bucket-bench --quick`, `state`, `tlog`, `tiles-lag`)
 #
@@ -58,6 +58,26 @@ else
   echo "NOTICE: advisories skipped (no BUCKET_ADVISORY_DB); set BUCKET_ADVISORY_DB to a local clone of the RustSec advisory-db to check them"
   cargo deny --locked check licenses bans sources
 fi
+
+# --- unused dependencies (issue 31) ---
+step "unused dependencies: cargo machete (installed once into ~/.cargo/bin)"
+# Fails when a dependency declared in a Cargo.toml of the repo is used nowhere; true false
+# positives are listed with a reason under [package.metadata.cargo-machete] (docs/security.md).
+if ! command -v cargo-machete >/dev/null 2>&1; then
+  timeout 1200 cargo install --locked cargo-machete
+fi
+# The check can fail: a throwaway crate declaring a dependency it never uses must be refused.
+MACHETE_PROBE="$(mktemp -d)"
+mkdir -p "$MACHETE_PROBE/src"
+printf '[package]\nname = "probe"\nversion = "0.0.0"\nedition = "2024"\n\n[dependencies]\nhex = "0.4"\n' \
+  >"$MACHETE_PROBE/Cargo.toml"
+printf 'pub fn f() {}\n' >"$MACHETE_PROBE/src/lib.rs"
+if cargo machete "$MACHETE_PROBE" 2>/dev/null | grep -q 'hex'; then :; else
+  echo "cargo machete did not report the probe crate's unused dependency"; exit 1
+fi
+rm -rf "$MACHETE_PROBE"
+cargo machete
+# --- end unused dependencies ---
 
 step "build"
 cargo build --all-targets --locked

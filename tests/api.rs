@@ -1,5 +1,6 @@
 //! Read API against the real stack: produce → gate → sink (+ audit indexer) → PostgreSQL →
-//! `bucket api`, product-scoped tokens, and Schemathesis against the served OpenAPI document.
+//! `bucket api`, product-scoped tokens, decision receipts, and Schemathesis against the served
+//! OpenAPI document. The limits are tested in tests/api_limits.rs.
 
 mod common;
 
@@ -262,7 +263,19 @@ async fn schemathesis_finds_no_server_error() {
         })
         .collect();
     store.write_batch(&versions, &[]).await.unwrap();
-    let (_api, base) = spawn_api(&format!("api-st{sfx}"), &url_as_role(&db, "bucket_reader"));
+    // Limits high enough that the generated requests reach the handlers (429 is no 5xx anyway).
+    let tokens = tokens_file(
+        &format!("st{sfx}"),
+        "[limits.default]\nrequests_per_sec = 100000\nburst = 100000\n\
+         [server]\nunauthenticated_per_sec = 100000\nunauthenticated_burst = 100000\n",
+        "",
+    );
+    let (_api, base) = spawn_api_with(
+        &format!("api-st{sfx}"),
+        &url_as_role(&db, "bucket_reader"),
+        &tokens,
+        &[],
+    );
     let st = schemathesis();
     let report_dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("st{sfx}"));
     let out = tokio::task::spawn_blocking(move || {
@@ -288,4 +301,240 @@ async fn schemathesis_finds_no_server_error() {
         out.status.success(),
         "schemathesis found failures:\n{stdout}"
     );
+}
+
+/// Receipts of `product`'s decisions through the list endpoint, following `next` page by page.
+async fn all_receipts(
+    http: &reqwest::Client,
+    base: &str,
+    product: &str,
+    token: &str,
+    query: &str,
+) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut since = String::new();
+    for _ in 0..100 {
+        let page = json(
+            http,
+            &format!("{base}/v1/products/{product}/decisions?limit=1{query}&since={since}"),
+            token,
+        )
+        .await;
+        out.extend(page["decisions"].as_array().unwrap().iter().cloned());
+        assert!(page["cursor"].is_string(), "{page}");
+        match page["next"].as_str() {
+            Some(next) => since = next.to_string(),
+            None => return out,
+        }
+    }
+    panic!("more than 100 pages");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn decision_receipts_answer_each_intent_to_its_own_product_only() {
+    let sfx = suffix();
+    let topics = create_topics(&sfx, 3).await;
+    let db = fresh_database(&sfx).await;
+    let group = format!("gate{sfx}");
+    let _gate = spawn_gate(&sfx, &group, "g1");
+    let _sink = spawn(
+        &format!("sink{sfx}"),
+        &["sink", "--migrate", "--group", &format!("sink{sfx}")],
+        &[
+            ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
+            ("BUCKET_PG_URL", db.clone()),
+        ],
+    );
+    let registry = registry();
+    let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
+        .await
+        .unwrap();
+
+    // ai_assistant: accepted, rejected (stale version), rejected (unsigned); ai_avatar:
+    // accepted; and a value that does not decode, keyed as ai_assistant's.
+    let accepted = intent("ai_assistant", "r1", "document", Some(b"one".to_vec()));
+    send_signed(&producer, &accepted).await;
+    let mut stale = intent("ai_assistant", "r1", "document", Some(b"two".to_vec()));
+    stale.operation = Operation::Update;
+    stale.expected_version = Some(7);
+    send_signed(&producer, &stale).await;
+    let unsigned = intent("ai_assistant", "r2", "document", Some(b"x".to_vec()));
+    let value = producer.encode(&unsigned).unwrap();
+    producer
+        .send_raw(Some(b"ai_assistant"), Some(&value), &[])
+        .await
+        .unwrap();
+    let other = intent("ai_avatar", "face", "media", Some(b"avatar".to_vec()));
+    send_signed(&producer, &other).await;
+    producer
+        .send_raw(
+            Some(b"ai_assistant"),
+            Some(b"\xff garbage that is not avro"),
+            &[],
+        )
+        .await
+        .unwrap();
+    wait_all_decided(&group, &topics, 3, Duration::from_secs(120));
+    for _ in 0..480 {
+        let n = pg_count(
+            &db,
+            "SELECT count(*) FROM audit_decisions WHERE kind = 'DECISION'",
+        )
+        .await;
+        if n >= 5 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // The undecodable value's decision names no product and no intent: operator-only.
+    let unattributed = pg_count(
+        &db,
+        "SELECT count(*) FROM audit_decisions WHERE kind = 'DECISION' AND product_id IS NULL",
+    )
+    .await;
+    assert_eq!(unattributed, 1);
+
+    let (_api, base) = spawn_api(&format!("api-rc{sfx}"), &url_as_role(&db, "bucket_reader"));
+    let http = reqwest::Client::new();
+    let receipt_url =
+        |product: &str, id: &str| format!("{base}/v1/products/{product}/decisions/{id}");
+
+    let r = json(
+        &http,
+        &receipt_url("ai_assistant", &accepted.intent_id),
+        TOKEN_A,
+    )
+    .await;
+    assert_eq!(r["intent_id"], accepted.intent_id.as_str());
+    assert_eq!(r["product_id"], "ai_assistant");
+    assert_eq!(r["artifact_id"], "r1");
+    assert_eq!(r["outcome"], "ACCEPTED");
+    assert_eq!(r["reasons"], serde_json::json!([]));
+    assert_eq!(r["version"], 1);
+    assert!(r["policy_version"].as_str().is_some_and(|v| !v.is_empty()));
+    assert!(r["recorded_at_ms"].as_i64().is_some_and(|t| t > 0));
+    assert_eq!(r["audit"]["topic"], topics.audit.as_str());
+    for k in ["partition", "offset", "seq"] {
+        assert!(r["audit"][k].is_i64(), "{k}: {r}");
+    }
+    assert_eq!(r["audit"]["hash"].as_str().map(str::len), Some(64), "{r}");
+    assert!(r["proof"].is_null(), "no tiles are served here: {r}");
+    assert_eq!(r["decisions"], 1);
+
+    let r = json(
+        &http,
+        &receipt_url("ai_assistant", &stale.intent_id),
+        TOKEN_A,
+    )
+    .await;
+    assert_eq!(r["outcome"], "REJECTED");
+    assert_eq!(r["reasons"][0], "VERSION_CONFLICT", "{r}");
+    assert!(!r["detail"].as_str().unwrap().is_empty());
+    let r = json(
+        &http,
+        &receipt_url("ai_assistant", &unsigned.intent_id),
+        TOKEN_A,
+    )
+    .await;
+    assert_eq!(r["outcome"], "REJECTED");
+    let reasons: Vec<&str> = r["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(reasons.contains(&"SIGNATURE_MISSING"), "{r}");
+
+    // Another product's intent, an unknown one, another product's path: 404; no token: 401.
+    for (product, id, token) in [
+        ("ai_assistant", other.intent_id.as_str(), TOKEN_A),
+        ("ai_assistant", "no-such-intent", TOKEN_A),
+        ("ai_assistant", accepted.intent_id.as_str(), TOKEN_B),
+        ("ai_avatar", accepted.intent_id.as_str(), TOKEN_B),
+    ] {
+        let status = get(&http, &receipt_url(product, id), Some(token))
+            .await
+            .status();
+        assert_eq!(status, 404, "{product}/{id} with {token}");
+    }
+    let status = get(
+        &http,
+        &receipt_url("ai_assistant", &accepted.intent_id),
+        None,
+    )
+    .await
+    .status();
+    assert_eq!(status, 401);
+
+    // The list, one per page: ai_assistant's three decisions and nothing else.
+    let ids = |rs: &[Value]| -> Vec<String> {
+        let mut v: Vec<String> = rs
+            .iter()
+            .map(|r| r["intent_id"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want = vec![
+        accepted.intent_id.clone(),
+        stale.intent_id.clone(),
+        unsigned.intent_id.clone(),
+    ];
+    want.sort();
+    let all = all_receipts(&http, &base, "ai_assistant", TOKEN_A, "").await;
+    assert_eq!(ids(&all), want);
+    assert!(all.iter().all(|r| r.get("decisions").is_none()));
+    let rejected = all_receipts(&http, &base, "ai_assistant", TOKEN_A, "&outcome=rejected").await;
+    let mut want_rejected = vec![stale.intent_id.clone(), unsigned.intent_id.clone()];
+    want_rejected.sort();
+    assert_eq!(ids(&rejected), want_rejected);
+    let only_accepted =
+        all_receipts(&http, &base, "ai_assistant", TOKEN_A, "&outcome=accepted").await;
+    assert_eq!(ids(&only_accepted), vec![accepted.intent_id.clone()]);
+    let avatar = all_receipts(&http, &base, "ai_avatar", TOKEN_B, "").await;
+    assert_eq!(ids(&avatar), vec![other.intent_id.clone()]);
+    // Audit order: partition, then offset.
+    let order: Vec<(i64, i64)> = all
+        .iter()
+        .map(|r| {
+            (
+                r["audit"]["partition"].as_i64().unwrap(),
+                r["audit"]["offset"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{order:?}");
+
+    // Following: the last page's cursor gives nothing new until a new decision comes.
+    let page = json(
+        &http,
+        &format!("{base}/v1/products/ai_assistant/decisions?limit=1000"),
+        TOKEN_A,
+    )
+    .await;
+    assert!(page["next"].is_null());
+    let cursor = page["cursor"].as_str().unwrap().to_string();
+    let url = format!("{base}/v1/products/ai_assistant/decisions?since={cursor}");
+    assert_eq!(
+        json(&http, &url, TOKEN_A).await["decisions"],
+        serde_json::json!([])
+    );
+    let later = intent("ai_assistant", "r3", "document", Some(b"three".to_vec()));
+    send_signed(&producer, &later).await;
+    let (status, body) = http_until(&url, Some(TOKEN_A), Duration::from_secs(60), |s, b| {
+        s == 200 && b.contains(&later.intent_id)
+    })
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        ids(page["decisions"].as_array().unwrap()),
+        vec![later.intent_id.clone()]
+    );
+
+    // Bad parameters are 400s.
+    for q in ["outcome=maybe", "since=%25%25", "limit=0", "limit=100000"] {
+        let url = format!("{base}/v1/products/ai_assistant/decisions?{q}");
+        assert_eq!(get(&http, &url, Some(TOKEN_A)).await.status(), 400, "{q}");
+    }
 }

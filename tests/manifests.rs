@@ -16,7 +16,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_bucket");
 const IMAGE: &str = concat!("bhiv/bucket:", env!("CARGO_PKG_VERSION"));
 const NAMESPACE: &str = "bhiv-bucket";
 
-/// The metrics the gate and the sink export (name, labels); histograms also have `_bucket`,
+/// The metrics the gate, the sink and the read API export (name, labels); histograms also have `_bucket`,
 /// `_sum` and `_count` series.
 const METRICS: &[(&str, &[&str])] = &[
     (
@@ -39,6 +39,7 @@ const METRICS: &[(&str, &[&str])] = &[
     ("bucket_sink_consumer_lag", &["partition"]),
     ("bucket_sink_versions_quarantined_total", &[]),
     ("bucket_sink_undecodable_total", &[]),
+    ("bucket_api_throttled_total", &["product", "limit"]),
 ];
 const HISTOGRAMS: &[&str] = &[
     "bucket_gate_decision_duration_seconds",

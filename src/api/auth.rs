@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
+
+use super::config::{ApiConfig, TokenLimits};
 
 /// Why the tokens file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -21,39 +22,22 @@ pub enum TokensError {
     /// The file is not valid TOML of the expected shape.
     #[error("tokens file: {0}")]
     Parse(#[from] toml::de::Error),
-    /// An entry is unusable (bad hash, empty product, duplicate).
+    /// An entry is unusable (bad hash, empty product, duplicate, a zero limit).
     #[error("tokens file: {0}")]
     Invalid(String),
-}
-
-/// The tokens file: `[[tokens]]` entries.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokensFile {
-    /// Every accepted token.
-    #[serde(default)]
-    tokens: Vec<TokenEntry>,
-}
-
-/// One token: who holds it, which product it may read, the hex SHA-256 of the secret.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TokenEntry {
-    /// Holder, for logs.
-    name: String,
-    /// The only product this token may read.
-    product: String,
-    /// Lowercase hex SHA-256 of the bearer token.
-    sha256: String,
 }
 
 /// Who a valid token belongs to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// Position in the tokens file: the key of its limiters.
+    pub id: usize,
     /// Holder name from the tokens file.
     pub name: String,
     /// The product it may read.
     pub product: String,
+    /// Its resolved limits (token, else product, else default).
+    pub limits: TokenLimits,
 }
 
 /// The loaded tokens, keyed by hash.
@@ -68,28 +52,13 @@ pub fn hash_token(token: &str) -> String {
 }
 
 impl Tokens {
-    /// Parses a tokens file's text.
-    pub fn parse(text: &str) -> Result<Tokens, TokensError> {
-        let file: TokensFile = toml::from_str(text)?;
+    /// The tokens of checked entries; two entries with one hash are refused.
+    pub(crate) fn from_principals(
+        entries: Vec<([u8; 32], Principal)>,
+    ) -> Result<Tokens, TokensError> {
         let mut by_hash = HashMap::new();
-        for t in file.tokens {
-            if t.product.trim().is_empty() || t.name.trim().is_empty() {
-                return Err(TokensError::Invalid(format!(
-                    "token {:?}: name and product must not be empty",
-                    t.name
-                )));
-            }
-            let bytes = hex::decode(t.sha256.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .ok_or_else(|| {
-                    TokensError::Invalid(format!("token {:?}: sha256 is not 64 hex digits", t.name))
-                })?;
-            let principal = Principal {
-                name: t.name,
-                product: t.product,
-            };
-            if let Some(prev) = by_hash.insert(bytes, principal) {
+        for (hash, principal) in entries {
+            if let Some(prev) = by_hash.insert(hash, principal) {
                 return Err(TokensError::Invalid(format!(
                     "token {:?}: same hash as another entry",
                     prev.name
@@ -99,13 +68,14 @@ impl Tokens {
         Ok(Tokens { by_hash })
     }
 
+    /// Parses a tokens file's text (its limits included; see [`ApiConfig`]).
+    pub fn parse(text: &str) -> Result<Tokens, TokensError> {
+        Ok(ApiConfig::parse(text)?.tokens)
+    }
+
     /// Reads and parses a tokens file.
     pub fn load(path: &Path) -> Result<Tokens, TokensError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TokensError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Tokens::parse(&text)
+        Ok(ApiConfig::load(path)?.tokens)
     }
 
     /// Number of tokens loaded.
@@ -116,6 +86,11 @@ impl Tokens {
     /// True when no token is loaded (every request is refused).
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
+    }
+
+    /// Every principal, in no particular order.
+    pub fn principals(&self) -> impl Iterator<Item = &Principal> {
+        self.by_hash.values()
     }
 
     /// The principal of an `Authorization` header value (`Bearer <token>`), if valid.
@@ -156,5 +131,14 @@ mod tests {
         assert!(matches!(Tokens::parse(bad), Err(TokensError::Invalid(_))));
         let unknown = "[[tokens]]\nname = \"x\"\nproduct = \"p\"\nsha256 = \"\"\nextra = 1\n";
         assert!(matches!(Tokens::parse(unknown), Err(TokensError::Parse(_))));
+        let h = "1c250c881a1d43c561e877d060963a388f20125bc70acc7fb95c3eb9d17410f6";
+        let twice = format!(
+            "[[tokens]]\nname = \"x\"\nproduct = \"p\"\nsha256 = \"{h}\"\n\
+             [[tokens]]\nname = \"y\"\nproduct = \"q\"\nsha256 = \"{h}\"\n"
+        );
+        assert!(matches!(
+            Tokens::parse(&twice),
+            Err(TokensError::Invalid(_))
+        ));
     }
 }

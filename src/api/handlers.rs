@@ -1,18 +1,21 @@
 //! HTTP handlers: authorise the product, validate the input, read, shape the answer.
 
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
+use super::config::ServerLimits;
+use super::limits::{StreamPermit, Throttled};
 use super::read::{DecisionView, ReadError, VersionView};
 use super::{ApiState, OPENAPI_JSON};
 
-/// Default and largest page size of list endpoints.
-const DEFAULT_LIMIT: i64 = 50;
-const MAX_LIMIT: i64 = 1000;
+/// Size of the frames a raw content is sent in.
+const CONTENT_CHUNK: usize = 64 * 1024;
 /// Longest artifact id the API looks up (longer ones cannot be stored).
 const MAX_ID_LEN: usize = 1024;
 
@@ -34,6 +37,9 @@ pub enum ApiError {
     /// Not available yet (a decision no published checkpoint covers); ask again later.
     #[error("{0}")]
     NotYet(String),
+    /// Over a limit: 429 with `Retry-After`.
+    #[error("over the {} limit; retry after {} s", .0.kind.as_str(), retry_after_secs(.0))]
+    Throttled(Throttled),
     /// The database is unavailable.
     #[error("storage unavailable")]
     Unavailable(#[from] ReadError),
@@ -53,6 +59,7 @@ impl IntoResponse for ApiError {
             ApiError::Gone(_) => (StatusCode::GONE, "deleted"),
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotYet(_) => (StatusCode::CONFLICT, "not_checkpointed"),
+            ApiError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "api read failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -69,8 +76,18 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static("Bearer realm=\"bucket\""),
             );
         }
+        if let ApiError::Throttled(t) = &self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs(t)));
+        }
         response
     }
+}
+
+/// Whole seconds to wait (at least 1): the `Retry-After` value.
+fn retry_after_secs(t: &Throttled) -> u64 {
+    t.retry_after.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// `limit` and `cursor` of list endpoints.
@@ -80,14 +97,20 @@ pub struct Page {
     cursor: Option<String>,
 }
 
+/// A `limit` parameter within the server's page sizes (default when absent), or a 400.
+pub(crate) fn page_limit(limit: Option<i64>, server: &ServerLimits) -> Result<i64, ApiError> {
+    let max = server.max_page_size;
+    match limit.unwrap_or(server.default_page_size) {
+        n if (1..=max).contains(&n) => Ok(n),
+        n => Err(ApiError::BadRequest(format!(
+            "limit {n} out of range 1..={max}"
+        ))),
+    }
+}
+
 impl Page {
-    fn limit(&self) -> Result<i64, ApiError> {
-        match self.limit.unwrap_or(DEFAULT_LIMIT) {
-            n @ 1..=MAX_LIMIT => Ok(n),
-            n => Err(ApiError::BadRequest(format!(
-                "limit {n} out of range 1..={MAX_LIMIT}"
-            ))),
-        }
+    fn limit(&self, server: &ServerLimits) -> Result<i64, ApiError> {
+        page_limit(self.limit, server)
     }
 }
 
@@ -120,12 +143,12 @@ pub(crate) fn principal<'a>(
 }
 
 /// Checks the token and that it reads `product`, and that `artifact` is a possible id.
-pub(crate) fn authorize(
-    state: &ApiState,
+pub(crate) fn authorize<'a>(
+    state: &'a ApiState,
     headers: &HeaderMap,
     product: &str,
     artifact: Option<&str>,
-) -> Result<(), ApiError> {
+) -> Result<&'a super::Principal, ApiError> {
     let principal = principal(state, headers)?;
     if principal.product != product {
         tracing::info!(token = %principal.name, "token used for another product; answering 404");
@@ -136,7 +159,7 @@ pub(crate) fn authorize(
     {
         return Err(not_found(product, a));
     }
-    Ok(())
+    Ok(principal)
 }
 
 fn not_found(product: &str, artifact: &str) -> ApiError {
@@ -151,7 +174,50 @@ fn with_base64(mut v: VersionView) -> VersionView {
     v
 }
 
-/// The raw content of a version with its stored content type.
+/// `response` whose body keeps `permit` (a content-stream slot) until it is sent or dropped.
+fn holding(response: Response, permit: StreamPermit) -> Response {
+    use axum::body::HttpBody;
+    let (mut parts, body) = response.into_parts();
+    if let Some(n) = body.size_hint().exact() {
+        parts
+            .headers
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(n));
+    }
+    let stream = body.into_data_stream().map(move |chunk| {
+        let _held = &permit;
+        chunk
+    });
+    Response::from_parts(parts, Body::from_stream(stream))
+}
+
+/// The version `version` (the latest when None) with its content, admitted by the token's
+/// content limits first: the size is read, the bytes charged and a stream slot taken before the
+/// content leaves the database.
+async fn admitted_version(
+    state: &ApiState,
+    principal: &super::Principal,
+    product: &str,
+    artifact: &str,
+    version: Option<i64>,
+) -> Result<(VersionView, StreamPermit), ApiError> {
+    let (version, size) = state
+        .reader
+        .size_of(product, artifact, version)
+        .await?
+        .ok_or_else(|| not_found(product, artifact))?;
+    let permit = state
+        .limits
+        .admit_content(principal, size)
+        .map_err(|t| state.throttled(&principal.product, t))?;
+    let v = state
+        .reader
+        .version(product, artifact, version)
+        .await?
+        .ok_or_else(|| not_found(product, artifact))?;
+    Ok((v, permit))
+}
+
+/// The raw content of a version with its stored content type, in frames of 64 KiB.
 fn content_response(v: VersionView) -> Result<Response, ApiError> {
     let Some(content) = v.content else {
         return Err(ApiError::Gone(format!(
@@ -163,9 +229,20 @@ fn content_response(v: VersionView) -> Result<Response, ApiError> {
         .ok()
         .filter(|_| v.row.content_type.contains('/'))
         .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let mut response = (StatusCode::OK, content).into_response();
+    let content = bytes::Bytes::from(content);
+    let length = HeaderValue::from(content.len());
+    let frames = (0..content.len().div_ceil(CONTENT_CHUNK)).map(move |i| {
+        let end = ((i + 1) * CONTENT_CHUNK).min(content.len());
+        Ok::<_, std::convert::Infallible>(content.slice(i * CONTENT_CHUNK..end))
+    });
+    let mut response = (
+        StatusCode::OK,
+        Body::from_stream(futures::stream::iter(frames)),
+    )
+        .into_response();
     let h = response.headers_mut();
     h.insert(header::CONTENT_TYPE, content_type);
+    h.insert(header::CONTENT_LENGTH, length);
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
@@ -195,10 +272,9 @@ pub async fn latest(
     headers: HeaderMap,
     Path((product, artifact)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, &product, Some(&artifact))?;
-    let v = state.reader.latest(&product, &artifact).await?;
-    let v = v.ok_or_else(|| not_found(&product, &artifact))?;
-    Ok(Json(with_base64(v)).into_response())
+    let p = authorize(&state, &headers, &product, Some(&artifact))?;
+    let (v, permit) = admitted_version(&state, p, &product, &artifact, None).await?;
+    Ok(holding(Json(with_base64(v)).into_response(), permit))
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/content`: the latest content, raw.
@@ -207,9 +283,9 @@ pub async fn latest_content(
     headers: HeaderMap,
     Path((product, artifact)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, &product, Some(&artifact))?;
-    let v = state.reader.latest(&product, &artifact).await?;
-    content_response(v.ok_or_else(|| not_found(&product, &artifact))?)
+    let p = authorize(&state, &headers, &product, Some(&artifact))?;
+    let (v, permit) = admitted_version(&state, p, &product, &artifact, None).await?;
+    Ok(holding(content_response(v)?, permit))
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/versions/{version}`.
@@ -218,10 +294,9 @@ pub async fn version(
     headers: HeaderMap,
     Path((product, artifact, version)): Path<(String, String, i64)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, &product, Some(&artifact))?;
-    let v = state.reader.version(&product, &artifact, version).await?;
-    let v = v.ok_or_else(|| not_found(&product, &artifact))?;
-    Ok(Json(with_base64(v)).into_response())
+    let p = authorize(&state, &headers, &product, Some(&artifact))?;
+    let (v, permit) = admitted_version(&state, p, &product, &artifact, Some(version)).await?;
+    Ok(holding(Json(with_base64(v)).into_response(), permit))
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/versions/{version}/content`.
@@ -230,9 +305,9 @@ pub async fn version_content(
     headers: HeaderMap,
     Path((product, artifact, version)): Path<(String, String, i64)>,
 ) -> Result<Response, ApiError> {
-    authorize(&state, &headers, &product, Some(&artifact))?;
-    let v = state.reader.version(&product, &artifact, version).await?;
-    content_response(v.ok_or_else(|| not_found(&product, &artifact))?)
+    let p = authorize(&state, &headers, &product, Some(&artifact))?;
+    let (v, permit) = admitted_version(&state, p, &product, &artifact, Some(version)).await?;
+    Ok(holding(content_response(v)?, permit))
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/versions?limit&cursor`: newest first; the
@@ -244,7 +319,7 @@ pub async fn history(
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &product, Some(&artifact))?;
-    let limit = page.limit()?;
+    let limit = page.limit(&state.server)?;
     let before = match page.cursor.as_deref() {
         None | Some("") => i64::MAX,
         Some(c) => c
@@ -294,7 +369,7 @@ pub async fn decisions(
     Query(page): Query<Page>,
 ) -> Result<Response, ApiError> {
     authorize(&state, &headers, &product, Some(&artifact))?;
-    let limit = page.limit()?;
+    let limit = page.limit(&state.server)?;
     let after = decision_cursor(page.cursor.as_deref())?;
     let mut items = state
         .reader
@@ -322,6 +397,30 @@ pub async fn usage(
     Ok(Json(state.reader.usage(&product).await?).into_response())
 }
 
+/// `GET /metrics`: OpenMetrics text. With `--admin-token`, only for that bearer token; without
+/// one, only for loopback clients (others get 404, like an unknown path).
+pub async fn metrics(State(state): State<ApiState>, req: Request) -> Response {
+    let allowed = match &state.metrics_token {
+        Some(token) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                use subtle::ConstantTimeEq;
+                bool::from(given.trim().as_bytes().ct_eq(token.as_bytes()))
+            }),
+        None => super::guard::peer(&req).is_loopback(),
+    };
+    if !allowed {
+        return fallback().await.into_response();
+    }
+    match state.metrics.encode(&state.limits) {
+        Ok(body) => ([(header::CONTENT_TYPE, super::metrics::CONTENT_TYPE)], body).into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
 /// Any other path.
 pub async fn fallback() -> ApiError {
     ApiError::NotFound("no such endpoint".into())
@@ -342,12 +441,29 @@ mod tests {
 
     #[test]
     fn limits_outside_the_range_are_refused() {
+        let server = ServerLimits {
+            default_page_size: 7,
+            max_page_size: 20,
+            ..ServerLimits::default()
+        };
         let page = |limit| Page {
             limit,
             cursor: None,
         };
-        assert_eq!(page(None).limit().unwrap(), DEFAULT_LIMIT);
-        assert!(page(Some(0)).limit().is_err());
-        assert!(page(Some(MAX_LIMIT + 1)).limit().is_err());
+        assert_eq!(page(None).limit(&server).unwrap(), 7);
+        assert_eq!(page(Some(20)).limit(&server).unwrap(), 20);
+        assert!(page(Some(0)).limit(&server).is_err());
+        assert!(page(Some(21)).limit(&server).is_err());
+    }
+
+    #[test]
+    fn a_throttled_answer_is_429_with_retry_after_in_whole_seconds() {
+        let r = ApiError::Throttled(Throttled {
+            kind: super::super::limits::LimitKind::Requests,
+            retry_after: std::time::Duration::from_millis(1200),
+        })
+        .into_response();
+        assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(r.headers()[header::RETRY_AFTER], "2");
     }
 }

@@ -1,22 +1,33 @@
-//! Read API over HTTP (`bucket api`): artifacts, their history and decisions, per-product
-//! usage, for people and tools that should not need Kafka. Every data endpoint needs a bearer
-//! token scoped to one product; another product's paths answer 404, as if they did not exist.
-//! The OpenAPI document is `docs/openapi.json`, compiled in and served at `/openapi.json`.
+//! Read API over HTTP (`bucket api`): artifacts, their history and decisions, decision receipts
+//! per intent, per-product usage, for people and tools that should not need Kafka. Every data
+//! endpoint needs a bearer token scoped to one product; another product's paths answer 404, as
+//! if they did not exist. Every request passes per-token and per-address limits (429 with
+//! `Retry-After`) and bounded sizes and times (docs/api.md, "Limits"). The OpenAPI document is
+//! `docs/openapi.json`, compiled in and served at `/openapi.json`.
 
 pub mod auth;
+pub mod config;
+pub mod guard;
 pub mod handlers;
+pub mod limits;
+pub mod metrics;
 pub mod read;
+pub mod receipts;
+pub mod server;
 pub mod tlog;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::http::StatusCode;
 use axum::routing::get;
-use tokio_util::sync::CancellationToken;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
 
 pub use auth::{Principal, Tokens, TokensError, hash_token};
+pub use config::{ApiConfig, ServerLimits, TokenLimits};
 pub use read::{ReadError, Reader};
+pub use server::serve;
 
 /// The OpenAPI 3 document kept in the repo.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -30,6 +41,30 @@ pub struct ApiState {
     pub tokens: Arc<Tokens>,
     /// The tiles directory of `bucket audit tiles`, when the transparency log is served.
     pub tlog: Option<std::path::PathBuf>,
+    /// Server-wide bounds (page sizes, timeouts, sizes).
+    pub server: Arc<ServerLimits>,
+    /// The rate and concurrency limiters.
+    pub limits: Arc<limits::Limiters>,
+    /// Refusals and limiter sizes, served at `/metrics`.
+    pub metrics: metrics::ApiMetrics,
+    /// Bearer token `/metrics` requires; without one only loopback clients may read it.
+    pub metrics_token: Option<Arc<str>>,
+}
+
+impl ApiState {
+    /// The state of an API serving `config` from `reader`.
+    pub fn new(reader: Reader, config: ApiConfig, tlog: Option<std::path::PathBuf>) -> ApiState {
+        let limits = limits::Limiters::new(&config.tokens, &config.server);
+        ApiState {
+            reader,
+            tokens: Arc::new(config.tokens),
+            tlog,
+            server: Arc::new(config.server),
+            limits: Arc::new(limits),
+            metrics: metrics::ApiMetrics::default(),
+            metrics_token: None,
+        }
+    }
 }
 
 /// Why the API could not start or stopped.
@@ -46,13 +81,17 @@ pub enum ApiServeError {
     Io(#[from] std::io::Error),
 }
 
-/// The router with every endpoint.
+/// The router with every endpoint and the request bounds: body size (413), the limits (429),
+/// the request timeout (503).
 pub fn router(state: ApiState) -> Router {
     use handlers::*;
     let artifact = "/v1/products/{product}/artifacts/{artifact}";
+    let timeout = state.server.request_timeout;
+    let max_body = state.server.max_body_bytes;
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(handlers::metrics))
         .route("/v1/products/{product}/usage", get(usage))
         .route(artifact, get(latest))
         .route(&format!("{artifact}/content"), get(latest_content))
@@ -67,6 +106,11 @@ pub fn router(state: ApiState) -> Router {
             &format!("{artifact}/versions/{{version}}/proof"),
             get(tlog::version_proof),
         )
+        .route("/v1/products/{product}/decisions", get(receipts::list))
+        .route(
+            "/v1/products/{product}/decisions/{intent_id}",
+            get(receipts::one),
+        )
         .route(
             "/v1/products/{product}/decisions/{intent_id}/proof",
             get(tlog::intent_proof),
@@ -78,27 +122,16 @@ pub fn router(state: ApiState) -> Router {
         )
         .route("/v1/audit/tlog/{partition}/tile/{*path}", get(tlog::tile))
         .fallback(fallback)
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            timeout,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
+        .layer(RequestBodyLimitLayer::new(max_body))
         .with_state(state)
-}
-
-/// Serves on `listen` until `shutdown` is cancelled; `ready` receives the bound address.
-pub async fn serve(
-    listen: SocketAddr,
-    state: ApiState,
-    shutdown: CancellationToken,
-    ready: Option<tokio::sync::oneshot::Sender<SocketAddr>>,
-) -> Result<(), ApiServeError> {
-    let listener = tokio::net::TcpListener::bind(listen).await?;
-    let addr = listener.local_addr()?;
-    tracing::info!(%addr, tokens = state.tokens.len(), "read API listening");
-    if let Some(tx) = ready {
-        let _ = tx.send(addr);
-    }
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    tracing::info!("read API stopped");
-    Ok(())
 }
 
 #[cfg(test)]
@@ -117,12 +150,23 @@ mod tests {
             "/v1/products/{product}/artifacts/{artifact}/versions/{version}/content",
             "/v1/products/{product}/artifacts/{artifact}/decisions",
             "/v1/products/{product}/artifacts/{artifact}/versions/{version}/proof",
+            "/v1/products/{product}/decisions",
+            "/v1/products/{product}/decisions/{intent_id}",
             "/v1/products/{product}/decisions/{intent_id}/proof",
             "/v1/audit/tlog",
             "/v1/audit/tlog/{partition}/checkpoint",
             "/v1/audit/tlog/{partition}/tile/{tile}",
         ] {
             assert!(paths.contains_key(p), "{p} missing from docs/openapi.json");
+        }
+        // Every /v1 operation documents the 429 of the limits.
+        for (path, item) in paths {
+            if path.starts_with("/v1/") {
+                assert!(
+                    item["get"]["responses"].get("429").is_some(),
+                    "{path}: no 429 in docs/openapi.json"
+                );
+            }
         }
     }
 }

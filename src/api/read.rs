@@ -143,7 +143,7 @@ impl Reader {
     }
 
     /// The live client, reconnecting once if the connection dropped.
-    async fn client(&self) -> Result<Arc<Client>, ReadError> {
+    pub(crate) async fn client(&self) -> Result<Arc<Client>, ReadError> {
         let current = self.client.read().await.clone();
         if !current.is_closed() {
             return Ok(current);
@@ -156,22 +156,25 @@ impl Reader {
         Ok(guard.clone())
     }
 
-    /// The latest version of an artifact (a tombstone when it was deleted), with content.
-    pub async fn latest(
+    /// The version `version` (the latest, a tombstone when deleted, when None) and its content
+    /// size, without the content: what the content limits are charged before it is read.
+    pub async fn size_of(
         &self,
         product: &str,
         artifact: &str,
-    ) -> Result<Option<VersionView>, ReadError> {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint, content FROM artifact_versions \
-             WHERE product_id = $1 AND artifact_id = $2 ORDER BY version DESC LIMIT 1"
-        );
+        version: Option<i64>,
+    ) -> Result<Option<(i64, i64)>, ReadError> {
         let row = self
             .client()
             .await?
-            .query_opt(&sql, &[&product, &artifact])
+            .query_opt(
+                "SELECT version, content_size FROM artifact_versions \
+                 WHERE product_id = $1 AND artifact_id = $2 AND ($3::bigint IS NULL OR version = $3) \
+                 ORDER BY version DESC LIMIT 1",
+                &[&product, &artifact, &version],
+            )
             .await?;
-        row.map(|r| version_view(&r, true)).transpose()
+        row.map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).transpose()
     }
 
     /// One version with content.

@@ -5,9 +5,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
-use bhiv_bucket::api::{ApiState, Reader, Tokens};
+use bhiv_bucket::admin::config::AdminConfig;
+use bhiv_bucket::api::{ApiConfig, ApiState, Reader};
 use clap::Args;
 
+use super::args::AdminTokenArgs;
 use super::runtime::shutdown_on_signals;
 
 /// `bucket api`: where to listen, the reader role's URL and the tokens file.
@@ -23,7 +25,8 @@ pub(crate) struct ApiArgs {
         default_value = "postgres://bucket_reader:bucket_reader@127.0.0.1:5432/bucket"
     )]
     pg_url: String,
-    /// Tokens file (SHA-256 hashes of product-scoped bearer tokens).
+    /// Tokens file: SHA-256 hashes of product-scoped bearer tokens, their limits and the
+    /// server's request bounds (docs/api.md, "Limits").
     #[arg(
         long,
         env = "BUCKET_API_TOKENS",
@@ -34,6 +37,9 @@ pub(crate) struct ApiArgs {
     /// product-scoped proof bundles (docs/api.md); without it those routes answer 404.
     #[arg(long, env = "BUCKET_API_TLOG_DIR")]
     tlog_dir: Option<PathBuf>,
+    /// Bearer token of `/metrics` (without one, only loopback clients may read it).
+    #[command(flatten)]
+    admin: AdminTokenArgs,
     /// Print the SHA-256 line for a token (to add to the tokens file) and exit.
     #[arg(long, value_name = "TOKEN")]
     hash_token: Option<String>,
@@ -49,8 +55,8 @@ async fn api(rt: &tokio::runtime::Runtime, a: ApiArgs) -> Result<ExitCode> {
         println!("sha256 = \"{}\"", bhiv_bucket::api::hash_token(&token));
         return Ok(ExitCode::SUCCESS);
     }
-    let tokens = Tokens::load(&a.tokens)?;
-    if tokens.is_empty() {
+    let config = ApiConfig::load(&a.tokens)?;
+    if config.tokens.is_empty() {
         bail!(
             "tokens file {} has no tokens; every request would be refused",
             a.tokens.display()
@@ -59,11 +65,10 @@ async fn api(rt: &tokio::runtime::Runtime, a: ApiArgs) -> Result<ExitCode> {
     let reader = Reader::connect(&a.pg_url)
         .await
         .context("connecting the read API to PostgreSQL (is the schema migrated?)")?;
-    let state = ApiState {
-        reader,
-        tokens: Arc::new(tokens),
-        tlog: a.tlog_dir,
-    };
+    // The token may be a literal, env:NAME or file:PATH, like the admin servers'.
+    let metrics_token = AdminConfig::parse("off", a.admin.admin_token.as_deref())?.token;
+    let mut state = ApiState::new(reader, config, a.tlog_dir);
+    state.metrics_token = metrics_token.map(Arc::from);
     let shutdown = shutdown_on_signals(rt);
     bhiv_bucket::api::serve(a.listen, state, shutdown, None).await?;
     Ok(ExitCode::SUCCESS)

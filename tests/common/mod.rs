@@ -777,14 +777,24 @@ pub fn free_port() -> u16 {
 /// Starts `bucket api` on a free port against `pg_url` with the shipped demo tokens and waits
 /// until it answers; returns the process and its base URL.
 pub fn spawn_api(name: &str, pg_url: &str) -> (Proc, String) {
+    let tokens = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/api-tokens.toml");
+    spawn_api_with(name, pg_url, std::path::Path::new(tokens), &[])
+}
+
+/// Starts `bucket api` with the tokens file `tokens` and extra arguments `args`, and waits until
+/// it listens; returns the process and its base URL.
+pub fn spawn_api_with(
+    name: &str,
+    pg_url: &str,
+    tokens: &std::path::Path,
+    args: &[&str],
+) -> (Proc, String) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
-    let tokens = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/api-tokens.toml");
-    let mut p = spawn(
-        name,
-        &["api", "--listen", &listen, "--tokens", tokens],
-        &[("BUCKET_API_PG_URL", pg_url.to_string())],
-    );
+    let tokens = tokens.to_str().unwrap();
+    let mut all = vec!["api", "--listen", &listen, "--tokens", tokens];
+    all.extend_from_slice(args);
+    let mut p = spawn(name, &all, &[("BUCKET_API_PG_URL", pg_url.to_string())]);
     let base = format!("http://{listen}");
     wait_until(Duration::from_secs(30), "the read API to listen", || {
         if let Ok(Some(status)) = p.child.try_wait() {
@@ -793,6 +803,19 @@ pub fn spawn_api(name: &str, pg_url: &str) -> (Proc, String) {
         std::net::TcpStream::connect(&listen).is_ok()
     });
     (p, base)
+}
+
+/// A tokens file under the test's temporary directory: the shipped demo tokens with `limits`
+/// (TOML text: `[server]`, `[limits.*]` tables) in place of the shipped limits, plus `extra`
+/// `[[tokens]]` entries.
+pub fn tokens_file(name: &str, limits: &str, extra: &str) -> std::path::PathBuf {
+    let shipped: toml::Table =
+        toml::from_str(include_str!("../../deploy/api-tokens.toml")).unwrap();
+    let tokens = toml::Table::from_iter([("tokens".to_string(), shipped["tokens"].clone())]);
+    let text = format!("{limits}\n{}\n{extra}", toml::to_string(&tokens).unwrap());
+    let path = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.toml"));
+    std::fs::write(&path, text).unwrap();
+    path
 }
 
 /// A gate on the suffixed topics with its admin server on `admin` (ip:port) and `token`

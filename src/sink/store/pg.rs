@@ -45,6 +45,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_intent_id_not_unique",
         include_str!("../../../migrations/0003_intent_id_not_unique.sql"),
     ),
+    (
+        "0004_decision_receipts",
+        include_str!("../../../migrations/0004_decision_receipts.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising concurrent `migrate` calls on one database ("bucketmg").
