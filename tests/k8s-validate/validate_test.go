@@ -13,7 +13,7 @@ import (
 
 const root = "../.."
 
-var overlays = []string{"dev", "production"}
+var overlays = []string{"dev", "production", "production-mtls"}
 
 // secrets: the example Secrets (deploy/k8s/secrets.example.yaml, decoded strictly too) and the
 // Secrets others write: Strimzi one per KafkaUser and the cluster CA, the certificate tooling
@@ -114,7 +114,7 @@ func TestOverlaysRenderAndValidate(t *testing.T) {
 					t.Errorf("%s: %d %s, want at least %d", overlay, counts[kind], kind, least)
 				}
 			}
-			if overlay == "production" && counts["TriggerAuthentication"] < 2 {
+			if overlay != "dev" && counts["TriggerAuthentication"] < 2 {
 				t.Errorf("production: KEDA triggers need TriggerAuthentications")
 			}
 			t.Logf("%s: %d objects validated: %v", overlay, len(s.Objects), counts)
@@ -122,32 +122,48 @@ func TestOverlaysRenderAndValidate(t *testing.T) {
 	}
 }
 
-// The production overlay talks to Kafka over SASL_SSL with the cluster CA, everywhere.
+// The production overlays talk to Kafka over TLS with the cluster CA, everywhere: with a SCRAM
+// password file (production) or a client certificate and key (production-mtls).
 func TestProductionKafkaIsAuthenticatedAndEncrypted(t *testing.T) {
-	s := load(t, "production")
-	n := 0
-	for _, o := range s.Objects {
-		tpl := podTemplate(o)
-		if tpl == nil {
-			continue
-		}
-		for _, c := range tpl.Spec.Containers {
-			env := map[string]string{}
-			for _, e := range c.Env {
-				env[e.Name] = e.Value
-			}
-			if _, kafka := env["BUCKET_BROKERS"]; !kafka {
+	for overlay, want := range map[string]string{"production": "sasl_ssl", "production-mtls": "ssl"} {
+		s := load(t, overlay)
+		n := 0
+		for _, o := range s.Objects {
+			tpl := podTemplate(o)
+			if tpl == nil {
 				continue
 			}
-			n++
-			if env["BUCKET_KAFKA_SECURITY_PROTOCOL"] != "sasl_ssl" || env["BUCKET_KAFKA_SSL_CA"] == "" ||
-				!strings.HasPrefix(env["BUCKET_KAFKA_SASL_PASSWORD"], "file:") {
-				t.Errorf("%s %s: Kafka without SASL_SSL, CA or password file: %v", o.Kind, o.Name, env)
+			for _, c := range tpl.Spec.Containers {
+				env := map[string]string{}
+				for _, e := range c.Env {
+					env[e.Name] = e.Value
+				}
+				if _, kafka := env["BUCKET_BROKERS"]; !kafka {
+					continue
+				}
+				n++
+				ok := env["BUCKET_KAFKA_SECURITY_PROTOCOL"] == want && env["BUCKET_KAFKA_SSL_CA"] != ""
+				if want == "sasl_ssl" {
+					ok = ok && strings.HasPrefix(env["BUCKET_KAFKA_SASL_PASSWORD"], "file:")
+				} else {
+					_, sasl := env["BUCKET_KAFKA_SASL_USERNAME"]
+					ok = ok && !sasl && env["BUCKET_KAFKA_SSL_CERT"] != "" && env["BUCKET_KAFKA_SSL_KEY"] != ""
+				}
+				if !ok {
+					t.Errorf("%s: %s %s: Kafka settings %v", overlay, o.Kind, o.Name, env)
+				}
 			}
 		}
-	}
-	if n < 6 {
-		t.Errorf("only %d containers talk to Kafka", n)
+		if n < 6 {
+			t.Errorf("%s: only %d containers talk to Kafka", overlay, n)
+		}
+		for _, o := range s.Objects {
+			if u, ok := o.Value.(*kafkaUser); ok {
+				if got := u.Spec.Authentication.Type; (want == "ssl") != (got == "tls") {
+					t.Errorf("%s: KafkaUser %s authenticates with %s", overlay, u.Name, got)
+				}
+			}
+		}
 	}
 }
 
