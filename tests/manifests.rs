@@ -60,7 +60,10 @@ const PLATFORM_METRICS: &[(&str, &[&str])] = &[
         "kubelet_volume_stats_available_bytes",
         &["persistentvolumeclaim"],
     ),
-    ("kubelet_volume_stats_capacity_bytes", &["persistentvolumeclaim"]),
+    (
+        "kubelet_volume_stats_capacity_bytes",
+        &["persistentvolumeclaim"],
+    ),
     ("kube_job_status_failed", &["job_name"]),
 ];
 const HISTOGRAMS: &[&str] = &[
@@ -118,7 +121,10 @@ fn k8s() -> Vec<(String, Value)> {
         .collect();
     files.sort();
     files.push(root().join("deploy/k8s/secrets.example.yaml"));
-    assert!(files.len() >= 8, "deploy/k8s/base has its manifests: {files:?}");
+    assert!(
+        files.len() >= 8,
+        "deploy/k8s/base has its manifests: {files:?}"
+    );
     let mut out = Vec::new();
     for f in files {
         let name = f.file_name().expect("name").to_string_lossy().into_owned();
@@ -662,8 +668,8 @@ fn k8s_policy_is_approved_by_the_pinned_approvers() {
         .expect("approvals")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    let mounted = serde_norway::to_string(&gate["spec"]["template"]["spec"]["volumes"])
-        .expect("volumes");
+    let mounted =
+        serde_norway::to_string(&gate["spec"]["template"]["spec"]["volumes"]).expect("volumes");
     for sig in sigs {
         assert!(
             mounted.contains(&format!("path: policy.toml.approvals/{sig}")),
@@ -698,7 +704,12 @@ fn k8s_jobs_and_schedules_run_real_commands() {
         let d = workload(&docs, name);
         let c = &d["spec"]["template"]["spec"]["containers"][0];
         let env = container_env(&c["env"]);
-        check_container(&format!("k8s {name}"), &[strings(&c["args"])], &env, &mut problems);
+        check_container(
+            &format!("k8s {name}"),
+            &[strings(&c["args"])],
+            &env,
+            &mut problems,
+        );
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -364,10 +364,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("ks-mtls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let (cert, key) = (dir.join("user.crt"), dir.join("user.key"));
-        std::fs::write(&cert, "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n")
-            .unwrap();
-        std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n")
-            .unwrap();
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
         let mut a = args("ssl", None);
         a.kafka_ssl_cert = Some(cert.clone());
         a.kafka_ssl_key = Some(key.clone());
@@ -379,7 +385,10 @@ mod tests {
             c.get("ssl.certificate.location"),
             Some(cert.to_string_lossy().as_ref())
         );
-        assert_eq!(c.get("ssl.key.location"), Some(key.to_string_lossy().as_ref()));
+        assert_eq!(
+            c.get("ssl.key.location"),
+            Some(key.to_string_lossy().as_ref())
+        );
         assert_eq!(c.get("sasl.username"), None);
         let props = s.java_client_properties().unwrap();
         assert!(props.contains("security.protocol=SSL\n"), "{props}");

@@ -156,7 +156,10 @@ operations = ["IdempotentWrite"]
         let acls = gate["spec"]["authorization"]["acls"].as_array().unwrap();
         assert_eq!(acls.len(), 3);
         assert_eq!(acls[0]["resource"]["name"], "bucket.audit-t1");
-        assert_eq!(acls[0]["operations"], serde_json::json!(["Read", "Describe"]));
+        assert_eq!(
+            acls[0]["operations"],
+            serde_json::json!(["Read", "Describe"])
+        );
         assert_eq!(acls[1]["resource"]["type"], "transactionalId");
         assert_eq!(acls[1]["resource"]["name"], "bucket-gate");
         assert_eq!(acls[1]["resource"]["patternType"], "prefix");
