@@ -1,7 +1,8 @@
 //! Kafka client security: one set of flags (`--kafka-security-protocol`, `--kafka-sasl-*`,
-//! `--kafka-ssl-ca`, `--kafka-ssl-cert`/`--kafka-ssl-key` for mTLS, env `BUCKET_KAFKA_*`) for every command, resolved once at start and applied
-//! by [`client_config`] to every rdkafka `ClientConfig` the binary builds (gate, sink, produce,
-//! audit tail/verify, topics, state rebuild, bench). The SASL password is a secret reference
+//! `--kafka-ssl-ca`, `--kafka-ssl-cert`/`--kafka-ssl-key` for mTLS, env `BUCKET_KAFKA_*`) for
+//! every command, resolved once at start and applied by [`client_config`] to every rdkafka
+//! `ClientConfig` the binary builds (gate, sink, produce, audit tail/verify, topics, state
+//! rebuild, bench). The SASL password is a secret reference
 //! (`env:NAME` or `file:path`), never inline, and is never printed (docs/security.md).
 
 use std::path::PathBuf;
