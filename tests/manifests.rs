@@ -637,7 +637,22 @@ fn k8s_config_maps_are_the_repository_files() {
 /// manifests pin signed it: the gate would refuse to start otherwise.
 #[test]
 fn k8s_policy_is_approved_by_the_pinned_approvers() {
-    let policy = base().join("policy/policy.toml");
+    // As the gate sees it: the policy, its signatures beside it, and the HMAC secrets it names
+    // (file:demo/keys/..., mounted from a Secret there; the demo's own files here).
+    let dir = std::env::temp_dir().join(format!("k8s-policy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("policy.toml.approvals")).expect("temp dir");
+    std::fs::copy(base().join("policy/policy.toml"), dir.join("policy.toml")).expect("copy");
+    for e in std::fs::read_dir(base().join("policy/policy.toml.approvals")).expect("sigs") {
+        let e = e.expect("entry");
+        std::fs::copy(
+            e.path(),
+            dir.join("policy.toml.approvals").join(e.file_name()),
+        )
+        .expect("copy");
+    }
+    std::os::unix::fs::symlink(root().join("deploy/demo"), dir.join("demo")).expect("symlink");
+    let policy = dir.join("policy.toml");
     let pin = base().join("approvers/allowed_signers");
     let gate = workload(&k8s(), "bucket-gate").clone();
     let env = container_env(&gate["spec"]["template"]["spec"]["containers"][0]["env"]);
