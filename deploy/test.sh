@@ -82,6 +82,13 @@ cargo machete
 step "build"
 cargo build --all-targets --locked
 
+# ---- Kubernetes manifests (tests/k8s-validate) ---------------------------------------------------
+step "Kubernetes manifests: every kustomize overlay rendered and decoded strictly against the API types, PromQL parsed (Go; module and build caches reused)"
+# Needs no cluster and no service. The Go module cache (~/go/pkg/mod) and build cache
+# (~/.cache/go-build) persist across runs, so only the first run downloads and compiles.
+(cd tests/k8s-validate && go test -count=1 ./...)
+# ---- end Kubernetes manifests ---------------------------------------------------------------------
+
 step "topics and schemas as code against the live stack"
 target/debug/bucket topics apply --profile local
 target/debug/bucket schemas apply

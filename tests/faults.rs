@@ -291,7 +291,7 @@ impl Run {
             &format!("faults-{}{}-{id}-{}", self.fault, self.sfx, self.spawned),
             &[
                 "gate",
-                "--gate-id",
+                "--instance-id",
                 &id,
                 "--group",
                 &self.group,

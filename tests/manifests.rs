@@ -1,10 +1,14 @@
 //! The deployment files, checked without any service: deploy/compose/docker-compose.yml and
-//! every manifest in deploy/k8s/ parse; every container command line is accepted by the real
+//! every manifest of the kustomize base deploy/k8s/base/ parse; every container command line
+//! (workloads, Jobs, CronJobs) is accepted by the real
 //! `bucket` binary (`bucket config check`, the same parser and config layering the container
 //! runs); every environment variable given to a container is read by a flag of its command;
 //! probes, ports, selectors, secrets, config maps, autoscaling bounds and topic names agree with
-//! each other and with topics/topics.toml; deploy/k8s/topics.yaml is exactly what `bucket topics
-//! manifests` prints; alert expressions use only the metrics the binaries export.
+//! each other and with topics/topics.toml; deploy/k8s/base/topics.yaml and kafka-users.yaml are
+//! exactly what `bucket topics manifests` and `bucket acls manifests` print; the shipped policy
+//! is approved by the shipped pin (not pinned to any bytes); alert expressions use only the
+//! metrics the binaries export. The rendered overlays are validated strictly against the API
+//! types by tests/k8s-validate (Go).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -34,12 +38,34 @@ const METRICS: &[(&str, &[&str])] = &[
     ("bucket_gate_assigned_partitions", &[]),
     ("bucket_gate_registry_up", &[]),
     ("bucket_gate_redis_up", &[]),
+    ("bucket_gate_redis_enabled", &[]),
+    ("bucket_gate_governance_events_total", &["event_type"]),
     ("bucket_sink_artifacts_written_total", &[]),
     ("bucket_sink_write_duration_seconds", &[]),
     ("bucket_sink_consumer_lag", &["partition"]),
     ("bucket_sink_versions_quarantined_total", &[]),
     ("bucket_sink_undecodable_total", &[]),
     ("bucket_api_throttled_total", &["product", "limit"]),
+];
+/// Metrics of the tiles service and the witness that alerts use (not required to be watched).
+const AUDIT_METRICS: &[(&str, &[&str])] = &[
+    ("bucket_tlog_tree_size", &["partition"]),
+    ("bucket_tlog_published_size", &["partition"]),
+    ("bucket_tlog_lag_records", &["partition"]),
+    ("bucket_tlog_checkpoint_mismatches_total", &[]),
+    ("bucket_witness_alerts_total", &[]),
+];
+/// Platform metrics alerts may use: kubelet volume stats, kube-state-metrics' Job status.
+const PLATFORM_METRICS: &[(&str, &[&str])] = &[
+    (
+        "kubelet_volume_stats_available_bytes",
+        &["persistentvolumeclaim"],
+    ),
+    (
+        "kubelet_volume_stats_capacity_bytes",
+        &["persistentvolumeclaim"],
+    ),
+    ("kube_job_status_failed", &["job_name"]),
 ];
 const HISTOGRAMS: &[&str] = &[
     "bucket_gate_decision_duration_seconds",
@@ -82,16 +108,24 @@ fn strings(v: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Every document of every file in deploy/k8s/.
+fn base() -> PathBuf {
+    root().join("deploy/k8s/base")
+}
+
+/// Every document of every file of the kustomize base, and of deploy/k8s/secrets.example.yaml.
 fn k8s() -> Vec<(String, Value)> {
-    let dir = root().join("deploy/k8s");
+    let dir = base();
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("deploy/k8s")
+        .expect("deploy/k8s/base")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
     files.sort();
-    assert!(files.len() >= 8, "deploy/k8s has its manifests: {files:?}");
+    files.push(root().join("deploy/k8s/secrets.example.yaml"));
+    assert!(
+        files.len() >= 8,
+        "deploy/k8s/base has its manifests: {files:?}"
+    );
     let mut out = Vec::new();
     for f in files {
         let name = f.file_name().expect("name").to_string_lossy().into_owned();
@@ -106,7 +140,29 @@ fn find<'a>(docs: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value {
     docs.iter()
         .map(|(_, d)| d)
         .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
-        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/k8s"))
+        .unwrap_or_else(|| panic!("no {kind} {name} in deploy/k8s/base"))
+}
+
+/// The gate is a StatefulSet, the sink and the API Deployments.
+fn workload<'a>(docs: &'a [(String, Value)], name: &str) -> &'a Value {
+    docs.iter()
+        .map(|(_, d)| d)
+        .find(|d| {
+            (d["kind"] == "Deployment" || d["kind"] == "StatefulSet")
+                && d["metadata"]["name"] == name
+        })
+        .unwrap_or_else(|| panic!("no workload {name} in deploy/k8s/base"))
+}
+
+/// The ConfigMaps the base's kustomization.yaml generates.
+fn generated_config_maps() -> Vec<String> {
+    let k = yaml_docs(&base().join("kustomization.yaml"));
+    k[0]["configMapGenerator"]
+        .as_sequence()
+        .expect("configMapGenerator")
+        .iter()
+        .map(|g| s(&g["name"]).to_string())
+        .collect()
 }
 
 fn compose() -> Value {
@@ -357,12 +413,17 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
         if kind == "Kustomization" {
             let listed = strings(&d["resources"]);
             for r in &listed {
-                assert!(root().join("deploy/k8s").join(r).exists(), "{file}: {r}");
+                assert!(base().join(r).exists(), "{file}: {r}");
             }
             // Everything but the example Secrets is applied by `kubectl apply -k`.
             for (other, _) in &docs {
                 let skip = other == file || other == "secrets.example.yaml";
                 assert!(skip || listed.contains(other), "{file} misses {other}");
+            }
+            for g in d["configMapGenerator"].as_sequence().expect("generators") {
+                for f in strings(&g["files"]) {
+                    assert!(base().join(&f).exists(), "{file}: {f}");
+                }
             }
             continue;
         }
@@ -386,6 +447,7 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
         .filter(|d| d["kind"] == "ConfigMap")
         .collect();
 
+    let generated = generated_config_maps();
     let mut problems = Vec::new();
     let mut effective = BTreeMap::new();
     let mut brokers = BTreeMap::new();
@@ -394,7 +456,7 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
         ("bucket-sink", "sink", 9601, "/healthz", "/readyz"),
         ("bucket-api", "api", 8088, "/healthz", "/healthz"),
     ] {
-        let d = find(&docs, "Deployment", deploy);
+        let d = workload(&docs, deploy);
         let labels = &d["spec"]["template"]["metadata"]["labels"];
         for (k, v) in d["spec"]["selector"]["matchLabels"]
             .as_mapping()
@@ -483,7 +545,8 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
                 assert!(
                     config_maps
                         .iter()
-                        .any(|d| d["metadata"]["name"] == cm["name"]),
+                        .any(|d| d["metadata"]["name"] == cm["name"])
+                        || generated.iter().any(|g| cm["name"] == g.as_str()),
                     "{deploy}: ConfigMap {:?}",
                     cm["name"]
                 );
@@ -491,10 +554,13 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
             for sec in secs.into_iter().filter(|x| !x.is_null()) {
                 let name = sec["secretName"].as_str().or(sec["name"].as_str());
                 let name = name.expect("secret name");
+                if name == "bucket-api-tokens" {
+                    continue;
+                }
                 for item in sec["items"].as_sequence().into_iter().flatten() {
                     assert!(secret_has(name, s(&item["key"])), "{deploy}: {name}");
                 }
-                if name != "bucket-api-tokens" {
+                {
                     assert!(
                         secrets.iter().any(|d| d["metadata"]["name"] == name),
                         "{deploy}: Secret {name} is in secrets.example.yaml"
@@ -514,7 +580,7 @@ fn k8s_manifests_agree_with_each_other_and_the_cli() {
         .filter(|(_, d)| d["kind"] == "PodDisruptionBudget")
     {
         let sel = &pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"];
-        find(&docs, "Deployment", s(sel));
+        workload(&docs, s(sel));
     }
     for name in ["bucket-gate", "bucket-sink"] {
         find(&docs, "PodDisruptionBudget", name);
@@ -564,14 +630,137 @@ fn k8s_config_maps_are_the_repository_files() {
     assert_eq!(
         s(&cfg["data"]["bucket.toml"]),
         read(&root().join("deploy/bucket.toml")),
-        "deploy/k8s/configmap.yaml: bucket.toml differs from deploy/bucket.toml"
+        "deploy/k8s/base/configmap.yaml: bucket.toml differs from deploy/bucket.toml"
     );
-    let pol = find(&docs, "ConfigMap", "bucket-policy");
-    assert_eq!(
-        s(&pol["data"]["policy.toml"]),
-        read(&root().join("deploy/policy.toml")),
-        "deploy/k8s/configmap.yaml: policy.toml differs from deploy/policy.toml"
+}
+
+/// The policy the manifests ship is any policy an adopter likes, as long as the approvers the
+/// manifests pin signed it: the gate would refuse to start otherwise.
+#[test]
+fn k8s_policy_is_approved_by_the_pinned_approvers() {
+    // As the gate sees it: the policy, its signatures beside it, and the HMAC secrets it names
+    // (file:demo/keys/..., mounted from a Secret there; the demo's own files here).
+    let dir = std::env::temp_dir().join(format!("k8s-policy-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("policy.toml.approvals")).expect("temp dir");
+    std::fs::copy(base().join("policy/policy.toml"), dir.join("policy.toml")).expect("copy");
+    for e in std::fs::read_dir(base().join("policy/policy.toml.approvals")).expect("sigs") {
+        let e = e.expect("entry");
+        std::fs::copy(
+            e.path(),
+            dir.join("policy.toml.approvals").join(e.file_name()),
+        )
+        .expect("copy");
+    }
+    std::os::unix::fs::symlink(root().join("deploy/demo"), dir.join("demo")).expect("symlink");
+    let policy = dir.join("policy.toml");
+    let pin = base().join("approvers/allowed_signers");
+    let gate = workload(&k8s(), "bucket-gate").clone();
+    let env = container_env(&gate["spec"]["template"]["spec"]["containers"][0]["env"]);
+    let required = env
+        .get("BUCKET_POLICY_APPROVALS_REQUIRED")
+        .expect("the gate pins approvals")
+        .clone();
+    assert!(env.contains_key("BUCKET_POLICY_APPROVERS"));
+    let out = Command::new(BIN)
+        .args(["policy", "check"])
+        .arg(&policy)
+        .arg("--approvers")
+        .arg(&pin)
+        .args(["--approvals-required", &required])
+        .env_remove("BUCKET_CONFIG")
+        .output()
+        .expect("run bucket");
+    assert!(
+        out.status.success(),
+        "{} is not approved by {}: {}{}",
+        policy.display(),
+        pin.display(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
     );
+    // Every signature shipped is mounted where the gate looks (<policy>.approvals/).
+    let sigs: Vec<String> = std::fs::read_dir(base().join("policy/policy.toml.approvals"))
+        .expect("approvals")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    let mounted =
+        serde_norway::to_string(&gate["spec"]["template"]["spec"]["volumes"]).expect("volumes");
+    for sig in sigs {
+        assert!(
+            mounted.contains(&format!("path: policy.toml.approvals/{sig}")),
+            "{sig} is not projected into the gate's policy volume"
+        );
+    }
+}
+
+/// Bootstrap Jobs and CronJobs: each command line parses and each variable is read.
+#[test]
+fn k8s_jobs_and_schedules_run_real_commands() {
+    let docs = k8s();
+    let mut problems = Vec::new();
+    let mut seen = 0;
+    for (_, d) in &docs {
+        let pod = match d["kind"].as_str() {
+            Some("Job") => &d["spec"]["template"]["spec"],
+            Some("CronJob") => &d["spec"]["jobTemplate"]["spec"]["template"]["spec"],
+            _ => continue,
+        };
+        seen += 1;
+        let name = s(&d["metadata"]["name"]);
+        for c in pod["containers"].as_sequence().expect("containers") {
+            assert_eq!(c["image"], IMAGE, "{name}");
+            let args = strings(&c["args"]);
+            let env = container_env(&c["env"]);
+            check_container(&format!("k8s {name}"), &[args], &env, &mut problems);
+        }
+    }
+    assert!(seen >= 5, "{seen} Jobs and CronJobs");
+    for name in ["bucket-tiles", "bucket-witness"] {
+        let d = workload(&docs, name);
+        let c = &d["spec"]["template"]["spec"]["containers"][0];
+        let env = container_env(&c["env"]);
+        check_container(
+            &format!("k8s {name}"),
+            &[strings(&c["args"])],
+            &env,
+            &mut problems,
+        );
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn k8s_kafka_users_are_generated_from_the_acl_declaration() {
+    let out = Command::new(BIN)
+        .args(["acls", "manifests"])
+        .current_dir(root())
+        .env_remove("BUCKET_CONFIG")
+        .env_remove("BUCKET_TOPIC_SUFFIX")
+        .env_remove("BUCKET_ACLS")
+        .output()
+        .expect("run bucket");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let generated = String::from_utf8(out.stdout).expect("utf-8");
+    let committed = read(&base().join("kafka-users.yaml"));
+    assert!(
+        generated == committed,
+        "deploy/k8s/base/kafka-users.yaml is stale: run `cargo run --bin bucket -- acls \
+         manifests --out deploy/k8s/base/kafka-users.yaml`"
+    );
+    // Each workload's Kafka principal (production overlay) has a KafkaUser.
+    let users: Vec<String> = k8s()
+        .iter()
+        .filter(|(_, d)| d["kind"] == "KafkaUser")
+        .map(|(_, d)| s(&d["metadata"]["name"]).to_string())
+        .collect();
+    for u in ["gate", "sink", "auditor", "admin"] {
+        assert!(users.iter().any(|x| x == u), "no KafkaUser {u}: {users:?}");
+    }
 }
 
 #[test]
@@ -588,11 +777,11 @@ fn k8s_topics_are_generated_from_the_declaration() {
         String::from_utf8_lossy(&out.stderr)
     );
     let generated = String::from_utf8(out.stdout).expect("utf-8");
-    let committed = read(&root().join("deploy/k8s/topics.yaml"));
+    let committed = read(&base().join("topics.yaml"));
     assert!(
         generated == committed,
-        "deploy/k8s/topics.yaml is stale: run `cargo run --bin bucket -- topics manifests \
-         --format strimzi --out deploy/k8s/topics.yaml`"
+        "deploy/k8s/base/topics.yaml is stale: run `cargo run --bin bucket -- topics manifests \
+         --format strimzi --out deploy/k8s/base/topics.yaml`"
     );
     let docs = k8s();
     let topics: Vec<&Value> = docs
@@ -724,7 +913,11 @@ fn promql_metrics(expr: &str) -> Result<(BTreeSet<String>, BTreeSet<String>), St
 }
 
 fn known_metric(name: &str) -> bool {
-    METRICS.iter().any(|(m, _)| *m == name)
+    METRICS
+        .iter()
+        .chain(AUDIT_METRICS)
+        .chain(PLATFORM_METRICS)
+        .any(|(m, _)| *m == name)
         || ["_bucket", "_sum", "_count"].iter().any(|suffix| {
             name.strip_suffix(suffix)
                 .is_some_and(|base| HISTOGRAMS.contains(&base))
@@ -748,13 +941,15 @@ fn the_promql_check_can_fail() {
 
 #[test]
 fn alerts_use_only_exported_metrics_and_each_has_a_runbook_entry() {
-    let docs = yaml_docs(&root().join("deploy/k8s/alerts.yaml"));
+    let docs = yaml_docs(&base().join("alerts.yaml"));
     assert_eq!(docs.len(), 1);
     let rule = &docs[0];
     assert_eq!(rule["kind"], "PrometheusRule");
     let runbook = read(&root().join("docs/runbook.md"));
     let all_labels: BTreeSet<&str> = METRICS
         .iter()
+        .chain(AUDIT_METRICS)
+        .chain(PLATFORM_METRICS)
         .flat_map(|(_, l)| l.iter().copied())
         .chain(["le"])
         .collect();
@@ -821,14 +1016,17 @@ fn compose_and_k8s_run_the_same_image_and_environment_names() {
         let compose_env: BTreeSet<String> = container_env(&c["services"][svc]["environment"])
             .into_keys()
             .collect();
-        let d = find(&docs, "Deployment", deploy);
+        let d = workload(&docs, deploy);
         let container = &d["spec"]["template"]["spec"]["containers"][0];
         assert_eq!(container["image"], c["services"][svc]["image"]);
         let k8s_env: BTreeSet<String> = container_env(&container["env"]).into_keys().collect();
-        // The admin token comes from a Secret on Kubernetes only.
+        // The admin token comes from a Secret, the gate's id from the pod name, on Kubernetes
+        // only (compose passes --instance-id); the sink, a Deployment whose pod names change
+        // on every rollout, is a dynamic member there (BUCKET_STATIC_MEMBERSHIP=false).
+        let k8s_only = ["BUCKET_ADMIN_TOKEN", "BUCKET_INSTANCE_ID", "BUCKET_STATIC_MEMBERSHIP"];
         let k8s_env: BTreeSet<String> = k8s_env
             .into_iter()
-            .filter(|e| e != "BUCKET_ADMIN_TOKEN")
+            .filter(|e| !k8s_only.contains(&e.as_str()))
             .collect();
         assert_eq!(
             compose_env, k8s_env,

@@ -178,6 +178,7 @@ impl GateTelemetry {
         s.metrics.cooling_off.set(cooling);
         let redis = view.redis_state();
         s.metrics.redis_up.set(i64::from(redis == "up"));
+        s.metrics.redis_enabled.set(i64::from(redis != "disabled"));
         let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
         if b.policy.as_ref().is_none_or(|(v, _)| *v != policy.version) {
             let text = view.policy_text(&policy.version).unwrap_or_default();
@@ -350,6 +351,12 @@ impl GateObserver for GateTelemetry {
         let Some(s) = &self.0 else {
             return;
         };
+        s.metrics
+            .governance
+            .get_or_create(&crate::admin::metrics::EventTypeLabel {
+                event_type: event_type.to_string(),
+            })
+            .inc();
         let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
         *b.governance.entry(event_type.to_string()).or_default() += 1;
         if event_type == crate::audit::checkpoint::CHECKPOINT {

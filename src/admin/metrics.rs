@@ -36,6 +36,13 @@ pub struct ProductLabel {
     pub product: String,
 }
 
+/// An `event_type` label: a governance event type of docs/audit.md (a fixed, small set).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventTypeLabel {
+    /// `POLICY_LOADED`, `POLICY_REFUSED`, `CHECKPOINT`, ...
+    pub event_type: String,
+}
+
 /// A `partition` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabel {
@@ -95,6 +102,12 @@ pub struct GateMetrics {
     pub registry_up: Gauge,
     /// `bucket_gate_redis_up`.
     pub redis_up: Gauge,
+    /// `bucket_gate_redis_enabled`: tells "Redis off on purpose" (`--redis-url none`) from
+    /// "Redis down", so the down alert fires only for the second.
+    pub redis_enabled: Gauge,
+    /// `bucket_gate_governance_events_total{event_type}`: alerts on POLICY_REFUSED and on
+    /// checkpoints that stop being signed.
+    pub governance: Family<EventTypeLabel, Counter>,
 }
 
 /// A latency histogram with the admin buckets (Default gives them).
@@ -170,6 +183,16 @@ impl GateMetrics {
             "bucket_gate_redis_up",
             "1 when the last Redis usage exchange succeeded (0: down or disabled)",
             self.redis_up.clone(),
+        );
+        r.register(
+            "bucket_gate_redis_enabled",
+            "1 when a Redis URL is configured, 0 with --redis-url none (sharing off on purpose)",
+            self.redis_enabled.clone(),
+        );
+        r.register(
+            "bucket_gate_governance_events",
+            "Governance events this instance appended to the audit chains, by type",
+            self.governance.clone(),
         );
         build_info(&mut r);
         r
@@ -293,6 +316,11 @@ mod tests {
                 product: "gurukul".into(),
             })
             .inc();
+        m.governance
+            .get_or_create(&EventTypeLabel {
+                event_type: "POLICY_REFUSED".into(),
+            })
+            .inc();
         set_lags(&m.lag, &[], &[(0, 3), (1, 0)]);
         set_lags(&m.lag, &[0, 1], &[(1, 5)]);
         let mut out = String::new();
@@ -307,6 +335,8 @@ mod tests {
             "bucket_gate_assigned_partitions 0",
             "bucket_gate_registry_up 0",
             "bucket_gate_redis_up 0",
+            "bucket_gate_redis_enabled 0",
+            r#"bucket_gate_governance_events_total{event_type="POLICY_REFUSED"} 1"#,
             r#"bucket_gate_consumer_lag{partition="1"} 5"#,
             r#"bucket_build_info{version=""#,
         ] {

@@ -1,4 +1,5 @@
-//! `bucket acls`: Kafka ACLs as code (deploy/acls.toml), applied with Kafka's kafka-acls tool.
+//! `bucket acls`: Kafka ACLs as code (deploy/acls.toml), applied with Kafka's kafka-acls tool or
+//! rendered as Strimzi `KafkaUser` resources.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,9 +9,30 @@ use clap::Subcommand;
 
 use super::args::{KafkaArgs, TopicArgs};
 
-/// `bucket acls`: apply the ACL declaration.
+/// `bucket acls`: apply the ACL declaration, or print it as Strimzi manifests.
 #[derive(Subcommand)]
 pub(crate) enum AclsCmd {
+    /// Print Strimzi `KafkaUser` resources (one per principal, with its ACLs) of the
+    /// declaration; deploy/k8s/base/kafka-users.yaml is this output with the defaults.
+    Manifests {
+        #[command(flatten)]
+        topics: TopicArgs,
+        /// Declaration file.
+        #[arg(long, env = "BUCKET_ACLS", default_value = "deploy/acls.toml")]
+        file: PathBuf,
+        /// How the users authenticate: scram-sha-512 (SASL_SSL) or tls (mTLS).
+        #[arg(long, value_enum, default_value = "scram-sha-512")]
+        authentication: bhiv_bucket::ops::kafka_users::Authentication,
+        /// Strimzi cluster the users belong to (the `strimzi.io/cluster` label).
+        #[arg(long, default_value = "bucket")]
+        cluster: String,
+        /// Namespace of the resources ("" to leave it to kubectl).
+        #[arg(long, default_value = "bhiv-bucket")]
+        namespace: String,
+        /// Write the manifests to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Add every ACL of the declaration (idempotent), authenticated as the admin with the
     /// --kafka-* security flags; --brokers must be the listener those flags fit.
     Apply {
@@ -41,6 +63,34 @@ pub(crate) enum AclsCmd {
 /// Applies the ACL declaration through the kafka-acls tool.
 pub(crate) fn run(cmd: AclsCmd) -> Result<ExitCode> {
     match cmd {
+        AclsCmd::Manifests {
+            topics,
+            file,
+            authentication,
+            cluster,
+            namespace,
+            out,
+        } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("reading {}", file.display()))?;
+            let grants = bhiv_bucket::ops::acls::parse(&text)?;
+            let yaml = bhiv_bucket::ops::kafka_users::strimzi_manifests(
+                &grants,
+                &cluster,
+                &namespace,
+                authentication,
+                &topics.topic_suffix,
+            );
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, yaml)
+                        .with_context(|| format!("writing {}", path.display()))?;
+                    eprintln!("wrote {}", path.display());
+                }
+                None => print!("{yaml}"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         AclsCmd::Apply {
             kafka,
             topics,

@@ -75,7 +75,8 @@ pub(crate) enum Command {
     /// Topics as code.
     #[command(subcommand)]
     Topics(TopicsCmd),
-    /// Kafka ACLs as code (deploy/acls.toml), applied with Kafka's kafka-acls tool.
+    /// Kafka ACLs as code (deploy/acls.toml), applied with Kafka's kafka-acls tool or rendered as
+    /// Strimzi KafkaUser resources.
     #[command(subcommand)]
     Acls(AclsCmd),
     /// Avro schemas as code.

@@ -30,7 +30,7 @@ pub(crate) enum TopicsCmd {
         strict: bool,
     },
     /// Print Kubernetes manifests of the declared topics (Strimzi `KafkaTopic` resources);
-    /// deploy/k8s/topics.yaml is this output with the defaults.
+    /// deploy/k8s/base/topics.yaml is this output with the defaults.
     Manifests {
         #[command(flatten)]
         topics: TopicArgs,

@@ -1,7 +1,8 @@
 //! Kafka client security: one set of flags (`--kafka-security-protocol`, `--kafka-sasl-*`,
-//! `--kafka-ssl-ca`, env `BUCKET_KAFKA_*`) for every command, resolved once at start and applied
-//! by [`client_config`] to every rdkafka `ClientConfig` the binary builds (gate, sink, produce,
-//! audit tail/verify, topics, state rebuild, bench). The SASL password is a secret reference
+//! `--kafka-ssl-ca`, `--kafka-ssl-cert`/`--kafka-ssl-key` for mTLS, env `BUCKET_KAFKA_*`) for
+//! every command, resolved once at start and applied by [`client_config`] to every rdkafka
+//! `ClientConfig` the binary builds (gate, sink, produce, audit tail/verify, topics, state
+//! rebuild, bench). The SASL password is a secret reference
 //! (`env:NAME` or `file:path`), never inline, and is never printed (docs/security.md).
 
 use std::path::PathBuf;
@@ -39,6 +40,15 @@ pub enum SecurityError {
     /// The CA file is missing.
     #[error("kafka CA file {0}: not readable")]
     CaFile(PathBuf),
+    /// A client certificate without its key, or a key without its certificate.
+    #[error("--kafka-ssl-cert and --kafka-ssl-key go together (mTLS needs both)")]
+    HalfClientCert,
+    /// A client certificate or key file is missing.
+    #[error("kafka client certificate or key file {0}: not readable")]
+    ClientCertFile(PathBuf),
+    /// A client certificate on a protocol without TLS.
+    #[error("--kafka-ssl-cert needs --kafka-security-protocol ssl or sasl_ssl, got {0}")]
+    ClientCertWithoutTls(&'static str),
     /// Installed twice with different settings.
     #[error("kafka security settings already installed")]
     AlreadyInstalled,
@@ -78,6 +88,13 @@ pub struct KafkaSecurityArgs {
     /// absent).
     #[arg(long, global = true, env = "BUCKET_KAFKA_SSL_CA")]
     pub kafka_ssl_ca: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS (the principal is its subject, e.g. a Strimzi `tls`
+    /// KafkaUser's user.crt); with --kafka-ssl-key.
+    #[arg(long, global = true, env = "BUCKET_KAFKA_SSL_CERT")]
+    pub kafka_ssl_cert: Option<PathBuf>,
+    /// PEM private key of --kafka-ssl-cert (unencrypted PKCS#8, e.g. a Strimzi user.key).
+    #[arg(long, global = true, env = "BUCKET_KAFKA_SSL_KEY")]
+    pub kafka_ssl_key: Option<PathBuf>,
 }
 
 /// A password resolved from its reference; `Debug` never shows it.
@@ -96,6 +113,8 @@ pub struct KafkaSecurity {
     protocol: &'static str,
     sasl: Option<(String, String, Password)>,
     ca: Option<PathBuf>,
+    /// Client certificate and key files (mTLS).
+    client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Resolves a secret reference (`env:NAME` or `file:path`) to its trimmed text.
@@ -154,10 +173,26 @@ impl KafkaSecurityArgs {
         {
             return Err(SecurityError::CaFile(ca.clone()));
         }
+        let client_cert = match (&self.kafka_ssl_cert, &self.kafka_ssl_key) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => {
+                if !protocol.ends_with("ssl") {
+                    return Err(SecurityError::ClientCertWithoutTls(protocol));
+                }
+                for f in [cert, key] {
+                    if std::fs::metadata(f).is_err() {
+                        return Err(SecurityError::ClientCertFile(f.clone()));
+                    }
+                }
+                Some((cert.clone(), key.clone()))
+            }
+            _ => return Err(SecurityError::HalfClientCert),
+        };
         Ok(KafkaSecurity {
             protocol,
             sasl,
             ca: self.kafka_ssl_ca.clone(),
+            client_cert,
         })
     }
 }
@@ -178,6 +213,10 @@ impl KafkaSecurity {
             && self.protocol.ends_with("ssl")
         {
             c.set("ssl.ca.location", ca.to_string_lossy());
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            c.set("ssl.certificate.location", cert.to_string_lossy())
+                .set("ssl.key.location", key.to_string_lossy());
         }
     }
 
@@ -210,6 +249,21 @@ impl KafkaSecurity {
             p.push_str(&format!(
                 "ssl.truststore.type=PEM\nssl.truststore.location={}\n",
                 ca.display()
+            ));
+        }
+        if let Some((cert, key)) = &self.client_cert {
+            // Java reads PEM key stores inline; a properties value escapes its line breaks.
+            let inline = |f: &PathBuf| {
+                std::fs::read_to_string(f)
+                    .unwrap_or_default()
+                    .trim()
+                    .replace('\\', "\\\\")
+                    .replace('\n', "\\n")
+            };
+            p.push_str(&format!(
+                "ssl.keystore.type=PEM\nssl.keystore.certificate.chain={}\nssl.keystore.key={}\n",
+                inline(cert),
+                inline(key)
             ));
         }
         Some(p)
@@ -257,6 +311,8 @@ mod tests {
             kafka_sasl_username: Some("gate".into()),
             kafka_sasl_password: password.map(String::from),
             kafka_ssl_ca: None,
+            kafka_ssl_cert: None,
+            kafka_ssl_key: None,
         }
     }
 
@@ -302,5 +358,68 @@ mod tests {
         s.apply(&mut c);
         assert_eq!(c.get("security.protocol"), Some("plaintext"));
         assert_eq!(c.get("sasl.username"), None);
+    }
+
+    #[test]
+    fn client_certificates_set_the_mtls_locations() {
+        let dir = std::env::temp_dir().join(format!("ks-mtls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (cert, key) = (dir.join("user.crt"), dir.join("user.key"));
+        std::fs::write(
+            &cert,
+            "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &key,
+            "-----BEGIN PRIVATE KEY-----\nBBBB\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let mut a = args("ssl", None);
+        a.kafka_ssl_cert = Some(cert.clone());
+        a.kafka_ssl_key = Some(key.clone());
+        let s = a.resolve().unwrap();
+        let mut c = ClientConfig::new();
+        s.apply(&mut c);
+        assert_eq!(c.get("security.protocol"), Some("ssl"));
+        assert_eq!(
+            c.get("ssl.certificate.location"),
+            Some(cert.to_string_lossy().as_ref())
+        );
+        assert_eq!(
+            c.get("ssl.key.location"),
+            Some(key.to_string_lossy().as_ref())
+        );
+        assert_eq!(c.get("sasl.username"), None);
+        let props = s.java_client_properties().unwrap();
+        assert!(props.contains("security.protocol=SSL\n"), "{props}");
+        assert!(
+            props.contains(
+                "ssl.keystore.key=-----BEGIN PRIVATE KEY-----\\nBBBB\\n-----END PRIVATE KEY-----\n"
+            ),
+            "{props}"
+        );
+        // Half a pair, a missing file, or a certificate on plaintext are refused.
+        let mut half = args("ssl", None);
+        half.kafka_ssl_cert = Some(cert.clone());
+        assert!(matches!(half.resolve(), Err(SecurityError::HalfClientCert)));
+        let mut missing = a.clone();
+        missing.kafka_ssl_key = Some(dir.join("absent.key"));
+        assert!(matches!(
+            missing.resolve(),
+            Err(SecurityError::ClientCertFile(_))
+        ));
+        let mut plain = a.clone();
+        plain.kafka_security_protocol = "sasl_plaintext".into();
+        plain.kafka_sasl_password = Some("env:BUCKET_TEST_SURELY_UNSET_VAR".into());
+        plain.kafka_sasl_username = Some("gate".into());
+        // The credentials are resolved first; with them unresolvable that error wins.
+        assert!(plain.resolve().is_err());
+        let mut plain = a;
+        plain.kafka_security_protocol = "plaintext".into();
+        assert!(matches!(
+            plain.resolve(),
+            Err(SecurityError::ClientCertWithoutTls("plaintext"))
+        ));
     }
 }

@@ -245,8 +245,9 @@ pub fn strimzi_manifests(specs: &[TopicSpec], cluster: &str, namespace: &str) ->
     let q = |s: &str| serde_json::Value::String(s.to_string()).to_string();
     let mut out = String::from(
         "# Strimzi KafkaTopic resources for BHIV Bucket. GENERATED from topics/topics.toml by\n\
-         # `bucket topics manifests --format strimzi --out deploy/k8s/topics.yaml`: do not edit,\n\
-         # change the declaration and regenerate (tests/manifests.rs fails on any difference).\n",
+         # `bucket topics manifests --format strimzi --out deploy/k8s/base/topics.yaml`: do not\n\
+         # edit, change the declaration and regenerate (tests/manifests.rs fails on any\n\
+         # difference).\n",
     );
     for t in specs {
         out.push_str("---\n");

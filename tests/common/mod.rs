@@ -178,7 +178,7 @@ pub fn spawn_gate(suffix: &str, group: &str, gate_id: &str) -> Proc {
         &format!("gate{suffix}-{gate_id}"),
         &[
             "gate",
-            "--gate-id",
+            "--instance-id",
             gate_id,
             "--group",
             group,
@@ -838,7 +838,7 @@ pub fn spawn_gate_admin(
         &format!("gate{suffix}-{gate_id}"),
         &[
             "gate",
-            "--gate-id",
+            "--instance-id",
             gate_id,
             "--group",
             group,
