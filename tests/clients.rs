@@ -149,6 +149,15 @@ async fn python_java_and_go_clients_produce_and_read_their_answers() {
                 ("BUCKET_PG_URL", db.clone()),
             ],
         ));
+        // The API needs the sink's schema: wait for its migrations.
+        let started = std::time::Instant::now();
+        while pg_count(&db, "SELECT count(*) FROM artifact_versions").await < 0 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the sink did not migrate its database within 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         let (tokens, token) = tokens_file(&sfx, PRODUCT);
         let port = free_port();
         let listen = format!("127.0.0.1:{port}");
