@@ -1023,7 +1023,11 @@ fn compose_and_k8s_run_the_same_image_and_environment_names() {
         // The admin token comes from a Secret, the gate's id from the pod name, on Kubernetes
         // only (compose passes --instance-id); the sink, a Deployment whose pod names change
         // on every rollout, is a dynamic member there (BUCKET_STATIC_MEMBERSHIP=false).
-        let k8s_only = ["BUCKET_ADMIN_TOKEN", "BUCKET_INSTANCE_ID", "BUCKET_STATIC_MEMBERSHIP"];
+        let k8s_only = [
+            "BUCKET_ADMIN_TOKEN",
+            "BUCKET_INSTANCE_ID",
+            "BUCKET_STATIC_MEMBERSHIP",
+        ];
         let k8s_env: BTreeSet<String> = k8s_env
             .into_iter()
             .filter(|e| !k8s_only.contains(&e.as_str()))
