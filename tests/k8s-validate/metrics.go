@@ -9,9 +9,10 @@ import (
 )
 
 // metricSources are the Rust files that register every metric the binary exports (the gate's
-// and sink's admin endpoints, the tiles service, the witness).
+// and sink's admin endpoints, the read API, the tiles service, the witness).
 var metricSources = []string{
 	"src/admin/metrics.rs",
+	"src/api/metrics.rs",
 	"src/audit/tiles.rs",
 	"src/audit/witness.rs",
 }
@@ -27,7 +28,7 @@ var platformMetrics = map[string]bool{
 
 var (
 	registerRe = regexp.MustCompile(`register\(\s*"(bucket_[a-z0-9_]+)",\s*"[^"]*",\s*(?:self\.)?([a-z_]+)[.\w]*(?:\.clone\(\))?,?\s*\)`)
-	fieldRe    = regexp.MustCompile(`(?m)^\s*pub ([a-z_]+): ([A-Za-z<>, ]+),\s*$`)
+	fieldRe    = regexp.MustCompile(`(?m)^\s*(?:pub(?:\([a-z]+\))? )?([a-z_]+): ([A-Za-z<>, ]+),\s*$`)
 	localRe    = regexp.MustCompile(`let ([a-z_]+) = ([A-Za-z]+)::<[^>]*, ([A-Za-z]+)>::default\(\)`)
 )
 
