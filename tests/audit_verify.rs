@@ -99,7 +99,21 @@ async fn verify_locates_modified_replayed_unknown_key_and_missing_decisions() {
     let producer = IntentProducer::connect(&brokers(), &registry, &topics.intents)
         .await
         .unwrap();
-    let mut gate = spawn_gate(&sfx, &group, "g1");
+    // A dynamic member: it leaves the group when it stops, so the group is empty and the
+    // tampering below may commit its offsets (a static member would hold its place, and the
+    // broker would refuse a commit from outside the group).
+    let mut gate = spawn(
+        &format!("gate{sfx}-g1"),
+        &["gate", "--instance-id", "g1", "--group", &group],
+        &[
+            ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
+            ("BUCKET_STATIC_MEMBERSHIP", "false".into()),
+            (
+                "BUCKET_STATE_DIR",
+                state_dir(&sfx, "g1").display().to_string(),
+            ),
+        ],
+    );
     produce_all(&producer, mixed_workload(&producer, 200, 5)).await;
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     assert!(gate.terminate(Duration::from_secs(30)));
