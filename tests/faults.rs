@@ -882,10 +882,13 @@ async fn fault_state_restart() {
                 "store-of-another-gate" => {
                     run.gates[victim].kill9();
                     let _ = std::fs::remove_dir_all(dir(victim));
+                    // The stores only: the other gate's LOCK file (held while it runs) is
+                    // not part of a store.
                     for entry in std::fs::read_dir(dir(other))
                         .into_iter()
                         .flatten()
                         .flatten()
+                        .filter(|e| e.path().is_dir())
                     {
                         state::copy_dir(&entry.path(), &dir(victim).join(entry.file_name()));
                     }

@@ -260,12 +260,16 @@ impl<'a> Session<'a> {
     /// producer initialised the same transactional id). Then retrying would fence that process
     /// in turn, and the two would take the partitions from each other forever: stop instead.
     fn taken_over(&self) -> Option<GateError> {
-        let consumer = self.consumer.client().fatal_error();
-        let producer = self.producer.client().fatal_error();
-        let fenced = consumer
-            .into_iter()
-            .chain(producer)
-            .find(|(code, _)| crate::kafka::membership::is_fencing(*code))?;
+        // Only the producer's fencing counts: librdkafka also raises the consumer's
+        // FENCED_INSTANCE_ID when a static member's own session timed out (a broker outage
+        // longer than the session timeout), and a new session then rejoins as it should. A
+        // second process with this id initialises the same transactional id, which fences this
+        // producer at its next transaction.
+        let fenced = self
+            .producer
+            .client()
+            .fatal_error()
+            .filter(|(code, _)| crate::kafka::membership::is_fencing(*code))?;
         Some(GateError::InstanceTaken(format!(
             "instance id {:?} is in use by another process ({}: {})",
             self.opts.gate_id, fenced.0, fenced.1

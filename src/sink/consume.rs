@@ -86,13 +86,35 @@ pub(crate) async fn drive<W: BatchWriter>(
     opts: &SinkOptions,
     shutdown: &CancellationToken,
 ) -> Result<(), SinkError> {
-    let consumer: Arc<StreamConsumer> = Arc::new(consumer_config(opts).create()?);
-    consumer.subscribe(&[opts.topic.as_str()])?;
-    opts.telemetry.attached(&consumer);
-    tracing::info!(topic = %opts.topic, group = %opts.group_id, "{}", W::LOG.consuming);
-    let result = consume(&consumer, &mut writer, opts, shutdown).await;
-    leave_group(consumer, opts.instance_id.is_none()).await;
-    result
+    loop {
+        let consumer: Arc<StreamConsumer> = Arc::new(consumer_config(opts).create()?);
+        consumer.subscribe(&[opts.topic.as_str()])?;
+        opts.telemetry.attached(&consumer);
+        tracing::info!(topic = %opts.topic, group = %opts.group_id, "{}", W::LOG.consuming);
+        let result = consume(&consumer, &mut writer, opts, shutdown).await;
+        // A static member fenced (librdkafka also raises this when its own session timed out,
+        // for example across a broker outage) joins again with a new consumer. Nothing is lost:
+        // offsets are committed only after a durable write, and writes are idempotent.
+        let fenced = matches!(
+            result,
+            Err(SinkError::Kafka(KafkaError::MessageConsumptionFatal(_)))
+        ) && consumer
+            .client()
+            .fatal_error()
+            .is_some_and(|(code, _)| crate::kafka::membership::is_fencing(code));
+        if fenced && !shutdown.is_cancelled() {
+            tracing::warn!(
+                instance = opts.instance_id.as_deref().unwrap_or_default(),
+                "static member fenced (its session timed out, or another process uses this \
+                 instance id); joining the group again"
+            );
+            drop(consumer);
+            tokio::time::sleep(RETRY_FIRST).await;
+            continue;
+        }
+        leave_group(consumer, opts.instance_id.is_none()).await;
+        return result;
+    }
 }
 
 /// The librdkafka settings the loop's guarantees depend on.
@@ -205,18 +227,7 @@ async fn collect<W: BatchWriter>(
                         deadline = Some(Instant::now() + opts.batch_linger);
                     }
                 }
-                Err(e @ KafkaError::MessageConsumptionFatal(_)) => {
-                    return Err(match consumer.client().fatal_error() {
-                        Some((code, reason)) if crate::kafka::membership::is_fencing(code) => {
-                            SinkError::Config(format!(
-                                "instance id {:?} is in use by another process ({code}: {reason}); \
-                                 every sink needs its own --instance-id (docs/runbook.md, \"Instance ids\")",
-                                opts.instance_id.as_deref().unwrap_or_default()
-                            ))
-                        }
-                        _ => e.into(),
-                    });
-                }
+                Err(e @ KafkaError::MessageConsumptionFatal(_)) => return Err(e.into()),
                 Err(error) => tracing::warn!(%error, "kafka consume error; continuing"),
             },
         }

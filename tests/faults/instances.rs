@@ -221,6 +221,9 @@ async fn fault_lost_instance() {
     for rep in 0..k.reps {
         let mut run = Run::start("lost", rep, 3, false).await;
         run.with_admin(3);
+        // The lost partitions move a session timeout (10 s) after the kill, which comes once
+        // the three gates are ready: the load must outlast both.
+        run.knobs.intents = run.knobs.intents.max(run.knobs.rate * 45);
         let feeder = run.load(400 + rep as u64).await;
         for i in 0..3 {
             run.ready_at(i, Duration::from_secs(60)).await;
