@@ -223,6 +223,11 @@ impl PgConnectConfig {
         &self.config
     }
 
+    /// The TLS connector the URL asked for (connection pools connect through it).
+    pub fn tls(&self) -> MakeRustlsConnect {
+        self.tls.clone()
+    }
+
     /// Connects with the configured TLS; the caller spawns the returned connection.
     pub async fn connect(&self) -> Result<(Client, PgConnection), tokio_postgres::Error> {
         self.config.connect(self.tls.clone()).await

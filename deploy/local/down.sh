@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Stop the local stack (registry, kafka, redis, postgres). Data is kept.
+# Stop the local stack (s3, registry, kafka, redis, postgres). Data is kept.
 # down.sh --purge additionally deletes $BUCKET_STACK_DIR (all data + logs).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -8,6 +8,7 @@ source "$HERE/postgres.sh"
 source "$HERE/redis.sh"
 source "$HERE/kafka.sh"
 source "$HERE/registry.sh"
+source "$HERE/s3.sh"
 
 purge=0
 case "${1:-}" in
@@ -16,6 +17,7 @@ case "${1:-}" in
   *) echo "usage: $0 [--purge]" >&2; exit 2 ;;
 esac
 
+s3_stop
 registry_stop
 kafka_stop
 redis_stop

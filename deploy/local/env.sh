@@ -32,6 +32,10 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_KAFKA_SASL_PORT:=9094}"     # SASL_SSL (SCRAM-SHA-512 over TLS), docs/security.md
 : "${BUCKET_REGISTRY_PORT:=8081}"
 : "${BUCKET_REGISTRY_MGMT_PORT:=8091}"   # Quarkus management interface (/q/health)
+: "${BUCKET_S3_PORT:=8333}"              # S3 API over HTTPS (SeaweedFS, deploy/local/s3.sh)
+: "${BUCKET_S3_MASTER_PORT:=9333}"       # SeaweedFS's inner servers (each also uses port+10000)
+: "${BUCKET_S3_VOLUME_PORT:=9340}"
+: "${BUCKET_S3_FILER_PORT:=8888}"
 
 # ---- credentials (dev only) ------------------------------------------------
 : "${BUCKET_PG_USER:=bucket}"
@@ -40,6 +44,14 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_REGISTRY_PG_USER:=apicurio}"
 : "${BUCKET_REGISTRY_PG_PASSWORD:=apicurio}"
 : "${BUCKET_REGISTRY_PG_DB:=apicurio}"
+# S3 (content objects): one bucket, one identity per role (deploy/local/s3.sh).
+: "${BUCKET_S3_BUCKET:=bucket-content}"
+: "${BUCKET_S3_ADMIN_ACCESS_KEY_ID:=bucket-admin}"
+: "${BUCKET_S3_ADMIN_SECRET_ACCESS_KEY:=bucket-admin-secret}"
+: "${BUCKET_S3_SINK_ACCESS_KEY_ID:=bucket-sink}"
+: "${BUCKET_S3_SINK_SECRET_ACCESS_KEY:=bucket-sink-secret}"
+: "${BUCKET_S3_READER_ACCESS_KEY_ID:=bucket-reader}"
+: "${BUCKET_S3_READER_SECRET_ACCESS_KEY:=bucket-reader-secret}"
 
 # ---- JVM / timeouts --------------------------------------------------------
 : "${JAVA:=java}"
@@ -49,6 +61,7 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_REDIS_TIMEOUT:=20}"
 : "${BUCKET_KAFKA_TIMEOUT:=90}"
 : "${BUCKET_REGISTRY_TIMEOUT:=120}"
+: "${BUCKET_S3_TIMEOUT:=60}"
 : "${BUCKET_STOP_TIMEOUT:=30}"
 
 export DEBIAN_FRONTEND=noninteractive
@@ -58,6 +71,8 @@ BUCKET_KAFKA_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_PORT"
 BUCKET_KAFKA_SASL_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_SASL_PORT"
 BUCKET_REGISTRY_URL="http://$BUCKET_HOST:$BUCKET_REGISTRY_PORT/apis/ccompat/v7"
 BUCKET_REDIS_URL="redis://$BUCKET_HOST:$BUCKET_REDIS_PORT"
+BUCKET_S3_ENDPOINT="https://$BUCKET_HOST:$BUCKET_S3_PORT"
+BUCKET_CONTENT_STORE_URL="s3://$BUCKET_S3_BUCKET"
 # PostgreSQL serves TLS only (hostssl, deploy/local/postgres.sh); its server certificate is signed
 # by the stack's local CA (made with the Kafka TLS material, deploy/local/kafka.sh). Clients verify
 # chain and host name: sslmode=verify-full (docs/security.md, "PostgreSQL TLS").

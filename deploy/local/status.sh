@@ -7,6 +7,7 @@ source "$HERE/postgres.sh"
 source "$HERE/redis.sh"
 source "$HERE/kafka.sh"
 source "$HERE/registry.sh"
+source "$HERE/s3.sh"
 set +e
 
 rc=0
@@ -14,4 +15,5 @@ pg_status || rc=1
 redis_status || rc=1
 kafka_status || rc=1
 registry_status || rc=1
+s3_status || rc=1
 exit $rc

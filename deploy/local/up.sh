@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install (if needed) and start the local stack: postgres, redis, kafka, registry.
+# Install (if needed) and start the local stack: postgres, redis, kafka, registry, s3.
 # Idempotent: healthy components are left alone. Exits non-zero (with a log tail)
 # if a component does not become healthy.
 set -euo pipefail
@@ -9,6 +9,7 @@ source "$HERE/postgres.sh"
 source "$HERE/redis.sh"
 source "$HERE/kafka.sh"
 source "$HERE/registry.sh"
+source "$HERE/s3.sh"
 
 start_ts=$SECONDS
 ensure_dirs
@@ -17,6 +18,8 @@ log "stack dir: $BUCKET_STACK_DIR   cache dir: $BUCKET_CACHE_DIR"
 # Jar downloads/unpacking (no-ops when cached) run alongside postgres/redis startup.
 kafka_prepare & kafka_prep_pid=$!
 registry_prepare & registry_prep_pid=$!
+# SeaweedFS is built once per pinned version (Go module proxy), alongside the rest.
+s3_build & s3_build_pid=$!
 
 pg_start
 redis_start
@@ -37,6 +40,8 @@ fi
 
 (( kafka_ok )) || kafka_wait
 (( registry_ok )) || registry_wait
+wait "$s3_build_pid" || die "s3: building SeaweedFS failed"
+s3_start
 
 log "stack up in $((SECONDS - start_ts))s"
 cat <<EOF
@@ -49,6 +54,8 @@ cat <<EOF
             log: $KAFKA_LOG
   registry  $BUCKET_REGISTRY_URL  (Apicurio $BUCKET_APICURIO_VERSION, ccompat)
             log: $REGISTRY_LOG
+  s3        $BUCKET_S3_ENDPOINT  bucket $BUCKET_S3_BUCKET  (SeaweedFS, HTTPS, local CA)
+            log: $S3_LOG
   pids:     $BUCKET_PID_DIR
 
 EOF

@@ -10,12 +10,11 @@ use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::config::ServerLimits;
+use super::content::{content_response, with_content_loaded};
 use super::limits::{StreamPermit, Throttled};
 use super::read::{DecisionView, ReadError, VersionView};
 use super::{ApiState, OPENAPI_JSON};
 
-/// Size of the frames a raw content is sent in.
-const CONTENT_CHUNK: usize = 64 * 1024;
 /// Longest artifact id the API looks up (longer ones cannot be stored).
 const MAX_ID_LEN: usize = 1024;
 
@@ -37,6 +36,9 @@ pub enum ApiError {
     /// Not available yet (a decision no published checkpoint covers); ask again later.
     #[error("{0}")]
     NotYet(String),
+    /// The requested byte range is outside the content of this many bytes: 416.
+    #[error("range not satisfiable: the content has {0} bytes")]
+    RangeNotSatisfiable(u64),
     /// Over a limit: 429 with `Retry-After`.
     #[error("over the {} limit; retry after {} s", .0.kind.as_str(), retry_after_secs(.0))]
     Throttled(Throttled),
@@ -60,6 +62,9 @@ impl IntoResponse for ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             ApiError::NotYet(_) => (StatusCode::CONFLICT, "not_checkpointed"),
             ApiError::Throttled(_) => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
+            ApiError::RangeNotSatisfiable(_) => {
+                (StatusCode::RANGE_NOT_SATISFIABLE, "range_not_satisfiable")
+            }
             ApiError::Unavailable(e) => {
                 tracing::warn!(error = %e, "api read failed");
                 (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
@@ -75,6 +80,11 @@ impl IntoResponse for ApiError {
                 header::WWW_AUTHENTICATE,
                 HeaderValue::from_static("Bearer realm=\"bucket\""),
             );
+        }
+        if let ApiError::RangeNotSatisfiable(size) = &self
+            && let Ok(value) = HeaderValue::from_str(&format!("bytes */{size}"))
+        {
+            response.headers_mut().insert(header::CONTENT_RANGE, value);
         }
         if let ApiError::Throttled(t) = &self {
             response
@@ -217,45 +227,6 @@ async fn admitted_version(
     Ok((v, permit))
 }
 
-/// The raw content of a version with its stored content type, in frames of 64 KiB.
-fn content_response(v: VersionView) -> Result<Response, ApiError> {
-    let Some(content) = v.content else {
-        return Err(ApiError::Gone(format!(
-            "{}/{} version {} is a tombstone",
-            v.row.product_id, v.row.artifact_id, v.row.version
-        )));
-    };
-    let content_type = HeaderValue::from_str(&v.row.content_type)
-        .ok()
-        .filter(|_| v.row.content_type.contains('/'))
-        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
-    let content = bytes::Bytes::from(content);
-    let length = HeaderValue::from(content.len());
-    let frames = (0..content.len().div_ceil(CONTENT_CHUNK)).map(move |i| {
-        let end = ((i + 1) * CONTENT_CHUNK).min(content.len());
-        Ok::<_, std::convert::Infallible>(content.slice(i * CONTENT_CHUNK..end))
-    });
-    let mut response = (
-        StatusCode::OK,
-        Body::from_stream(futures::stream::iter(frames)),
-    )
-        .into_response();
-    let h = response.headers_mut();
-    h.insert(header::CONTENT_TYPE, content_type);
-    h.insert(header::CONTENT_LENGTH, length);
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    if let Ok(etag) = HeaderValue::from_str(&format!("\"{}\"", v.row.content_sha256)) {
-        h.insert(header::ETAG, etag);
-    }
-    if let Ok(version) = HeaderValue::from_str(&v.row.version.to_string()) {
-        h.insert("x-bucket-version", version);
-    }
-    Ok(response)
-}
-
 /// `GET /openapi.json`.
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
@@ -274,6 +245,7 @@ pub async fn latest(
 ) -> Result<Response, ApiError> {
     let p = authorize(&state, &headers, &product, Some(&artifact))?;
     let (v, permit) = admitted_version(&state, p, &product, &artifact, None).await?;
+    let v = with_content_loaded(&state, v).await?;
     Ok(holding(Json(with_base64(v)).into_response(), permit))
 }
 
@@ -285,7 +257,10 @@ pub async fn latest_content(
 ) -> Result<Response, ApiError> {
     let p = authorize(&state, &headers, &product, Some(&artifact))?;
     let (v, permit) = admitted_version(&state, p, &product, &artifact, None).await?;
-    Ok(holding(content_response(v)?, permit))
+    Ok(holding(
+        content_response(&state, v, &headers).await?,
+        permit,
+    ))
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/versions/{version}`.
@@ -296,6 +271,7 @@ pub async fn version(
 ) -> Result<Response, ApiError> {
     let p = authorize(&state, &headers, &product, Some(&artifact))?;
     let (v, permit) = admitted_version(&state, p, &product, &artifact, Some(version)).await?;
+    let v = with_content_loaded(&state, v).await?;
     Ok(holding(Json(with_base64(v)).into_response(), permit))
 }
 
@@ -307,7 +283,10 @@ pub async fn version_content(
 ) -> Result<Response, ApiError> {
     let p = authorize(&state, &headers, &product, Some(&artifact))?;
     let (v, permit) = admitted_version(&state, p, &product, &artifact, Some(version)).await?;
-    Ok(holding(content_response(v)?, permit))
+    Ok(holding(
+        content_response(&state, v, &headers).await?,
+        permit,
+    ))
 }
 
 /// `GET /v1/products/{product}/artifacts/{artifact}/versions?limit&cursor`: newest first; the

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod config;
+pub mod content;
 pub mod guard;
 pub mod handlers;
 pub mod limits;
@@ -49,6 +50,8 @@ pub struct ApiState {
     pub metrics: metrics::ApiMetrics,
     /// Bearer token `/metrics` requires; without one only loopback clients may read it.
     pub metrics_token: Option<Arc<str>>,
+    /// The object store content is streamed from, when versions keep it there.
+    pub objects: Option<crate::sink::store::ContentObjects>,
 }
 
 impl ApiState {
@@ -63,6 +66,7 @@ impl ApiState {
             limits: Arc::new(limits),
             metrics: metrics::ApiMetrics::default(),
             metrics_token: None,
+            objects: None,
         }
     }
 }

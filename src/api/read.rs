@@ -1,11 +1,9 @@
-//! Read queries over PostgreSQL for the API (the `bucket_reader` role: SELECT only). One shared
-//! pipelined connection, re-opened when it drops.
+//! Read queries over PostgreSQL for the API (the `bucket_reader` role: SELECT only), through a
+//! pool of connections (deadpool-postgres): a slow query holds one connection, not the API.
 
-use std::sync::Arc;
-
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::Serialize;
-use tokio::sync::RwLock;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Row;
 
 use crate::sink::store::ArtifactRow;
 use crate::sink::store::row::{ROW_COLUMN_COUNT, ROW_COLUMNS};
@@ -19,6 +17,12 @@ pub enum ReadError {
     /// The database failed (outage, missing grant, missing migration, TLS refused).
     #[error("postgres: {}", crate::pg_tls::describe(.0))]
     Db(#[from] tokio_postgres::Error),
+    /// No pooled connection could be had (database down, or every connection busy too long).
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The object store holding the content failed.
+    #[error(transparent)]
+    Object(#[from] crate::sink::store::ObjectError),
 }
 
 /// One artifact version as the API returns it: the stored row, when it was stored and (on
@@ -33,9 +37,12 @@ pub struct VersionView {
     /// Content as base64 (only on single-version reads; None for tombstones).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub content_base64: Option<String>,
-    /// Raw content bytes (never serialised; for the `/content` endpoints).
+    /// Raw content bytes when the row holds them (never serialised).
     #[serde(skip)]
     pub content: Option<Vec<u8>>,
+    /// The object holding the content when it is in the object store (never serialised).
+    #[serde(skip)]
+    pub content_object: Option<String>,
 }
 
 /// One audit decision about an artifact.
@@ -92,68 +99,74 @@ pub struct UsageView {
     pub stored_bytes: i64,
 }
 
+/// Connections the read API keeps at most (each a server backend of the reader role).
+const POOL_SIZE: usize = 16;
+
 /// Shared reader; cheap to clone.
 #[derive(Clone)]
 pub struct Reader {
-    url: String,
-    client: Arc<RwLock<Arc<Client>>>,
-}
-
-async fn connect(url: &str) -> Result<Arc<Client>, ReadError> {
-    let config = crate::pg_tls::PgConnectConfig::from_url(url)
-        .map_err(|e| ReadError::Config(e.to_string()))?;
-    let (client, connection) = config.connect().await?;
-    tokio::spawn(async move {
-        if let Err(error) = connection.await {
-            tracing::warn!(%error, "api database connection ended");
-        }
-    });
-    Ok(Arc::new(client))
+    pool: Pool,
 }
 
 /// A version from a query that selected [`ROW_COLUMNS`], the storage time in ms and, when
 /// `with_content`, the content.
 fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
-    let content: Option<Vec<u8>> = if with_content {
-        r.try_get(ROW_COLUMN_COUNT + 1)?
+    let (content, content_object) = if with_content {
+        (
+            r.try_get(ROW_COLUMN_COUNT + 1)?,
+            r.try_get(ROW_COLUMN_COUNT + 2)?,
+        )
     } else {
-        None
+        (None, None)
     };
     Ok(VersionView {
         row: ArtifactRow::from_pg(r)?,
         stored_at_ms: r.try_get(ROW_COLUMN_COUNT)?,
         content_base64: None,
         content,
+        content_object,
     })
 }
 
 impl Reader {
     /// Connects (the first connection must succeed, so a bad URL or grant fails at start-up).
     pub async fn connect(url: &str) -> Result<Reader, ReadError> {
-        let client = connect(url).await?;
-        client
+        let config = crate::pg_tls::PgConnectConfig::from_url(url)
+            .map_err(|e| ReadError::Config(e.to_string()))?;
+        let manager = Manager::from_config(
+            config.config().clone(),
+            config.tls(),
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(std::time::Duration::from_secs(5)))
+            .create_timeout(Some(std::time::Duration::from_secs(5)))
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .build()
+            .map_err(|e| ReadError::Config(e.to_string()))?;
+        let reader = Reader { pool };
+        reader
+            .client()
+            .await?
             .batch_execute(
                 "SELECT 1 FROM artifact_versions LIMIT 0; SELECT 1 FROM audit_decisions LIMIT 0",
             )
             .await?;
-        Ok(Reader {
-            url: url.to_string(),
-            client: Arc::new(RwLock::new(client)),
-        })
+        Ok(reader)
     }
 
-    /// The live client, reconnecting once if the connection dropped.
-    pub(crate) async fn client(&self) -> Result<Arc<Client>, ReadError> {
-        let current = self.client.read().await.clone();
-        if !current.is_closed() {
-            return Ok(current);
-        }
-        let mut guard = self.client.write().await;
-        if guard.is_closed() {
-            *guard = connect(&self.url).await?;
-            tracing::info!("api reconnected to the database");
-        }
-        Ok(guard.clone())
+    /// A pooled connection (a broken one is replaced when it is next taken).
+    pub(crate) async fn client(&self) -> Result<Object, ReadError> {
+        Ok(self.pool.get().await?)
+    }
+
+    /// Connections open and idle in the pool, for `/metrics`.
+    pub fn pool_status(&self) -> (usize, usize) {
+        let s = self.pool.status();
+        (s.size, s.available)
     }
 
     /// The version `version` (the latest, a tombstone when deleted, when None) and its content
@@ -185,7 +198,8 @@ impl Reader {
         version: i64,
     ) -> Result<Option<VersionView>, ReadError> {
         let sql = format!(
-            "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint, content FROM artifact_versions \
+            "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint, content, \
+             content_object FROM artifact_versions \
              WHERE product_id = $1 AND artifact_id = $2 AND version = $3"
         );
         let row = self
@@ -264,18 +278,16 @@ impl Reader {
             .collect()
     }
 
-    /// Storage use of one product.
+    /// Storage use of one product: the counters the database keeps beside the versions
+    /// (migration 0006), one row per source partition, summed.
     pub async fn usage(&self, product: &str) -> Result<UsageView, ReadError> {
         let row = self
             .client()
             .await?
             .query_one(
-                "WITH latest AS (SELECT DISTINCT ON (artifact_id) deleted, content_size \
-                 FROM artifact_versions WHERE product_id = $1 ORDER BY artifact_id, version DESC) \
-                 SELECT (SELECT count(*) FROM latest WHERE NOT deleted), \
-                 (SELECT coalesce(sum(content_size), 0)::bigint FROM latest WHERE NOT deleted), \
-                 count(*), coalesce(sum(content_size), 0)::bigint \
-                 FROM artifact_versions WHERE product_id = $1",
+                "SELECT coalesce(sum(live_artifacts), 0)::bigint, \
+                 coalesce(sum(live_bytes), 0)::bigint, coalesce(sum(stored_versions), 0)::bigint, \
+                 coalesce(sum(stored_bytes), 0)::bigint FROM product_usage WHERE product_id = $1",
                 &[&product],
             )
             .await?;
@@ -302,6 +314,7 @@ mod tests {
             stored_at_ms: 9,
             content_base64: Some("eA==".into()),
             content: Some(b"x".to_vec()),
+            content_object: None,
         };
         let json = serde_json::to_string(&view).unwrap();
         let keys = [

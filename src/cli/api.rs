@@ -9,7 +9,7 @@ use bhiv_bucket::admin::config::AdminConfig;
 use bhiv_bucket::api::{ApiConfig, ApiState, Reader};
 use clap::Args;
 
-use super::args::AdminTokenArgs;
+use super::args::{AdminTokenArgs, ContentStoreArgs};
 use super::runtime::shutdown_on_signals;
 
 /// `bucket api`: where to listen, the reader role's URL and the tokens file.
@@ -40,6 +40,9 @@ pub(crate) struct ApiArgs {
     /// Bearer token of `/metrics` (without one, only loopback clients may read it).
     #[command(flatten)]
     admin: AdminTokenArgs,
+    /// The object store versions keep their content in (read-only credentials suffice).
+    #[command(flatten)]
+    content: ContentStoreArgs,
     /// Print the SHA-256 line for a token (to add to the tokens file) and exit.
     #[arg(long, value_name = "TOKEN")]
     hash_token: Option<String>,
@@ -69,6 +72,7 @@ async fn api(rt: &tokio::runtime::Runtime, a: ApiArgs) -> Result<ExitCode> {
     let metrics_token = AdminConfig::parse("off", a.admin.admin_token.as_deref())?.token;
     let mut state = ApiState::new(reader, config, a.tlog_dir);
     state.metrics_token = metrics_token.map(Arc::from);
+    state.objects = a.content.open()?;
     let shutdown = shutdown_on_signals(rt);
     bhiv_bucket::api::serve(a.listen, state, shutdown, None).await?;
     Ok(ExitCode::SUCCESS)

@@ -2,9 +2,19 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use bhiv_bucket::sink::Backend;
+use bhiv_bucket::sink::store::{ContentObjects, ObjectStoreConfig};
 use clap::Args;
+
+/// A secret given as `env:NAME`, `file:PATH` or (from an environment variable) the value itself.
+fn resolve_secret(value: &str) -> Result<String> {
+    if value.starts_with("env:") || value.starts_with("file:") {
+        Ok(bhiv_bucket::kafka::security::resolve_secret(value)?)
+    } else {
+        Ok(value.to_string())
+    }
+}
 
 /// Where the Kafka brokers are: every command that talks to Kafka flattens this.
 #[derive(Args, Clone)]
@@ -64,6 +74,66 @@ pub(crate) struct BackendArgs {
     /// Data directory of the fs backend.
     #[arg(long, env = "BUCKET_DATA_DIR", default_value = ".stack/data/bucket-fs")]
     pub(crate) data_dir: PathBuf,
+    #[command(flatten)]
+    pub(crate) content: ContentStoreArgs,
+}
+
+/// Where artifact content lives when it is not in PostgreSQL's `content` column: an S3 bucket
+/// (docs/decisions/0018), shared by the sink, its jobs and the read API.
+#[derive(Args, Clone)]
+pub(crate) struct ContentStoreArgs {
+    /// Object store for artifact content, `s3://bucket[/prefix]`; unset keeps content in
+    /// PostgreSQL (pg backend only).
+    #[arg(long, env = "BUCKET_CONTENT_STORE")]
+    pub(crate) content_store: Option<String>,
+    /// S3 endpoint, https only (unset: AWS S3 for the region).
+    #[arg(long, env = "BUCKET_S3_ENDPOINT")]
+    pub(crate) s3_endpoint: Option<String>,
+    /// Region requests are signed for.
+    #[arg(long, env = "BUCKET_S3_REGION", default_value = "us-east-1")]
+    pub(crate) s3_region: String,
+    /// S3 access key id.
+    #[arg(long, env = "BUCKET_S3_ACCESS_KEY_ID", hide_env_values = true)]
+    pub(crate) s3_access_key_id: Option<String>,
+    /// S3 secret access key: the key itself, env:NAME or file:PATH.
+    #[arg(long, env = "BUCKET_S3_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub(crate) s3_secret_access_key: Option<String>,
+    /// PEM file of the CA that signed the S3 endpoint's certificate (beside the system roots).
+    #[arg(long, env = "BUCKET_S3_CA_FILE")]
+    pub(crate) s3_ca_file: Option<PathBuf>,
+}
+
+impl ContentStoreArgs {
+    /// The object store these arguments name, or None when content stays in PostgreSQL.
+    pub(crate) fn config(&self) -> Result<Option<ObjectStoreConfig>> {
+        let Some(url) = &self.content_store else {
+            return Ok(None);
+        };
+        let access_key_id = self
+            .s3_access_key_id
+            .clone()
+            .context("--content-store needs --s3-access-key-id (BUCKET_S3_ACCESS_KEY_ID)")?;
+        let secret = self.s3_secret_access_key.as_deref().context(
+            "--content-store needs --s3-secret-access-key (BUCKET_S3_SECRET_ACCESS_KEY)",
+        )?;
+        Ok(Some(ObjectStoreConfig {
+            url: url.clone(),
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id,
+            secret_access_key: resolve_secret(secret)?,
+            ca_file: self.s3_ca_file.clone(),
+        }))
+    }
+
+    /// The opened store, or None when content stays in PostgreSQL.
+    pub(crate) fn open(&self) -> Result<Option<ContentObjects>> {
+        Ok(self
+            .config()?
+            .as_ref()
+            .map(ContentObjects::open)
+            .transpose()?)
+    }
 }
 
 impl BackendArgs {
@@ -74,6 +144,7 @@ impl BackendArgs {
             &self.backend,
             &pg.pg_url,
             &self.data_dir,
+            self.content.config()?,
         )?)
     }
 }

@@ -15,7 +15,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use super::args::{
-    AdminTokenArgs, BackendArgs, InstanceArgs, KafkaArgs, PgArgs, RegistryArgs, TopicArgs,
+    AdminTokenArgs, BackendArgs, ContentStoreArgs, InstanceArgs, KafkaArgs, PgArgs, RegistryArgs,
+    TopicArgs,
 };
 use super::runtime::{LOG_TARGET, announce, mark_stopping, shutdown_on_signals};
 
@@ -93,6 +94,28 @@ pub(crate) enum SinkCmd {
         /// Count and record only; delete nothing.
         #[arg(long)]
         dry_run: bool,
+        /// The object store whose unreferenced content the purge deletes.
+        #[command(flatten)]
+        content: ContentStoreArgs,
+    },
+    /// Delete content objects that no stored version references (uploads whose row never
+    /// committed); safe while sinks run. Schedule it (deploy/k8s: CronJob).
+    GcObjects {
+        #[command(flatten)]
+        pg: PgArgs,
+        #[command(flatten)]
+        content: ContentStoreArgs,
+    },
+    /// Move content from PostgreSQL rows into the object store (owner role): resumable, each
+    /// version checked against its digest; safe while sinks run.
+    MigrateContent {
+        #[command(flatten)]
+        pg: PgArgs,
+        #[command(flatten)]
+        content: ContentStoreArgs,
+        /// Versions per transaction.
+        #[arg(long, default_value_t = 100)]
+        batch: i64,
     },
     /// Place (or with --lift, remove) a legal hold on a product or one artifact (owner role).
     Hold {
@@ -161,9 +184,11 @@ async fn sink(
             topics,
             window,
             dry_run,
+            content,
         }) => {
             let window = purge::parse_window(&window).map_err(anyhow::Error::msg)?;
-            let store = Store::connect(&pg_url).await?;
+            let objects = content.open()?;
+            let mut store = Store::connect(&pg_url).await?;
             let report = store.purge(window, dry_run).await?;
             println!(
                 "purge run {}{}: cutoff {} ms, window {} s: purged {} versions and {} tombstones \
@@ -177,6 +202,13 @@ async fn sink(
                 report.purged_bytes,
                 report.held_versions
             );
+            if let (Some(objects), false) = (&objects, report.dry_run) {
+                let collected = store.collect_purged(objects, report.run_id).await?;
+                println!(
+                    "content objects: {} examined, {} deleted (no version references them)",
+                    collected.examined, collected.deleted
+                );
+            }
             let detail = serde_json::to_value(&report)?;
             announce(
                 &kafka,
@@ -187,6 +219,54 @@ async fn sink(
             )
             .await?;
             Ok(ExitCode::SUCCESS)
+        }
+        Some(SinkCmd::GcObjects { pg, content }) => {
+            let objects = content
+                .open()?
+                .context("gc-objects needs --content-store")?;
+            let mut store = Store::connect(&pg.pg_url).await?;
+            let report = store.collect_orphans(&objects).await?;
+            println!(
+                "gc-objects {}: {} objects examined, {} deleted, {} not content keys (kept)",
+                objects.url(),
+                report.examined,
+                report.deleted,
+                report.foreign
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(SinkCmd::MigrateContent { pg, content, batch }) => {
+            let objects = content
+                .open()?
+                .context("migrate-content needs --content-store")?;
+            let mut store = Store::connect(&pg.pg_url).await?;
+            let (mut moved, mut bytes, mut mismatches) = (0usize, 0u64, Vec::new());
+            let mut after = None;
+            loop {
+                let r = store
+                    .migrate_content_batch(&objects, batch.max(1), &mut after)
+                    .await?;
+                moved += r.moved;
+                bytes += r.moved_bytes;
+                mismatches.extend(r.digest_mismatches);
+                if r.scanned == 0 {
+                    break;
+                }
+                info!(target: LOG_TARGET, moved, bytes, "content moved so far");
+            }
+            for m in &mismatches {
+                println!("DIGEST MISMATCH {m} (left in its row)");
+            }
+            println!(
+                "migrate-content {}: {moved} versions ({bytes} bytes) moved, {} left in their rows",
+                objects.url(),
+                mismatches.len()
+            );
+            Ok(if mismatches.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Some(SinkCmd::Hold {
             pg,
@@ -332,6 +412,7 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     let names = TopicNames::with_suffix(&a.topics.topic_suffix);
     let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);
     a.instance.apply_to(&mut opts)?;
+    opts.objects = a.backend.content.config()?;
     opts.topic = names.accepted;
     opts.batch_max = a.batch_max;
     opts.telemetry = telemetry.into();

@@ -15,6 +15,7 @@
 
 pub mod audit_index;
 mod consume;
+pub mod content;
 pub mod observe;
 pub mod purge;
 pub mod reconcile;
@@ -69,6 +70,8 @@ pub struct SinkOptions {
     pub instance_id: Option<String>,
     /// How long the group waits for a silent member before moving its partitions.
     pub session_timeout: Duration,
+    /// The object store content goes to (`--content-store`); None keeps it in PostgreSQL.
+    pub objects: Option<store::ObjectStoreConfig>,
 }
 
 impl SinkOptions {
@@ -88,6 +91,7 @@ impl SinkOptions {
             telemetry: Default::default(),
             instance_id: None,
             session_timeout: crate::kafka::membership::DEFAULT_SESSION_TIMEOUT,
+            objects: None,
         }
     }
 
@@ -158,6 +162,7 @@ pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), S
     opts.validate()?;
     let backend = Backend::Pg {
         url: opts.postgres_url.clone(),
+        objects: opts.objects.clone(),
     };
     let Some(store) = backend.connect(&shutdown).await? else {
         tracing::info!("sink shut down before the database was reachable");

@@ -13,7 +13,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::store::{Store, StoreError};
+use futures::StreamExt;
+
+use super::store::{ContentObjects, Store, StoreError};
 use crate::wire::accepted::decode_framed;
 
 /// `(product, artifact, version)`.
@@ -249,23 +251,64 @@ pub fn read_topic(
 
 impl Store {
     /// Reads storage for reconciliation: every version's intent and the SHA-256 of its stored
-    /// bytes (computed by the database), purged keys and quarantined coordinates of `topic`.
-    pub async fn storage_side(&self, topic: &str) -> Result<StorageSide, StoreError> {
+    /// bytes (computed by the database for content in the row, by reading the object for
+    /// content in `objects`: each distinct object once, as a stream), purged keys and
+    /// quarantined coordinates of `topic`. A referenced object that is missing or unreadable
+    /// shows as a stored digest of `missing object <key>: <why>`, so `diff` reports a mismatch.
+    pub async fn storage_side(
+        &self,
+        topic: &str,
+        objects: Option<&ContentObjects>,
+    ) -> Result<StorageSide, StoreError> {
         let mut side = StorageSide::default();
         let rows = self
             .client
             .query(
                 "SELECT product_id, artifact_id, version, intent_id, \
-                 coalesce(encode(sha256(content), 'hex'), '') FROM artifact_versions",
+                 coalesce(encode(sha256(content), 'hex'), ''), content_object \
+                 FROM artifact_versions",
                 &[],
             )
             .await?;
+        let mut referenced: BTreeMap<String, String> = BTreeMap::new();
+        for r in &rows {
+            if let Some(key) = r.try_get::<_, Option<String>>(5)? {
+                referenced.insert(key, String::new());
+            }
+        }
+        if !referenced.is_empty() {
+            let Some(objects) = objects else {
+                return Err(StoreError::Corrupt(format!(
+                    "{} stored versions keep their content in an object store; \
+                     name it with --content-store",
+                    referenced.len()
+                )));
+            };
+            let digests: Vec<(String, String)> = futures::stream::iter(referenced.into_keys())
+                .map(|key| async move {
+                    let path = object_store::path::Path::from(key.as_str());
+                    let digest = match objects.digest(&path).await {
+                        Ok(d) => d,
+                        Err(e) => format!("missing object {key}: {e}"),
+                    };
+                    (key, digest)
+                })
+                .buffer_unordered(8)
+                .collect()
+                .await;
+            referenced = digests.into_iter().collect();
+        }
         for r in rows {
+            let key: Option<String> = r.try_get(5)?;
+            let content_sha256 = match key {
+                Some(key) => referenced.get(&key).cloned().unwrap_or_default(),
+                None => r.try_get(4)?,
+            };
             side.versions.insert(
                 (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
                 Fingerprint {
                     intent_id: r.try_get(3)?,
-                    content_sha256: r.try_get(4)?,
+                    content_sha256,
                 },
             );
         }

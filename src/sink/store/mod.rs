@@ -6,6 +6,7 @@
 //! - [`fs`]: the local filesystem (content-addressed blobs, one index file per version).
 
 pub mod fs;
+pub mod objects;
 pub mod pg;
 pub mod row;
 
@@ -20,6 +21,7 @@ use super::reconcile::StorageSide;
 use crate::wire::accepted::AcceptedArtifact;
 
 pub use fs::FsStore;
+pub use objects::{ContentObjects, ObjectError, ObjectStoreConfig};
 pub use pg::{MIGRATIONS, PgSink, Store};
 pub use row::ArtifactRow;
 
@@ -46,6 +48,9 @@ pub enum StoreError {
     /// A stored row does not read back as an artifact version (hand-edited database?).
     #[error("stored row is corrupt: {0}")]
     Corrupt(String),
+    /// The object store holding content failed (outage, credentials): retry.
+    #[error(transparent)]
+    Object(#[from] ObjectError),
     /// The schema registry could not be asked which schema wrote a record: retry, never
     /// quarantine the record for it.
     #[error(transparent)]
@@ -157,10 +162,13 @@ pub trait VersionStore: Send {
 /// `--data-dir`); everything that depends on the backend matches on this, never on its name.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// PostgreSQL at this URL (the production backend).
+    /// PostgreSQL at this URL (the production backend), content in an object store when one
+    /// is configured, else in the row.
     Pg {
         /// libpq URL, e.g. `postgres://bucket_sink@127.0.0.1:5432/bucket`.
         url: String,
+        /// The object store content goes to (`--content-store`).
+        objects: Option<ObjectStoreConfig>,
     },
     /// A local data directory (laptop demo: no audit index, no read API).
     Fs {
@@ -179,10 +187,16 @@ impl Backend {
     pub const NAMES: [&'static str; 2] = ["pg", "fs"];
 
     /// The backend named `name`, with the argument it needs (the other one is ignored).
-    pub fn from_args(name: &str, pg_url: &str, data_dir: &Path) -> Result<Backend, UnknownBackend> {
+    pub fn from_args(
+        name: &str,
+        pg_url: &str,
+        data_dir: &Path,
+        objects: Option<ObjectStoreConfig>,
+    ) -> Result<Backend, UnknownBackend> {
         match name {
             "pg" => Ok(Backend::Pg {
                 url: pg_url.to_string(),
+                objects,
             }),
             "fs" => Ok(Backend::Fs {
                 dir: data_dir.to_path_buf(),
@@ -202,7 +216,7 @@ impl Backend {
     /// The health check of this storage, for the admin server's readiness.
     pub fn probe(&self) -> StorageProbe {
         match self {
-            Backend::Pg { url } => StorageProbe::Pg(url.clone()),
+            Backend::Pg { url, objects } => StorageProbe::Pg(url.clone(), objects.clone()),
             Backend::Fs { dir } => StorageProbe::Fs(dir.clone()),
         }
     }
@@ -214,7 +228,12 @@ impl Backend {
         shutdown: &CancellationToken,
     ) -> Result<Option<BackendStore>, SinkError> {
         match self {
-            Backend::Pg { url } => {
+            Backend::Pg { url, objects } => {
+                let objects = objects
+                    .as_ref()
+                    .map(ContentObjects::open)
+                    .transpose()
+                    .map_err(|e| SinkError::Config(e.to_string()))?;
                 let Some(store) = pg::connect_until_up(url, shutdown).await? else {
                     return Ok(None);
                 };
@@ -224,7 +243,14 @@ impl Backend {
                     ))
                 })?;
                 let url = url.clone();
-                Ok(Some(BackendStore::Pg(PgSink { store, url })))
+                if let Some(o) = &objects {
+                    tracing::info!(content_store = o.url(), "content goes to the object store");
+                }
+                Ok(Some(BackendStore::Pg(PgSink {
+                    store,
+                    url,
+                    objects,
+                })))
             }
             Backend::Fs { dir } => Ok(Some(BackendStore::Fs(FsStore::open(dir)?))),
         }
@@ -233,7 +259,11 @@ impl Backend {
     /// Storage as reconcile sees it (each stored version's intent and content digest).
     pub async fn storage_side(&self, topic: &str) -> Result<StorageSide, StoreError> {
         match self {
-            Backend::Pg { url } => Store::connect(url).await?.storage_side(topic).await,
+            Backend::Pg { url, objects } => {
+                let objects = objects.as_ref().map(ContentObjects::open).transpose()?;
+                let store = Store::connect(url).await?;
+                store.storage_side(topic, objects.as_ref()).await
+            }
             Backend::Fs { dir } => {
                 let store = FsStore::open(dir)?;
                 let topic = topic.to_string();
@@ -277,8 +307,9 @@ impl VersionStore for BackendStore {
 /// How the admin server checks that the storage is reachable (see [`Backend::probe`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StorageProbe {
-    /// PostgreSQL at this URL (`SELECT 1` on a fresh connection).
-    Pg(String),
+    /// PostgreSQL at this URL (`SELECT 1` on a fresh connection), and the object store when
+    /// content goes to one (a one-key listing).
+    Pg(String, Option<ObjectStoreConfig>),
     /// A data directory that must exist and be a directory.
     Fs(PathBuf),
 }
@@ -287,7 +318,19 @@ impl StorageProbe {
     /// One check: Ok when the storage answers, else why not.
     pub async fn check(&self) -> Result<(), String> {
         match self {
-            StorageProbe::Pg(url) => pg::probe(url).await,
+            StorageProbe::Pg(url, objects) => {
+                pg::probe(url).await?;
+                let Some(config) = objects else {
+                    return Ok(());
+                };
+                let objects = ContentObjects::open(config).map_err(|e| e.to_string())?;
+                match tokio::time::timeout(std::time::Duration::from_secs(3), objects.probe_read())
+                    .await
+                {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err("object store: no answer within 3 s".into()),
+                }
+            }
             StorageProbe::Fs(dir) => match std::fs::metadata(dir) {
                 Ok(m) if m.is_dir() => Ok(()),
                 Ok(_) => Err(format!("{} is not a directory", dir.display())),
@@ -304,19 +347,23 @@ mod tests {
     #[test]
     fn the_backend_is_parsed_once_with_the_argument_it_uses() {
         let dir = Path::new("/tmp/data");
-        let pg = Backend::from_args("pg", "postgres://x@y/z", dir).unwrap();
+        let pg = Backend::from_args("pg", "postgres://x@y/z", dir, None).unwrap();
         assert_eq!(
             pg,
             Backend::Pg {
-                url: "postgres://x@y/z".into()
+                url: "postgres://x@y/z".into(),
+                objects: None,
             }
         );
-        assert_eq!(pg.probe(), StorageProbe::Pg("postgres://x@y/z".into()));
-        let fs = Backend::from_args("fs", "postgres://x@y/z", dir).unwrap();
+        assert_eq!(
+            pg.probe(),
+            StorageProbe::Pg("postgres://x@y/z".into(), None)
+        );
+        let fs = Backend::from_args("fs", "postgres://x@y/z", dir, None).unwrap();
         assert_eq!(fs.probe(), StorageProbe::Fs(dir.to_path_buf()));
         for b in [&pg, &fs] {
             assert!(Backend::NAMES.contains(&b.name()));
         }
-        assert!(Backend::from_args("s3", "", dir).is_err());
+        assert!(Backend::from_args("s3", "", dir, None).is_err());
     }
 }

@@ -16,16 +16,19 @@
 //! that was not inserted (replay or conflict); split them apart and the column order, which
 //! must match the statements exactly, would be checked across files.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
+use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use tokio_util::sync::CancellationToken;
 
+use super::objects::{self, ContentObjects};
 use super::row::{ArtifactRow, ROW_COLUMN_COUNT, ROW_COLUMNS};
 use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable, VersionStore};
 use crate::sink::{RETRY_FIRST, RETRY_MAX, SinkError};
@@ -49,6 +52,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_decision_receipts",
         include_str!("../../../migrations/0004_decision_receipts.sql"),
     ),
+    (
+        "0005_content_objects",
+        include_str!("../../../migrations/0005_content_objects.sql"),
+    ),
+    (
+        "0006_usage_counters",
+        include_str!("../../../migrations/0006_usage_counters.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising concurrent `migrate` calls on one database ("bucketmg").
@@ -62,20 +73,22 @@ const MAX_TS_MS: i64 = 6_000_000_000_000_000;
 const INSERT_VERSION: &str = "INSERT INTO artifact_versions (product_id, artifact_id, version, \
      intent_id, artifact_class, owner_id, requester_id, integration_id, operation, deleted, \
      content, content_sha256, content_size, content_type, metadata, purpose, client_time, \
-     client_time_ms, decided_at, decided_at_ms, policy_version, source_partition, source_offset) \
+     client_time_ms, decided_at, decided_at_ms, policy_version, source_partition, source_offset, \
+     content_object) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23) \
+     $19, $20, $21, $22, $23, $24) \
      ON CONFLICT (product_id, artifact_id, version) DO NOTHING RETURNING 1";
 
 /// Many versions in one statement: one array per column, unnested into rows.
 const INSERT_VERSIONS: &str = "INSERT INTO artifact_versions (product_id, artifact_id, version, \
      intent_id, artifact_class, owner_id, requester_id, integration_id, operation, deleted, \
      content, content_sha256, content_size, content_type, metadata, purpose, client_time, \
-     client_time_ms, decided_at, decided_at_ms, policy_version, source_partition, source_offset) \
+     client_time_ms, decided_at, decided_at_ms, policy_version, source_partition, source_offset, \
+     content_object) \
      SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::text[], $5::text[], \
      $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::bytea[], $12::text[], \
      $13::int8[], $14::text[], $15::text[], $16::text[], $17::timestamptz[], $18::int8[], \
-     $19::timestamptz[], $20::int8[], $21::text[], $22::int4[], $23::int8[]) \
+     $19::timestamptz[], $20::int8[], $21::text[], $22::int4[], $23::int8[], $24::text[]) \
      ON CONFLICT (product_id, artifact_id, version) DO NOTHING \
      RETURNING product_id, artifact_id, version";
 
@@ -187,11 +200,24 @@ impl Store {
         accepted: &[Accepted],
         undecodable: &[Undecodable],
     ) -> Result<BatchReport, StoreError> {
-        match self.write_fast(accepted, undecodable).await {
+        self.write_batch_placed(accepted, undecodable, None).await
+    }
+
+    /// [`Store::write_batch`] with content in `objects` when given: each version's content is
+    /// uploaded under its product and digest inside the transaction, after a shared advisory
+    /// lock on that object (see [`objects::lock_key`]), and the row names the object instead
+    /// of holding the bytes.
+    pub async fn write_batch_placed(
+        &mut self,
+        accepted: &[Accepted],
+        undecodable: &[Undecodable],
+        objects: Option<&ContentObjects>,
+    ) -> Result<BatchReport, StoreError> {
+        match self.write_fast(accepted, undecodable, objects).await {
             Err(e) if e.is_data_error() => {
                 tracing::warn!(error = %e, records = accepted.len(),
                     "database refused a row; rewriting the batch row by row");
-                self.write_row_by_row(accepted, undecodable).await
+                self.write_row_by_row(accepted, undecodable, objects).await
             }
             other => other,
         }
@@ -202,16 +228,18 @@ impl Store {
         &mut self,
         accepted: &[Accepted],
         undecodable: &[Undecodable],
+        objects: Option<&ContentObjects>,
     ) -> Result<BatchReport, StoreError> {
         let tx = self.client.transaction().await?;
+        let keys = place_content(&tx, objects, accepted).await?;
         let insert = tx.prepare(INSERT_VERSIONS).await?;
         let select = tx.prepare(SELECT_INTENT).await?;
         let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
         let mut report = BatchReport::default();
 
         let mut inserted: HashSet<(String, String, i64)> = HashSet::new();
-        for chunk in multi_row_chunks(accepted) {
-            let columns = Columns::of(chunk);
+        for chunk in multi_row_chunks(accepted, &keys) {
+            let columns = Columns::of(&accepted[chunk.clone()], &keys[chunk]);
             for row in tx.query(&insert, &columns.params()).await? {
                 inserted.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?));
             }
@@ -259,16 +287,18 @@ impl Store {
         &mut self,
         accepted: &[Accepted],
         undecodable: &[Undecodable],
+        objects: Option<&ContentObjects>,
     ) -> Result<BatchReport, StoreError> {
         let tx = self.client.transaction().await?;
+        let keys = place_content(&tx, objects, accepted).await?;
         let insert = tx.prepare(INSERT_VERSION).await?;
         let select = tx.prepare(SELECT_INTENT).await?;
         let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
         let mut report = BatchReport::default();
         let mut quarantined: Vec<Undecodable> = Vec::new();
 
-        for a in accepted {
-            let row = VersionRow::of(a);
+        for (a, key) in accepted.iter().zip(&keys) {
+            let row = VersionRow::of(a, key.as_deref());
             let params = row.params();
             tx.batch_execute("SAVEPOINT sink_row").await?;
             let result = tx
@@ -371,6 +401,8 @@ pub struct PgSink {
     pub store: Store,
     /// Where to reconnect.
     pub url: String,
+    /// Where content goes when not in the row (None: the `content` column).
+    pub objects: Option<ContentObjects>,
 }
 
 impl VersionStore for PgSink {
@@ -379,7 +411,40 @@ impl VersionStore for PgSink {
         accepted: &[Accepted],
         undecodable: &[Undecodable],
     ) -> Result<BatchReport, StoreError> {
-        self.store.write_batch(accepted, undecodable).await
+        let Some(objects) = &self.objects else {
+            return self.store.write_batch(accepted, undecodable).await;
+        };
+        // An object is named by its digest, so content that does not hash to the digest the
+        // gate stamped would be stored under a wrong name: quarantined, never uploaded.
+        let (good, bad): (Vec<&Accepted>, Vec<&Accepted>) = accepted.iter().partition(|a| {
+            let v = &a.artifact;
+            v.content
+                .as_deref()
+                .is_none_or(|c| objects::sha256_hex(c) == v.content_sha256)
+        });
+        if bad.is_empty() {
+            return self
+                .store
+                .write_batch_placed(accepted, undecodable, Some(objects))
+                .await;
+        }
+        let good: Vec<Accepted> = good.into_iter().cloned().collect();
+        let mut quarantined = undecodable.to_vec();
+        for a in &bad {
+            tracing::warn!(partition = a.partition, offset = a.offset,
+                product = %a.artifact.product_id, artifact = %a.artifact.artifact_id,
+                "content does not hash to its digest; quarantined");
+            quarantined.push(quarantine_of(
+                a,
+                "content does not hash to content_sha256".into(),
+            ));
+        }
+        let mut report = self
+            .store
+            .write_batch_placed(&good, &quarantined, Some(objects))
+            .await?;
+        report.versions_quarantined += bad.len();
+        Ok(report)
     }
 
     async fn recover(&mut self) -> Result<(), StoreError> {
@@ -437,23 +502,28 @@ pub(crate) async fn probe(url: &str) -> Result<(), String> {
 /// Owned values computed per row so the pipelined inserts can borrow them.
 struct VersionRow<'a> {
     a: &'a AcceptedArtifact,
+    /// The content for the row: None when it is in an object (or a tombstone).
+    content: Option<&'a [u8]>,
+    content_object: Option<&'a str>,
     operation: &'static str,
     client_time: Option<SystemTime>,
     decided_at: Option<SystemTime>,
 }
 
 impl<'a> VersionRow<'a> {
-    fn of(accepted: &'a Accepted) -> Self {
+    fn of(accepted: &'a Accepted, content_object: Option<&'a str>) -> Self {
         let a = &accepted.artifact;
         VersionRow {
             a,
+            content: a.content.as_deref().filter(|_| content_object.is_none()),
+            content_object,
             operation: a.operation.as_str(),
             client_time: ms_to_time(a.client_time),
             decided_at: ms_to_time(a.decided_at),
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         let a = self.a;
         [
             &a.product_id,
@@ -466,7 +536,7 @@ impl<'a> VersionRow<'a> {
             &a.integration_id,
             &self.operation,
             &a.deleted,
-            &a.content,
+            &self.content,
             &a.content_sha256,
             &a.content_size,
             &a.content_type,
@@ -479,27 +549,86 @@ impl<'a> VersionRow<'a> {
             &a.policy_version,
             &a.source_partition,
             &a.source_offset,
+            &self.content_object,
         ]
     }
 }
 
 /// Splits a batch into statements of at most [`MULTI_ROW_MAX`] rows and about
-/// [`MULTI_ROW_MAX_BYTES`] of content (a 16 MiB artifact goes alone).
-fn multi_row_chunks(accepted: &[Accepted]) -> Vec<&[Accepted]> {
+/// [`MULTI_ROW_MAX_BYTES`] of in-row content (a 16 MiB artifact goes alone; content placed in
+/// objects, `keys[i]` set, counts nothing).
+fn multi_row_chunks(accepted: &[Accepted], keys: &[Option<String>]) -> Vec<Range<usize>> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0usize);
     for (i, a) in accepted.iter().enumerate() {
-        let size = a.artifact.content.as_ref().map_or(0, Vec::len);
+        let in_row = keys.get(i).is_none_or(Option::is_none);
+        let size = if in_row {
+            a.artifact.content.as_ref().map_or(0, Vec::len)
+        } else {
+            0
+        };
         if i > start && (i - start >= MULTI_ROW_MAX || bytes + size > MULTI_ROW_MAX_BYTES) {
-            out.push(&accepted[start..i]);
+            out.push(start..i);
             (start, bytes) = (i, 0);
         }
         bytes += size;
     }
     if start < accepted.len() {
-        out.push(&accepted[start..]);
+        out.push(start..accepted.len());
     }
     out
+}
+
+/// Puts each version's content where its row will say it is: with `objects`, every distinct
+/// (product, digest) of the batch is locked shared (until the transaction ends) and uploaded,
+/// eight at a time, and the version's key returned; without, every key is None (content in
+/// the row). The digest is the one the gate stamped; [`PgSink`] has already quarantined any
+/// version whose content does not hash to it.
+async fn place_content(
+    tx: &Transaction<'_>,
+    objects: Option<&ContentObjects>,
+    accepted: &[Accepted],
+) -> Result<Vec<Option<String>>, StoreError> {
+    let Some(objects) = objects else {
+        return Ok(vec![None; accepted.len()]);
+    };
+    let mut distinct: BTreeMap<(&str, &str), &[u8]> = BTreeMap::new();
+    let keys = accepted
+        .iter()
+        .map(|a| {
+            let v = &a.artifact;
+            let content = v.content.as_deref().filter(|_| !v.deleted)?;
+            distinct.insert((&v.product_id, &v.content_sha256), content);
+            Some(objects.key(&v.product_id, &v.content_sha256).to_string())
+        })
+        .collect();
+    let lock = tx
+        .prepare("SELECT pg_advisory_xact_lock_shared($1)")
+        .await?;
+    let lock_keys: Vec<i64> = distinct
+        .keys()
+        .map(|(product, digest)| objects::lock_key(product, digest))
+        .collect();
+    let lock = &lock;
+    try_join_all(
+        lock_keys
+            .iter()
+            .map(|k| async move { tx.execute(lock, &[k]).await }),
+    )
+    .await?;
+    let uploads: Vec<(object_store::path::Path, bytes::Bytes)> = distinct
+        .into_iter()
+        .map(|((product, digest), content)| {
+            let key = objects.key(product, digest);
+            (key, bytes::Bytes::copy_from_slice(content))
+        })
+        .collect();
+    futures::stream::iter(uploads)
+        .map(|(key, content)| async move { objects.put(&key, content).await })
+        .buffer_unordered(8)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(keys)
 }
 
 /// A batch of versions as one array per column, for [`INSERT_VERSIONS`].
@@ -515,6 +644,7 @@ struct Columns<'a> {
     operation: Vec<&'static str>,
     deleted: Vec<bool>,
     content: Vec<Option<&'a [u8]>>,
+    content_object: Vec<Option<&'a str>>,
     content_sha256: Vec<&'a str>,
     content_size: Vec<i64>,
     content_type: Vec<&'a str>,
@@ -530,7 +660,7 @@ struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    fn of(rows: &'a [Accepted]) -> Self {
+    fn of(rows: &'a [Accepted], keys: &'a [Option<String>]) -> Self {
         let col = |f: fn(&'a AcceptedArtifact) -> &'a str| -> Vec<&'a str> {
             rows.iter().map(|r| f(&r.artifact)).collect()
         };
@@ -548,7 +678,12 @@ impl<'a> Columns<'a> {
             integration_id: col(|a| &a.integration_id),
             operation: rows.iter().map(|r| r.artifact.operation.as_str()).collect(),
             deleted: rows.iter().map(|r| r.artifact.deleted).collect(),
-            content: rows.iter().map(|r| r.artifact.content.as_deref()).collect(),
+            content: rows
+                .iter()
+                .zip(keys)
+                .map(|(r, key)| r.artifact.content.as_deref().filter(|_| key.is_none()))
+                .collect(),
+            content_object: keys.iter().map(Option::as_deref).collect(),
             content_sha256: col(|a| &a.content_sha256),
             content_size: num(|a| a.content_size),
             content_type: col(|a| &a.content_type),
@@ -570,7 +705,7 @@ impl<'a> Columns<'a> {
         }
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 23] {
+    fn params(&self) -> [&(dyn ToSql + Sync); 24] {
         [
             &self.product_id,
             &self.artifact_id,
@@ -595,6 +730,7 @@ impl<'a> Columns<'a> {
             &self.policy_version,
             &self.source_partition,
             &self.source_offset,
+            &self.content_object,
         ]
     }
 }
