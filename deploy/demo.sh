@@ -60,7 +60,13 @@ for i in $(seq 0 $((GATES - 1))); do
   echo $! >"$RUN/$name.pid"
   echo "gate-$i pid $(cat "$RUN/$name.pid"), log $RUN/$name.log, admin http://$admin/status"
 done
-setsid nohup "$BIN" sink --migrate --instance-id sink-0 >"$RUN/sink.log" 2>&1 < /dev/null &
+# Content goes to the local S3 server (SeaweedFS, HTTPS): the sink with the identity that may
+# write the bucket, the read API with the one that may only read it (deploy/local/s3.sh).
+S3=(BUCKET_CONTENT_STORE="$BUCKET_CONTENT_STORE_URL" BUCKET_S3_ENDPOINT="$BUCKET_S3_ENDPOINT"
+    BUCKET_S3_CA_FILE="$BUCKET_LOCAL_CA")
+env "${S3[@]}" BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_SINK_ACCESS_KEY_ID" \
+  BUCKET_S3_SECRET_ACCESS_KEY="$BUCKET_S3_SINK_SECRET_ACCESS_KEY" \
+  setsid nohup "$BIN" sink --migrate --instance-id sink-0 >"$RUN/sink.log" 2>&1 < /dev/null &
 echo $! >"$RUN/sink.pid"
 echo "sink-0 pid $(cat "$RUN/sink.pid"), log $RUN/sink.log"
 
@@ -100,7 +106,9 @@ done
 "$BIN" audit check-proof "$RUN/proof.json" --key "$VKEY"
 
 step "read API (bucket api on 127.0.0.1:8088, demo tokens from deploy/api-tokens.toml)"
-setsid nohup "$BIN" api --tlog-dir "$RUN/tlog" >"$RUN/api.log" 2>&1 < /dev/null &
+env "${S3[@]}" BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_READER_ACCESS_KEY_ID" \
+  BUCKET_S3_SECRET_ACCESS_KEY="$BUCKET_S3_READER_SECRET_ACCESS_KEY" \
+  setsid nohup "$BIN" api --tlog-dir "$RUN/tlog" >"$RUN/api.log" 2>&1 < /dev/null &
 echo $! >"$RUN/api.pid"
 for _ in $(seq 1 50); do curl -fs http://127.0.0.1:8088/healthz >/dev/null 2>&1 && break; sleep 0.1; done
 curl -s -H "Authorization: Bearer demo-ai-assistant-token" http://127.0.0.1:8088/v1/products/ai_assistant/usage; echo
@@ -120,11 +128,20 @@ if command -v go >/dev/null; then
     || echo "the Go verifier did not pass (see above)"
 fi
 
-step "stored artifact versions (PostgreSQL, table artifact_versions)"
+step "stored artifact versions (PostgreSQL, table artifact_versions; content in S3)"
 sleep 1
 # The same URL as the sink (TLS, sslmode=verify-full against the local CA).
 psql "$BUCKET_DATABASE_URL" \
-  -c "SELECT product_id, artifact_id, version, operation, deleted, content_size, left(policy_version, 12) AS policy FROM artifact_versions ORDER BY stored_at DESC LIMIT 20"
+  -c "SELECT product_id, artifact_id, version, operation, deleted, content_size, left(policy_version, 12) AS policy, content_object FROM artifact_versions ORDER BY stored_at DESC LIMIT 20"
+
+step "content through the read API, streamed from the object store (ETag, Range, 304)"
+ART=http://127.0.0.1:8088/v1/products/ai_assistant/artifacts/faq-1
+AUTH=(-H "Authorization: Bearer demo-ai-assistant-token")
+curl -s -D - -o "$RUN/faq-1.content" "${AUTH[@]}" "$ART/content" | grep -i -E '^(HTTP|etag|content-length)'
+echo "bytes: $(wc -c <"$RUN/faq-1.content"), sha256: $(sha256sum "$RUN/faq-1.content" | cut -c1-64)"
+ETAG="$(curl -s -D - -o /dev/null "${AUTH[@]}" "$ART/content" | awk -F': ' 'tolower($1)=="etag" {print $2}' | tr -d '\r')"
+curl -s -o /dev/null -w 'If-None-Match: %{http_code}\n' "${AUTH[@]}" -H "If-None-Match: $ETAG" "$ART/content"
+curl -s -w '  <- Range bytes=0-15: %{http_code}\n' "${AUTH[@]}" -H "Range: bytes=0-15" "$ART/content"
 
 cat <<TXT
 
@@ -135,6 +152,7 @@ Where to look:
   verify the log       $BIN audit verify
   prove a decision     $BIN audit prove --dir $RUN/tlog --intent-id ID  (check: $BIN audit check-proof FILE --key "$VKEY")
   read API             http://127.0.0.1:8088 (docs/api.md; token demo-ai-assistant-token)
+  content objects      $BUCKET_CONTENT_STORE_URL at $BUCKET_S3_ENDPOINT (column content_object)
   gate / sink / api    $RUN/gate.log, $RUN/sink.log, $RUN/api.log, $RUN/tiles.log
   stack logs           $BUCKET_LOG_DIR
   stop                 deploy/demo.sh stop && deploy/local/down.sh
