@@ -60,7 +60,7 @@ for i in $(seq 0 $((GATES - 1))); do
   echo $! >"$RUN/$name.pid"
   echo "gate-$i pid $(cat "$RUN/$name.pid"), log $RUN/$name.log, admin http://$admin/status"
 done
-# Content goes to the local S3 server (SeaweedFS, HTTPS): the sink with the identity that may
+# Content goes to the local S3 server (versitygw, HTTPS): the sink with the identity that may
 # write the bucket, the read API with the one that may only read it (deploy/local/s3.sh).
 S3=(BUCKET_CONTENT_STORE="$BUCKET_CONTENT_STORE_URL" BUCKET_S3_ENDPOINT="$BUCKET_S3_ENDPOINT"
     BUCKET_S3_CA_FILE="$BUCKET_LOCAL_CA")

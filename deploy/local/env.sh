@@ -19,6 +19,7 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_KAFKA_VERSION:=4.1.1}"
 : "${BUCKET_APICURIO_VERSION:=3.0.9}"   # 3.3.x needs Java 21; Debian 12 has 17
 : "${BUCKET_PG_MAJOR:=15}"
+: "${BUCKET_VERSITYGW_VERSION:=v1.8.0}"  # S3 server, from the Go module proxy (deploy/local/s3.sh)
 # 3.9.0 or later: `copy` resolves the artifact file without reading its POM (older versions read
 # the POM and fail on Apicurio 3.0.9, whose parent POM is not on Maven Central; see registry.sh).
 : "${BUCKET_MVN_DEPENDENCY_PLUGIN:=org.apache.maven.plugins:maven-dependency-plugin:3.9.0}"
@@ -32,10 +33,8 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_KAFKA_SASL_PORT:=9094}"     # SASL_SSL (SCRAM-SHA-512 over TLS), docs/security.md
 : "${BUCKET_REGISTRY_PORT:=8081}"
 : "${BUCKET_REGISTRY_MGMT_PORT:=8091}"   # Quarkus management interface (/q/health)
-: "${BUCKET_S3_PORT:=8333}"              # S3 API over HTTPS (SeaweedFS, deploy/local/s3.sh)
-: "${BUCKET_S3_MASTER_PORT:=9333}"       # SeaweedFS's inner servers (each also uses port+10000)
-: "${BUCKET_S3_VOLUME_PORT:=9340}"
-: "${BUCKET_S3_FILER_PORT:=8888}"
+: "${BUCKET_S3_PORT:=8333}"              # S3 API over HTTPS (versitygw, deploy/local/s3.sh)
+: "${BUCKET_S3_ADMIN_PORT:=8334}"        # its admin API over HTTPS (users, bucket owners)
 
 # ---- credentials (dev only) ------------------------------------------------
 : "${BUCKET_PG_USER:=bucket}"
@@ -50,6 +49,8 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_S3_ADMIN_SECRET_ACCESS_KEY:=bucket-admin-secret}"
 : "${BUCKET_S3_SINK_ACCESS_KEY_ID:=bucket-sink}"
 : "${BUCKET_S3_SINK_SECRET_ACCESS_KEY:=bucket-sink-secret}"
+: "${BUCKET_S3_JANITOR_ACCESS_KEY_ID:=bucket-janitor}"
+: "${BUCKET_S3_JANITOR_SECRET_ACCESS_KEY:=bucket-janitor-secret}"
 : "${BUCKET_S3_READER_ACCESS_KEY_ID:=bucket-reader}"
 : "${BUCKET_S3_READER_SECRET_ACCESS_KEY:=bucket-reader-secret}"
 

@@ -1,33 +1,33 @@
 #!/usr/bin/env bash
-# The local S3 server for artifact content (docs/decisions/0018): SeaweedFS (`weed mini`: master,
-# volume, filer and S3 gateway in one process), built once from the Go module proxy with the
-# pinned wrapper module in deploy/local/seaweedfs/ and cached in $BUCKET_CACHE_DIR.
+# The local S3 server for artifact content (docs/decisions/0018): Versity Gateway (versitygw, an
+# S3 server over a POSIX directory), installed once from the Go module proxy with `go install`
+# at a pinned version and cached in $BUCKET_CACHE_DIR (about 2 minutes on 2 cores).
 #
-# HTTPS only, with a server certificate signed by the stack's local CA (like PostgreSQL), and
-# three identities with the least each needs (deploy/local/s3/identities.json is generated):
-#   bucket-admin   creates the bucket (the stack scripts only)
-#   bucket-sink    Read, Write, List on the content bucket (the sink and its jobs)
-#   bucket-reader  Read, List on the content bucket (the read API)
-# Usage: s3.sh start|stop|status|build
+# HTTPS only (S3 and admin endpoints), with a server certificate signed by the stack's local CA
+# (like PostgreSQL), its internal IAM, and one identity per role with the least each needs, set
+# by a bucket policy (deploy/local/s3-policy.json, rendered into $BUCKET_STACK_DIR/s3):
+#   bucket-admin    the root account: users, the bucket and its policy (these scripts only)
+#   bucket-sink     GetObject, PutObject, ListBucket (the sink; reconcile)
+#   bucket-janitor  GetObject, DeleteObject, ListBucket (purge, gc-objects)
+#   bucket-reader   GetObject, ListBucket (the read API)
+# Usage: s3.sh start|stop|status|install
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
 S3_DIR="$BUCKET_STACK_DIR/s3"
 S3_LOG="$BUCKET_LOG_DIR/s3.log"
 S3_PIDFILE="$BUCKET_PID_DIR/s3.pid"
-S3_MODULE_DIR="$BUCKET_LOCAL_DIR/seaweedfs"
-S3_VERSION="$(awk '$1 == "require" && $2 == "github.com/seaweedfs/seaweedfs" {print $3}' "$S3_MODULE_DIR/go.mod")"
-S3_BIN="$BUCKET_CACHE_DIR/seaweedfs-$S3_VERSION/weed"
+S3_BIN="$BUCKET_CACHE_DIR/versitygw-$BUCKET_VERSITYGW_VERSION/versitygw"
 
-# Builds `weed` once per pinned version (about 10 minutes on 2 cores; then reused).
-s3_build() {
+# Installs the pinned versitygw once (then reused).
+s3_install() {
   [[ -x "$S3_BIN" ]] && return 0
-  command -v go >/dev/null || die "s3: the Go toolchain is needed to build SeaweedFS"
-  log "s3: building SeaweedFS $S3_VERSION from the Go module proxy (once; cached in $S3_BIN)"
+  command -v go >/dev/null || die "s3: the Go toolchain is needed to install versitygw"
+  log "s3: installing versitygw $BUCKET_VERSITYGW_VERSION from the Go module proxy (once; cached in $S3_BIN)"
   mkdir -p "$(dirname "$S3_BIN")"
-  (cd "$S3_MODULE_DIR" && go build -trimpath -o "$S3_BIN.tmp" github.com/seaweedfs/seaweedfs/weed) ||
-    die "s3: building SeaweedFS failed"
-  mv "$S3_BIN.tmp" "$S3_BIN"
+  GOBIN="$(dirname "$S3_BIN")" go install -trimpath \
+    "github.com/versity/versitygw/cmd/versitygw@$BUCKET_VERSITYGW_VERSION" ||
+    die "s3: installing versitygw failed"
 }
 
 s3_healthy() {
@@ -40,7 +40,7 @@ s3_healthy() {
 
 s3_pid() {
   local pid
-  pid="$(pid_from_file "$S3_PIDFILE")" && pid_matches "$pid" "weed" || return 1
+  pid="$(pid_from_file "$S3_PIDFILE")" && pid_matches "$pid" versitygw || return 1
   echo "$pid"
 }
 
@@ -71,23 +71,45 @@ s3_tls() {
   ) || die "s3: issuing the certificate failed"
 }
 
-s3_identities() {
-  cat >"$S3_DIR/identities.json" <<EOF
-{
-  "identities": [
-    {"name": "bucket-admin",
-     "credentials": [{"accessKey": "$BUCKET_S3_ADMIN_ACCESS_KEY_ID", "secretKey": "$BUCKET_S3_ADMIN_SECRET_ACCESS_KEY"}],
-     "actions": ["Admin", "Read", "Write", "List", "Tagging"]},
-    {"name": "bucket-sink",
-     "credentials": [{"accessKey": "$BUCKET_S3_SINK_ACCESS_KEY_ID", "secretKey": "$BUCKET_S3_SINK_SECRET_ACCESS_KEY"}],
-     "actions": ["Read:$BUCKET_S3_BUCKET", "Write:$BUCKET_S3_BUCKET", "List:$BUCKET_S3_BUCKET"]},
-    {"name": "bucket-reader",
-     "credentials": [{"accessKey": "$BUCKET_S3_READER_ACCESS_KEY_ID", "secretKey": "$BUCKET_S3_READER_SECRET_ACCESS_KEY"}],
-     "actions": ["Read:$BUCKET_S3_BUCKET", "List:$BUCKET_S3_BUCKET"]}
-  ]
+# The gateway's admin CLI, as the root account, trusting the local CA.
+s3_admin() {
+  SSL_CERT_FILE="$BUCKET_LOCAL_CA" \
+    ADMIN_ACCESS_KEY_ID="$BUCKET_S3_ADMIN_ACCESS_KEY_ID" \
+    ADMIN_SECRET_ACCESS_KEY="$BUCKET_S3_ADMIN_SECRET_ACCESS_KEY" \
+    ADMIN_ENDPOINT_URL="https://$BUCKET_HOST:$BUCKET_S3_ADMIN_PORT" \
+    "$S3_BIN" admin "$@"
 }
-EOF
-  chmod 600 "$S3_DIR/identities.json"
+
+# One signed S3 request as the root account (curl's SigV4): s3_request METHOD PATH?QUERY [FILE].
+s3_request() {
+  local method="$1" path="$2" body="${3:-/dev/null}"
+  curl -s -o /dev/null -w '%{http_code}' --cacert "$BUCKET_LOCAL_CA" -X "$method" \
+    --aws-sigv4 "aws:amz:us-east-1:s3" \
+    --user "$BUCKET_S3_ADMIN_ACCESS_KEY_ID:$BUCKET_S3_ADMIN_SECRET_ACCESS_KEY" \
+    -H "x-amz-content-sha256: $(sha256sum <"$body" | cut -c1-64)" \
+    --data-binary "@$body" "https://$BUCKET_HOST:$BUCKET_S3_PORT/$path"
+}
+
+# Users, the bucket and its policy; each step is a no-op when already done.
+s3_provision() {
+  local users role key secret code
+  users="$(s3_admin list-users 2>/dev/null || true)"
+  for role in sink janitor reader; do
+    key="BUCKET_S3_${role^^}_ACCESS_KEY_ID"; secret="BUCKET_S3_${role^^}_SECRET_ACCESS_KEY"
+    grep -qw -- "${!key}" <<<"$users" && continue
+    s3_admin create-user --access "${!key}" --secret "${!secret}" --role user >/dev/null ||
+      die "s3: creating user ${!key} failed"
+  done
+  if ! s3_admin list-buckets 2>/dev/null | grep -qw -- "$BUCKET_S3_BUCKET"; then
+    s3_admin create-bucket --owner "$BUCKET_S3_ADMIN_ACCESS_KEY_ID" --bucket "$BUCKET_S3_BUCKET" \
+      >/dev/null || die "s3: creating bucket $BUCKET_S3_BUCKET failed"
+  fi
+  sed -e "s/@BUCKET@/$BUCKET_S3_BUCKET/g" -e "s/@SINK@/$BUCKET_S3_SINK_ACCESS_KEY_ID/g" \
+    -e "s/@JANITOR@/$BUCKET_S3_JANITOR_ACCESS_KEY_ID/g" \
+    -e "s/@READER@/$BUCKET_S3_READER_ACCESS_KEY_ID/g" \
+    "$BUCKET_LOCAL_DIR/s3-policy.json" >"$S3_DIR/policy.json"
+  code="$(s3_request PUT "$BUCKET_S3_BUCKET?policy=" "$S3_DIR/policy.json")"
+  [[ "$code" == 2* ]] || die "s3: setting the bucket policy failed (HTTP $code)"
 }
 
 s3_start() {
@@ -96,28 +118,27 @@ s3_start() {
     log "s3: already running (pid $(s3_pid)), healthy"
     return 0
   fi
-  s3_build
+  s3_install
   port_open "$BUCKET_S3_PORT" && die "s3: port $BUCKET_S3_PORT is in use by another process"
-  mkdir -p "$S3_DIR/data"
+  mkdir -p "$S3_DIR/data" "$S3_DIR/iam"
   s3_tls
-  s3_identities
-  log "s3: starting SeaweedFS on https://$BUCKET_HOST:$BUCKET_S3_PORT (bucket $BUCKET_S3_BUCKET)"
-  # Ports of the inner servers are pinned under 1xxxx so they do not meet the other services.
-  launch_daemon "$S3_PIDFILE" "$S3_LOG" "$S3_DIR" "$S3_BIN" mini \
-    -dir="$S3_DIR/data" -ip="$BUCKET_HOST" -ip.bind="$BUCKET_HOST" \
-    -master.port="$BUCKET_S3_MASTER_PORT" -volume.port="$BUCKET_S3_VOLUME_PORT" \
-    -filer.port="$BUCKET_S3_FILER_PORT" -s3.port="$BUCKET_S3_PORT" \
-    -admin.ui=false -admin.port.legacy=0 -webdav=false \
-    -master.volumeSizeLimitMB=1024 \
-    -bucket="$BUCKET_S3_BUCKET" -s3.config="$S3_DIR/identities.json" \
-    -s3.cert.file="$S3_DIR/tls/server.crt" -s3.key.file="$S3_DIR/tls/server.key"
+  log "s3: starting versitygw on https://$BUCKET_HOST:$BUCKET_S3_PORT (bucket $BUCKET_S3_BUCKET)"
+  launch_daemon "$S3_PIDFILE" "$S3_LOG" "$S3_DIR" env \
+    ROOT_ACCESS_KEY_ID="$BUCKET_S3_ADMIN_ACCESS_KEY_ID" \
+    ROOT_SECRET_ACCESS_KEY="$BUCKET_S3_ADMIN_SECRET_ACCESS_KEY" \
+    "$S3_BIN" --port "$BUCKET_HOST:$BUCKET_S3_PORT" \
+    --cert "$S3_DIR/tls/server.crt" --key "$S3_DIR/tls/server.key" \
+    --admin-port "$BUCKET_HOST:$BUCKET_S3_ADMIN_PORT" \
+    --admin-cert "$S3_DIR/tls/server.crt" --admin-cert-key "$S3_DIR/tls/server.key" \
+    --iam-dir "$S3_DIR/iam" posix "$S3_DIR/data"
   if ! wait_until "$BUCKET_S3_TIMEOUT" s3 s3_healthy; then
     show_log_tail "$S3_LOG"; die "s3: not healthy"
   fi
-  log "s3: healthy (pid $(s3_pid || echo '?'))"
+  s3_provision
+  log "s3: healthy (pid $(s3_pid || echo '?')), users and bucket policy in place"
 }
 
-s3_stop() { stop_pid "$S3_PIDFILE" weed s3; }
+s3_stop() { stop_pid "$S3_PIDFILE" versitygw s3; }
 
 s3_status() {
   if s3_running; then
@@ -132,7 +153,7 @@ if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then
     start) s3_start ;;
     stop) s3_stop ;;
     status) s3_status ;;
-    build) s3_build ;;
-    *) echo "usage: $0 start|stop|status|build" >&2; exit 2 ;;
+    install) s3_install ;;
+    *) echo "usage: $0 start|stop|status|install" >&2; exit 2 ;;
   esac
 fi

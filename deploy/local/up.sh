@@ -18,8 +18,8 @@ log "stack dir: $BUCKET_STACK_DIR   cache dir: $BUCKET_CACHE_DIR"
 # Jar downloads/unpacking (no-ops when cached) run alongside postgres/redis startup.
 kafka_prepare & kafka_prep_pid=$!
 registry_prepare & registry_prep_pid=$!
-# SeaweedFS is built once per pinned version (Go module proxy), alongside the rest.
-s3_build & s3_build_pid=$!
+# versitygw is installed once per pinned version (Go module proxy), alongside the rest.
+s3_install & s3_install_pid=$!
 
 pg_start
 redis_start
@@ -40,7 +40,7 @@ fi
 
 (( kafka_ok )) || kafka_wait
 (( registry_ok )) || registry_wait
-wait "$s3_build_pid" || die "s3: building SeaweedFS failed"
+wait "$s3_install_pid" || die "s3: installing versitygw failed"
 s3_start
 
 log "stack up in $((SECONDS - start_ts))s"
@@ -54,7 +54,7 @@ cat <<EOF
             log: $KAFKA_LOG
   registry  $BUCKET_REGISTRY_URL  (Apicurio $BUCKET_APICURIO_VERSION, ccompat)
             log: $REGISTRY_LOG
-  s3        $BUCKET_S3_ENDPOINT  bucket $BUCKET_S3_BUCKET  (SeaweedFS, HTTPS, local CA)
+  s3        $BUCKET_S3_ENDPOINT  bucket $BUCKET_S3_BUCKET  (versitygw $BUCKET_VERSITYGW_VERSION, HTTPS, local CA)
             log: $S3_LOG
   pids:     $BUCKET_PID_DIR
 

@@ -10,6 +10,7 @@
 //! - [`state`], [`history`]: restore time and memory against history length;
 //! - [`tlog`]: proofs at 10 M links, and the tiles service's lag behind links at full speed.
 
+pub mod content;
 pub mod history;
 pub mod kafka;
 pub mod measure;

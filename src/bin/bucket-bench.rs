@@ -26,7 +26,7 @@ use bhiv_bucket::kafka::security::KafkaSecurityArgs;
 use clap::{Args, CommandFactory, FromArgMatches, Parser};
 use tracing::error;
 
-use args::{KafkaArgs, RegistryArgs};
+use args::{ContentStoreArgs, KafkaArgs, RegistryArgs};
 use runtime::LOG_TARGET;
 
 /// The config file table of the bench, as when it was the subcommand `bucket bench`.
@@ -176,6 +176,102 @@ struct StateCli {
     /// JSON output.
     #[arg(long, default_value = "target/bench/state.json")]
     out: PathBuf,
+}
+
+/// `bucket-bench content`: storage figures, PostgreSQL rows and S3 objects side by side
+/// (docs/scale-readiness.md, "Content at the seeds' scale").
+#[derive(Parser)]
+#[command(name = "bucket-bench content")]
+struct ContentCli {
+    /// PostgreSQL owner URL (creates one database per section).
+    #[arg(long, env = "BUCKET_PG_URL")]
+    pg_url: String,
+    /// The object store, with the sink's identity (BUCKET_S3_* as for `bucket sink`).
+    #[command(flatten)]
+    content: ContentStoreArgs,
+    /// The read API's identity: access key id (secret: --reader-secret-access-key).
+    #[arg(long, env = "BUCKET_S3_READER_ACCESS_KEY_ID")]
+    reader_access_key_id: String,
+    /// The read API's identity: secret access key (value, env:NAME or file:PATH).
+    #[arg(
+        long,
+        env = "BUCKET_S3_READER_SECRET_ACCESS_KEY",
+        hide_env_values = true
+    )]
+    reader_secret_access_key: String,
+    /// Content sizes of the write section, bytes (comma separated).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1024,65536,1048576,16777216"
+    )]
+    sizes: Vec<usize>,
+    /// Content written per size and backend, bytes.
+    #[arg(long, default_value_t = 256 << 20)]
+    bytes_per_size: usize,
+    /// Artifacts in the edit (deduplication) workload.
+    #[arg(long, default_value_t = 4)]
+    dedup_artifacts: usize,
+    /// Versions per artifact in that workload.
+    #[arg(long, default_value_t = 8)]
+    dedup_versions: usize,
+    /// Content size of the read section and the edit workload, bytes.
+    #[arg(long, default_value_t = 16 << 20)]
+    read_size: usize,
+    /// Concurrent readers.
+    #[arg(long, default_value_t = 32)]
+    readers: usize,
+    /// Requests per reader.
+    #[arg(long, default_value_t = 4)]
+    requests_per_reader: usize,
+    /// Versions of one product for the /usage section (0 skips it).
+    #[arg(long, default_value_t = 1_000_000)]
+    usage_versions: i64,
+    /// JSON output.
+    #[arg(long, default_value = "target/bench/content.json")]
+    out: PathBuf,
+}
+
+fn content_main(_sub: &str) -> Result<ExitCode> {
+    let cli = ContentCli::parse_from(std::env::args_os().skip(1));
+    init_tracing_to_file(&cli.out.with_file_name("content-bench.log"));
+    let objects = cli
+        .content
+        .config()?
+        .ok_or_else(|| anyhow::anyhow!("--content-store is required"))?;
+    let reader_objects = bhiv_bucket::sink::store::ObjectStoreConfig {
+        access_key_id: cli.reader_access_key_id.clone(),
+        secret_access_key: args::resolve_secret(&cli.reader_secret_access_key)?,
+        ..objects.clone()
+    };
+    let exe = std::env::current_exe()?;
+    let opts = bhiv_bucket::bench::content::ContentBenchOptions {
+        pg_url: cli.pg_url,
+        objects,
+        reader_objects,
+        sizes: cli.sizes,
+        bytes_per_size: cli.bytes_per_size,
+        dedup_artifacts: cli.dedup_artifacts,
+        dedup_versions: cli.dedup_versions,
+        read_size: cli.read_size,
+        readers: cli.readers,
+        requests_per_reader: cli.requests_per_reader,
+        usage_versions: cli.usage_versions,
+        bucket_exe: exe.with_file_name("bucket"),
+        tokens: PathBuf::from("deploy/api-tokens.toml"),
+        work_dir: cli.out.with_file_name("content-work"),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let report = rt.block_on(bhiv_bucket::bench::content::run(&opts))?;
+    print!("{}", report.table());
+    if let Some(dir) = cli.out.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(&cli.out, serde_json::to_string_pretty(&report)?)?;
+    eprintln!("wrote {}", cli.out.display());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `bucket-bench state-restore` (internal): one restore in a process of its own, figures as
@@ -364,6 +460,7 @@ fn main() -> ExitCode {
     let own: Option<fn(&str) -> Result<ExitCode>> = match sub.as_str() {
         "tlog" | "tiles-lag" => Some(tlog_main),
         "state" | "state-restore" => Some(state_main),
+        "content" => Some(content_main),
         _ => None,
     };
     if let Some(run) = own {

@@ -8,7 +8,7 @@ use bhiv_bucket::sink::store::{ContentObjects, ObjectStoreConfig};
 use clap::Args;
 
 /// A secret given as `env:NAME`, `file:PATH` or (from an environment variable) the value itself.
-fn resolve_secret(value: &str) -> Result<String> {
+pub(crate) fn resolve_secret(value: &str) -> Result<String> {
     if value.starts_with("env:") || value.starts_with("file:") {
         Ok(bhiv_bucket::kafka::security::resolve_secret(value)?)
     } else {

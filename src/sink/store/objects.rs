@@ -225,14 +225,6 @@ impl ContentObjects {
             .boxed()
     }
 
-    /// One `PUT` and `DELETE` of a probe object: Ok when the store answers and the credentials
-    /// may write (start-up and readiness checks).
-    pub async fn probe_write(&self) -> Result<(), ObjectError> {
-        let key = self.prefix.clone().join("probe").join("sink");
-        self.put(&key, Bytes::from_static(b"ok")).await?;
-        self.delete(&key).await
-    }
-
     /// A list of at most one key: Ok when the store answers and the credentials may read.
     pub async fn probe_read(&self) -> Result<(), ObjectError> {
         let mut listing = self.store.list(Some(&self.products()));
