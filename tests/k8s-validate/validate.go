@@ -2,7 +2,8 @@
 // the real API types (Kubernetes, KEDA, prometheus-operator; Strimzi's documented schema),
 // strictly: an unknown field, a wrong type or a missing required field is an error. PromQL in
 // alerts and dashboards is parsed by Prometheus' parser and may name only metrics the binary
-// exports. Run from the repository: `cd tests/k8s-validate && go test ./...`.
+// exports; environment variables only ones the binary reads; content-object settings are checked
+// as objectstore.go says. Run from the repository: `cd tests/k8s-validate && go test ./...`.
 package validate
 
 import (
@@ -128,6 +129,8 @@ type Set struct {
 	Secrets map[string]map[string]bool
 	// Metrics is every series name the binary exports.
 	Metrics map[string]bool
+	// Env is every environment variable a flag of the binary reads (nil: not checked).
+	Env map[string]bool
 }
 
 func (s *Set) find(kind, name string) *Object {
@@ -150,6 +153,7 @@ func (s *Set) Check(overlay string) []string {
 	for _, o := range s.Objects {
 		s.checkObject(&p, o, overlay)
 	}
+	s.checkObjectStore(&p)
 	sort.Strings(p)
 	return p
 }
