@@ -10,7 +10,7 @@
 #   --long    five repetitions of every fault, 100 000 intents each at 2 000/s open loop
 #             (docs/reliability.md; about an hour on two cores)
 #   --only    one fault: kill9 | state | restart3 | lost | rolling | scale | broker | cluster3 |
-#             redis | registry | postgres | netem
+#             redis | registry | postgres | s3 | netem
 #
 # Faults: kill -9 of gates and sink in loops; local state (kill -9 in store writes, stores deleted
 # or replaced by another gate's, the changelog topic deleted, an instance joining and leaving);
@@ -18,8 +18,9 @@
 # its id, the busiest lost for good, a rolling SIGTERM restart, scale 3 -> 2 -> 3, each with its
 # recovery figures); single broker stop/start; one node of a three-node
 # KRaft cluster (deploy/local/cluster3.sh, RF 3, min ISR 2) SIGKILLed under load; Redis, the
-# registry and PostgreSQL stopped and restarted; 20 ms netem delay on loopback (skipped, and
-# recorded as such, where the kernel refuses it).
+# registry and PostgreSQL stopped and restarted; the S3 server stopped and restarted under load
+# with content in objects, then the sink killed mid-upload (orphans collected, none referenced
+# lost); 20 ms netem delay on loopback (skipped, and recorded as such, where the kernel refuses it).
 #
 # It STOPS AND RESTARTS the services of the stack it points at (deploy/local/env.sh: set
 # BUCKET_STACK_DIR and the port variables for an isolated stack), starts the stack first if
@@ -49,7 +50,7 @@ while (( $# )); do
   shift
 done
 
-all=(kill9 state restart3 lost rolling scale broker redis registry postgres netem cluster3)
+all=(kill9 state restart3 lost rolling scale broker redis registry postgres s3 netem cluster3)
 if [[ -n "$only" ]]; then
   [[ " ${all[*]} " == *" $only "* ]] || { echo "unknown fault '$only' (one of: ${all[*]})" >&2; exit 2; }
   faults=("$only")
@@ -152,6 +153,7 @@ for f in "${faults[@]}"; do
     kill9) echo fault_kill9_loops ;; cluster3) echo fault_cluster3_node_lost ;; netem) echo fault_netem_latency ;;
     restart3) echo instances::fault_restart3_same_id ;; lost) echo instances::fault_lost_instance ;;
     rolling) echo instances::fault_rolling_restart ;; scale) echo instances::fault_scale_down_and_up ;;
+    s3) echo objects::fault_s3_outage_and_sink_killed_mid_upload ;;
     *) echo "fault_${f}_restart" ;; esac)"
   if ! cargo test --locked "${profile_flags[@]}" --test faults -- --ignored --exact "$test_name" --test-threads 1 --nocapture; then
     failed+=("$f")

@@ -24,31 +24,10 @@ use sha2::{Digest, Sha256};
 
 const TOKEN_A: &str = "demo-ai-assistant-token";
 
-/// The S3 endpoint of the local stack.
-fn s3_endpoint() -> String {
-    std::env::var("BUCKET_S3_ENDPOINT").unwrap_or_else(|_| "https://127.0.0.1:8333".into())
-}
-
-/// The bucket of the local stack with a prefix of this test's own.
-fn content_url(sfx: &str) -> String {
-    let bucket = std::env::var("BUCKET_S3_BUCKET").unwrap_or_else(|_| "bucket-content".into());
-    format!("s3://{bucket}/{}", sfx.trim_start_matches('.'))
-}
-
-/// The stack's identity `role` (sink, reader, admin): access key and secret.
-fn credentials(role: &str) -> (String, String) {
-    let upper = role.to_ascii_uppercase();
-    let key = std::env::var(format!("BUCKET_S3_{upper}_ACCESS_KEY_ID"))
-        .unwrap_or_else(|_| format!("bucket-{role}"));
-    let secret = std::env::var(format!("BUCKET_S3_{upper}_SECRET_ACCESS_KEY"))
-        .unwrap_or_else(|_| format!("bucket-{role}-secret"));
-    (key, secret)
-}
-
 fn config(sfx: &str, role: &str) -> ObjectStoreConfig {
-    let (access_key_id, secret_access_key) = credentials(role);
+    let (access_key_id, secret_access_key) = s3_credentials(role);
     ObjectStoreConfig {
-        url: content_url(sfx),
+        url: content_store_url(sfx),
         endpoint: Some(s3_endpoint()),
         region: "us-east-1".into(),
         access_key_id,
@@ -374,9 +353,9 @@ async fn the_api_streams_content_from_objects_with_etags_and_ranges() {
         "the reader identity must not write"
     );
 
-    let (key, secret) = credentials("reader");
+    let (key, secret) = s3_credentials("reader");
     let ca = local_ca();
-    let url = content_url(&sfx);
+    let url = content_store_url(&sfx);
     let endpoint = s3_endpoint();
     // The secret is passed by reference to a file, as deployments mount it.
     let secret_file =

@@ -31,6 +31,9 @@ const PARTITIONS: i32 = 4;
 #[path = "faults/instances.rs"]
 mod instances;
 
+#[path = "faults/objects.rs"]
+mod objects;
+
 /// Gate instance ids a scenario may use (`g0`..): two in the group, a third joins and leaves.
 const GATE_IDS: usize = 3;
 
@@ -192,6 +195,9 @@ struct Figures {
     usage_ok: bool,
     /// Every gate's local stores and the state changelog equal the audit log's recomputation.
     state_ok: bool,
+    /// After `bucket sink gc-objects`, the content objects are exactly those rows reference
+    /// (true when content stays in PostgreSQL).
+    objects_ok: bool,
     note: String,
     /// Scenario-specific figures (the instance scenarios' recovery times), merged into the
     /// results line.
@@ -222,6 +228,8 @@ struct Run {
     gate_env: Vec<(&'static str, String)>,
     /// Admin port of gate `i` (the instance scenarios read `/readyz`); none: admin off.
     admin_ports: Vec<u16>,
+    /// Where the sink keeps content (`s3://bucket/prefix`); None: in PostgreSQL rows.
+    content_store: Option<String>,
 }
 
 impl Run {
@@ -257,6 +265,7 @@ impl Run {
             gate_count: 0,
             gate_env: Vec::new(),
             admin_ports: Vec::new(),
+            content_store: None,
         };
         run.gate_count = gates;
         eprintln!(
@@ -304,6 +313,14 @@ impl Run {
 
     fn spawn_sink(&mut self) -> Proc {
         self.spawned += 1;
+        let mut env = vec![
+            ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
+            ("BUCKET_PG_URL", self.sink_db.clone()),
+            ("RUST_LOG", "info,rdkafka=warn".into()),
+        ];
+        if let Some(url) = &self.content_store {
+            env.extend(content_store_env(url, "sink"));
+        }
         spawn(
             &format!("faults-{}{}-sink-{}", self.fault, self.sfx, self.spawned),
             &[
@@ -314,11 +331,7 @@ impl Run {
                 "--instance-id",
                 "s0",
             ],
-            &[
-                ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
-                ("BUCKET_PG_URL", self.sink_db.clone()),
-                ("RUST_LOG", "info,rdkafka=warn".into()),
-            ],
+            &env,
         )
     }
 
@@ -488,6 +501,11 @@ impl Run {
         if !self.figures.reconcile_ok {
             eprintln!("reconcile:\n{report}");
         }
+        // Everything is stored: what the collector leaves must be exactly what rows name.
+        self.figures.objects_ok = match self.content_store.is_some() {
+            true => objects::no_orphans_after_collection(&mut self).await,
+            false => true,
+        };
         self.figures.usage_ok = usage_matches(&self.topics, Duration::from_secs(20)).await;
         // The stores are open while their gates run: stop the gates, then compare every
         // gate's stores and the changelog with the state recomputed from the audit log.
@@ -520,6 +538,10 @@ impl Run {
         assert!(
             f.reconcile_ok,
             "bucket sink reconcile found differences: {f:?}"
+        );
+        assert!(
+            f.objects_ok,
+            "content objects differ from what the rows reference after gc-objects: {f:?}"
         );
         assert!(
             f.usage_ok,
@@ -562,9 +584,19 @@ impl Run {
         Ok(stores)
     }
 
-    /// Runs a `bucket` subcommand against this run's topics and database.
+    /// Runs a `bucket` subcommand against this run's topics and database (and its content
+    /// store, as the sink's identity, when it has one).
     fn bucket(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
+        self.bucket_as("sink", args)
+    }
+
+    /// [`Run::bucket`] with the content store's identity `role`.
+    fn bucket_as(&self, role: &str, args: &[&str]) -> (bool, String) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_bucket"));
+        if let Some(url) = &self.content_store {
+            cmd.envs(content_store_env(url, role));
+        }
+        let out = cmd
             .args(args)
             .env("BUCKET_BROKERS", brokers())
             .env("BUCKET_TOPIC_SUFFIX", &self.sfx)
@@ -606,6 +638,7 @@ impl Run {
             "reconcile_ok": f.reconcile_ok,
             "usage_ok": f.usage_ok,
             "state_ok": f.state_ok,
+            "objects_ok": f.objects_ok,
             "note": f.note,
         });
         let mut line = line;

@@ -90,19 +90,24 @@ s3_request() {
     --data-binary "@$body" "https://$BUCKET_HOST:$BUCKET_S3_PORT/$path"
 }
 
+s3_admin_ready() { s3_admin list-users >/dev/null 2>&1; }
+
 # Users, the bucket and its policy; each step is a no-op when already done.
 s3_provision() {
-  local users role key secret code
-  users="$(s3_admin list-users 2>/dev/null || true)"
+  local users role key secret code out
+  wait_until "$BUCKET_S3_TIMEOUT" "s3 admin API" s3_admin_ready || die "s3: admin API not answering"
+  users="$(s3_admin list-users)"
   for role in sink janitor reader; do
     key="BUCKET_S3_${role^^}_ACCESS_KEY_ID"; secret="BUCKET_S3_${role^^}_SECRET_ACCESS_KEY"
     grep -qw -- "${!key}" <<<"$users" && continue
-    s3_admin create-user --access "${!key}" --secret "${!secret}" --role user >/dev/null ||
-      die "s3: creating user ${!key} failed"
+    out="$(s3_admin create-user --access "${!key}" --secret "${!secret}" --role user 2>&1)" ||
+      grep -qi 'exist' <<<"$out" || die "s3: creating user ${!key} failed: $out"
   done
-  if ! s3_admin list-buckets 2>/dev/null | grep -qw -- "$BUCKET_S3_BUCKET"; then
-    s3_admin create-bucket --owner "$BUCKET_S3_ADMIN_ACCESS_KEY_ID" --bucket "$BUCKET_S3_BUCKET" \
-      >/dev/null || die "s3: creating bucket $BUCKET_S3_BUCKET failed"
+  if ! s3_admin list-buckets | grep -qw -- "$BUCKET_S3_BUCKET"; then
+    out="$(s3_admin create-bucket --owner "$BUCKET_S3_ADMIN_ACCESS_KEY_ID" \
+      --bucket "$BUCKET_S3_BUCKET" 2>&1)" ||
+      grep -q 'BucketAlreadyOwnedByYou' <<<"$out" ||
+      die "s3: creating bucket $BUCKET_S3_BUCKET failed: $out"
   fi
   sed -e "s/@BUCKET@/$BUCKET_S3_BUCKET/g" -e "s/@SINK@/$BUCKET_S3_SINK_ACCESS_KEY_ID/g" \
     -e "s/@JANITOR@/$BUCKET_S3_JANITOR_ACCESS_KEY_ID/g" \

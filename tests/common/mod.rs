@@ -1002,3 +1002,36 @@ pub fn decode_audit(
 ) -> Result<bhiv_bucket::wire::audit::AuditEvent, bhiv_bucket::wire::WireError> {
     read_audit_link(value).map(|l| l.event)
 }
+
+/// The S3 endpoint of the local stack (versitygw, `deploy/local/s3.sh`).
+pub fn s3_endpoint() -> String {
+    std::env::var("BUCKET_S3_ENDPOINT").unwrap_or_else(|_| "https://127.0.0.1:8333".into())
+}
+
+/// `s3://<the stack's bucket>/<prefix>`: a key prefix of the caller's own.
+pub fn content_store_url(prefix: &str) -> String {
+    let bucket = std::env::var("BUCKET_S3_BUCKET").unwrap_or_else(|_| "bucket-content".into());
+    format!("s3://{bucket}/{}", prefix.trim_start_matches('.'))
+}
+
+/// The stack's S3 identity `role` (sink, janitor, reader): access key id and secret.
+pub fn s3_credentials(role: &str) -> (String, String) {
+    let upper = role.to_ascii_uppercase();
+    let key = std::env::var(format!("BUCKET_S3_{upper}_ACCESS_KEY_ID"))
+        .unwrap_or_else(|_| format!("bucket-{role}"));
+    let secret = std::env::var(format!("BUCKET_S3_{upper}_SECRET_ACCESS_KEY"))
+        .unwrap_or_else(|_| format!("bucket-{role}-secret"));
+    (key, secret)
+}
+
+/// The environment a `bucket` process needs to keep content at `url` as identity `role`.
+pub fn content_store_env(url: &str, role: &str) -> Vec<(&'static str, String)> {
+    let (key, secret) = s3_credentials(role);
+    vec![
+        ("BUCKET_CONTENT_STORE", url.to_string()),
+        ("BUCKET_S3_ENDPOINT", s3_endpoint()),
+        ("BUCKET_S3_CA_FILE", local_ca().display().to_string()),
+        ("BUCKET_S3_ACCESS_KEY_ID", key),
+        ("BUCKET_S3_SECRET_ACCESS_KEY", secret),
+    ]
+}
