@@ -29,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-step "local stack (Kafka, Apicurio Registry, Redis, PostgreSQL)"
+step "local stack (Kafka, Apicurio Registry, Redis, PostgreSQL, S3)"
 bash deploy/local/up.sh
 
 step "formatting and lints"
@@ -140,6 +140,18 @@ target/debug/bucket-bench tlog --links 20000 --samples 20 --rebuild --dir target
   --out target/bench/quick/tlog.json
 target/debug/bucket-bench tiles-lag --links 20000 --dir target/bench/quick/tiles-lag \
   --out target/bench/quick/tiles-lag.json
+# Content storage's short form: PostgreSQL rows and S3 objects side by side at small sizes
+# (docs/scale-readiness.md, "Content at the seeds' scale", has the full run's command).
+(source deploy/local/env.sh
+ BUCKET_PG_URL="$BUCKET_DATABASE_URL" BUCKET_CONTENT_STORE="$BUCKET_CONTENT_STORE_URL" \
+ BUCKET_S3_ENDPOINT="$BUCKET_S3_ENDPOINT" BUCKET_S3_CA_FILE="$BUCKET_LOCAL_CA" \
+ BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_SINK_ACCESS_KEY_ID" \
+ BUCKET_S3_SECRET_ACCESS_KEY="$BUCKET_S3_SINK_SECRET_ACCESS_KEY" \
+ BUCKET_S3_READER_ACCESS_KEY_ID="$BUCKET_S3_READER_ACCESS_KEY_ID" \
+ BUCKET_S3_READER_SECRET_ACCESS_KEY="$BUCKET_S3_READER_SECRET_ACCESS_KEY" \
+ target/debug/bucket-bench content --sizes 1024,65536 --bytes-per-size 1048576 \
+   --dedup-artifacts 1 --dedup-versions 2 --read-size 1048576 --readers 4 \
+   --requests-per-reader 2 --usage-versions 10000 --out target/bench/quick/content.json)
 
 step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }

@@ -419,7 +419,7 @@ async fn start_api(opts: &ContentBenchOptions, url: &str, prefix: &str) -> Resul
     let text = format!(
         "[server]\nmax_connections = 4096\nrequest_timeout_ms = 600000\n\
          [limits.default]\nrequests_per_sec = 100000\nburst = 100000\n\
-         content_bytes_per_sec = 1099511627776\ncontent_burst_bytes = 1099511627776\n\
+         content_bytes_per_sec = 4000000000\ncontent_burst_bytes = 4000000000\n\
          max_content_streams = 1024\n{}",
         toml::to_string(&tokens).map_err(|e| ContentBenchError::Other(e.to_string()))?
     );
@@ -446,7 +446,10 @@ async fn start_api(opts: &ContentBenchOptions, url: &str, prefix: &str) -> Resul
         .env("BUCKET_S3_ACCESS_KEY_ID", &reader.access_key_id)
         .env("BUCKET_S3_SECRET_ACCESS_KEY", &reader.secret_access_key)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null());
+        .stderr(
+            std::fs::File::create(opts.work_dir.join("api.log"))
+                .map_err(|e| ContentBenchError::Other(e.to_string()))?,
+        );
     if let Some(endpoint) = &reader.endpoint {
         cmd.args(["--s3-endpoint", endpoint]);
     }
