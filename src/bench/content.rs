@@ -252,7 +252,7 @@ fn version(product: &str, artifact: &str, v: i64, content: Vec<u8>) -> Accepted 
 
 /// Incompressible bytes (xorshift), the same for a seed.
 fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
+    let mut x = seed.wrapping_mul(2).wrapping_add(1);
     let mut out = Vec::with_capacity(len + 8);
     while out.len() < len {
         x ^= x << 13;
