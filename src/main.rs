@@ -49,7 +49,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         .build()?;
     match cli.command {
         Command::Gate(a) => cli::gate::run(a, &rt),
-        Command::Sink(a) => cli::sink::run(a, &rt),
+        Command::Sink(a) => cli::sink::run(*a, &rt),
         Command::Api(a) => cli::api::run(a, &rt),
         Command::Topics(c) => cli::topics::run(c, &rt),
         Command::Acls(c) => cli::acls::run(c),

@@ -67,9 +67,9 @@ pub(crate) struct Cli {
 pub(crate) enum Command {
     /// Run the governance gate (consumer group on bucket.intents).
     Gate(GateArgs),
-    /// Storage sink (bucket.accepted → PostgreSQL) and its jobs: run (default), migrate, purge,
-    /// hold, reconcile.
-    Sink(SinkArgs),
+    /// Storage sink (bucket.accepted → PostgreSQL and the object store) and its jobs: run
+    /// (default), migrate, purge, hold, reconcile, gc-objects, migrate-content.
+    Sink(Box<SinkArgs>),
     /// Read API over HTTP (artifacts, history, decisions, usage; product-scoped tokens).
     Api(ApiArgs),
     /// Topics as code.

@@ -450,12 +450,15 @@ mod tests {
 
     #[test]
     fn file_values_reach_the_typed_arguments() {
-        let Command::Sink(SinkArgs {
+        let Command::Sink(sink) = command_with_file(&["sink", "purge"]) else {
+            panic!("not sink")
+        };
+        let SinkArgs {
             cmd: Some(SinkCmd::Purge {
                 window, dry_run, ..
             }),
             ..
-        }) = command_with_file(&["sink", "purge"])
+        } = *sink
         else {
             panic!("not sink purge")
         };

@@ -246,11 +246,11 @@ impl Backend {
                 if let Some(o) = &objects {
                     tracing::info!(content_store = o.url(), "content goes to the object store");
                 }
-                Ok(Some(BackendStore::Pg(PgSink {
+                Ok(Some(BackendStore::Pg(Box::new(PgSink {
                     store,
                     url,
                     objects,
-                })))
+                }))))
             }
             Backend::Fs { dir } => Ok(Some(BackendStore::Fs(FsStore::open(dir)?))),
         }
@@ -278,8 +278,8 @@ impl Backend {
 /// The store a [`Backend`] opens; the sink loop writes through it.
 #[derive(Debug)]
 pub enum BackendStore {
-    /// PostgreSQL.
-    Pg(PgSink),
+    /// PostgreSQL (boxed: it holds the object store's client when content goes there).
+    Pg(Box<PgSink>),
     /// The filesystem.
     Fs(FsStore),
 }
