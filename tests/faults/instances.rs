@@ -8,7 +8,9 @@
 //!   id: kill → the restarted instance's first decision, `/readyz` 200 → that decision, kill →
 //!   the sink's first write.
 //! - `lost`: the gate holding the most partitions killed and not restarted: kill → each of its
-//!   partitions decided elsewhere.
+//!   partitions decided elsewhere (the other gate's clock), and kill → those decisions visible
+//!   to read_committed readers (the dead gate's open transaction pins the partitions' last
+//!   stable offset until the coordinator aborts it).
 //! - `rolling`: every gate in turn stopped with SIGTERM and started again with the same id, the
 //!   next only once `/readyz` says 200: shutdown time, longest pause of any partition.
 //! - `scale`: 3 → 2 → 3 gates under load: longest pause of any partition.
@@ -248,19 +250,36 @@ async fn fault_lost_instance() {
             owned[victim]
         );
         run.catch_up(Instant::now()).await;
-        let decisions = decisions_by_partition(&run.topics.audit);
-        let mut moved = Vec::new();
-        for p in &owned[victim] {
-            let at = decisions
-                .get(p)
-                .into_iter()
-                .flatten()
-                .filter(|(at, g)| *at >= killed && *g != format!("g{victim}"))
-                .map(|(at, _)| *at)
-                .min();
-            if let Some(at) = at {
-                moved.push((at - killed) as f64 / 1000.0);
-            }
+        // The lost gate died inside a transaction: until the coordinator aborts it (the gate's
+        // transaction.timeout.ms, 15 s, plus the broker's abort scan), that open transaction pins
+        // the last stable offset of its output partitions, so read_committed readers (the sink,
+        // this check) see the other gates' decisions there only then. Look until they show.
+        let taken_over = |decisions: &HashMap<i32, Vec<(i64, String)>>| -> Vec<f64> {
+            owned[victim]
+                .iter()
+                .filter_map(|p| {
+                    decisions
+                        .get(p)
+                        .into_iter()
+                        .flatten()
+                        .filter(|(at, g)| *at >= killed && *g != format!("g{victim}"))
+                        .map(|(at, _)| *at)
+                        .min()
+                        .map(|at| (at - killed) as f64 / 1000.0)
+                })
+                .collect()
+        };
+        let mut moved = taken_over(&decisions_by_partition(&run.topics.audit));
+        let looking = Instant::now();
+        while moved.len() < owned[victim].len() && looking.elapsed() < VISIBILITY_WAIT {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            moved = taken_over(&decisions_by_partition(&run.topics.audit));
+        }
+        if moved.len() == owned[victim].len() {
+            run.note_figure(
+                "lost_to_takeover_visible_s",
+                serde_json::json!(((now_ms() - killed) as f64 / 100.0).round() / 10.0),
+            );
         }
         // The invariants (nothing lost, everything decided) are `finish`'s; this only records
         // the figure, and says so when a partition's takeover was not found in the audit links.
