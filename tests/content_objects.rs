@@ -94,6 +94,11 @@ async fn listed(o: &ContentObjects) -> Vec<String> {
 async fn sink(db: &str, sfx: &str) -> PgSink {
     let mut store = Store::connect(db).await.unwrap();
     store.migrate().await.unwrap();
+    // What the sink does at start: the prefix is this database's.
+    objects(sfx, "sink")
+        .claim(&store.deployment_id().await.unwrap())
+        .await
+        .unwrap();
     PgSink {
         store: Store::connect(&url_as_role(db, "bucket_sink"))
             .await
@@ -435,4 +440,30 @@ async fn the_api_streams_content_from_objects_with_etags_and_ranges() {
         .unwrap();
     assert_eq!(usage["live_bytes"], 1_000_000);
     assert_eq!(usage["stored_versions"], 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_serves_one_database_and_deleters_refuse_another() {
+    let sfx = suffix();
+    let first = fresh_database(&sfx).await;
+    let _sink = sink(&first, &sfx).await;
+    let second = fresh_database(&format!("{sfx}b")).await;
+    let mut other = Store::connect(&second).await.unwrap();
+    other.migrate().await.unwrap();
+    let janitor = objects(&sfx, "janitor");
+    let err = other.collect_orphans(&janitor).await.unwrap_err();
+    assert!(err.to_string().contains("belongs to database"), "{err}");
+    let run = other.purge(Duration::ZERO, false).await.unwrap();
+    assert!(other.collect_purged(&janitor, run.run_id).await.is_err());
+    let claim = objects(&sfx, "sink")
+        .claim(&other.deployment_id().await.unwrap())
+        .await;
+    assert!(
+        claim.is_err(),
+        "a second database must not claim the prefix"
+    );
+    // A prefix no sink has used: nothing is deleted there either.
+    let unused = objects(&format!("{sfx}-unused"), "janitor");
+    let err = other.collect_orphans(&unused).await.unwrap_err();
+    assert!(err.to_string().contains("no deployment marker"), "{err}");
 }

@@ -74,6 +74,9 @@ impl Store {
         objects: &ContentObjects,
         run_id: i64,
     ) -> Result<CollectReport, StoreError> {
+        objects
+            .ensure_owned_by(&self.deployment_id().await?)
+            .await?;
         let rows = self
             .client
             .query(
@@ -102,6 +105,9 @@ impl Store {
         &mut self,
         objects: &ContentObjects,
     ) -> Result<CollectReport, StoreError> {
+        objects
+            .ensure_owned_by(&self.deployment_id().await?)
+            .await?;
         let mut report = CollectReport::default();
         let mut listing = objects.list();
         while let Some(meta) = listing.try_next().await? {
@@ -138,6 +144,7 @@ impl Store {
         batch: i64,
         after: &mut Option<(String, String, i64)>,
     ) -> Result<MigrateReport, StoreError> {
+        objects.claim(&self.deployment_id().await?).await?;
         let tx = self.client.transaction().await?;
         let (p, a, v) = after
             .clone()

@@ -242,6 +242,9 @@ impl Backend {
                         "database schema not ready ({e}); run the migrations as the owner role first"
                     ))
                 })?;
+                if let Some(o) = &objects {
+                    claim_until_answered(o, &store, shutdown).await?;
+                }
                 let url = url.clone();
                 if let Some(o) = &objects {
                     tracing::info!(content_store = o.url(), "content goes to the object store");
@@ -272,6 +275,33 @@ impl Backend {
                     .map_err(|e| StoreError::Fs(std::io::Error::other(e)))?
             }
         }
+    }
+}
+
+/// Claims the object-store prefix for this database (its `<prefix>/deployment` marker),
+/// retrying while the store does not answer; another database's prefix stops the sink.
+async fn claim_until_answered(
+    objects: &ContentObjects,
+    store: &pg::Store,
+    shutdown: &CancellationToken,
+) -> Result<(), SinkError> {
+    let deployment = store
+        .deployment_id()
+        .await
+        .map_err(|e| SinkError::Config(format!("reading the deployment identity: {e}")))?;
+    let mut delay = crate::sink::RETRY_FIRST;
+    loop {
+        match objects.claim(&deployment).await {
+            Ok(()) => return Ok(()),
+            Err(e @ ObjectError::Config(_)) => return Err(SinkError::Config(e.to_string())),
+            Err(error) => tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
+                "object store unavailable; retrying"),
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(delay) => {}
+        }
+        delay = (delay * 2).min(crate::sink::RETRY_MAX);
     }
 }
 

@@ -225,6 +225,60 @@ impl ContentObjects {
             .boxed()
     }
 
+    /// Where the marker naming the database that owns this prefix lives.
+    fn marker(&self) -> Path {
+        self.prefix.clone().join("deployment")
+    }
+
+    /// The database that owns this prefix, per its marker; None when no marker exists yet.
+    pub async fn owner(&self) -> Result<Option<String>, ObjectError> {
+        match self.store.get(&self.marker()).await {
+            Ok(r) => Ok(Some(
+                String::from_utf8_lossy(&r.bytes().await?)
+                    .trim()
+                    .to_string(),
+            )),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Makes `deployment` (a database's identity) the owner of this prefix if it has none, and
+    /// refuses a prefix another database owns (the sink at start and `migrate-content`).
+    pub async fn claim(&self, deployment: &str) -> Result<(), ObjectError> {
+        match self.owner().await? {
+            None => {
+                let marker = Bytes::from(deployment.to_string());
+                self.store.put(&self.marker(), marker.into()).await?;
+                Ok(())
+            }
+            Some(owner) => self.check_owner(&owner, deployment),
+        }
+    }
+
+    /// Refuses to delete anything under a prefix that `deployment` does not own (purge's
+    /// collection and `gc-objects`): without a marker nothing was ever stored there by a sink.
+    pub async fn ensure_owned_by(&self, deployment: &str) -> Result<(), ObjectError> {
+        match self.owner().await? {
+            Some(owner) => self.check_owner(&owner, deployment),
+            None => Err(ObjectError::Config(format!(
+                "{} has no deployment marker: no sink has stored content there; refusing to delete",
+                self.url
+            ))),
+        }
+    }
+
+    fn check_owner(&self, owner: &str, deployment: &str) -> Result<(), ObjectError> {
+        if owner == deployment {
+            return Ok(());
+        }
+        Err(ObjectError::Config(format!(
+            "{} belongs to database {owner}, not to this one ({deployment}): one prefix per \
+             database (docs/runbook.md, \"Content in object storage\")",
+            self.url
+        )))
+    }
+
     /// A list of at most one key: Ok when the store answers and the credentials may read.
     pub async fn probe_read(&self) -> Result<(), ObjectError> {
         let mut listing = self.store.list(Some(&self.products()));

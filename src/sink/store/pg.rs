@@ -60,6 +60,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0006_usage_counters",
         include_str!("../../../migrations/0006_usage_counters.sql"),
     ),
+    (
+        "0007_deployment_identity",
+        include_str!("../../../migrations/0007_deployment_identity.sql"),
+    ),
 ];
 
 /// Advisory lock key serialising concurrent `migrate` calls on one database ("bucketmg").
@@ -341,6 +345,16 @@ impl Store {
         report.versions_quarantined = quarantined.len();
         tx.commit().await?;
         Ok(report)
+    }
+
+    /// This database's identity (migration 0007), which names it in the object store's
+    /// `<prefix>/deployment` marker.
+    pub async fn deployment_id(&self) -> Result<String, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT id::text FROM deployment_identity", &[])
+            .await?;
+        Ok(row.try_get(0)?)
     }
 
     /// Number of stored versions (tests, status).
