@@ -48,6 +48,11 @@ struct Opt {
 
 /// `bucket <path> --help`: the subcommands (clap's own `help` left out) and the options.
 fn help(path: &[String]) -> (Vec<String>, Vec<Opt>) {
+    // `bucket bench` forwards its arguments, --help included, to the bucket-bench binary when
+    // one is built beside `bucket` (its flags are that binary's own): a leaf, whatever is built.
+    if path == ["bench"] {
+        return (Vec::new(), Vec::new());
+    }
     let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
         .args(path)
         .arg("--help")
@@ -55,7 +60,6 @@ fn help(path: &[String]) -> (Vec<String>, Vec<Opt>) {
         .env("NO_COLOR", "1")
         .output()
         .expect("run bucket --help");
-    // `bucket bench --help` is forwarded to bucket-bench (absent here): no page, a leaf.
     let text = String::from_utf8_lossy(&out.stdout);
     let mut subs = Vec::new();
     let mut opts: Vec<Opt> = Vec::new();
