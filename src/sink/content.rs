@@ -199,7 +199,7 @@ impl Store {
                     ))),
                 }
             })
-            .buffer_unordered(8)
+            .buffer_unordered(super::store::placement::UPLOADS_IN_FLIGHT)
             .try_collect::<Vec<()>>()
             .await?;
         tx.execute(

@@ -16,19 +16,19 @@
 //! that was not inserted (replay or conflict); split them apart and the column order, which
 //! must match the statements exactly, would be checked across files.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures::future::try_join_all;
-use futures::{StreamExt, TryStreamExt};
 use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
 use tokio_util::sync::CancellationToken;
 
-use super::objects::{self, ContentObjects};
+use super::objects::ContentObjects;
+use super::placement;
 use super::row::{ArtifactRow, ROW_COLUMN_COUNT, ROW_COLUMNS};
 use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable, VersionStore};
 use crate::sink::{RETRY_FIRST, RETRY_MAX, SinkError};
@@ -95,11 +95,6 @@ const INSERT_VERSIONS: &str = "INSERT INTO artifact_versions (product_id, artifa
      $19::timestamptz[], $20::int8[], $21::text[], $22::int4[], $23::int8[], $24::text[]) \
      ON CONFLICT (product_id, artifact_id, version) DO NOTHING \
      RETURNING product_id, artifact_id, version";
-
-/// Uploads of one batch in flight at once. Measured against the local versitygw with 1 KiB
-/// contents: 8 in flight stored 875 versions/s, 32 stored 466/s (the server, not the client, is
-/// the bound; docs/scale-readiness.md, "Content at the seeds' scale").
-const UPLOADS_IN_FLIGHT: usize = 8;
 
 /// Most rows, and most content bytes, in one multi-row statement.
 const MULTI_ROW_MAX: usize = 1000;
@@ -240,7 +235,7 @@ impl Store {
         objects: Option<&ContentObjects>,
     ) -> Result<BatchReport, StoreError> {
         let tx = self.client.transaction().await?;
-        let keys = place_content(&tx, objects, accepted).await?;
+        let keys = placement::place_content(&tx, objects, accepted).await?;
         let insert = tx.prepare(INSERT_VERSIONS).await?;
         let select = tx.prepare(SELECT_INTENT).await?;
         let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
@@ -299,7 +294,7 @@ impl Store {
         objects: Option<&ContentObjects>,
     ) -> Result<BatchReport, StoreError> {
         let tx = self.client.transaction().await?;
-        let keys = place_content(&tx, objects, accepted).await?;
+        let keys = placement::place_content(&tx, objects, accepted).await?;
         let insert = tx.prepare(INSERT_VERSION).await?;
         let select = tx.prepare(SELECT_INTENT).await?;
         let quarantine = tx.prepare(INSERT_UNDECODABLE).await?;
@@ -433,14 +428,7 @@ impl VersionStore for PgSink {
         let Some(objects) = &self.objects else {
             return self.store.write_batch(accepted, undecodable).await;
         };
-        // An object is named by its digest, so content that does not hash to the digest the
-        // gate stamped would be stored under a wrong name: quarantined, never uploaded.
-        let (good, bad): (Vec<&Accepted>, Vec<&Accepted>) = accepted.iter().partition(|a| {
-            let v = &a.artifact;
-            v.content
-                .as_deref()
-                .is_none_or(|c| objects::sha256_hex(c) == v.content_sha256)
-        });
+        let (good, bad) = placement::split_by_digest(accepted);
         if bad.is_empty() {
             return self
                 .store
@@ -596,58 +584,6 @@ fn multi_row_chunks(accepted: &[Accepted], keys: &[Option<String>]) -> Vec<Range
         out.push(start..accepted.len());
     }
     out
-}
-
-/// Puts each version's content where its row will say it is: with `objects`, every distinct
-/// (product, digest) of the batch is locked shared (until the transaction ends) and uploaded,
-/// [`UPLOADS_IN_FLIGHT`] at a time, and the version's key returned; without, every key is None (content in
-/// the row). The digest is the one the gate stamped; [`PgSink`] has already quarantined any
-/// version whose content does not hash to it.
-async fn place_content(
-    tx: &Transaction<'_>,
-    objects: Option<&ContentObjects>,
-    accepted: &[Accepted],
-) -> Result<Vec<Option<String>>, StoreError> {
-    let Some(objects) = objects else {
-        return Ok(vec![None; accepted.len()]);
-    };
-    let mut distinct: BTreeMap<(&str, &str), &[u8]> = BTreeMap::new();
-    let keys = accepted
-        .iter()
-        .map(|a| {
-            let v = &a.artifact;
-            let content = v.content.as_deref().filter(|_| !v.deleted)?;
-            distinct.insert((&v.product_id, &v.content_sha256), content);
-            Some(objects.key(&v.product_id, &v.content_sha256).to_string())
-        })
-        .collect();
-    let lock = tx
-        .prepare("SELECT pg_advisory_xact_lock_shared($1)")
-        .await?;
-    let lock_keys: Vec<i64> = distinct
-        .keys()
-        .map(|(product, digest)| objects::lock_key(product, digest))
-        .collect();
-    let lock = &lock;
-    try_join_all(
-        lock_keys
-            .iter()
-            .map(|k| async move { tx.execute(lock, &[k]).await }),
-    )
-    .await?;
-    let uploads: Vec<(object_store::path::Path, bytes::Bytes)> = distinct
-        .into_iter()
-        .map(|((product, digest), content)| {
-            let key = objects.key(product, digest);
-            (key, bytes::Bytes::copy_from_slice(content))
-        })
-        .collect();
-    futures::stream::iter(uploads)
-        .map(|(key, content)| async move { objects.put(&key, content).await })
-        .buffer_unordered(UPLOADS_IN_FLIGHT)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(keys)
 }
 
 /// A batch of versions as one array per column, for [`INSERT_VERSIONS`].
