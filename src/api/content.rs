@@ -78,7 +78,7 @@ pub(crate) fn wanted(headers: &HeaderMap, etag: &str, size: u64) -> Wanted {
 /// The raw content of a version with its stored content type, as `headers` ask for it.
 pub(crate) async fn content_response(
     state: &ApiState,
-    v: VersionView,
+    mut v: VersionView,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     if v.content.is_none() && v.content_object.is_none() {
@@ -100,7 +100,7 @@ pub(crate) async fn content_response(
         Wanted::Part(r) => (StatusCode::PARTIAL_CONTENT, Some(r)),
     };
     let length = range.as_ref().map_or(size, |r| r.end() - r.start() + 1);
-    let body = match (&v.content, &v.content_object) {
+    let body = match (v.content.take(), &v.content_object) {
         (Some(content), _) => row_body(content, range.clone()),
         (None, Some(key)) => object_body(state, key, range.clone()).await?,
         (None, None) => Body::empty(),
@@ -138,8 +138,8 @@ fn describe(h: &mut HeaderMap, v: &VersionView, etag: &str) {
 }
 
 /// Content kept in the row, in frames of 64 KiB.
-fn row_body(content: &[u8], range: Option<RangeInclusive<u64>>) -> Body {
-    let content = bytes::Bytes::copy_from_slice(content);
+fn row_body(content: Vec<u8>, range: Option<RangeInclusive<u64>>) -> Body {
+    let content = bytes::Bytes::from(content);
     let (start, end) = match range {
         Some(r) => (*r.start() as usize, *r.end() as usize + 1),
         None => (0, content.len()),
@@ -152,17 +152,22 @@ fn row_body(content: &[u8], range: Option<RangeInclusive<u64>>) -> Body {
     Body::from_stream(futures::stream::iter(frames))
 }
 
+/// The object store a version's content is in; 503 when the API was started without one.
+fn objects_of(state: &ApiState) -> Result<&crate::sink::store::ContentObjects, ApiError> {
+    state.objects.as_ref().ok_or_else(|| {
+        ApiError::Unavailable(ReadError::Config(
+            "content is in an object store; start the API with --content-store".into(),
+        ))
+    })
+}
+
 /// Content in the object store, streamed as the store sends it.
 async fn object_body(
     state: &ApiState,
     key: &str,
     range: Option<RangeInclusive<u64>>,
 ) -> Result<Body, ApiError> {
-    let objects = state.objects.as_ref().ok_or_else(|| {
-        ApiError::Unavailable(ReadError::Config(
-            "content is in an object store; start the API with --content-store".into(),
-        ))
-    })?;
+    let objects = objects_of(state)?;
     let path = object_store::path::Path::from(key);
     let result = objects
         .get(&path, range.map(|r| *r.start()..*r.end() + 1))
@@ -182,14 +187,10 @@ pub(crate) async fn with_content_loaded(
     mut v: VersionView,
 ) -> Result<VersionView, ApiError> {
     if let (None, Some(key)) = (&v.content, &v.content_object) {
-        let objects = state.objects.as_ref().ok_or_else(|| {
-            ApiError::Unavailable(ReadError::Config(
-                "content is in an object store; start the API with --content-store".into(),
-            ))
-        })?;
+        let objects = objects_of(state)?;
         let path = object_store::path::Path::from(key.as_str());
         let bytes = objects.read_all(&path).await.map_err(ReadError::from)?;
-        v.content = Some(bytes.to_vec());
+        v.content = Some(Vec::from(bytes));
     }
     Ok(v)
 }
