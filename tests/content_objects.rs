@@ -15,7 +15,7 @@ mod common;
 use std::time::Duration;
 
 use bhiv_bucket::core::Operation;
-use bhiv_bucket::sink::store::{ContentObjects, ObjectStoreConfig, PgSink, VersionStore};
+use bhiv_bucket::sink::store::{ContentObjects, PgSink, VersionStore};
 use bhiv_bucket::sink::{Accepted, Store};
 use bhiv_bucket::wire::accepted::AcceptedArtifact;
 use common::*;
@@ -24,20 +24,8 @@ use sha2::{Digest, Sha256};
 
 const TOKEN_A: &str = "demo-ai-assistant-token";
 
-fn config(sfx: &str, role: &str) -> ObjectStoreConfig {
-    let (access_key_id, secret_access_key) = s3_credentials(role);
-    ObjectStoreConfig {
-        url: content_store_url(sfx),
-        endpoint: Some(s3_endpoint()),
-        region: "us-east-1".into(),
-        access_key_id,
-        secret_access_key,
-        ca_file: Some(local_ca()),
-    }
-}
-
 fn objects(sfx: &str, role: &str) -> ContentObjects {
-    ContentObjects::open(&config(sfx, role)).unwrap()
+    content_objects(&content_store_url(sfx), role)
 }
 
 fn sha(content: &[u8]) -> String {

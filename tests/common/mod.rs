@@ -1035,3 +1035,18 @@ pub fn content_store_env(url: &str, role: &str) -> Vec<(&'static str, String)> {
         ("BUCKET_S3_SECRET_ACCESS_KEY", secret),
     ]
 }
+
+/// The content objects at `url`, opened as the stack's identity `role` through the crate's own
+/// client (HTTPS, the stack's CA).
+pub fn content_objects(url: &str, role: &str) -> bhiv_bucket::sink::store::ContentObjects {
+    let (access_key_id, secret_access_key) = s3_credentials(role);
+    bhiv_bucket::sink::store::ContentObjects::open(&bhiv_bucket::sink::store::ObjectStoreConfig {
+        url: url.to_string(),
+        endpoint: Some(s3_endpoint()),
+        region: "us-east-1".into(),
+        access_key_id,
+        secret_access_key,
+        ca_file: Some(local_ca()),
+    })
+    .expect("object store opens")
+}

@@ -14,22 +14,10 @@
 
 use super::*;
 
-/// Content objects under `prefix` in the stack's bucket, as (key, size), read with the reader
-/// identity through the crate's own client.
+/// The keys of the content objects under `url`, read with the reader identity.
 async fn objects_under(url: &str) -> Vec<String> {
     use futures::TryStreamExt;
-    let (access_key_id, secret_access_key) = s3_credentials("reader");
-    let objects = bhiv_bucket::sink::store::ContentObjects::open(
-        &bhiv_bucket::sink::store::ObjectStoreConfig {
-            url: url.to_string(),
-            endpoint: Some(s3_endpoint()),
-            region: "us-east-1".into(),
-            access_key_id,
-            secret_access_key,
-            ca_file: Some(local_ca()),
-        },
-    )
-    .expect("object store opens");
+    let objects = content_objects(url, "reader");
     let mut keys: Vec<String> = objects
         .list()
         .map_ok(|m| m.location.to_string())
