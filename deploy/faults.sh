@@ -9,14 +9,14 @@
 #   --short   (default) one repetition of each fault, 2 000 intents: a few minutes
 #   --long    five repetitions of every fault, 100 000 intents each at 2 000/s open loop
 #             (docs/reliability.md; about an hour on two cores)
-#   --only    one fault: kill9 | state | restart3 | lost | rolling | scale | broker | cluster3 |
+#   --only    one fault: kill9 | state | restart3 | lost | lost-standby | rolling | scale | broker | cluster3 |
 #             redis | registry | postgres | s3 | netem
 #
 # Faults: kill -9 of gates and sink in loops; local state (kill -9 in store writes, stores deleted
 # or replaced by another gate's, the changelog topic deleted, an instance joining and leaving);
 # instance identity (three gates with stable ids and admin ports: kill -9 of one restarted with
-# its id, the busiest lost for good, a rolling SIGTERM restart, scale 3 -> 2 -> 3, each with its
-# recovery figures); single broker stop/start; one node of a three-node
+# its id, the busiest lost for good (without and with a standby replica per partition), a
+# rolling SIGTERM restart, scale 3 -> 2 -> 3, each with its recovery figures); single broker stop/start; one node of a three-node
 # KRaft cluster (deploy/local/cluster3.sh, RF 3, min ISR 2) SIGKILLed under load; Redis, the
 # registry and PostgreSQL stopped and restarted; the S3 server stopped and restarted under load
 # with content in objects, then the sink killed mid-upload (orphans collected, none referenced
@@ -50,7 +50,7 @@ while (( $# )); do
   shift
 done
 
-all=(kill9 state restart3 lost rolling scale broker redis registry postgres s3 netem cluster3)
+all=(kill9 state restart3 lost lost-standby rolling scale broker redis registry postgres s3 netem cluster3)
 if [[ -n "$only" ]]; then
   [[ " ${all[*]} " == *" $only "* ]] || { echo "unknown fault '$only' (one of: ${all[*]})" >&2; exit 2; }
   faults=("$only")
@@ -119,7 +119,7 @@ for fault, rs in by.items():
           f"| {max(r['gate_recovery_s'] for r in rs)} | {max(r['sink_recovery_s'] for r in rs)} "
           f"| {'all pass' if ok else 'FAILED'} |")
 keys = ["kill_to_first_decision_s", "readyz_to_first_decision_s", "sink_kill_to_first_write_s",
-        "lost_to_decided_elsewhere_s", "sigterm_to_exit_s", "longest_partition_pause_s"]
+        "lost_to_decided_elsewhere_s", "takeovers_from_standby", "sigterm_to_exit_s", "longest_partition_pause_s"]
 extra = [r for r in rows if any(k in r for k in keys)]
 if extra:
     print()
@@ -152,6 +152,7 @@ for f in "${faults[@]}"; do
   test_name="$(case $f in
     kill9) echo fault_kill9_loops ;; cluster3) echo fault_cluster3_node_lost ;; netem) echo fault_netem_latency ;;
     restart3) echo instances::fault_restart3_same_id ;; lost) echo instances::fault_lost_instance ;;
+    lost-standby) echo instances::fault_lost_instance_with_standbys ;;
     rolling) echo instances::fault_rolling_restart ;; scale) echo instances::fault_scale_down_and_up ;;
     s3) echo objects::fault_s3_outage_and_sink_killed_mid_upload ;;
     *) echo "fault_${f}_restart" ;; esac)"

@@ -381,6 +381,28 @@ impl Run {
         );
     }
 
+    /// The last lines of every gate's and the sink's log, without librdkafka's connection
+    /// noise: what a failure report needs to say which process stood still and why.
+    fn log_tails(&self) -> String {
+        let mut out = String::new();
+        for p in self.gates.iter().chain(self.sink.as_ref()) {
+            let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+                .join("logs")
+                .join(format!("{}.log", p.name));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            let kept: Vec<&str> = text
+                .lines()
+                .filter(|l| !l.contains("Connect to") && !l.contains("Global error"))
+                .collect();
+            out.push_str(&format!("--- {} (last 15 lines)\n", p.name));
+            for l in &kept[kept.len().saturating_sub(15)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+
     /// Panics (with the log's tail) if a gate or the sink exited on its own: not recovering is a
     /// failure of the scenario.
     fn check_alive(&mut self) {
@@ -417,7 +439,12 @@ impl Run {
                 break;
             }
             self.check_alive();
-            assert!(Instant::now() < deadline, "the gate did not catch up");
+            if Instant::now() >= deadline {
+                panic!(
+                    "the gate did not catch up: committed {c:?}, end offsets {ends:?}\n{}",
+                    self.log_tails()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         self.figures.gate_recovery = since.elapsed();

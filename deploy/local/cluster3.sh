@@ -67,6 +67,11 @@ transaction.state.log.min.isr=2
 share.coordinator.state.topic.replication.factor=3
 share.coordinator.state.topic.min.isr=2
 group.initial.rebalance.delay.ms=0
+# A producer lost inside a transaction pins the last stable offset of what it wrote until the
+# coordinator aborts the transaction: after its transaction.timeout.ms (the gate's: 15 s), at the
+# next scan for timed-out transactions. Kafka scans every 10 s by default; every 2 s here, as the
+# deployment guide recommends (docs/runbook.md, "A gate lost for good").
+transaction.abort.timed.out.transaction.cleanup.interval.ms=2000
 message.max.bytes=20971520
 replica.fetch.max.bytes=20971520
 socket.request.max.bytes=104857600

@@ -141,6 +141,7 @@ impl RunContext {
                     gate_id: id.clone(),
                     static_membership: false,
                     session_timeout: crate::kafka::membership::DEFAULT_SESSION_TIMEOUT,
+                    standby_replicas: 0,
                     topics,
                     policy: self.policy.clone(),
                     policy_text: String::new(),

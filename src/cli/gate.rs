@@ -87,6 +87,11 @@ pub(crate) struct GateArgs {
     /// Block cache of each partition's state store, MiB.
     #[arg(long, env = "BUCKET_STATE_CACHE_MB", default_value_t = 32)]
     state_cache_mb: u64,
+    /// Standby tasks: how many other instances keep a warm store of each partition, following
+    /// its state changelog, so that a partition whose owner is lost for good is taken over
+    /// without reading its whole changelog. Needs --state-dir (refused without it). 0: none.
+    #[arg(long, env = "BUCKET_STANDBY_REPLICAS", default_value_t = 0)]
+    standby_replicas: usize,
     #[command(flatten)]
     admin: AdminTokenArgs,
     #[command(flatten)]
@@ -95,6 +100,9 @@ pub(crate) struct GateArgs {
 
 /// Runs the gate on its own thread until SIGINT/SIGTERM, with SIGHUP reloading the policy.
 pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode> {
+    if a.standby_replicas > 0 && a.state_dir.is_none() {
+        anyhow::bail!("--standby-replicas needs --state-dir: standby tasks are local state stores");
+    }
     let (policy, policy_text) = bhiv_bucket::policy_file::load(&a.policy)?;
     let approvals = a.approvals.at_start(&a.policy, &policy_text)?;
     let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -137,6 +145,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         gate_id,
         static_membership: a.instance.static_membership,
         session_timeout: a.instance.session_timeout(),
+        standby_replicas: a.standby_replicas,
         topics,
         policy: Arc::new(policy),
         policy_text,

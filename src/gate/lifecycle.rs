@@ -15,6 +15,8 @@ pub enum TaskPhase {
     Restoring,
     /// Restored: its intents are decided as they arrive.
     Running,
+    /// Not assigned here: a warm copy of its store is kept for a quick takeover.
+    Standby,
 }
 
 /// Every partition assigned to this instance with its task's phase.
@@ -22,36 +24,44 @@ pub enum TaskPhase {
 pub struct Phases(BTreeMap<i32, TaskPhase>);
 
 impl Phases {
-    /// The phases of `assigned`, a partition running when `restored` says its task exists.
-    pub fn of(assigned: &[i32], restored: impl Fn(i32) -> bool) -> Phases {
-        Phases(
-            assigned
-                .iter()
-                .map(|&p| {
-                    let phase = if restored(p) {
-                        TaskPhase::Running
-                    } else {
-                        TaskPhase::Restoring
-                    };
-                    (p, phase)
-                })
-                .collect(),
-        )
+    /// The phases of `assigned`, a partition running when `restored` says its task exists,
+    /// and of the `standby` partitions not assigned here.
+    pub fn of(assigned: &[i32], restored: impl Fn(i32) -> bool, standby: &[i32]) -> Phases {
+        let mut phases: BTreeMap<i32, TaskPhase> =
+            (standby.iter()).map(|p| (*p, TaskPhase::Standby)).collect();
+        for &p in assigned {
+            let phase = if restored(p) {
+                TaskPhase::Running
+            } else {
+                TaskPhase::Restoring
+            };
+            phases.insert(p, phase);
+        }
+        Phases(phases)
     }
 
-    /// True when no partition is assigned (a spare member, or one still joining).
+    /// True when no partition is assigned (a spare member, or one still joining); standbys
+    /// do not count.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.values().all(|p| *p == TaskPhase::Standby)
     }
 
-    /// The partitions assigned here, in order.
+    /// The partitions assigned here (restoring or running), in order.
     pub fn assigned(&self) -> Vec<i32> {
-        self.0.keys().copied().collect()
+        (self.0.iter())
+            .filter(|(_, p)| **p != TaskPhase::Standby)
+            .map(|(n, _)| *n)
+            .collect()
+    }
+
+    /// The partitions kept warm for another owner, in order.
+    pub fn standby(&self) -> Vec<i32> {
+        self.partitions(TaskPhase::Standby)
     }
 
     /// True when every assigned partition is running (vacuously true with none).
     pub fn all_running(&self) -> bool {
-        self.0.values().all(|p| *p == TaskPhase::Running)
+        self.0.values().all(|p| *p != TaskPhase::Restoring)
     }
 
     /// The partitions still restoring, in order.
@@ -79,15 +89,19 @@ impl Phases {
     /// One line for the readiness body: what runs and what still restores.
     pub fn summary(&self) -> String {
         let restoring = self.restoring();
+        let assigned = self.assigned().len();
+        let standby = match self.standby().len() {
+            0 => String::new(),
+            n => format!("; {n} standby"),
+        };
         if self.is_empty() {
-            "no partitions assigned".to_string()
+            format!("no partitions assigned{standby}")
         } else if restoring.is_empty() {
-            format!("{} partitions restored and running", self.0.len())
+            format!("{assigned} partitions restored and running{standby}")
         } else {
             format!(
-                "restoring {} of {} partitions: {restoring:?}",
+                "restoring {} of {assigned} partitions: {restoring:?}{standby}",
                 restoring.len(),
-                self.0.len()
             )
         }
     }
@@ -99,19 +113,19 @@ mod tests {
 
     #[test]
     fn ready_only_when_every_assigned_partition_runs() {
-        let some = Phases::of(&[0, 3, 5], |p| p != 3);
+        let some = Phases::of(&[0, 3, 5], |p| p != 3, &[]);
         assert!(!some.all_running());
         assert_eq!(some.restoring(), vec![3]);
         assert_eq!(some.running(), vec![0, 5]);
         assert_eq!(some.summary(), "restoring 1 of 3 partitions: [3]");
-        let all = Phases::of(&[0, 3, 5], |_| true);
+        let all = Phases::of(&[0, 3, 5], |_| true, &[]);
         assert!(all.all_running());
         assert_eq!(all.summary(), "3 partitions restored and running");
     }
 
     #[test]
     fn no_partitions_is_empty_and_vacuously_running() {
-        let none = Phases::of(&[], |_| false);
+        let none = Phases::of(&[], |_| false, &[]);
         assert!(none.is_empty());
         assert!(none.all_running());
         assert_eq!(none.summary(), "no partitions assigned");
@@ -120,7 +134,20 @@ mod tests {
     #[test]
     fn tasks_of_partitions_not_assigned_do_not_count() {
         // A task kept for a partition no longer assigned is not reported.
-        let p = Phases::of(&[1], |p| p == 1 || p == 2);
+        let p = Phases::of(&[1], |p| p == 1 || p == 2, &[]);
         assert_eq!(p.iter().collect::<Vec<_>>(), vec![(1, TaskPhase::Running)]);
+    }
+
+    #[test]
+    fn standbys_are_reported_but_never_make_an_instance_unready() {
+        let p = Phases::of(&[0], |_| true, &[2, 0]);
+        // An assigned partition is never reported as a standby.
+        assert_eq!(p.standby(), vec![2]);
+        assert_eq!(p.assigned(), vec![0]);
+        assert!(p.all_running() && !p.is_empty());
+        assert_eq!(p.summary(), "1 partitions restored and running; 1 standby");
+        let spare = Phases::of(&[], |_| false, &[1]);
+        assert!(spare.is_empty());
+        assert_eq!(spare.summary(), "no partitions assigned; 1 standby");
     }
 }

@@ -15,6 +15,7 @@ pub mod policy_watch;
 pub mod rebalance;
 pub mod records;
 mod session;
+pub mod standby;
 pub mod store;
 pub mod task;
 pub mod txn;
@@ -98,6 +99,9 @@ pub struct GateOptions {
     pub static_membership: bool,
     /// How long the group waits for a silent member before moving its partitions.
     pub session_timeout: Duration,
+    /// Warm standby stores kept per partition on other instances (`--standby-replicas`; needs
+    /// `store`).
+    pub standby_replicas: usize,
     /// Topic names.
     pub topics: TopicNames,
     /// Policy in force at start.

@@ -15,7 +15,9 @@ use tracing::{info, warn};
 
 use super::changelog::{self, ChangelogError, Epoch, Head, Record};
 use super::records::OutRecord;
-use super::store::{Changes, Checkpoint, ExportCursor, StateStore, StoreError, StoreIdentity};
+use super::store::{
+    Changes, Checkpoint, ExportCursor, FollowProgress, StateStore, StoreError, StoreIdentity,
+};
 use super::task::{AuditSource, ChainHead, RestoreError, Task, read_links};
 use crate::core::state::{ArtifactKey, ReplayKey};
 use crate::kafka::read::{PartitionSource, ReadError};
@@ -66,6 +68,8 @@ pub struct RestoreStats {
     pub wiped: bool,
     /// The store was loaded from the state changelog (cold, without folding the audit log).
     pub from_changelog: bool,
+    /// That load completed a standby's store (only the changelog after its progress was read).
+    pub from_standby: bool,
 }
 
 impl Task {
@@ -409,20 +413,35 @@ pub fn restore_with_store(
                     "local state store checkpoint not confirmed by the audit log; wiping it"
                 );
             }
-            drop(task);
-            // A store without a checkpoint may hold half a load: start from an empty one.
-            let mut unreported = RestoreStats::default();
-            let report = if other.is_some() {
-                &mut stats
-            } else {
-                &mut unreported
+            // A standby's store followed the changelog's latest epoch: completed from where it
+            // stopped. Any other store without a checkpoint may hold half a load: start from an
+            // empty one.
+            let followed = match (other, task.persist.as_ref(), head.as_ref()) {
+                (None, Some(p), Some((epoch, _))) => (p.store.follow_progress())
+                    .map_err(store_err)?
+                    .filter(|f| f.epoch == *epoch),
+                _ => None,
             };
-            let (fresh, _) =
-                wipe_and_open(&dir, &identity, opts, window, report).map_err(store_err)?;
-            task = fresh;
-            match cold_from_changelog(src, &changelog, partition, head.as_ref(), &mut task)? {
+            if followed.is_none() {
+                drop(task);
+                let mut unreported = RestoreStats::default();
+                let report = if other.is_some() {
+                    &mut stats
+                } else {
+                    &mut unreported
+                };
+                let (fresh, _) =
+                    wipe_and_open(&dir, &identity, opts, window, report).map_err(store_err)?;
+                task = fresh;
+            }
+            let load = ColdLoad {
+                head: head.as_ref(),
+                followed,
+            };
+            match cold_from_changelog(src, &changelog, partition, load, &mut task)? {
                 Some(audit_offset) => {
                     stats.from_changelog = true;
+                    stats.from_standby = followed.is_some();
                     task = reopen(task, window).map_err(store_err)?;
                     Offset::Offset(audit_offset + 1)
                 }
@@ -469,6 +488,7 @@ pub fn restore_with_store(
         links_read = stats.links_read,
         warm = stats.warm,
         from_changelog = stats.from_changelog,
+        from_standby = stats.from_standby,
         changelog_current = epoch.is_some(),
         wiped = stats.wiped,
         artifacts = task.artifact_count(),
@@ -479,18 +499,27 @@ pub fn restore_with_store(
     Ok((task, stats))
 }
 
-/// Loads an empty store from the changelog when its latest head names the audit log's last
-/// committed link; returns that link's offset. `None` (nothing loaded that matters: the caller
-/// wipes) when there is no such head, the window is too large for the changelog's replay ring,
-/// or the changelog does not read back.
+/// What a cold load starts from: the changelog's latest head (with its epoch), and how far a
+/// standby's store already followed that epoch (None: the store is empty).
+#[derive(Debug, Clone, Copy)]
+struct ColdLoad<'a> {
+    head: Option<&'a (u64, Head)>,
+    followed: Option<FollowProgress>,
+}
+
+/// Loads the store from the changelog (all of it into an empty store, or the rest after a
+/// standby's progress) when its latest head names the audit log's last committed link; returns
+/// that link's offset. `None` (nothing loaded that matters: the caller wipes) when there is no
+/// such head, the window is too large for the changelog's replay ring, or the changelog does
+/// not read back.
 fn cold_from_changelog(
     src: AuditSource<'_>,
     changelog: &PartitionSource<'_>,
     partition: i32,
-    head: Option<&(u64, Head)>,
+    load: ColdLoad<'_>,
     task: &mut Task,
 ) -> Result<Option<i64>, RestoreError> {
-    let Some((epoch, head)) = head else {
+    let Some((epoch, head)) = load.head else {
         return Ok(None);
     };
     if head.replay_window > head.replay_ring {
@@ -517,11 +546,20 @@ fn cold_from_changelog(
     let Some(p) = task.persist.as_ref() else {
         return Ok(None);
     };
-    match changelog::read::load(changelog, *epoch, head, audit_offset, &p.store) {
+    match changelog::read::load(
+        changelog,
+        *epoch,
+        head,
+        audit_offset,
+        &p.store,
+        load.followed,
+    ) {
         Ok(entries) => {
             info!(
                 partition,
-                entries, "loaded the local state store from the state changelog"
+                entries,
+                standby = load.followed.is_some(),
+                "loaded the local state store from the state changelog"
             );
             Ok(Some(audit_offset))
         }

@@ -7,12 +7,21 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::error::KafkaResult;
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 use tracing::{info, warn};
+
+/// How long a failed session's consumer is served after it unsubscribes, so that librdkafka
+/// completes the revocation and sends LeaveGroup before the consumer closes (a static member
+/// closing sends none).
+const LEAVE_SERVE: Duration = Duration::from_millis(500);
+
+/// Longest a failed session waits for its partitions to be released before it closes anyway.
+const LEAVE_WAIT: Duration = Duration::from_secs(3);
 
 /// Partitions revoked during `poll`, waiting for the loop to finish its transaction.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -87,6 +96,46 @@ impl GateContext {
             tpl.add_partition(&revocation.topic, *p);
         }
         consumer.incremental_unassign(&tpl)
+    }
+
+    /// Takes this member out of the group after its session failed, before the next session
+    /// joins with the same instance id. A static member that comes back to a stable group gets
+    /// its last assignment with no rebalance, so the partitions a cooperative rebalance was
+    /// taking from the failed session (a revocation deferred to commit first) would stay with
+    /// no owner until the group's next rebalance. Completes a pending revocation, unsubscribes
+    /// (which gives up the rest; librdkafka then sends LeaveGroup, bounded by
+    /// its own 5 s timeout) and serves the consumer for [`LEAVE_SERVE`], longer while
+    /// something is still assigned, at most [`LEAVE_WAIT`].
+    pub fn leave_after_failure(consumer: &BaseConsumer<Self>) {
+        let context = consumer.context();
+        context.closing();
+        // Partitions librdkafka still counts as ours but the loop had let go of: a revocation
+        // deferred until the loop's commit, which failed. The rebalance waits for them.
+        let kept = context.assigned();
+        if let Ok(held) = consumer.assignment() {
+            let mut deferred = TopicPartitionList::new();
+            for e in held.elements() {
+                if !kept.contains(&e.partition()) {
+                    deferred.add_partition(e.topic(), e.partition());
+                }
+            }
+            if deferred.count() > 0
+                && let Err(e) = consumer.incremental_unassign(&deferred)
+            {
+                warn!(error = %e, "giving up the deferred revocation of a failed session");
+            }
+        }
+        consumer.unsubscribe();
+        let started = Instant::now();
+        while started.elapsed() < LEAVE_WAIT {
+            // Serves the revocation and the leave; nothing is consumed after unsubscribe.
+            let _ = consumer.poll(Duration::from_millis(50));
+            let released = consumer.assignment().map_or(true, |a| a.count() == 0);
+            if released && started.elapsed() >= LEAVE_SERVE {
+                break;
+            }
+        }
+        info!("failed session left the group; the next one joins as a new member");
     }
 
     fn set_control_chain(&self, parts: &[i32], owned: bool) {

@@ -70,7 +70,7 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
     let mut backoff = Duration::from_millis(200);
     loop {
         let result = Session::start(&opts, &registry, ids, &audit_reader, &rt, &mut watch)
-            .and_then(|mut s| s.run(&shutdown).map_err(|e| s.taken_over().unwrap_or(e)));
+            .and_then(|mut s| s.run(&shutdown).map_err(|e| s.failed(e, &shutdown)));
         match result {
             Ok(()) => return Ok(()),
             Err(
@@ -149,12 +149,25 @@ struct Session<'a> {
     /// The phases last reported to the observer (readiness, `/status`); None before the first
     /// report (readiness waits for it).
     phases: Option<Phases>,
+    /// One lock per partition's store, shared with the standby worker.
+    store_locks: Arc<super::standby::StoreLocks>,
+    /// Partitions whose stores the standby worker keeps warm.
+    warm: Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>,
+    /// The standby worker (`--standby-replicas`), stopped with the session.
+    standby: Option<(CancellationToken, std::thread::JoinHandle<()>)>,
 }
 
 impl Drop for Session<'_> {
-    /// The consumer closes right after: its last revocation must not wait for this loop.
+    /// The consumer closes right after: its last revocation must not wait for this loop. The
+    /// standby worker stops with its session.
     fn drop(&mut self) {
         self.consumer.context().closing();
+        if let Some((stop, worker)) = self.standby.take() {
+            stop.cancel();
+            if worker.join().is_err() {
+                warn!("standby worker panicked");
+            }
+        }
     }
 }
 
@@ -252,7 +265,55 @@ impl<'a> Session<'a> {
             sought: std::collections::HashSet::new(),
             unannounced: HashMap::new(),
             phases: None,
-        })
+            store_locks: Arc::default(),
+            warm: Arc::default(),
+            standby: None,
+        }
+        .with_standbys())
+    }
+
+    /// Starts the standby worker when standby replicas are asked for and stores are kept.
+    fn with_standbys(mut self) -> Session<'a> {
+        let Some(store) = self.store.clone() else {
+            return self;
+        };
+        if self.opts.standby_replicas == 0 {
+            return self;
+        }
+        let worker = super::standby::StandbyWorker {
+            brokers: self.opts.brokers.clone(),
+            group: self.opts.group_id.clone(),
+            client_id: format!("bucket-gate-{}", self.opts.gate_id),
+            replicas: self.opts.standby_replicas,
+            intents_topic: self.opts.topics.intents.clone(),
+            audit_topic: self.opts.topics.audit.clone(),
+            changelog_topic: self.opts.topics.changelog.clone(),
+            store,
+            context: Arc::clone(self.consumer.context()),
+            locks: Arc::clone(&self.store_locks),
+            warm: Arc::clone(&self.warm),
+            read_timeout: self.opts.restore_timeout,
+        };
+        let stop = CancellationToken::new();
+        match worker.spawn(stop.clone()) {
+            Ok(handle) => self.standby = Some((stop, handle)),
+            Err(e) => warn!(error = %e, "standby worker not started"),
+        }
+        self
+    }
+
+    /// Ends a failed session: the error to report (the instance taken over by another process,
+    /// else `e`) and, unless the instance stops, leaving the group so that the next session
+    /// joins as a new member ([`GateContext::leave_after_failure`]).
+    fn failed(&mut self, e: GateError, shutdown: &CancellationToken) -> GateError {
+        if let Some(taken) = self.taken_over() {
+            return taken;
+        }
+        let stops = matches!(e, GateError::Layout(_) | GateError::Encode(_));
+        if !stops && !shutdown.is_cancelled() {
+            GateContext::leave_after_failure(&self.consumer);
+        }
+        e
     }
 
     /// After a failed session: whether Kafka fenced this instance because another process runs
@@ -283,7 +344,11 @@ impl<'a> Session<'a> {
         if let Some(p) = assigned.iter().find(|p| !self.tasks.contains_key(p)) {
             self.ensure_task(*p)?;
         }
-        let phases = Phases::of(&assigned, |p| self.tasks.contains_key(&p));
+        let warm: Vec<i32> = match self.warm.lock() {
+            Ok(w) => w.iter().copied().collect(),
+            Err(_) => Vec::new(),
+        };
+        let phases = Phases::of(&assigned, |p| self.tasks.contains_key(&p), &warm);
         if self.phases.as_ref() != Some(&phases) {
             self.opts.telemetry.phases(&phases);
             self.phases = Some(phases);
@@ -576,6 +641,9 @@ impl<'a> Session<'a> {
         let policy = self.watch.current();
         let (mut task, stats) = match &self.store {
             Some(store) => {
+                // Waits for a standby round on this partition's store to finish.
+                let lock = self.store_locks.of(partition);
+                let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
                 let sources = RestoreSources {
                     audit: src,
                     changelog_topic: &self.opts.topics.changelog,

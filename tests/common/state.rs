@@ -150,7 +150,7 @@ pub fn changelog_matches_the_log(
         let dir = scratch.path().join(p.to_string());
         let identity = StoreIdentity::new("check", &topics.intents, &topics.audit, p);
         let store = StateStore::open(&dir, &identity, 8 << 20).map_err(|e| e.to_string())?;
-        changelog::read::load(&src, epoch, &head, 0, &store)
+        changelog::read::load(&src, epoch, &head, 0, &store, None)
             .map_err(|e| format!("partition {p}: {e}"))?;
         let (rebuilt, at_end) = rebuilt_until(topics, p, head.audit_next_seq);
         if (rebuilt.chain.next_seq, &rebuilt.chain.hash) != (head.audit_next_seq, &head.audit_hash)

@@ -218,11 +218,84 @@ async fn fault_restart3_same_id() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "kills a gate: run deploy/faults.sh"]
 async fn fault_lost_instance() {
+    lost_instance("lost", 0).await;
+}
+
+/// As `lost`, with standby tasks on every other gate (`--standby-replicas 2` of 3 gates): the
+/// group's assignor spreads a lost instance's partitions over the others without knowing where
+/// the standbys are, so only this makes every takeover complete a store kept warm from the
+/// state changelog.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "kills a gate: run deploy/faults.sh"]
+async fn fault_lost_instance_with_standbys() {
+    lost_instance("lost-standby", 2).await;
+}
+
+/// Log file of a process the run started.
+fn log_of(p: &Proc) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("logs")
+        .join(format!("{}.log", p.name))
+}
+
+/// Bytes in each gate's log now, by process name: where `standby_takeovers` starts reading.
+fn log_marks(run: &Run) -> HashMap<String, u64> {
+    run.gates
+        .iter()
+        .map(|g| {
+            let len = std::fs::metadata(log_of(g)).map(|m| m.len()).unwrap_or(0);
+            (g.name.clone(), len)
+        })
+        .collect()
+}
+
+/// Takeovers that completed a standby's store, in the gates' logs after `since`.
+fn standby_takeovers(run: &Run, since: &HashMap<String, u64>) -> usize {
+    run.gates
+        .iter()
+        .map(|g| {
+            let bytes = std::fs::read(log_of(g)).unwrap_or_default();
+            let from = since.get(&g.name).copied().unwrap_or(0) as usize;
+            let text = String::from_utf8_lossy(bytes.get(from..).unwrap_or_default());
+            text.lines()
+                .map(strip_ansi)
+                .filter(|l| {
+                    l.contains("restored partition task") && l.contains("from_standby=true")
+                })
+                .count()
+        })
+        .sum()
+}
+
+/// A log line without its terminal colour codes.
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ … letter
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+async fn lost_instance(fault: &'static str, standby_replicas: usize) {
     let _serial = serial().await;
     let k = knobs();
     for rep in 0..k.reps {
-        let mut run = Run::start("lost", rep, 3, false).await;
+        let mut run = Run::start(fault, rep, 3, false).await;
         run.with_admin(3);
+        if standby_replicas > 0 {
+            run.gate_env
+                .push(("BUCKET_STANDBY_REPLICAS", standby_replicas.to_string()));
+        }
         // The lost partitions move a session timeout (10 s) after the kill, which comes once
         // the three gates are ready: the load must outlast both.
         run.knobs.intents = run.knobs.intents.max(run.knobs.rate * 45);
@@ -236,12 +309,13 @@ async fn fault_lost_instance() {
         }
         let victim = (0..3).max_by_key(|i| owned[*i].len()).unwrap_or(0);
         run.fault_begins(&feeder);
+        let marks = log_marks(&run);
         let killed = now_ms();
         let mut gone = run.gates.remove(victim);
         gone.kill9();
         // Keep the remaining gates' indices stable for the checks in `finish`.
         eprintln!(
-            "[lost #{rep}] g{victim} (partitions {:?}) lost for good",
+            "[{fault} #{rep}] g{victim} (partitions {:?}) lost for good",
             owned[victim]
         );
         tokio::time::sleep(Duration::from_secs(15)).await;
@@ -291,6 +365,16 @@ async fn fault_lost_instance() {
             ));
         }
         run.note_figure("lost_to_decided_elsewhere_s", summary(&moved));
+        if standby_replicas > 0 {
+            // Every lost partition must have been taken over from a standby's store.
+            let from_standby = standby_takeovers(&run, &marks);
+            run.note_figure("takeovers_from_standby", serde_json::json!(from_standby));
+            assert!(
+                from_standby >= owned[victim].len(),
+                "{from_standby} of {} lost partitions taken over from a standby store",
+                owned[victim].len()
+            );
+        }
         run.finish(feeder).await;
     }
 }

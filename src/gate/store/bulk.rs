@@ -6,7 +6,10 @@ use std::collections::HashMap;
 use std::sync::PoisonError;
 
 use super::write::ReplayCounters;
-use super::{Checkpoint, META_CHECKPOINT, META_REPLAY, StateStore, StoreError, Table, codec, ids};
+use super::{
+    Checkpoint, META_CHECKPOINT, META_FOLLOW, META_REPLAY, StateStore, StoreError, Table, codec,
+    ids,
+};
 use crate::core::state::{ArtifactKey, OffenderState, ReplayKey, Usage};
 
 /// One piece of a partition's state, with its value in the store's own layout (so export and
@@ -205,6 +208,8 @@ impl StateStore {
         let mut w = self.engine.writer();
         w.put(Table::Meta, META_CHECKPOINT, checkpoint.encode()?);
         w.put(Table::Meta, META_REPLAY, replay.encode());
+        // A followed store completed by a takeover is a decided store from now on.
+        w.remove(Table::Meta, META_FOLLOW);
         self.engine.commit(w)?;
         self.engine.sync()?;
         *self.replay.lock().unwrap_or_else(PoisonError::into_inner) = replay;

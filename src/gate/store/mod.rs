@@ -12,6 +12,7 @@ pub mod bulk;
 pub mod changes;
 pub mod codec;
 pub mod engine;
+pub mod follow;
 pub mod ids;
 pub mod meta;
 mod positions;
@@ -31,6 +32,7 @@ use crate::core::state::{ArtifactKey, ArtifactRecord, OffenderState, ReplayKey, 
 pub use bulk::{ExportCursor, StateEntry};
 pub use changes::Changes;
 pub use engine::Table;
+pub use follow::FollowProgress;
 pub use meta::{Checkpoint, STORE_GENERATION, StoreIdentity};
 
 use engine::Engine;
@@ -42,6 +44,8 @@ const META_IDENTITY: &[u8] = b"identity";
 const META_CHECKPOINT: &[u8] = b"checkpoint";
 /// Meta key of the replay window's counters.
 const META_REPLAY: &[u8] = b"replay";
+/// Meta key of a following (standby) store's progress through its changelog.
+const META_FOLLOW: &[u8] = b"follow";
 
 /// Why the store failed or was refused.
 #[derive(Debug, thiserror::Error)]
