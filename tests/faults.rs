@@ -218,6 +218,11 @@ struct Run {
     sink_db: String,
     gates: Vec<Proc>,
     sink: Option<Proc>,
+    /// More sink instances (`s1`, …) beside `sink` (`s0`), each with its own id, as a
+    /// multi-instance deployment runs them; they are checked and stopped with the rest.
+    more_sinks: Vec<Proc>,
+    /// Sink instances `load` starts (at least one).
+    sink_count: usize,
     spawned: usize,
     producer: Arc<IntentProducer>,
     fault_start: Option<Instant>,
@@ -258,6 +263,8 @@ impl Run {
             topics,
             gates: Vec::new(),
             sink: None,
+            more_sinks: Vec::new(),
+            sink_count: 1,
             spawned: 0,
             producer: Arc::new(producer),
             fault_start: None,
@@ -312,6 +319,11 @@ impl Run {
     }
 
     fn spawn_sink(&mut self) -> Proc {
+        self.spawn_sink_as("s0")
+    }
+
+    /// Starts a sink instance with id `id`.
+    fn spawn_sink_as(&mut self, id: &str) -> Proc {
         self.spawned += 1;
         let mut env = vec![
             ("BUCKET_TOPIC_SUFFIX", self.sfx.clone()),
@@ -329,7 +341,7 @@ impl Run {
                 "--group",
                 &self.sink_group,
                 "--instance-id",
-                "s0",
+                id,
             ],
             &env,
         )
@@ -344,6 +356,10 @@ impl Run {
         }
         let sink = self.spawn_sink();
         self.sink = Some(sink);
+        for i in 1..self.sink_count {
+            let more = self.spawn_sink_as(&format!("s{i}"));
+            self.more_sinks.push(more);
+        }
         let records = mixed_workload(&self.producer, self.knobs.intents, seed);
         let feeder = Feeder::start(self.producer.clone(), records, self.knobs.rate);
         let quarter = feeder.total / 4;
@@ -385,7 +401,12 @@ impl Run {
     /// noise: what a failure report needs to say which process stood still and why.
     fn log_tails(&self) -> String {
         let mut out = String::new();
-        for p in self.gates.iter().chain(self.sink.as_ref()) {
+        for p in self
+            .gates
+            .iter()
+            .chain(self.sink.as_ref())
+            .chain(&self.more_sinks)
+        {
             let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
                 .join("logs")
                 .join(format!("{}.log", p.name));
@@ -406,7 +427,9 @@ impl Run {
     /// Panics (with the log's tail) if a gate or the sink exited on its own: not recovering is a
     /// failure of the scenario.
     fn check_alive(&mut self) {
-        let procs = self.gates.iter_mut().chain(self.sink.as_mut());
+        let procs = (self.gates.iter_mut())
+            .chain(self.sink.as_mut())
+            .chain(self.more_sinks.iter_mut());
         for p in procs {
             if let Ok(Some(status)) = p.child.try_wait() {
                 let log = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
@@ -582,6 +605,9 @@ impl Run {
             g.terminate(Duration::from_secs(20));
         }
         if let Some(s) = self.sink.as_mut() {
+            s.terminate(Duration::from_secs(20));
+        }
+        for s in &mut self.more_sinks {
             s.terminate(Duration::from_secs(20));
         }
     }

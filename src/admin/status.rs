@@ -56,6 +56,8 @@ pub async fn json(State(state): State<AdminState>) -> Response {
                     .map(|(code, n)| serde_json::json!({"code": code, "count": n}))
                     .collect::<Vec<_>>(),
                 "tasks": b.phases,
+                // The restore running now (its partition is `restoring` in `tasks`).
+                "restore": crate::gate::lifecycle::RESTORE_PROGRESS.now(),
                 "quotas": b.quotas,
                 "cooling_off": b.cooling_off,
                 "governance": b.governance,

@@ -4,6 +4,7 @@
 //! a member with no partitions (more members than partitions) is a ready spare.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI32, AtomicI64, AtomicU64, Ordering};
 
 use serde::Serialize;
 
@@ -107,6 +108,75 @@ impl Phases {
     }
 }
 
+/// How far the partition restore running now has read, for `/status`: while the loop restores a
+/// partition it reports nothing else, and a restore from a long audit log can take minutes.
+/// Records are counted as they are read (audit links folded, changelog entries loaded). One per
+/// process: a process runs one gate.
+pub static RESTORE_PROGRESS: RestoreMeter = RestoreMeter::new();
+
+/// A restore's progress: which partition, since when, how many records read.
+#[derive(Debug)]
+pub struct RestoreMeter {
+    partition: AtomicI32,
+    records: AtomicU64,
+    started_ms: AtomicI64,
+}
+
+/// What `/status` shows of the restore running now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RestoreProgress {
+    /// The partition being restored.
+    pub partition: i32,
+    /// Records read so far (audit links and changelog entries).
+    pub records_read: u64,
+    /// Wall-clock start, ms since the epoch.
+    pub started_ms: i64,
+}
+
+impl RestoreMeter {
+    /// No restore running.
+    pub const fn new() -> RestoreMeter {
+        RestoreMeter {
+            partition: AtomicI32::new(-1),
+            records: AtomicU64::new(0),
+            started_ms: AtomicI64::new(0),
+        }
+    }
+
+    /// A restore of `partition` starts at `now_ms`.
+    pub fn begin(&self, partition: i32, now_ms: i64) {
+        self.records.store(0, Ordering::Relaxed);
+        self.started_ms.store(now_ms, Ordering::Relaxed);
+        self.partition.store(partition, Ordering::Release);
+    }
+
+    /// One more record read.
+    pub fn read_one(&self) {
+        self.records.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The restore is over (done or failed).
+    pub fn end(&self) {
+        self.partition.store(-1, Ordering::Release);
+    }
+
+    /// The restore running now, if any.
+    pub fn now(&self) -> Option<RestoreProgress> {
+        let partition = self.partition.load(Ordering::Acquire);
+        (partition >= 0).then(|| RestoreProgress {
+            partition,
+            records_read: self.records.load(Ordering::Relaxed),
+            started_ms: self.started_ms.load(Ordering::Relaxed),
+        })
+    }
+}
+
+impl Default for RestoreMeter {
+    fn default() -> Self {
+        RestoreMeter::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +219,30 @@ mod tests {
         let spare = Phases::of(&[], |_| false, &[1]);
         assert!(spare.is_empty());
         assert_eq!(spare.summary(), "no partitions assigned; 1 standby");
+    }
+
+    #[test]
+    fn the_restore_meter_counts_while_a_restore_runs() {
+        let m = RestoreMeter::new();
+        assert_eq!(m.now(), None);
+        m.begin(3, 1_000);
+        m.read_one();
+        m.read_one();
+        assert_eq!(
+            m.now(),
+            Some(RestoreProgress {
+                partition: 3,
+                records_read: 2,
+                started_ms: 1_000
+            })
+        );
+        m.end();
+        assert_eq!(m.now(), None);
+        m.begin(1, 2_000);
+        assert_eq!(
+            m.now().map(|p| p.records_read),
+            Some(0),
+            "counts from zero again"
+        );
     }
 }

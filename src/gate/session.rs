@@ -632,34 +632,10 @@ impl<'a> Session<'a> {
             self.commit()?;
         }
         let started = Instant::now();
-        let src = AuditSource {
-            brokers: &self.opts.brokers,
-            topic: &self.opts.topics.audit,
-            timeout: self.opts.restore_timeout,
-            reader: self.audit_reader,
-        };
-        let policy = self.watch.current();
-        let (mut task, stats) = match &self.store {
-            Some(store) => {
-                // Waits for a standby round on this partition's store to finish.
-                let lock = self.store_locks.of(partition);
-                let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-                let sources = RestoreSources {
-                    audit: src,
-                    changelog_topic: &self.opts.topics.changelog,
-                };
-                restore_with_store(sources, partition, policy, store)?
-            }
-            None => {
-                let task = restore(src, partition, policy)?;
-                let read = u64::try_from(task.chain.next_seq).unwrap_or(0);
-                let stats = RestoreStats {
-                    links_read: read,
-                    ..RestoreStats::default()
-                };
-                (task, stats)
-            }
-        };
+        super::lifecycle::RESTORE_PROGRESS.begin(partition, now_ms());
+        let restored = self.restore_task(partition);
+        super::lifecycle::RESTORE_PROGRESS.end();
+        let (mut task, stats) = restored?;
         let resume = self.group_position(partition)?;
         if !task.changelog_current() {
             let epoch = self.copy_to_changelog(partition, &task, resume)?;
@@ -681,6 +657,40 @@ impl<'a> Session<'a> {
         self.tasks.insert(partition, task);
         self.unannounced.insert(partition, event);
         Ok(())
+    }
+
+    /// Restores `partition`'s task from its store, the changelog or the audit log (what
+    /// [`Session::ensure_task`] announces).
+    fn restore_task(&self, partition: i32) -> Result<(Task, RestoreStats), GateError> {
+        let src = AuditSource {
+            brokers: &self.opts.brokers,
+            topic: &self.opts.topics.audit,
+            timeout: self.opts.restore_timeout,
+            reader: self.audit_reader,
+        };
+        let policy = self.watch.current();
+        let restored = match &self.store {
+            Some(store) => {
+                // Waits for a standby round on this partition's store to finish.
+                let lock = self.store_locks.of(partition);
+                let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+                let sources = RestoreSources {
+                    audit: src,
+                    changelog_topic: &self.opts.topics.changelog,
+                };
+                restore_with_store(sources, partition, policy, store)?
+            }
+            None => {
+                let task = restore(src, partition, policy)?;
+                let read = u64::try_from(task.chain.next_seq).unwrap_or(0);
+                let stats = RestoreStats {
+                    links_read: read,
+                    ..RestoreStats::default()
+                };
+                (task, stats)
+            }
+        };
+        Ok(restored)
     }
 
     /// Writes a restored task's whole state into the changelog under a new epoch, in

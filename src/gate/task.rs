@@ -369,6 +369,7 @@ pub fn read_links(
         timeout: src.timeout,
     };
     let read = source.read(start, |m| {
+        super::lifecycle::RESTORE_PROGRESS.read_one();
         let offset = m.offset();
         let corrupt = |problem: String| RestoreError::Corrupt {
             partition,

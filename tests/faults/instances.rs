@@ -4,8 +4,8 @@
 //! is read back from the audit log (each decision link names its gate and carries the gate's
 //! clock) and from the sink's table, and written into the results line:
 //!
-//! - `restart3`: `kill -9` of one gate of three (and the sink), restarted at once with the same
-//!   id: kill → the restarted instance's first decision, `/readyz` 200 → that decision, kill →
+//! - `restart3`: `kill -9` of one gate of three (and of one sink of two), restarted at once with
+//!   the same id: kill → the restarted instance's first decision, `/readyz` 200 → that decision, kill →
 //!   the sink's first write.
 //! - `lost`: the gate holding the most partitions killed and not restarted: kill → each of its
 //!   partitions decided elsewhere (the other gate's clock), and kill → those decisions visible
@@ -149,7 +149,7 @@ impl Run {
     }
 }
 
-/// Kill -9 of one gate of three (in turn) and of the sink, each restarted at once with its id.
+/// Kill -9 of one gate of three (in turn) and of sink `s0` of two, each restarted at once with its id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "kills gates and the sink: run deploy/faults.sh"]
 async fn fault_restart3_same_id() {
@@ -158,6 +158,8 @@ async fn fault_restart3_same_id() {
     for rep in 0..k.reps {
         let mut run = Run::start("restart3", rep, 3, false).await;
         run.with_admin(3);
+        // Two sinks with their own ids: `s0` is killed with the gate, `s1` keeps running.
+        run.sink_count = 2;
         let feeder = run.load(300 + rep as u64).await;
         run.fault_begins(&feeder);
         let mut kills = Vec::new();
@@ -178,13 +180,13 @@ async fn fault_restart3_same_id() {
             run.sink = Some(run.spawn_sink());
             let ready = run.ready_at(victim, Duration::from_secs(60)).await;
             eprintln!(
-                "[restart3 #{rep}] round {round}: g{victim} and the sink killed and restarted; ready after {:?} ms",
+                "[restart3 #{rep}] round {round}: g{victim} and sink s0 killed and restarted; ready after {:?} ms",
                 ready.map(|r| r - killed)
             );
             kills.push((victim, killed, ready));
         }
         run.figures.note = format!(
-            "{} rounds: kill -9 of one of 3 gates + the sink, restarted with the same ids",
+            "{} rounds: kill -9 of one of 3 gates + sink s0 of 2, restarted with the same ids",
             k.kills
         );
         run.catch_up(Instant::now()).await;

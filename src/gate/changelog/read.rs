@@ -70,6 +70,7 @@ pub fn load(
         let mut chunk = Vec::with_capacity(IMPORT_CHUNK);
         let start = resume.map_or(Offset::Beginning, |r| Offset::Offset(r.next_offset));
         let read = src.read(start, |m| {
+            crate::gate::lifecycle::RESTORE_PROGRESS.read_one();
             let (e, record) =
                 codec::decode(m.key().unwrap_or_default(), m.payload().unwrap_or_default())?;
             match record {
