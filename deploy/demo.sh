@@ -13,7 +13,7 @@ step() { printf '\n==> %s\n' "$*"; }
 
 stop_services() {
   local pidfile svc
-  for pidfile in "$RUN"/gate*.pid "$RUN"/sink.pid "$RUN"/api.pid "$RUN"/tiles.pid; do
+  for pidfile in "$RUN"/gate*.pid "$RUN"/sink*.pid "$RUN"/api.pid "$RUN"/tiles.pid; do
     [[ -e "$pidfile" ]] || continue
     svc="$(basename "$pidfile" .pid)"
     if [[ -s "$pidfile" ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
@@ -46,16 +46,20 @@ step "policy approvals (bucket policy check deploy/policy.toml --approvers ...)"
 
 # BUCKET_DEMO_GATES=N runs N gate instances as a StatefulSet would: ids gate-0..gate-<N-1>, each
 # with its own state directory and admin port (gate-0 on :9600, gate-i on :961i)
-# (docs/runbook.md, "Instance ids").
+# (docs/runbook.md, "Instance ids"); BUCKET_DEMO_STANDBYS=K gives each partition K standby
+# tasks on the other gates (--standby-replicas). BUCKET_DEMO_SINKS=M runs M sinks, ids
+# sink-0..sink-<M-1> (sink-0's admin on :9601, sink-i on :962i).
 GATES="${BUCKET_DEMO_GATES:-1}"
-step "gate ($GATES instance(s)) and sink"
+SINKS="${BUCKET_DEMO_SINKS:-1}"
+STANDBYS="${BUCKET_DEMO_STANDBYS:-0}"
+step "gate ($GATES instance(s), $STANDBYS standby replica(s)) and sink ($SINKS instance(s))"
 stop_services
 for i in $(seq 0 $((GATES - 1))); do
   name=gate; admin=127.0.0.1:9600
   if (( i > 0 )); then name="gate-$i"; admin="127.0.0.1:$((9610 + i))"; fi
   setsid nohup "$BIN" gate --instance-id "gate-$i" --policy deploy/policy.toml "${PIN[@]}" \
     --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
-    --state-dir "$RUN/state/gate-$i" --admin-addr "$admin" \
+    --state-dir "$RUN/state/gate-$i" --admin-addr "$admin" --standby-replicas "$STANDBYS" \
     >"$RUN/$name.log" 2>&1 < /dev/null &
   echo $! >"$RUN/$name.pid"
   echo "gate-$i pid $(cat "$RUN/$name.pid"), log $RUN/$name.log, admin http://$admin/status"
@@ -64,11 +68,16 @@ done
 # write the bucket, the read API with the one that may only read it (deploy/local/s3.sh).
 S3=(BUCKET_CONTENT_STORE="$BUCKET_CONTENT_STORE_URL" BUCKET_S3_ENDPOINT="$BUCKET_S3_ENDPOINT"
     BUCKET_S3_CA_FILE="$BUCKET_LOCAL_CA")
-env "${S3[@]}" BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_SINK_ACCESS_KEY_ID" \
-  BUCKET_S3_SECRET_ACCESS_KEY="$BUCKET_S3_SINK_SECRET_ACCESS_KEY" \
-  setsid nohup "$BIN" sink --migrate --instance-id sink-0 >"$RUN/sink.log" 2>&1 < /dev/null &
-echo $! >"$RUN/sink.pid"
-echo "sink-0 pid $(cat "$RUN/sink.pid"), log $RUN/sink.log"
+for i in $(seq 0 $((SINKS - 1))); do
+  name=sink; admin=127.0.0.1:9601
+  if (( i > 0 )); then name="sink-$i"; admin="127.0.0.1:$((9620 + i))"; fi
+  env "${S3[@]}" BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_SINK_ACCESS_KEY_ID" \
+    BUCKET_S3_SECRET_ACCESS_KEY="$BUCKET_S3_SINK_SECRET_ACCESS_KEY" \
+    setsid nohup "$BIN" sink --migrate --instance-id "sink-$i" --admin-addr "$admin" \
+    >"$RUN/$name.log" 2>&1 < /dev/null &
+  echo $! >"$RUN/$name.pid"
+  echo "sink-$i pid $(cat "$RUN/$name.pid"), log $RUN/$name.log, admin http://$admin/status"
+done
 
 step "wait for readiness (/readyz: every assigned partition restored and deciding)"
 for _ in $(seq 1 600); do curl -fs http://127.0.0.1:9600/readyz >/dev/null 2>&1 && break; sleep 0.1; done
