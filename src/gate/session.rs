@@ -149,25 +149,15 @@ struct Session<'a> {
     /// The phases last reported to the observer (readiness, `/status`); None before the first
     /// report (readiness waits for it).
     phases: Option<Phases>,
-    /// One lock per partition's store, shared with the standby worker.
-    store_locks: Arc<super::standby::StoreLocks>,
-    /// Partitions whose stores the standby worker keeps warm.
-    warm: Arc<std::sync::Mutex<std::collections::BTreeSet<i32>>>,
-    /// The standby worker (`--standby-replicas`), stopped with the session.
-    standby: Option<(CancellationToken, std::thread::JoinHandle<()>)>,
+    /// Standby tasks (`--standby-replicas`): their worker, stopped with the session, and the
+    /// store locks the loop's restores share with it.
+    standbys: super::standby::Standbys,
 }
 
 impl Drop for Session<'_> {
-    /// The consumer closes right after: its last revocation must not wait for this loop. The
-    /// standby worker stops with its session.
+    /// The consumer closes right after: its last revocation must not wait for this loop.
     fn drop(&mut self) {
         self.consumer.context().closing();
-        if let Some((stop, worker)) = self.standby.take() {
-            stop.cancel();
-            if worker.join().is_err() {
-                warn!("standby worker panicked");
-            }
-        }
     }
 }
 
@@ -233,6 +223,11 @@ impl<'a> Session<'a> {
             s.intents_topic = opts.topics.intents.clone();
             s
         });
+        let standbys = super::standby::Standbys::start(
+            opts,
+            store.as_ref(),
+            Arc::clone(consumer.context()),
+        );
         info!(
             group = %opts.group_id,
             gate = %opts.gate_id,
@@ -265,41 +260,8 @@ impl<'a> Session<'a> {
             sought: std::collections::HashSet::new(),
             unannounced: HashMap::new(),
             phases: None,
-            store_locks: Arc::default(),
-            warm: Arc::default(),
-            standby: None,
-        }
-        .with_standbys())
-    }
-
-    /// Starts the standby worker when standby replicas are asked for and stores are kept.
-    fn with_standbys(mut self) -> Session<'a> {
-        let Some(store) = self.store.clone() else {
-            return self;
-        };
-        if self.opts.standby_replicas == 0 {
-            return self;
-        }
-        let worker = super::standby::StandbyWorker {
-            brokers: self.opts.brokers.clone(),
-            group: self.opts.group_id.clone(),
-            client_id: format!("bucket-gate-{}", self.opts.gate_id),
-            replicas: self.opts.standby_replicas,
-            intents_topic: self.opts.topics.intents.clone(),
-            audit_topic: self.opts.topics.audit.clone(),
-            changelog_topic: self.opts.topics.changelog.clone(),
-            store,
-            context: Arc::clone(self.consumer.context()),
-            locks: Arc::clone(&self.store_locks),
-            warm: Arc::clone(&self.warm),
-            read_timeout: self.opts.restore_timeout,
-        };
-        let stop = CancellationToken::new();
-        match worker.spawn(stop.clone()) {
-            Ok(handle) => self.standby = Some((stop, handle)),
-            Err(e) => warn!(error = %e, "standby worker not started"),
-        }
-        self
+            standbys,
+        })
     }
 
     /// Ends a failed session: the error to report (the instance taken over by another process,
@@ -344,10 +306,7 @@ impl<'a> Session<'a> {
         if let Some(p) = assigned.iter().find(|p| !self.tasks.contains_key(p)) {
             self.ensure_task(*p)?;
         }
-        let warm: Vec<i32> = match self.warm.lock() {
-            Ok(w) => w.iter().copied().collect(),
-            Err(_) => Vec::new(),
-        };
+        let warm = self.standbys.warm();
         let phases = Phases::of(&assigned, |p| self.tasks.contains_key(&p), &warm);
         if self.phases.as_ref() != Some(&phases) {
             self.opts.telemetry.phases(&phases);
@@ -672,7 +631,7 @@ impl<'a> Session<'a> {
         let restored = match &self.store {
             Some(store) => {
                 // Waits for a standby round on this partition's store to finish.
-                let lock = self.store_locks.of(partition);
+                let lock = self.standbys.store_lock(partition);
                 let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
                 let sources = RestoreSources {
                     audit: src,

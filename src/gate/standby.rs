@@ -38,11 +38,11 @@ const DESCRIBE_TIMEOUT: Duration = Duration::from_secs(5);
 /// One lock per partition's store: the loop's restore and the standby worker never open the
 /// same store at once.
 #[derive(Debug, Default)]
-pub struct StoreLocks(Mutex<HashMap<i32, Arc<Mutex<()>>>>);
+struct StoreLocks(Mutex<HashMap<i32, Arc<Mutex<()>>>>);
 
 impl StoreLocks {
     /// The lock of `partition`'s store (hold it while the store is open).
-    pub fn of(&self, partition: i32) -> Arc<Mutex<()>> {
+    fn of(&self, partition: i32) -> Arc<Mutex<()>> {
         let mut all = self.0.lock().unwrap_or_else(|p| p.into_inner());
         all.entry(partition).or_default().clone()
     }
@@ -76,8 +76,82 @@ pub fn standby_partitions(
         .collect()
 }
 
+/// A session's standby tasks: the worker (when `--standby-replicas` and stores are on),
+/// stopped and joined when this is dropped, and the store locks the loop's restores share with
+/// it.
+pub struct Standbys {
+    locks: Arc<StoreLocks>,
+    warm: Arc<Mutex<BTreeSet<i32>>>,
+    worker: Option<(CancellationToken, JoinHandle<()>)>,
+}
+
+impl Standbys {
+    /// Starts the worker of a gate session whose consumer's context is `context`, if the
+    /// options ask for standbys and `store` says where stores live.
+    pub fn start(
+        opts: &super::GateOptions,
+        store: Option<&StoreOptions>,
+        context: Arc<GateContext>,
+    ) -> Standbys {
+        let mut standbys = Standbys {
+            locks: Arc::default(),
+            warm: Arc::default(),
+            worker: None,
+        };
+        let Some(store) = store.filter(|_| opts.standby_replicas > 0) else {
+            return standbys;
+        };
+        let worker = StandbyWorker {
+            brokers: opts.brokers.clone(),
+            group: opts.group_id.clone(),
+            client_id: format!("bucket-gate-{}", opts.gate_id),
+            replicas: opts.standby_replicas,
+            intents_topic: opts.topics.intents.clone(),
+            audit_topic: opts.topics.audit.clone(),
+            changelog_topic: opts.topics.changelog.clone(),
+            store: store.clone(),
+            context,
+            locks: Arc::clone(&standbys.locks),
+            warm: Arc::clone(&standbys.warm),
+            read_timeout: opts.restore_timeout,
+        };
+        let stop = CancellationToken::new();
+        match worker.spawn(stop.clone()) {
+            Ok(handle) => standbys.worker = Some((stop, handle)),
+            Err(e) => warn!(error = %e, "standby worker not started"),
+        }
+        standbys
+    }
+
+    /// The lock of `partition`'s store: held by a restore, it waits for a standby round on
+    /// that store to finish.
+    pub fn store_lock(&self, partition: i32) -> Arc<Mutex<()>> {
+        self.locks.of(partition)
+    }
+
+    /// The partitions whose stores are warm here, in order.
+    pub fn warm(&self) -> Vec<i32> {
+        match self.warm.lock() {
+            Ok(w) => w.iter().copied().collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+}
+
+impl Drop for Standbys {
+    /// The worker stops with its session.
+    fn drop(&mut self) {
+        if let Some((stop, worker)) = self.worker.take() {
+            stop.cancel();
+            if worker.join().is_err() {
+                warn!("standby worker panicked");
+            }
+        }
+    }
+}
+
 /// What the worker needs from the gate.
-pub struct StandbyWorker {
+struct StandbyWorker {
     /// Kafka bootstrap servers.
     pub brokers: String,
     /// The gate's consumer group.
@@ -106,7 +180,7 @@ pub struct StandbyWorker {
 
 impl StandbyWorker {
     /// Runs on a thread of its own until `stop` is cancelled.
-    pub fn spawn(self, stop: CancellationToken) -> std::io::Result<JoinHandle<()>> {
+    fn spawn(self, stop: CancellationToken) -> std::io::Result<JoinHandle<()>> {
         std::thread::Builder::new()
             .name("gate-standby".into())
             .spawn(move || self.run(&stop))
