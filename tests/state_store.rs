@@ -15,7 +15,7 @@ use std::time::Duration;
 use bhiv_bucket::gate::store::StateStore;
 use bhiv_bucket::produce::IntentProducer;
 use common::state::{
-    Expect, changelog_matches_the_log, copy_dir, recreate_topic,
+    Expect, changelog_matches_the_log, copy_dir, followed_stores_match_the_log, recreate_topic,
     stores_match_the_log as stores_match,
 };
 use common::*;
@@ -62,10 +62,22 @@ fn since(
 }
 
 /// Every partition's store in `dir` equals the audit log's recomputation (see
-/// `common::state`), and so does the state changelog.
-fn stores_match_the_log(dir: &Path, topics: &bhiv_bucket::gate::TopicNames, expect: Expect) {
+/// `common::state`), and so does the state changelog, and so does a standby's store of each
+/// partition (in `standby`, followed one more round at every call) once completed as a takeover
+/// completes it.
+fn stores_match_the_log(
+    dir: &Path,
+    standby: &Path,
+    topics: &bhiv_bucket::gate::TopicNames,
+    expect: Expect,
+) {
     stores_match(dir, topics, PARTITIONS, expect).unwrap();
     changelog_matches_the_log(topics, PARTITIONS, true).unwrap();
+    let followed = followed_stores_match_the_log(topics, PARTITIONS, standby).unwrap();
+    assert_eq!(
+        followed, PARTITIONS as usize,
+        "every partition has a warm standby store"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -75,6 +87,8 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
     let group = format!("gate{sfx}");
     let dir: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("state{sfx}"));
     let _ = std::fs::remove_dir_all(&dir);
+    // A standby's stores, followed across the whole scenario (new epochs included).
+    let standby = tempfile::TempDir::new().unwrap();
     let producer = IntentProducer::connect(&brokers(), &registry(), &topics.intents)
         .await
         .unwrap();
@@ -85,7 +99,7 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
     produced.extend(produce_all(&producer, mixed_workload(&producer, 800, 111)).await);
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     assert!(gate.terminate(Duration::from_secs(30)));
-    stores_match_the_log(&dir, &topics, Expect::Current);
+    stores_match_the_log(&dir, standby.path(), &topics, Expect::Current);
     let cold = starts(&topics.audit, "g1");
     assert!(cold.values().all(|d| d["warm"] == false), "{cold:?}");
 
@@ -122,7 +136,7 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
         wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     }
     assert!(gate.terminate(Duration::from_secs(30)));
-    stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
+    stores_match_the_log(&dir, standby.path(), &topics, Expect::UpToItsCheckpoint);
 
     // 4. The stores are lost: rebuilt from the audit log (cold), and equal to it again.
     std::fs::remove_dir_all(&dir).unwrap();
@@ -140,7 +154,7 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
         assert_eq!(d["replayed_links"], 0, "{d}");
         assert!(d["artifacts"].as_u64().unwrap() > 0, "{d}");
     }
-    stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
+    stores_match_the_log(&dir, standby.path(), &topics, Expect::UpToItsCheckpoint);
 
     // 5. A foreign store (partition 0's, put where partition 1's belongs) is refused and
     // rebuilt; partition 0's own store restores warm.
@@ -168,7 +182,7 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
             "{d}"
         );
     }
-    stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
+    stores_match_the_log(&dir, standby.path(), &topics, Expect::UpToItsCheckpoint);
 
     // 6. The changelog topic is deleted and created again empty, and the stores are lost:
     // rebuilt from the audit log, which writes the changelog again (a new epoch); lose the
@@ -186,7 +200,7 @@ async fn stores_restore_warm_survive_kills_and_rebuild_when_lost() {
         for d in &after {
             assert_eq!(d["restored_from"], expected, "{d}");
         }
-        stores_match_the_log(&dir, &topics, Expect::UpToItsCheckpoint);
+        stores_match_the_log(&dir, standby.path(), &topics, Expect::UpToItsCheckpoint);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

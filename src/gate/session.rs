@@ -223,11 +223,8 @@ impl<'a> Session<'a> {
             s.intents_topic = opts.topics.intents.clone();
             s
         });
-        let standbys = super::standby::Standbys::start(
-            opts,
-            store.as_ref(),
-            Arc::clone(consumer.context()),
-        );
+        let standbys =
+            super::standby::Standbys::start(opts, store.as_ref(), Arc::clone(consumer.context()));
         info!(
             group = %opts.group_id,
             gate = %opts.gate_id,

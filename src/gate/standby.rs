@@ -14,6 +14,7 @@
 //! the worker skips partitions assigned here.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -270,9 +271,6 @@ impl StandbyWorker {
             partition: p,
             timeout: self.read_timeout,
         };
-        let Some((epoch, latest)) = changelog::read::latest_head(&src)? else {
-            return Ok(false);
-        };
         let dir = StateStore::dir_for(&self.store.state_dir, &self.audit_topic, p);
         let identity = StoreIdentity::new(
             &self.store.cluster,
@@ -280,54 +278,67 @@ impl StandbyWorker {
             &self.audit_topic,
             p,
         );
-        let mut store = self.open(&dir, &identity)?;
-        // A store decided here before (its partition moved away), or following another epoch,
-        // starts over: only a store that follows the latest epoch from its start is complete.
-        let progress = store.follow_progress()?;
-        let current = progress.filter(|f| f.epoch == epoch);
-        if current.is_none() && (progress.is_some() || store.checkpoint()?.is_some()) {
-            drop(store);
-            StateStore::wipe(&dir)?;
-            store = self.open(&dir, &identity)?;
+        follow_store(&src, &dir, &identity, self.store.cache_bytes)
+    }
+}
+
+/// One round of a standby store in `dir` following the changelog partition `src`: brought up to
+/// the changelog's last head; true when it is warm (false: the changelog has no head yet, or
+/// was copied anew meanwhile and the store starts over next round). A store decided on before
+/// (its partition moved away) or following another epoch starts over on an empty store: only a
+/// store that followed the latest epoch from its start is complete.
+pub fn follow_store(
+    src: &PartitionSource<'_>,
+    dir: &Path,
+    identity: &StoreIdentity,
+    cache_bytes: u64,
+) -> Result<bool, StandbyError> {
+    let Some((epoch, latest)) = changelog::read::latest_head(src)? else {
+        return Ok(false);
+    };
+    let mut store = open(dir, identity, cache_bytes)?;
+    let progress = store.follow_progress()?;
+    let current = progress.filter(|f| f.epoch == epoch);
+    if current.is_none() && (progress.is_some() || store.checkpoint()?.is_some()) {
+        drop(store);
+        StateStore::wipe(dir)?;
+        store = open(dir, identity, cache_bytes)?;
+    }
+    match changelog::read::follow(src, epoch, &latest, &store, current)? {
+        Followed::To(now) => {
+            debug!(
+                partition = src.partition,
+                next_offset = now.next_offset,
+                "standby store caught up"
+            );
+            Ok(true)
         }
-        match changelog::read::follow(&src, epoch, &latest, &store, current)? {
-            Followed::To(now) => {
-                debug!(
-                    partition = p,
-                    next_offset = now.next_offset,
-                    "standby store caught up"
-                );
-                Ok(true)
-            }
-            Followed::Replaced => {
-                drop(store);
-                StateStore::wipe(&dir)?;
-                Ok(false)
-            }
+        Followed::Replaced => {
+            drop(store);
+            StateStore::wipe(dir)?;
+            Ok(false)
         }
     }
+}
 
-    /// Opens a store, wiping one refused as foreign or of another generation.
-    fn open(
-        &self,
-        dir: &std::path::Path,
-        identity: &StoreIdentity,
-    ) -> Result<StateStore, StoreError> {
-        match StateStore::open(dir, identity, self.store.cache_bytes) {
-            Err(e) if e.wipe_and_rebuild() => {
-                StateStore::wipe(dir)?;
-                StateStore::open(dir, identity, self.store.cache_bytes)
-            }
-            other => other,
+/// Opens a store, wiping one refused as foreign or of another generation.
+fn open(dir: &Path, identity: &StoreIdentity, cache_bytes: u64) -> Result<StateStore, StoreError> {
+    match StateStore::open(dir, identity, cache_bytes) {
+        Err(e) if e.wipe_and_rebuild() => {
+            StateStore::wipe(dir)?;
+            StateStore::open(dir, identity, cache_bytes)
         }
+        other => other,
     }
 }
 
 /// Why one standby round of a partition failed (it is tried again next round).
 #[derive(Debug, thiserror::Error)]
-enum StandbyError {
+pub enum StandbyError {
+    /// The local store failed.
     #[error("state store: {0}")]
     Store(#[from] StoreError),
+    /// The changelog could not be read (or decoded).
     #[error("state changelog: {0}")]
     Changelog(#[from] ReadError<changelog::ChangelogError>),
 }

@@ -152,23 +152,83 @@ pub fn changelog_matches_the_log(
         let store = StateStore::open(&dir, &identity, 8 << 20).map_err(|e| e.to_string())?;
         changelog::read::load(&src, epoch, &head, 0, &store, None)
             .map_err(|e| format!("partition {p}: {e}"))?;
-        let (rebuilt, at_end) = rebuilt_until(topics, p, head.audit_next_seq);
-        if (rebuilt.chain.next_seq, &rebuilt.chain.hash) != (head.audit_next_seq, &head.audit_hash)
-        {
-            return Err(format!(
-                "partition {p}: the changelog's head (seq {}) is not in the audit log",
-                head.audit_next_seq
-            ));
+        same_as_the_log(topics, p, &head, &store, "changelog")?;
+        checked += 1;
+    }
+    Ok(checked)
+}
+
+/// `store`, loaded to the changelog head `head`, equals the task rebuilt from the audit log, and
+/// that head is the audit log's end.
+fn same_as_the_log(
+    topics: &TopicNames,
+    p: i32,
+    head: &changelog::Head,
+    store: &StateStore,
+    what: &str,
+) -> Result<(), String> {
+    let (rebuilt, at_end) = rebuilt_until(topics, p, head.audit_next_seq);
+    if (rebuilt.chain.next_seq, &rebuilt.chain.hash) != (head.audit_next_seq, &head.audit_hash) {
+        return Err(format!(
+            "partition {p}: the changelog's head (seq {}) is not in the audit log",
+            head.audit_next_seq
+        ));
+    }
+    if !at_end {
+        return Err(format!(
+            "partition {p}: the changelog's head is behind the audit log"
+        ));
+    }
+    let diff = differences(store, &rebuilt).map_err(|e| e.to_string())?;
+    if !diff.is_empty() {
+        return Err(format!("partition {p}: {what} differs: {diff:#?}"));
+    }
+    Ok(())
+}
+
+/// Standby stores of every partition in `dir`, kept across calls: each call follows the
+/// changelog one round with the gate's own code (`gate::standby::follow_store`: incremental
+/// after the first call, from scratch after a new epoch), then completes a copy of each store
+/// as a takeover does (the changelog after its progress) and compares it with the audit log's
+/// recomputation. Returns how many partitions were compared.
+pub fn followed_stores_match_the_log(
+    topics: &TopicNames,
+    partitions: i32,
+    dir: &Path,
+) -> Result<usize, String> {
+    let mut checked = 0;
+    let brokers = brokers();
+    for p in 0..partitions {
+        let src = PartitionSource {
+            brokers: &brokers,
+            topic: &topics.changelog,
+            partition: p,
+            timeout: Duration::from_secs(120),
+        };
+        let identity = StoreIdentity::new("check", &topics.intents, &topics.audit, p);
+        let followed = dir.join(p.to_string());
+        let warm = bhiv_bucket::gate::standby::follow_store(&src, &followed, &identity, 8 << 20)
+            .map_err(|e| format!("partition {p}: following: {e}"))?;
+        if !warm {
+            continue;
         }
-        if !at_end {
-            return Err(format!(
-                "partition {p}: the changelog's head is behind the audit log"
-            ));
+        let scratch = tempfile::TempDir::new().unwrap();
+        copy_dir(&followed, scratch.path());
+        let store =
+            StateStore::open(scratch.path(), &identity, 8 << 20).map_err(|e| e.to_string())?;
+        let progress = store
+            .follow_progress()
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("partition {p}: a warm standby store without progress"))?;
+        let (epoch, head) = changelog::read::latest_head(&src)
+            .map_err(|e| format!("partition {p}: {e}"))?
+            .ok_or_else(|| format!("partition {p}: the changelog lost its head"))?;
+        if epoch != progress.epoch {
+            return Err(format!("partition {p}: the standby follows another epoch"));
         }
-        let diff = differences(&store, &rebuilt).map_err(|e| e.to_string())?;
-        if !diff.is_empty() {
-            return Err(format!("partition {p}: changelog differs: {diff:#?}"));
-        }
+        changelog::read::load(&src, epoch, &head, 0, &store, Some(progress))
+            .map_err(|e| format!("partition {p}: completing the standby store: {e}"))?;
+        same_as_the_log(topics, p, &head, &store, "completed standby store")?;
         checked += 1;
     }
     Ok(checked)
