@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::core::signature::{SignKey, VerifyKey, verify};
 
-/// Governance event type of a checkpoint link.
-pub const CHECKPOINT: &str = "CHECKPOINT";
+/// Governance event type of a checkpoint link (its name is declared with the others).
+pub use crate::core::events::CHECKPOINT;
 
 /// The detail JSON of a checkpoint link.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

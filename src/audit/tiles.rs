@@ -46,8 +46,7 @@ use crate::tlog::{Frontier, FsTileStore, Hash, TileBuilder, TileId, TlogError};
 use crate::wire::WireError;
 use crate::wire::audit::{AuditReader, StoredLink};
 
-/// Governance event type of the gate's checkpoint links.
-const CHECKPOINT: &str = "CHECKPOINT";
+use crate::core::events::CHECKPOINT;
 
 /// What the tiles service follows and where it writes.
 #[derive(Debug, Clone)]
