@@ -1,5 +1,8 @@
 //! Dependencies point down: the decision core and the wire contract at the bottom, the shell
-//! (gate, sink, audit, API) above them, operator surfaces (admin, CLI, bench) on top. This test
+//! (gate, sink, audit, API) above them, operator surfaces (admin, CLI, bench) on top; every
+//! module has its layer ([`LAYERS`]), and the core and the wire contract do no I/O, neither
+//! through the I/O crates nor through the standard library's file system, environment,
+//! processes, network, threads or clocks. This test
 //! reads the sources and fails on an import that points the wrong way, so the layering is kept
 //! by the build rather than by review. Known debts are listed with their counts: the test fails
 //! when one grows, and also when one shrinks, so that the list is kept exact (a ratchet).
@@ -23,6 +26,47 @@ const IO_CRATES: &[&str] = &[
 /// Modules above the shell: nothing below them may import them.
 const TOP: &[&str] = &["admin", "bench", "cli"];
 
+/// Every top-level module of the library with its layer: a module may import only modules of a
+/// lower layer. The decision core at the bottom; the wire contract, the transparency log and
+/// the pure file formats on it; the clients of the outside world (Kafka, the registry,
+/// PostgreSQL over TLS); the components built from them (audit tooling, the control topic,
+/// topics and ACLs as code, policy approvals, the sink); the gate, the producer library and the
+/// read API; the operator surfaces on top. A new module fails the test until it is placed.
+const LAYERS: &[(&str, u8)] = &[
+    ("core", 0),
+    ("wire", 1),
+    ("tlog", 1),
+    ("clock", 1),
+    ("policy_file", 1),
+    ("kafka", 2),
+    ("registry", 2),
+    ("pg_tls", 2),
+    ("audit", 3),
+    ("control", 3),
+    ("ops", 3),
+    ("config", 3),
+    ("policy_approvals", 4),
+    ("sink", 4),
+    ("gate", 5),
+    ("produce", 5),
+    ("api", 5),
+    ("admin", 6),
+    ("bench", 6),
+];
+
+/// What "no I/O" means beyond the crates: the standard library's file system, environment,
+/// processes, network, threads and clocks. The core and the wire contract name none of them
+/// (their callers pass time and configuration in).
+const STD_IO: &[&str] = &[
+    "std::fs",
+    "std::env",
+    "std::process",
+    "std::net",
+    "std::thread",
+    "SystemTime",
+    "Instant::now",
+];
+
 /// Upward imports that exist today, as (importing module, imported module, occurrences): none
 /// since issue 19 point 3, where admin implements the trait each component reports to
 /// (`gate::observe::GateObserver`, `sink::observe::SinkObserver`). Keep it empty.
@@ -39,22 +83,50 @@ fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The code lines of a file: comment lines and everything from a `#[cfg(test)]` module on are
-/// left out (tests may use what they like).
+/// The code lines of a file: comment lines and every item under `#[cfg(test)]` (a `mod tests`
+/// block, a test-only function or import) are left out; tests may use what they like. The
+/// item ends at its `;` or where its braces balance.
 fn code_lines(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).expect("read source");
+    code_lines_of(&text)
+}
+
+fn code_lines_of(text: &str) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
     let mut out = Vec::new();
-    for line in text.lines() {
-        let t = line.trim_start();
+    let mut i = 0;
+    while i < lines.len() {
+        let t = lines[i].trim_start();
         if t.starts_with("#[cfg(test)]") {
-            break;
-        }
-        if t.starts_with("//") {
+            i = end_of_item(&lines, i + 1);
             continue;
         }
-        out.push(line.to_string());
+        if !t.starts_with("//") {
+            out.push(lines[i].to_string());
+        }
+        i += 1;
     }
     out
+}
+
+/// The line after the item starting at `lines[start]` (its own attributes included).
+fn end_of_item(lines: &[&str], start: usize) -> usize {
+    let mut i = start;
+    while i < lines.len() && lines[i].trim_start().starts_with("#[") {
+        i += 1;
+    }
+    let mut depth = 0i64;
+    let mut opened = false;
+    while i < lines.len() {
+        let line = lines[i];
+        depth += line.matches('{').count() as i64 - line.matches('}').count() as i64;
+        opened |= line.contains('{');
+        i += 1;
+        if (opened && depth <= 0) || (!opened && line.trim_end().ends_with(';')) {
+            break;
+        }
+    }
+    i
 }
 
 /// Top-level crate modules a line names (`crate::gate::…` → "gate").
@@ -93,6 +165,17 @@ fn io_crates(line: &str) -> Vec<&'static str> {
         .collect()
 }
 
+/// The top-level module a source file belongs to (`src/gate/txn.rs` → "gate").
+fn module_of(src: &Path, file: &Path) -> String {
+    file.strip_prefix(src)
+        .expect("under src")
+        .components()
+        .next()
+        .and_then(|c| c.as_os_str().to_str())
+        .map(|m| m.trim_end_matches(".rs").to_string())
+        .expect("module name")
+}
+
 /// (module, imported crate module) → occurrences, over the library's sources.
 fn imports() -> BTreeMap<(String, String), usize> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
@@ -100,13 +183,7 @@ fn imports() -> BTreeMap<(String, String), usize> {
     sources(&src, &mut files);
     let mut out = BTreeMap::new();
     for f in files {
-        let rel = f.strip_prefix(&src).expect("under src");
-        let module = rel
-            .components()
-            .next()
-            .and_then(|c| c.as_os_str().to_str())
-            .map(|m| m.trim_end_matches(".rs").to_string())
-            .expect("module name");
+        let module = module_of(&src, &f);
         for line in code_lines(&f) {
             for m in crate_modules(&line) {
                 if m != module {
@@ -122,6 +199,27 @@ fn imports() -> BTreeMap<(String, String), usize> {
     out
 }
 
+/// (module, what it names) → occurrences of the standard library's I/O in the library's code.
+fn std_io() -> BTreeMap<(String, &'static str), usize> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    let mut out = BTreeMap::new();
+    for f in files {
+        let module = module_of(&src, &f);
+        for line in code_lines(&f) {
+            for what in STD_IO.iter().filter(|w| line.contains(*w)) {
+                *out.entry((module.clone(), *what)).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
+fn layer(module: &str) -> Option<u8> {
+    LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
+}
+
 #[test]
 fn the_core_and_the_wire_contract_do_no_io_and_import_only_downwards() {
     let mut problems = Vec::new();
@@ -133,6 +231,42 @@ fn the_core_and_the_wire_contract_do_no_io_and_import_only_downwards() {
         };
         if !allowed.contains(&imported.as_str()) {
             problems.push(format!("src/{module} names {imported} ({n}×)"));
+        }
+    }
+    for ((module, what), n) in std_io() {
+        if module == "core" || module == "wire" {
+            problems.push(format!("src/{module} names {what} ({n}×)"));
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+#[test]
+fn every_module_has_a_layer_and_imports_only_lower_layers() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut problems = Vec::new();
+    for entry in std::fs::read_dir(&src).expect("src") {
+        let name = entry.expect("entry").file_name();
+        let name = name.to_string_lossy();
+        let module = name.trim_end_matches(".rs");
+        let skip = ["lib", "main", "bin", "cli"];
+        if !skip.contains(&module) && layer(module).is_none() {
+            problems.push(format!("src/{module} has no layer in LAYERS"));
+        }
+    }
+    for ((module, imported), n) in imports() {
+        if imported.starts_with("extern ") || TOP.contains(&imported.as_str()) {
+            continue; // the I/O crates and the operator surfaces have their own tests
+        }
+        match (layer(&module), layer(&imported)) {
+            (Some(from), Some(to)) if to < from => {}
+            (Some(from), Some(to)) => problems.push(format!(
+                "src/{module} (layer {from}) imports {imported} (layer {to}) {n}×: not below it"
+            )),
+            (Some(_), None) => problems.push(format!(
+                "src/{module} names crate::{imported} {n}×: not a layered module (a crate-root item? import it from its module)"
+            )),
+            (None, _) => {}
         }
     }
     assert!(problems.is_empty(), "{problems:#?}");
@@ -168,4 +302,13 @@ fn the_scanner_sees_what_it_must() {
     assert_eq!(io_crates("    tokio::spawn(f);"), vec!["tokio"]);
     assert!(io_crates("use crate::wire::tokio_like;").is_empty());
     assert!(io_crates("let x = a::tokio::b;").is_empty());
+}
+
+#[test]
+fn only_the_items_under_cfg_test_are_left_out() {
+    let text = "use a::b;\n#[cfg(test)]\nuse std::fs;\nfn f() {}\n#[cfg(test)]\n#[allow(x)]\nmod tests {\n    fn g() {\n        std::env::var(\"X\");\n    }\n}\npub use c::d;\n// std::fs in a comment\n";
+    assert_eq!(
+        code_lines_of(text),
+        vec!["use a::b;", "fn f() {}", "pub use c::d;"]
+    );
 }

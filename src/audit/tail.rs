@@ -146,13 +146,14 @@ pub fn tail(
     out: &mut dyn Write,
 ) -> Result<(), TailError> {
     let mut asked: HashSet<u32> = HashSet::new();
-    let consumer: BaseConsumer<crate::EofQuietContext> = crate::kafka::security::client_config()
-        .set("bootstrap.servers", &o.brokers)
-        .set("group.id", "bucket-audit-tail")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .create_with_context(crate::EofQuietContext)?;
+    let consumer: BaseConsumer<crate::kafka::EofQuietContext> =
+        crate::kafka::security::client_config()
+            .set("bootstrap.servers", &o.brokers)
+            .set("group.id", "bucket-audit-tail")
+            .set("enable.auto.commit", "false")
+            .set("isolation.level", "read_committed")
+            .set("enable.partition.eof", "true")
+            .create_with_context(crate::kafka::EofQuietContext)?;
     let md = consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     let mut pending: HashSet<i32> = HashSet::new();

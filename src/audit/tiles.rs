@@ -553,9 +553,9 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TilesError> {
     r.map_err(io(format!("writing {}", path.display())))
 }
 
-fn consumer(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
+fn consumer(brokers: &str) -> Result<BaseConsumer<crate::kafka::EofQuietContext>, KafkaError> {
     crate::kafka::read::committed_reader_config(brokers, "bucket-audit-tiles")
-        .create_with_context(crate::EofQuietContext)
+        .create_with_context(crate::kafka::EofQuietContext)
 }
 
 /// Runs the tiles service: reads every audit partition from its saved offset to the end (and on,

@@ -49,9 +49,9 @@ pub enum VerifyError {
     Kafka(#[from] KafkaError),
 }
 
-fn reader(brokers: &str) -> Result<BaseConsumer<crate::EofQuietContext>, KafkaError> {
+fn reader(brokers: &str) -> Result<BaseConsumer<crate::kafka::EofQuietContext>, KafkaError> {
     crate::kafka::read::committed_reader_config(brokers, "bucket-audit-verify")
-        .create_with_context(crate::EofQuietContext)
+        .create_with_context(crate::kafka::EofQuietContext)
 }
 
 /// Reads `topic` from the given start offsets to the end, calling `f` for each record.

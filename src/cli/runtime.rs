@@ -37,7 +37,7 @@ pub(crate) async fn announce(
     detail: serde_json::Value,
 ) -> Result<()> {
     let topic = TopicNames::with_suffix(&topics.topic_suffix).control;
-    let event = bhiv_bucket::control::ControlEvent::new(event_type, source, detail);
+    let event = bhiv_bucket::control::stamped(event_type, source, detail);
     let mut client = bhiv_bucket::kafka::security::client_config();
     client.set("bootstrap.servers", &kafka.brokers);
     let offset = bhiv_bucket::control::publish(&client, &topic, &event)

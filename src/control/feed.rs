@@ -14,7 +14,7 @@ pub type ControlRecord = (i64, Option<Vec<u8>>);
 
 /// A manually assigned, read_committed reader of the control topic's partition 0.
 pub struct ControlFeed {
-    consumer: BaseConsumer<crate::EofQuietContext>,
+    consumer: BaseConsumer<crate::kafka::EofQuietContext>,
     topic: String,
     /// Offset the next delivered record will have; None when not assigned.
     next: Option<i64>,
@@ -31,7 +31,7 @@ impl ControlFeed {
             .set("enable.auto.offset.store", "false")
             .set("isolation.level", "read_committed")
             .set("auto.offset.reset", "earliest")
-            .create_with_context(crate::EofQuietContext)?;
+            .create_with_context(crate::kafka::EofQuietContext)?;
         Ok(ControlFeed {
             consumer,
             topic: topic.to_string(),

@@ -14,6 +14,22 @@ pub use crate::wire::control::{
     CHAIN_PARTITION, ControlEvent, EVENT_TYPES, fold_detail, folded_offset,
 };
 
+/// A new event stamped with this process's user, host and clock.
+pub fn stamped(event_type: &str, source: &str, detail: serde_json::Value) -> ControlEvent {
+    ControlEvent::new(event_type, source, actor(), crate::clock::now_ms(), detail)
+}
+
+/// `user@host` of this process, best effort.
+fn actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".into());
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into());
+    format!("{user}@{host}")
+}
+
 /// Why a control event could not be published.
 #[derive(Debug, thiserror::Error)]
 pub enum ControlError {

@@ -44,29 +44,23 @@ pub struct ControlEvent {
 }
 
 impl ControlEvent {
-    /// A new event stamped with the current user, host and time.
-    pub fn new(event_type: &str, source: &str, detail: serde_json::Value) -> Self {
+    /// A new event by `actor` (`user@host`) at `at_ms` (the shell stamps both:
+    /// `crate::control::stamped`).
+    pub fn new(
+        event_type: &str,
+        source: &str,
+        actor: String,
+        at_ms: i64,
+        detail: serde_json::Value,
+    ) -> Self {
         ControlEvent {
             event_type: event_type.to_string(),
             source: source.to_string(),
-            actor: actor(),
-            at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64),
+            actor,
+            at_ms,
             detail,
         }
     }
-}
-
-/// `user@host` of this process, best effort.
-fn actor() -> String {
-    let user = std::env::var("USER")
-        .or_else(|_| std::env::var("LOGNAME"))
-        .unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .unwrap_or_else(|_| "unknown".into());
-    format!("{user}@{host}")
 }
 
 /// What the gate writes into the chain for one control record (the governance detail).
@@ -129,6 +123,8 @@ mod tests {
         let e = ControlEvent::new(
             "SCHEMAS_APPLIED",
             "bucket schemas apply",
+            "ops@host".into(),
+            1_700_000_000_000,
             serde_json::json!({"ids": [1]}),
         );
         let bytes = serde_json::to_vec(&e).unwrap();
@@ -144,7 +140,8 @@ mod tests {
         let (ty, detail) = fold_detail(3, Some(b"\xff not json"));
         assert_eq!(ty, "CONTROL_REJECTED");
         assert_eq!(folded_offset(&detail.to_string()), Some(3));
-        let forged = ControlEvent::new("POLICY_LOADED", "x", serde_json::json!({}));
+        let forged =
+            ControlEvent::new("POLICY_LOADED", "x", "a@b".into(), 0, serde_json::json!({}));
         let (ty, _) = fold_detail(4, Some(&serde_json::to_vec(&forged).unwrap()));
         assert_eq!(
             ty, "CONTROL_REJECTED",
