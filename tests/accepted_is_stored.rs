@@ -26,7 +26,8 @@ use bhiv_bucket::core::{
     ArtifactIntent, Decision, Envelope, Operation, Outcome, PartitionState, Policy, decide,
 };
 use bhiv_bucket::gate::TopicNames;
-use bhiv_bucket::gate::records::{Consumed, Writer};
+use bhiv_bucket::gate::kafka_records::Consumed;
+use bhiv_bucket::gate::records::Writer;
 use bhiv_bucket::gate::task::{ChainHead, Task};
 use bhiv_bucket::policy_file::FileSecrets;
 use bhiv_bucket::produce::Signer;

@@ -164,7 +164,7 @@ pub fn send_out_record(
     producer: &ThreadedProducer<Deliveries>,
     r: &crate::gate::records::OutRecord,
 ) -> Result<(), BenchError> {
-    send_waiting(producer, r.to_base_record())
+    send_waiting(producer, crate::gate::kafka_records::base_record(r))
 }
 
 /// Sends one record, waiting while the local queue is full.

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod decode;
 pub mod events;
 pub mod instance;
+pub mod kafka_records;
 pub mod lifecycle;
 pub mod observe;
 pub mod persist;

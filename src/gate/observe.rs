@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::BaseConsumer;
 
+use super::kafka_records::Consumed;
 use super::policy_watch::PolicyWatch;
 use super::rebalance::GateContext;
-use super::records::Consumed;
 use super::task::Task;
 use super::usage_share::UsageShare;
 use crate::core::state::Usage;

@@ -2,9 +2,10 @@
 //! rejected original, and the audit link. Pure: no Kafka here.
 
 use super::TopicNames;
+use super::kafka_records::Consumed;
 use super::task::ChainHead;
 use crate::core::state::OffenderState;
-use crate::core::{ArtifactIntent, Decision, Outcome, SignatureHeaders, recorded};
+use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
 use crate::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedRef};
 use crate::wire::audit::{
@@ -81,46 +82,6 @@ pub fn bounded_detail(detail: &serde_json::Value) -> String {
     }
 }
 
-/// A consumed `bucket.intents` record, owned.
-#[derive(Debug, Clone)]
-pub struct Consumed {
-    /// Partition read from.
-    pub partition: i32,
-    /// Offset read at.
-    pub offset: i64,
-    /// Key bytes.
-    pub key: Option<Vec<u8>>,
-    /// Value bytes, exactly as produced.
-    pub value: Option<Vec<u8>>,
-    /// Record timestamp, ms.
-    pub timestamp: Option<i64>,
-    /// Producer headers, in order.
-    pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl Consumed {
-    /// The `bucket-signature` headers (name matched exactly, as Kafka header names are).
-    pub fn signatures(&self) -> SignatureHeaders<'_> {
-        SignatureHeaders::of(
-            self.headers
-                .iter()
-                .filter(|(k, _)| k == headers::SIGNATURE)
-                .map(|(_, v)| v.as_slice()),
-        )
-    }
-
-    /// The `bucket-signature` header when there is exactly one (several are refused
-    /// `SIGNATURE_REPEATED`, and none of them is verified).
-    pub fn signature_header(&self) -> Option<&[u8]> {
-        self.signatures().only()
-    }
-
-    /// The value bytes (empty for a null value).
-    pub fn value_bytes(&self) -> &[u8] {
-        self.value.as_deref().unwrap_or_default()
-    }
-}
-
 /// A record to produce inside the transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutRecord {
@@ -134,34 +95,6 @@ pub struct OutRecord {
     pub value: Option<Vec<u8>>,
     /// Headers, in order.
     pub headers: Vec<(String, Vec<u8>)>,
-}
-
-impl OutRecord {
-    /// The record as rdkafka sends it (borrowing this one's bytes).
-    pub fn to_base_record(&self) -> rdkafka::producer::BaseRecord<'_, [u8], [u8]> {
-        use rdkafka::message::{Header, OwnedHeaders};
-        let mut record = rdkafka::producer::BaseRecord::to(&self.topic);
-        if !self.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
-            for (k, v) in &self.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: Some(v),
-                });
-            }
-            record = record.headers(headers);
-        }
-        if let Some(k) = &self.key {
-            record = record.key(k.as_slice());
-        }
-        if let Some(v) = &self.value {
-            record = record.payload(v.as_slice());
-        }
-        if let Some(p) = self.partition {
-            record = record.partition(p);
-        }
-        record
-    }
 }
 
 /// What the gate writes for one decided intent.

@@ -12,10 +12,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::producer::{Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use tokio::runtime::Handle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
@@ -23,12 +22,13 @@ use tracing::{debug, error, info, warn};
 use super::clients::{self, COMMIT_DEADLINE, TXN_TIMEOUT};
 use super::decode::decode_intent;
 use super::events::GovernanceEvent;
+use super::kafka_records::Consumed;
 use super::lifecycle::Phases;
 use super::observe::LoopView;
 use super::persist::{RestoreSources, RestoreStats, restore_with_store};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::rebalance::GateContext;
-use super::records::{Consumed, OutRecord, Writer};
+use super::records::{OutRecord, Writer};
 use super::task::{AuditSource, Task, restore};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
@@ -401,7 +401,7 @@ impl<'a> Session<'a> {
                     warn!(error = %e, "consumer error");
                     break;
                 }
-                Some(Ok(m)) => batch.push(to_consumed(&m)),
+                Some(Ok(m)) => batch.push(Consumed::from_message(&m)),
             }
             wait = Duration::ZERO;
         }
@@ -959,7 +959,7 @@ impl<'a> Session<'a> {
     }
 
     fn send(&self, r: &OutRecord) -> Result<(), GateError> {
-        let mut record = r.to_base_record();
+        let mut record = super::kafka_records::base_record(r);
         let audit_partition = r.partition.filter(|_| r.topic == self.opts.topics.audit);
         loop {
             match self.producer.send(record) {
@@ -1118,29 +1118,6 @@ impl<'a> Session<'a> {
             OP_TIMEOUT,
         )?;
         Ok(())
-    }
-}
-
-fn to_consumed(m: &BorrowedMessage<'_>) -> Consumed {
-    Consumed {
-        partition: m.partition(),
-        offset: m.offset(),
-        key: m.key().map(<[u8]>::to_vec),
-        value: m.payload().map(<[u8]>::to_vec),
-        timestamp: m.timestamp().to_millis(),
-        headers: m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| {
-                        (
-                            h.key.to_string(),
-                            h.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
     }
 }
 
