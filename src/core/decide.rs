@@ -287,7 +287,7 @@ pub fn decide_checked(
     let rate_tat = policy
         .products
         .get(&intent.product_id)
-        .filter(|_| !has(ReasonCode::RateLimited))
+        .filter(|_| advances_rate(has))
         .and_then(|p| {
             rules::rate::gcra(
                 state.rate_tat(&intent.product_id),
@@ -299,10 +299,7 @@ pub fn decide_checked(
         })
         .map(|tat| (intent.product_id.clone(), tat));
     let mut events = Vec::new();
-    let counted_rejection = authentic
-        && !findings.is_empty()
-        && !has(ReasonCode::RateLimited)
-        && !has(ReasonCode::CoolingOff);
+    let counted_rejection = counts_as_rejection(authentic, !findings.is_empty(), has);
     let offender = offender_change(
         state,
         policy,
@@ -370,6 +367,27 @@ pub fn decide_checked(
         events,
         ..base
     }
+}
+
+/// Whether a decision counts toward its integration's cooling-off: an authentic intent that was
+/// refused, for anything but its rate or a cooling-off already running. `refused_for` says
+/// whether the decision carries a reason. One rule for `decide` and for the fold of audit links
+/// that do not record it (version 1).
+pub fn counts_as_rejection(
+    authentic: bool,
+    rejected: bool,
+    refused_for: impl Fn(ReasonCode) -> bool,
+) -> bool {
+    authentic
+        && rejected
+        && !refused_for(ReasonCode::RateLimited)
+        && !refused_for(ReasonCode::CoolingOff)
+}
+
+/// Whether a decided intent of a known product advances the product's rate (GCRA arrival
+/// time): every one that was not itself refused for its rate. Shared with the version 1 fold.
+pub fn advances_rate(refused_for: impl Fn(ReasonCode) -> bool) -> bool {
+    !refused_for(ReasonCode::RateLimited)
 }
 
 /// How the integration's offender state changes, if it does: an ended cooling-off is cleared,

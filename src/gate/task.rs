@@ -232,13 +232,11 @@ impl Task {
         recorded_at: i64,
         policy: &crate::core::Policy,
     ) -> i64 {
+        let refused_for =
+            |code: crate::core::ReasonCode| d.reasons.iter().any(|r| r == code.as_str());
         if let Some(integration) = &d.integration_id {
-            let counted = d.authenticated
-                && !d.accepted
-                && !d
-                    .reasons
-                    .iter()
-                    .any(|r| r == "RATE_LIMITED" || r == "COOLING_OFF");
+            let counted =
+                crate::core::decide::counts_as_rejection(d.authenticated, !d.accepted, refused_for);
             let mut sink = Vec::new();
             if let Some(change) = crate::core::decide::offender_change(
                 &self.state,
@@ -254,7 +252,7 @@ impl Task {
         // Every decided intent of a known product that was not itself refused for its rate.
         if let Some(product) = &d.product_id
             && let Some(p) = policy.products.get(product)
-            && !d.reasons.iter().any(|r| r == "RATE_LIMITED")
+            && crate::core::decide::advances_rate(refused_for)
             && let Ok(tat) = crate::core::rules::rate::gcra(
                 self.state.rate_tat(product),
                 recorded_at,
