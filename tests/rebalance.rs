@@ -61,6 +61,18 @@ async fn a_joining_instance_moves_only_the_partitions_that_change_owner() {
     let mut second = spawn_gate(&sfx, &group, "g2");
     produced.extend(load.await.unwrap());
     wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(180));
+    // What the orphan watch (gate::orphans) reads of the real group: two members, stable, every
+    // partition owned (the watch heals only when one is not).
+    wait_until(
+        Duration::from_secs(60),
+        "the group is stable with every partition owned",
+        || {
+            bhiv_bucket::gate::orphans::describe_group(&brokers(), &group, &topics.intents)
+                .is_ok_and(|v| {
+                    v.stable && v.members.len() == 2 && v.owned.len() == PARTITIONS as usize
+                })
+        },
+    );
     // g2 has taken its share: wait until it decided something, then stop both cleanly.
     wait_until(Duration::from_secs(60), "g2 takes over a partition", || {
         takeovers(&topics.audit).iter().any(|(g, _)| g == "g2")

@@ -11,6 +11,7 @@ pub mod instance;
 pub mod kafka_records;
 pub mod lifecycle;
 pub mod observe;
+pub mod orphans;
 pub mod persist;
 pub mod policy_watch;
 pub mod rebalance;
@@ -169,6 +170,12 @@ pub enum GateError {
     /// Encoding our own output failed: a defect, stop.
     #[error("encoding output: {0}")]
     Encode(#[from] crate::wire::WireError),
+    /// Partitions of the intents topic had no owner in a stable group (`gate::orphans`): this
+    /// member leaves and joins again so that the group rebalances.
+    #[error(
+        "partitions have had no owner in a stable group for {0:?}: leaving and rejoining so that the group rebalances"
+    )]
+    Orphaned(std::time::Duration),
     /// Kafka fenced this instance: another process runs with the same instance id. Stop rather
     /// than fence it back (docs/runbook.md, "Instance ids").
     #[error("{0}")]

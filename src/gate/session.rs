@@ -152,6 +152,8 @@ struct Session<'a> {
     /// Standby tasks (`--standby-replicas`): their worker, stopped with the session, and the
     /// store locks the loop's restores share with it.
     standbys: super::standby::Standbys,
+    /// Watches the group for partitions no member owns (`gate::orphans`).
+    orphans: super::orphans::Orphans,
 }
 
 impl Drop for Session<'_> {
@@ -225,6 +227,13 @@ impl<'a> Session<'a> {
         });
         let standbys =
             super::standby::Standbys::start(opts, store.as_ref(), Arc::clone(consumer.context()));
+        let orphans = super::orphans::Orphans::start(
+            &opts.brokers,
+            &opts.group_id,
+            &opts.topics.intents,
+            partition_count,
+            &format!("bucket-gate-{}", opts.gate_id),
+        );
         info!(
             group = %opts.group_id,
             gate = %opts.gate_id,
@@ -258,6 +267,7 @@ impl<'a> Session<'a> {
             unannounced: HashMap::new(),
             phases: None,
             standbys,
+            orphans,
         })
     }
 
@@ -343,6 +353,9 @@ impl<'a> Session<'a> {
                     self.consumer.unsubscribe();
                 }
                 return Ok(());
+            }
+            if self.orphans.heal_requested() {
+                return Err(GateError::Orphaned(super::orphans::GRACE));
             }
             if let Some(change) = self.watch.poll() {
                 self.on_policy_change(change)?;
