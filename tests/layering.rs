@@ -176,24 +176,31 @@ fn module_of(src: &Path, file: &Path) -> String {
         .expect("module name")
 }
 
-/// (module, imported crate module) → occurrences, over the library's sources.
-fn imports() -> BTreeMap<(String, String), usize> {
+/// Every code line of the library's sources with the top-level module it belongs to.
+fn library_code() -> Vec<(String, String)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
-    let mut out = BTreeMap::new();
+    let mut out = Vec::new();
     for f in files {
         let module = module_of(&src, &f);
-        for line in code_lines(&f) {
-            for m in crate_modules(&line) {
-                if m != module {
-                    *out.entry((module.clone(), m)).or_insert(0) += 1;
-                }
+        out.extend(code_lines(&f).into_iter().map(|l| (module.clone(), l)));
+    }
+    out
+}
+
+/// (module, imported crate module) → occurrences, over the library's sources.
+fn imports() -> BTreeMap<(String, String), usize> {
+    let mut out = BTreeMap::new();
+    for (module, line) in library_code() {
+        for m in crate_modules(&line) {
+            if m != module {
+                *out.entry((module.clone(), m)).or_insert(0) += 1;
             }
-            for k in io_crates(&line) {
-                *out.entry((module.clone(), format!("extern {k}")))
-                    .or_insert(0) += 1;
-            }
+        }
+        for k in io_crates(&line) {
+            *out.entry((module.clone(), format!("extern {k}")))
+                .or_insert(0) += 1;
         }
     }
     out
@@ -201,16 +208,10 @@ fn imports() -> BTreeMap<(String, String), usize> {
 
 /// (module, what it names) → occurrences of the standard library's I/O in the library's code.
 fn std_io() -> BTreeMap<(String, &'static str), usize> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut files = Vec::new();
-    sources(&src, &mut files);
     let mut out = BTreeMap::new();
-    for f in files {
-        let module = module_of(&src, &f);
-        for line in code_lines(&f) {
-            for what in STD_IO.iter().filter(|w| line.contains(*w)) {
-                *out.entry((module.clone(), *what)).or_insert(0) += 1;
-            }
+    for (module, line) in library_code() {
+        for what in STD_IO.iter().filter(|w| line.contains(*w)) {
+            *out.entry((module.clone(), *what)).or_insert(0) += 1;
         }
     }
     out

@@ -133,12 +133,7 @@ pub fn changelog_matches_the_log(
     let brokers = brokers();
     let scratch = tempfile::TempDir::new().unwrap();
     for p in 0..partitions {
-        let src = PartitionSource {
-            brokers: &brokers,
-            topic: &topics.changelog,
-            partition: p,
-            timeout: Duration::from_secs(120),
-        };
+        let src = changelog_source(&brokers, topics, p);
         let Some((epoch, head)) =
             changelog::read::latest_head(&src).map_err(|e| format!("partition {p}: {e}"))?
         else {
@@ -156,6 +151,16 @@ pub fn changelog_matches_the_log(
         checked += 1;
     }
     Ok(checked)
+}
+
+/// Partition `p` of the run's state changelog, read with a generous timeout.
+fn changelog_source<'a>(brokers: &'a str, topics: &'a TopicNames, p: i32) -> PartitionSource<'a> {
+    PartitionSource {
+        brokers,
+        topic: &topics.changelog,
+        partition: p,
+        timeout: Duration::from_secs(120),
+    }
 }
 
 /// `store`, loaded to the changelog head `head`, equals the task rebuilt from the audit log, and
@@ -199,12 +204,7 @@ pub fn followed_stores_match_the_log(
     let mut checked = 0;
     let brokers = brokers();
     for p in 0..partitions {
-        let src = PartitionSource {
-            brokers: &brokers,
-            topic: &topics.changelog,
-            partition: p,
-            timeout: Duration::from_secs(120),
-        };
+        let src = changelog_source(&brokers, topics, p);
         let identity = StoreIdentity::new("check", &topics.intents, &topics.audit, p);
         let followed = dir.join(p.to_string());
         let warm = bhiv_bucket::gate::standby::follow_store(&src, &followed, &identity, 8 << 20)
