@@ -22,13 +22,14 @@ async fn object_bytes(objects: &ContentObjects) -> Result<u64> {
     Ok(total)
 }
 
-/// The storage write at one size on one backend.
-pub(super) async fn write_at(
+/// A fresh database named after `tag`, the sink's store on it, and for the `s3` backend a fresh
+/// prefix of the object store: where one storage measurement writes.
+async fn backend_under_test(
     opts: &ContentBenchOptions,
-    backend: &'static str,
-    size: usize,
-) -> Result<WriteFigure> {
-    let url = fresh_database(opts, &format!("w{backend}{size}")).await?;
+    backend: &str,
+    tag: &str,
+) -> Result<(String, Option<ContentObjects>, Store)> {
+    let url = fresh_database(opts, tag).await?;
     let objects = match backend {
         "s3" => Some(ContentObjects::open(&prefixed(
             &opts.objects,
@@ -36,7 +37,18 @@ pub(super) async fn write_at(
         ))?),
         _ => None,
     };
-    let mut store = Store::connect(&as_role(&url, "bucket_sink")).await?;
+    let store = Store::connect(&as_role(&url, "bucket_sink")).await?;
+    Ok((url, objects, store))
+}
+
+/// The storage write at one size on one backend.
+pub(super) async fn write_at(
+    opts: &ContentBenchOptions,
+    backend: &'static str,
+    size: usize,
+) -> Result<WriteFigure> {
+    let (url, objects, mut store) =
+        backend_under_test(opts, backend, &format!("w{backend}{size}")).await?;
     let versions = (opts.bytes_per_size / size.max(1)).clamp(4, 20_000);
     let per_batch = (BATCH_BYTES / size.max(1)).clamp(1, 500);
     let base = noise(size, size as u64);
@@ -79,15 +91,8 @@ pub(super) async fn dedup_on(
     opts: &ContentBenchOptions,
     backend: &'static str,
 ) -> Result<DedupFigure> {
-    let url = fresh_database(opts, &format!("d{backend}")).await?;
-    let objects = match backend {
-        "s3" => Some(ContentObjects::open(&prefixed(
-            &opts.objects,
-            &format!("bench-{}", uuid::Uuid::new_v4().simple()),
-        ))?),
-        _ => None,
-    };
-    let mut store = Store::connect(&as_role(&url, "bucket_sink")).await?;
+    let (url, objects, mut store) =
+        backend_under_test(opts, backend, &format!("d{backend}")).await?;
     let before = table_bytes(&url).await?;
     let mut logical = 0u64;
     for a in 0..opts.dedup_artifacts {
