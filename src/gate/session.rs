@@ -25,11 +25,11 @@ use super::events::GovernanceEvent;
 use super::kafka_records::Consumed;
 use super::lifecycle::Phases;
 use super::observe::LoopView;
-use super::persist::{RestoreSources, RestoreStats, restore_with_store};
+use super::persist::{RestoreSources, RestoreStats, restore_task};
 use super::policy_watch::{PolicyWatch, Reload, line_diff};
 use super::rebalance::GateContext;
 use super::records::{OutRecord, Writer};
-use super::task::{AuditSource, Task, restore};
+use super::task::{AuditSource, Task};
 use super::txn::{OpenTxn, fencing_offset};
 use super::{GateError, GateOptions};
 use crate::clock::now_ms;
@@ -602,7 +602,7 @@ impl<'a> Session<'a> {
         }
         let started = Instant::now();
         super::lifecycle::RESTORE_PROGRESS.begin(partition, now_ms());
-        let restored = self.restore_task(partition);
+        let restored = self.restore_locked(partition);
         super::lifecycle::RESTORE_PROGRESS.end();
         let (mut task, stats) = restored?;
         let resume = self.group_position(partition)?;
@@ -628,38 +628,29 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Restores `partition`'s task from its store, the changelog or the audit log (what
-    /// [`Session::ensure_task`] announces).
-    fn restore_task(&self, partition: i32) -> Result<(Task, RestoreStats), GateError> {
+    /// Restores `partition`'s task (`persist::restore_task`) once no standby round holds its
+    /// store: what [`Session::ensure_task`] announces.
+    fn restore_locked(&self, partition: i32) -> Result<(Task, RestoreStats), GateError> {
         let src = AuditSource {
             brokers: &self.opts.brokers,
             topic: &self.opts.topics.audit,
             timeout: self.opts.restore_timeout,
             reader: self.audit_reader,
         };
-        let policy = self.watch.current();
-        let restored = match &self.store {
-            Some(store) => {
-                // Waits for a standby round on this partition's store to finish.
-                let lock = self.standbys.store_lock(partition);
-                let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
-                let sources = RestoreSources {
-                    audit: src,
-                    changelog_topic: &self.opts.topics.changelog,
-                };
-                restore_with_store(sources, partition, policy, store)?
-            }
-            None => {
-                let task = restore(src, partition, policy)?;
-                let read = u64::try_from(task.chain.next_seq).unwrap_or(0);
-                let stats = RestoreStats {
-                    links_read: read,
-                    ..RestoreStats::default()
-                };
-                (task, stats)
-            }
+        let sources = RestoreSources {
+            audit: src,
+            changelog_topic: &self.opts.topics.changelog,
         };
-        Ok(restored)
+        // Waits for a standby round on this partition's store to finish.
+        let lock = self.standbys.store_lock(partition);
+        let _held = lock.lock().unwrap_or_else(|e| e.into_inner());
+        let store = self.store.as_ref();
+        Ok(restore_task(
+            sources,
+            partition,
+            self.watch.current(),
+            store,
+        )?)
     }
 
     /// Writes a restored task's whole state into the changelog under a new epoch, in
