@@ -2,14 +2,34 @@
 # The main job on one machine: local stack up, gate and sink running, a demo that produces good
 # and bad intents, and where each one landed. Leaves the stack, gate and sink running;
 # `deploy/demo.sh stop` stops the gate and sink, `deploy/local/down.sh` the stack.
+#
+# The stack's profile (deploy/local/env.sh) is kept, or chosen with BUCKET_PROFILE:
+#   BUCKET_PROFILE=production deploy/demo.sh   Kafka on SASL_SSL and mTLS only with ACLs, Redis
+#                                              over TLS; each process is its own principal
+# BUCKET_DEMO_BUILD=dev runs the debug build (the test run), release otherwise.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 source deploy/local/env.sh
 RUN="$BUCKET_STACK_DIR/run"
 mkdir -p "$RUN"
-BIN="$ROOT/target/release/bucket"
+BUILD="${BUCKET_DEMO_BUILD:-release}"
+case "$BUILD" in
+  release) BIN="$ROOT/target/release/bucket"; BUILD_FLAGS=(--release) ;;
+  dev) BIN="$ROOT/target/debug/bucket"; BUILD_FLAGS=() ;;
+  *) echo "BUCKET_DEMO_BUILD must be release or dev" >&2; exit 2 ;;
+esac
 step() { printf '\n==> %s\n' "$*"; }
+# as ROLE CMD...: CMD with the Kafka (and Redis) identity of ROLE on this stack's profile
+# (deploy/local/identity.sh: admin, gate, sink, auditor, product).
+# ids ROLE: the same settings in the array IDS, for processes started in the background (env
+# execs them, so $! stays their pid).
+ids() { mapfile -t IDS < <(bash deploy/local/identity.sh "$1"); }
+as() {
+  local role="$1"; shift
+  ids "$role"
+  env "${IDS[@]}" "$@"
+}
 
 stop_services() {
   local pidfile svc
@@ -26,16 +46,20 @@ stop_services() {
 }
 if [[ "${1:-}" == "stop" ]]; then stop_services; exit 0; fi
 
-step "local stack"
-bash deploy/local/up.sh
+step "local stack (profile $BUCKET_PROFILE)"
+bash deploy/local/up.sh --profile "$BUCKET_PROFILE"
 
-step "build (release)"
-cargo build --release --locked --bin bucket
+step "build ($BUILD)"
+cargo build "${BUILD_FLAGS[@]}" --locked --bin bucket
 
-export BUCKET_BROKERS="$BUCKET_KAFKA_BOOTSTRAP" BUCKET_REGISTRY_URL BUCKET_PG_URL="$BUCKET_DATABASE_URL"
-step "topics and schemas as code"
-"$BIN" topics apply --profile local
-"$BIN" schemas apply
+export BUCKET_REGISTRY_URL BUCKET_PG_URL="$BUCKET_DATABASE_URL"
+step "topics and schemas as code (as the admin)"
+as admin "$BIN" topics apply --profile local
+as admin "$BIN" schemas apply
+if [[ "$BUCKET_PROFILE" == production ]]; then
+  step "ACLs as code (deploy/acls.toml): from here on each process has only what its principal is granted"
+  as admin "$BIN" acls apply
+fi
 
 # The operator's pin: the demo approvers (DEMO ONLY keys in deploy/demo/approvers) of whom two
 # signed deploy/policy.toml (deploy/policy.toml.approvals/); later policy changes need two
@@ -57,7 +81,8 @@ stop_services
 for i in $(seq 0 $((GATES - 1))); do
   name=gate; admin=127.0.0.1:9600
   if (( i > 0 )); then name="gate-$i"; admin="127.0.0.1:$((9610 + i))"; fi
-  setsid nohup "$BIN" gate --instance-id "gate-$i" --policy deploy/policy.toml "${PIN[@]}" \
+  ids gate
+  env "${IDS[@]}" setsid nohup "$BIN" gate --instance-id "gate-$i" --policy deploy/policy.toml "${PIN[@]}" \
     --audit-key-file deploy/demo/keys/gate.audit1.ed25519 --checkpoint-interval-s 2 \
     --state-dir "$RUN/state/gate-$i" --admin-addr "$admin" --standby-replicas "$STANDBYS" \
     >"$RUN/$name.log" 2>&1 < /dev/null &
@@ -71,7 +96,8 @@ S3=(BUCKET_CONTENT_STORE="$BUCKET_CONTENT_STORE_URL" BUCKET_S3_ENDPOINT="$BUCKET
 for i in $(seq 0 $((SINKS - 1))); do
   name=sink; admin=127.0.0.1:9601
   if (( i > 0 )); then name="sink-$i"; admin="127.0.0.1:$((9620 + i))"; fi
-  env "${S3[@]}" BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_SINK_ACCESS_KEY_ID" \
+  ids sink
+  env "${IDS[@]}" "${S3[@]}" BUCKET_S3_ACCESS_KEY_ID="$BUCKET_S3_SINK_ACCESS_KEY_ID" \
     BUCKET_S3_SECRET_ACCESS_KEY="$BUCKET_S3_SINK_SECRET_ACCESS_KEY" \
     setsid nohup "$BIN" sink --migrate --instance-id "sink-$i" --admin-addr "$admin" \
     >"$RUN/$name.log" 2>&1 < /dev/null &
@@ -85,17 +111,17 @@ curl -s http://127.0.0.1:9600/readyz | python3 -c 'import json,sys; r=json.load(
 
 step "produce the demo intents (deploy/demo/intents.jsonl: good and bad)"
 # The truncated-Avro demo line needs the registry's id of the approved intent schema.
-intent_id="$("$BIN" schemas apply | awk '/bucket.intents-value/ {print $3}')"
+intent_id="$(as admin "$BIN" schemas apply | awk '/bucket.intents-value/ {print $3}')"
 sed "s/\"raw_value_hex\":\"0000000014\"/\"raw_value_hex\":\"$(printf '00%08x' "$intent_id")\"/" \
-  deploy/demo/intents.jsonl | "$BIN" produce --keys-dir deploy/demo/keys --file -
+  deploy/demo/intents.jsonl | as product "$BIN" produce --keys-dir deploy/demo/keys --file -
 
 step "decisions (bucket audit tail --from-beginning --until-end --summary)"
 sleep 3
-"$BIN" audit tail --from-beginning --until-end --summary
+as auditor "$BIN" audit tail --from-beginning --until-end --summary
 
 step "verify the audit log (chains, signed checkpoints, completeness against bucket.intents)"
 sleep 3
-"$BIN" audit verify --policy deploy/policy.toml "${PIN[@]}" || true
+as auditor "$BIN" audit verify --policy deploy/policy.toml "${PIN[@]}"
 
 step "transparency log: tiles, one decision's proof, checked offline with only the public key"
 # The verifier key of the gate's audit key (policy [audit] keys) under this deployment's name.
@@ -103,7 +129,8 @@ VKEY="$("$BIN" audit verifier-key --deployment bhiv-bucket \
   --public-key 5bOyedadWnSyhnPNww9HJld44c5/av/OI+r1EfBROuU=)"
 echo "verifier key: $VKEY"
 rm -rf "$RUN/tlog"
-setsid nohup "$BIN" audit tiles --dir "$RUN/tlog" --follow --key "$VKEY" \
+ids auditor
+env "${IDS[@]}" setsid nohup "$BIN" audit tiles --dir "$RUN/tlog" --follow --key "$VKEY" \
   >"$RUN/tiles.log" 2>&1 < /dev/null &
 echo $! >"$RUN/tiles.pid"
 # The gate signs a checkpoint within --checkpoint-interval-s of the last decisions.

@@ -31,10 +31,21 @@ BUCKET_PID_DIR="$BUCKET_STACK_DIR/pids"
 : "${BUCKET_KAFKA_PORT:=9092}"
 : "${BUCKET_KAFKA_CONTROLLER_PORT:=9093}"
 : "${BUCKET_KAFKA_SASL_PORT:=9094}"     # SASL_SSL (SCRAM-SHA-512 over TLS), docs/security.md
+: "${BUCKET_KAFKA_MTLS_PORT:=9095}"     # SSL with client certificates (production profile only)
 : "${BUCKET_REGISTRY_PORT:=8081}"
 : "${BUCKET_REGISTRY_MGMT_PORT:=8091}"   # Quarkus management interface (/q/health)
 : "${BUCKET_S3_PORT:=8333}"              # S3 API over HTTPS (versitygw, deploy/local/s3.sh)
 : "${BUCKET_S3_ADMIN_PORT:=8334}"        # its admin API over HTTPS (users, bucket owners)
+
+# ---- profile ---------------------------------------------------------------
+# plain (the laptop default: Kafka also on PLAINTEXT with an anonymous super user, Redis without
+# TLS) or production (Kafka on SASL_SSL and mTLS only with the authorizer on, Redis over TLS with
+# ACL users; every client with its own identity, deploy/local/identity.sh). `up.sh --profile NAME`
+# records the choice in $BUCKET_STACK_DIR/profile; it holds until changed (docs/deploying.md).
+if [[ -z "${BUCKET_PROFILE:-}" ]]; then
+  BUCKET_PROFILE="$(cat "$BUCKET_STACK_DIR/profile" 2>/dev/null || echo plain)"
+fi
+case "$BUCKET_PROFILE" in plain|production) ;; *) echo "BUCKET_PROFILE must be plain or production, got '$BUCKET_PROFILE'" >&2; exit 2 ;; esac
 
 # ---- credentials (dev only) ------------------------------------------------
 : "${BUCKET_PG_USER:=bucket}"
@@ -71,7 +82,15 @@ export DEBIAN_FRONTEND=noninteractive
 BUCKET_KAFKA_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_PORT"
 BUCKET_KAFKA_SASL_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_SASL_PORT"
 BUCKET_REGISTRY_URL="http://$BUCKET_HOST:$BUCKET_REGISTRY_PORT/apis/ccompat/v7"
-BUCKET_REDIS_URL="redis://$BUCKET_HOST:$BUCKET_REDIS_PORT"
+BUCKET_KAFKA_MTLS_BOOTSTRAP="$BUCKET_HOST:$BUCKET_KAFKA_MTLS_PORT"
+# Redis: the gate's user over TLS in production; its password is the file reference
+# file:$BUCKET_REDIS_SECRETS_DIR/gate.password (written by redis.sh), the CA is $BUCKET_LOCAL_CA.
+BUCKET_REDIS_SECRETS_DIR="$BUCKET_STACK_DIR/redis/secrets"
+if [[ "$BUCKET_PROFILE" == production ]]; then
+  BUCKET_REDIS_URL="rediss://gate@$BUCKET_HOST:$BUCKET_REDIS_PORT"
+else
+  BUCKET_REDIS_URL="redis://$BUCKET_HOST:$BUCKET_REDIS_PORT"
+fi
 BUCKET_S3_ENDPOINT="https://$BUCKET_HOST:$BUCKET_S3_PORT"
 BUCKET_CONTENT_STORE_URL="s3://$BUCKET_S3_BUCKET"
 # PostgreSQL serves TLS only (hostssl, deploy/local/postgres.sh); its server certificate is signed

@@ -151,7 +151,7 @@ impl RunContext {
                     deployment: "bhiv-bucket".into(),
                     checkpoint_every: 1000,
                     checkpoint_interval: Duration::from_secs(10),
-                    redis_url: None,
+                    redis: None,
                     commit_interval,
                     max_batch: self.max_batch,
                     restore_timeout: Duration::from_secs(60),

@@ -44,6 +44,52 @@ pub(crate) struct TopicArgs {
     pub(crate) topic_suffix: String,
 }
 
+/// How to reach Redis (usage shared across partitions): the gate and `state rebuild` flatten this.
+#[derive(Args, Clone)]
+pub(crate) struct RedisArgs {
+    /// Redis URL for cross-partition usage (global quotas): redis://[user@]host:port, or
+    /// rediss:// for TLS; "none" disables sharing.
+    #[arg(
+        long,
+        env = "BUCKET_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub(crate) redis_url: String,
+    /// Redis password as a reference (env:NAME or file:PATH), for the URL's user (or `default`).
+    #[arg(long, env = "BUCKET_REDIS_PASSWORD", hide_env_values = true)]
+    pub(crate) redis_password: Option<String>,
+    /// PEM CA certificate(s) that verify a rediss:// server (the system roots if absent).
+    #[arg(long, env = "BUCKET_REDIS_CA_FILE")]
+    pub(crate) redis_ca_file: Option<std::path::PathBuf>,
+}
+
+impl RedisArgs {
+    /// The Redis target, or None when sharing is off; the password and CA are read here.
+    pub(crate) fn target(
+        &self,
+    ) -> anyhow::Result<Option<bhiv_bucket::gate::usage_share::RedisTarget>> {
+        use anyhow::Context;
+        if self.redis_url == "none" {
+            return Ok(None);
+        }
+        let password = match &self.redis_password {
+            Some(reference) => Some(bhiv_bucket::kafka::security::resolve_secret(reference)?),
+            None => None,
+        };
+        let ca_pem = match &self.redis_ca_file {
+            Some(f) => {
+                Some(std::fs::read(f).with_context(|| format!("redis CA file {}", f.display()))?)
+            }
+            None => None,
+        };
+        Ok(Some(bhiv_bucket::gate::usage_share::RedisTarget {
+            url: self.redis_url.clone(),
+            password,
+            ca_pem,
+        }))
+    }
+}
+
 /// The admin endpoints' bearer token, shared by the gate and the sink.
 #[derive(Args, Clone)]
 pub(crate) struct AdminTokenArgs {

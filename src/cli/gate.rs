@@ -55,13 +55,8 @@ pub(crate) struct GateArgs {
     /// Signed checkpoint after this many audit links per partition.
     #[arg(long, env = "BUCKET_CHECKPOINT_EVERY", default_value_t = 1000)]
     checkpoint_every: u64,
-    /// Redis URL for cross-partition usage (global quotas); "none" disables sharing.
-    #[arg(
-        long,
-        env = "BUCKET_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    redis_url: String,
+    #[command(flatten)]
+    redis: super::args::RedisArgs,
     /// Signed checkpoint at least this often (seconds) while a partition gets links.
     #[arg(long, env = "BUCKET_CHECKPOINT_INTERVAL_S", default_value_t = 10)]
     checkpoint_interval_s: u64,
@@ -158,7 +153,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
         },
         deployment: a.deployment.clone(),
         checkpoint_every: a.checkpoint_every.max(1),
-        redis_url: (a.redis_url != "none").then(|| a.redis_url.clone()),
+        redis: a.redis.target()?,
         checkpoint_interval: Duration::from_secs(a.checkpoint_interval_s.max(1)),
         commit_interval: Duration::from_millis(a.commit_interval_ms),
         max_batch: a.max_batch.max(1),

@@ -26,13 +26,9 @@ pub(crate) enum StateCmd {
         /// Policy file (replay window, offender settings).
         #[arg(long, env = "BUCKET_POLICY", default_value = "deploy/policy.toml")]
         policy: PathBuf,
-        /// Redis URL to republish usage to; "none" to only print.
-        #[arg(
-            long,
-            env = "BUCKET_REDIS_URL",
-            default_value = "redis://127.0.0.1:6379"
-        )]
-        redis_url: String,
+        /// Redis to republish usage to (--redis-url none: only print).
+        #[command(flatten)]
+        redis: super::args::RedisArgs,
     },
 }
 
@@ -44,7 +40,7 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
             topics: suffix,
             registry,
             policy,
-            redis_url,
+            redis,
         } => {
             let reader = super::runtime::audit_reader(rt, &registry)?;
             let names = TopicNames::with_suffix(&suffix.topic_suffix);
@@ -80,8 +76,9 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 })
                 .collect();
             let mut map: std::collections::HashMap<i32, _> = tasks.into_iter().collect();
-            let redis = (redis_url != "none").then_some(redis_url.as_str());
-            let mut share = bhiv_bucket::gate::usage_share::UsageShare::new(redis, &names.intents);
+            let redis = redis.target()?;
+            let mut share =
+                bhiv_bucket::gate::usage_share::UsageShare::new(redis.as_ref(), &names.intents);
             share.tick(&mut map, count);
             let detail = serde_json::json!({
                 "partitions": count, "usage": usage, "republished_to_redis": redis.is_some(),

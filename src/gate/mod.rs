@@ -125,7 +125,7 @@ pub struct GateOptions {
     /// ...or this much time since the last one (when there were new links).
     pub checkpoint_interval: Duration,
     /// Redis for cross-partition usage (global quotas, live usage); None disables sharing.
-    pub redis_url: Option<String>,
+    pub redis: Option<usage_share::RedisTarget>,
     /// Longest time a transaction stays open before commit.
     pub commit_interval: Duration,
     /// Most intents per transaction.

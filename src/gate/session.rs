@@ -244,10 +244,7 @@ impl<'a> Session<'a> {
         Ok(Session {
             opts,
             watch,
-            share: super::usage_share::UsageShare::new(
-                opts.redis_url.as_deref(),
-                &opts.topics.intents,
-            ),
+            share: super::usage_share::UsageShare::new(opts.redis.as_ref(), &opts.topics.intents),
             registry,
             rt,
             ids,

@@ -37,6 +37,52 @@ return 1
 });
 const TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Where and how the gate reaches Redis: its URL (`redis://` or `rediss://` for TLS, optionally
+/// with a user name), the password resolved from its reference, and the CA that verifies the
+/// server's certificate (the system roots when absent). Kept apart from the URL so that no
+/// secret has to sit in a URL or in the environment.
+#[derive(Clone, Default)]
+pub struct RedisTarget {
+    /// `redis://[user@]host:port` or `rediss://[user@]host:port`.
+    pub url: String,
+    /// The password (overrides one in the URL).
+    pub password: Option<String>,
+    /// PEM CA certificate(s) for `rediss://`.
+    pub ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for RedisTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisTarget")
+            .field("url", &self.url)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("ca_pem", &self.ca_pem.as_ref().map(Vec::len))
+            .finish()
+    }
+}
+
+impl RedisTarget {
+    /// A client for this target: TLS verified against `ca_pem` for `rediss://`.
+    pub fn client(&self) -> redis::RedisResult<redis::Client> {
+        use redis::IntoConnectionInfo;
+        let mut info = self.url.as_str().into_connection_info()?;
+        if let Some(password) = &self.password {
+            let settings = info.redis_settings().clone().set_password(password.clone());
+            info = info.set_redis_settings(settings);
+        }
+        match &self.ca_pem {
+            Some(ca) if self.url.starts_with("rediss://") => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(ca.clone()),
+                },
+            ),
+            _ => redis::Client::open(info),
+        }
+    }
+}
+
 /// Redis publisher/reader of usage.
 pub struct UsageShare {
     client: Option<redis::Client>,
@@ -49,12 +95,12 @@ pub struct UsageShare {
 }
 
 impl UsageShare {
-    /// A share on `url` (None disables it) with keys under `bucket:<namespace>:`.
-    pub fn new(url: Option<&str>, namespace: &str) -> UsageShare {
-        let client = url.and_then(|u| match redis::Client::open(u) {
+    /// A share on `target` (None disables it) with keys under `bucket:<namespace>:`.
+    pub fn new(target: Option<&RedisTarget>, namespace: &str) -> UsageShare {
+        let client = target.and_then(|t| match t.client() {
             Ok(c) => Some(c),
             Err(e) => {
-                warn!(error = %e, "redis URL invalid; global quotas use local totals only");
+                warn!(error = %e, "redis settings invalid; global quotas use local totals only");
                 None
             }
         });
@@ -191,7 +237,7 @@ mod tests {
     fn an_instance_without_partitions_is_not_a_redis_outage() {
         let url =
             std::env::var("BUCKET_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let mut share = UsageShare::new(Some(&url), "unit-test-no-partitions");
+        let mut share = UsageShare::new(Some(&target(&url)), "unit-test-no-partitions");
         let mut tasks = HashMap::new();
         share.tick(&mut tasks, 2);
         assert!(
@@ -199,6 +245,13 @@ mod tests {
             "an empty exchange was reported as a Redis outage"
         );
         assert!(share.conn.is_some(), "the connection was dropped");
+    }
+
+    fn target(url: &str) -> RedisTarget {
+        RedisTarget {
+            url: url.to_string(),
+            ..RedisTarget::default()
+        }
     }
 
     /// Redis shows committed usage only (an open transaction may abort), and a former owner
@@ -225,7 +278,7 @@ mod tests {
         owner.mark_committed();
         owner.state.add_usage("p1", 50, 1); // decided in the open transaction
         let mut tasks = HashMap::from([(0, owner)]);
-        UsageShare::new(Some(&url), &ns).tick(&mut tasks, 1);
+        UsageShare::new(Some(&target(&url)), &ns).tick(&mut tasks, 1);
         assert_eq!(read("partition:0"), (Some(100), Some(1)));
         assert_eq!(read("product:p1"), (Some(100), Some(1)));
 
@@ -234,7 +287,7 @@ mod tests {
         former.chain.next_seq = 5;
         former.mark_committed();
         let mut stale = HashMap::from([(0, former)]);
-        UsageShare::new(Some(&url), &ns).tick(&mut stale, 1);
+        UsageShare::new(Some(&target(&url)), &ns).tick(&mut stale, 1);
         assert_eq!(
             read("partition:0"),
             (Some(100), Some(1)),
@@ -250,7 +303,7 @@ mod tests {
             t.chain.next_seq = 12;
             t.mark_committed();
         }
-        UsageShare::new(Some(&url), &ns).tick(&mut tasks, 1);
+        UsageShare::new(Some(&target(&url)), &ns).tick(&mut tasks, 1);
         assert_eq!(
             read("partition:0"),
             (Some(150), Some(2)),
