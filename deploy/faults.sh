@@ -75,8 +75,17 @@ export BUCKET_FAULTS_INTENTS BUCKET_FAULTS_REPS BUCKET_FAULTS_RATE BUCKET_FAULTS
   BUCKET_FAULTS_OUTAGE_S BUCKET_FAULTS_RESULTS
 [[ -n "${BUCKET_FAULTS_TIMEOUT_S:-}" ]] && export BUCKET_FAULTS_TIMEOUT_S
 
-# The tests and the processes they start take the stack from these (tests/common).
-export BUCKET_BROKERS="$BUCKET_KAFKA_BOOTSTRAP"
+# The tests and the processes they start take the stack from these (tests/common). On the
+# production profile the harness's own clients are the admin (SASL_SSL), each gate and sink it
+# starts is its own principal (deploy/local/identity.sh), and Redis is reached over TLS as the
+# gate user.
+export BUCKET_PROFILE
+if [[ "$BUCKET_PROFILE" == production ]]; then
+  export BUCKET_BROKERS="$BUCKET_KAFKA_SASL_BOOTSTRAP"
+  export BUCKET_REDIS_PASSWORD="file:$BUCKET_REDIS_SECRETS_DIR/gate.password" BUCKET_REDIS_CA_FILE="$BUCKET_LOCAL_CA"
+else
+  export BUCKET_BROKERS="$BUCKET_KAFKA_BOOTSTRAP"
+fi
 export BUCKET_REGISTRY_URL BUCKET_REDIS_URL
 export BUCKET_PG_URL="$BUCKET_DATABASE_URL"
 export BUCKET_STACK_DIR BUCKET_PG_PORT BUCKET_REDIS_PORT BUCKET_KAFKA_PORT \
@@ -139,10 +148,20 @@ EOF
 }
 trap finish EXIT
 
-step "stack: $BUCKET_STACK_DIR (kafka $BUCKET_BROKERS, registry $BUCKET_REGISTRY_URL)"
+step "stack: $BUCKET_STACK_DIR, profile $BUCKET_PROFILE (kafka $BUCKET_BROKERS, registry $BUCKET_REGISTRY_URL)"
 bash deploy/local/up.sh >/dev/null
 cargo build --locked "${profile_flags[@]}" --bin bucket --test faults
-"$bin_dir/bucket" schemas apply >/dev/null
+env $(bash deploy/local/identity.sh admin) "$bin_dir/bucket" schemas apply >/dev/null
+if [[ "$BUCKET_PROFILE" == production ]]; then
+  # Each run creates its topics with a suffix of its own (bucket.intents.<suffix>), so the suite
+  # applies deploy/acls.toml with its topic grants widened from literal names to prefixes; groups
+  # and transactional ids are prefixes already. Only on this test stack: a deployment applies the
+  # declaration as written (docs/security.md).
+  FAULT_ACLS="$(mktemp)"
+  sed 's/^pattern = "literal"/pattern = "prefixed"/' deploy/acls.toml >"$FAULT_ACLS"
+  env $(bash deploy/local/identity.sh admin) "$bin_dir/bucket" acls apply --file "$FAULT_ACLS" | grep -v '^not declared' || true
+  rm -f "$FAULT_ACLS"
+fi
 
 mkdir -p "$(dirname "$BUCKET_FAULTS_RESULTS")"
 : >"$BUCKET_FAULTS_RESULTS"

@@ -52,6 +52,7 @@ type Produced = HashMap<(i32, i64), Option<Vec<u8>>>;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    install_harness_identity();
     SERIAL.lock().await
 }
 
@@ -255,8 +256,9 @@ impl Run {
             fault,
             rep,
             knobs,
-            group: format!("gate{sfx}"),
-            sink_group: format!("sink{sfx}"),
+            // The prefixes deploy/acls.toml grants the gate and sink principals.
+            group: format!("bucket-gate{sfx}"),
+            sink_group: format!("bucket-sink{sfx}"),
             sink_db: db.clone(),
             db,
             sfx,
@@ -652,6 +654,7 @@ impl Run {
         let out = cmd
             .args(args)
             .env("BUCKET_BROKERS", brokers())
+            .envs(identity(role_of(args)))
             .env("BUCKET_TOPIC_SUFFIX", &self.sfx)
             .env("BUCKET_PG_URL", &self.db)
             .env(
@@ -723,7 +726,7 @@ fn visibility_report(topics: &TopicNames) -> String {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let mut out = String::new();
     for topic in [&topics.accepted, &topics.rejected, &topics.audit] {
-        let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        let consumer: BaseConsumer = bhiv_bucket::kafka::security::client_config()
             .set("bootstrap.servers", brokers())
             .set("group.id", "bucket-faults-visibility")
             .set("enable.auto.commit", "false")
@@ -781,7 +784,7 @@ async fn settled_end_offsets(topic: &str) -> HashMap<i32, i64> {
     for p in 0..PARTITIONS {
         loop {
             // A fresh client per attempt: no metadata cached from before the fault.
-            let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+            let consumer: BaseConsumer = bhiv_bucket::kafka::security::client_config()
                 .set("bootstrap.servers", brokers())
                 .create()
                 .expect("watermark consumer");
@@ -856,7 +859,17 @@ fn tally(produced: &Produced, topics: &TopicNames) -> (usize, usize) {
 /// the accepted artifacts (latest version of each artifact, deletes excluded).
 async fn usage_matches(topics: &TopicNames, within: Duration) -> bool {
     let want = usage_from_accepted(&topics.accepted);
-    let Ok(client) = redis::Client::open(redis_url()) else {
+    // The gates' Redis as the gates reach it (TLS and the gate user on the production profile).
+    let target = bhiv_bucket::gate::usage_share::RedisTarget {
+        url: redis_url(),
+        password: std::env::var("BUCKET_REDIS_PASSWORD")
+            .ok()
+            .map(|r| bhiv_bucket::kafka::security::resolve_secret(&r).expect("redis password")),
+        ca_pem: std::env::var("BUCKET_REDIS_CA_FILE")
+            .ok()
+            .map(|f| std::fs::read(f).expect("redis CA file")),
+    };
+    let Ok(client) = target.client() else {
         return false;
     };
     let deadline = Instant::now() + within;
@@ -1053,6 +1066,10 @@ impl Drop for ClusterGuard {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "starts a three-node Kafka cluster and kills its nodes: run deploy/faults.sh"]
 async fn fault_cluster3_node_lost() {
+    // The three-node cluster (deploy/local/cluster3.sh) has PLAINTEXT listeners on either
+    // profile: this scenario's processes use them, not the stack's identities.
+    // SAFETY: set before any other thread of this test reads the environment.
+    unsafe { std::env::set_var("BUCKET_PROFILE", "plain") };
     let _serial = serial().await;
     let k = knobs();
     stack("cluster3.sh", &["up"]);

@@ -17,11 +17,81 @@ use bhiv_bucket::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 /// Kafka bootstrap servers of the local stack.
 pub fn brokers() -> String {
     std::env::var("BUCKET_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// True on the local stack's production profile (`deploy/local/up.sh --profile production`):
+/// Kafka only on SASL_SSL and mTLS with ACLs, Redis over TLS. `deploy/faults.sh` exports it.
+pub fn production() -> bool {
+    std::env::var("BUCKET_PROFILE").is_ok_and(|p| p == "production")
+}
+
+/// The environment of a `bucket` process acting as `role` (admin, gate, sink, auditor, product)
+/// on the production profile, from `deploy/local/identity.sh`: its own principal and secrets.
+/// Empty on the plain profile, where every process uses the PLAINTEXT listener.
+pub fn identity(role: &str) -> Vec<(String, String)> {
+    static CACHE: std::sync::Mutex<Option<HashMap<String, Vec<(String, String)>>>> =
+        std::sync::Mutex::new(None);
+    if !production() {
+        return Vec::new();
+    }
+    let mut cache = CACHE.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = cache.get_or_insert_with(HashMap::new);
+    cache
+        .entry(role.to_string())
+        .or_insert_with(|| {
+            let out = Command::new("bash")
+                .arg(concat!(
+                    env!("CARGO_MANIFEST_DIR"),
+                    "/deploy/local/identity.sh"
+                ))
+                .arg(role)
+                .output()
+                .expect("deploy/local/identity.sh runs");
+            assert!(out.status.success(), "identity.sh {role} failed");
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .clone()
+}
+
+/// The role a `bucket` command runs as: the gate, the sink (and its storage jobs), compliance
+/// tooling (`audit ...`), the admin for everything else.
+pub fn role_of(args: &[&str]) -> &'static str {
+    match args.first().copied() {
+        Some("gate") => "gate",
+        Some("sink") => "sink",
+        Some("audit") => "auditor",
+        _ => "admin",
+    }
+}
+
+/// On the production profile, installs the admin's Kafka identity for this test process's own
+/// clients (topic set-up, readers that check outcomes, the feeder): the harness observes as
+/// the cluster admin while the gates and sinks it starts run as their own principals.
+pub fn install_harness_identity() {
+    let env: HashMap<String, String> = identity("admin").into_iter().collect();
+    if env.is_empty() {
+        return;
+    }
+    let args = bhiv_bucket::kafka::security::KafkaSecurityArgs {
+        kafka_security_protocol: env["BUCKET_KAFKA_SECURITY_PROTOCOL"].clone(),
+        kafka_sasl_mechanism: "SCRAM-SHA-512".into(),
+        kafka_sasl_username: env.get("BUCKET_KAFKA_SASL_USERNAME").cloned(),
+        kafka_sasl_password: env.get("BUCKET_KAFKA_SASL_PASSWORD").cloned(),
+        kafka_ssl_ca: env.get("BUCKET_KAFKA_SSL_CA").map(Into::into),
+        kafka_ssl_cert: None,
+        kafka_ssl_key: None,
+    };
+    let security = args.resolve().expect("the admin's Kafka settings resolve");
+    let _ = bhiv_bucket::kafka::security::install(security);
 }
 
 /// Registry URL of the local stack.
@@ -144,6 +214,7 @@ pub fn spawn(name: &str, args: &[&str], env: &[(&str, String)]) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bucket"));
     cmd.args(args)
         .env("BUCKET_BROKERS", brokers())
+        .envs(identity(role_of(args)))
         .env("BUCKET_REGISTRY_URL", registry_url())
         .env(
             "BUCKET_POLICY",
@@ -216,7 +287,7 @@ pub struct Read {
 
 /// Reads every committed record of `topic` from the beginning to the current end.
 pub fn read_committed(topic: &str) -> Vec<Read> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = bhiv_bucket::kafka::security::client_config()
         .set("bootstrap.servers", brokers())
         .set("group.id", "bucket-tests-reader")
         .set("enable.auto.commit", "false")
@@ -281,6 +352,7 @@ pub fn run_bucket(suffix: &str, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_bucket"))
         .args(args)
         .env("BUCKET_BROKERS", brokers())
+        .envs(identity(role_of(args)))
         .env("BUCKET_REGISTRY_URL", registry_url())
         .env("BUCKET_TOPIC_SUFFIX", suffix)
         .env(
@@ -296,6 +368,7 @@ pub fn reconcile(sfx: &str, db: &str) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_bucket"))
         .args(["sink", "reconcile"])
         .env("BUCKET_BROKERS", brokers())
+        .envs(identity("sink"))
         .env("BUCKET_TOPIC_SUFFIX", sfx)
         .env("BUCKET_PG_URL", db)
         .output()
@@ -309,7 +382,7 @@ pub fn reconcile(sfx: &str, db: &str) -> (bool, String) {
 
 /// Committed offsets of `group` on `topic`, by partition.
 pub fn committed(group: &str, topic: &str, partitions: i32) -> HashMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = bhiv_bucket::kafka::security::client_config()
         .set("bootstrap.servers", brokers())
         .set("group.id", group)
         .set("enable.auto.commit", "false")
@@ -335,7 +408,7 @@ pub fn committed(group: &str, topic: &str, partitions: i32) -> HashMap<i32, i64>
 
 /// End offsets (high watermarks) of `topic`, by partition.
 pub fn end_offsets(topic: &str, partitions: i32) -> HashMap<i32, i64> {
-    let consumer: BaseConsumer = ClientConfig::new()
+    let consumer: BaseConsumer = bhiv_bucket::kafka::security::client_config()
         .set("bootstrap.servers", brokers())
         .create()
         .unwrap();

@@ -25,7 +25,7 @@ pub enum Expect {
 
 /// The id of the local cluster (part of a store's identity).
 pub fn cluster_id() -> String {
-    let c: BaseConsumer = rdkafka::ClientConfig::new()
+    let c: BaseConsumer = bhiv_bucket::kafka::security::client_config()
         .set("bootstrap.servers", brokers())
         .create()
         .unwrap();
@@ -238,10 +238,11 @@ pub fn followed_stores_match_the_log(
 /// still in progress).
 pub async fn recreate_topic(topic: &str, partitions: i32) {
     use rdkafka::admin::{AdminClient, AdminOptions};
-    let admin: AdminClient<rdkafka::client::DefaultClientContext> = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .create()
-        .unwrap();
+    let admin: AdminClient<rdkafka::client::DefaultClientContext> =
+        bhiv_bucket::kafka::security::client_config()
+            .set("bootstrap.servers", brokers())
+            .create()
+            .unwrap();
     let done = admin
         .delete_topics(&[topic], &AdminOptions::new())
         .await
