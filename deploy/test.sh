@@ -2,9 +2,11 @@
 # The test command (README, CI): installs and starts the local stack if it is not running,
 # runs every check and test against it, and stops what it started.
 #
-#   deploy/test.sh            formatting, clippy, unused dependencies, unit + integration tests, short campaigns
-#                             (including deploy/faults.sh --short after the tests),
-#                             and bench smoke runs (`bucket-bench --quick`, `state`, `tlog`, `tiles-lag`)
+#   deploy/test.sh            formatting, clippy, unused dependencies, unit + integration tests and
+#                             bench smoke runs (`bucket-bench --quick`, `state`, `tlog`, `tiles-lag`,
+#                             `content`) on the plain profile; then the stack's production profile
+#                             (SASL_SSL/mTLS with ACLs, Redis TLS): the demo and the short fault
+#                             suite (deploy/faults.sh --short) run on it; fuzzing last
 #
 # Environment: everything in deploy/local/env.sh (ports, data and cache dirs).
 set -euo pipefail
@@ -18,19 +20,25 @@ started=0
 if ! bash deploy/local/status.sh >/dev/null 2>&1; then
   started=1
 fi
+# The profile a running stack had: put back at the end (the run switches it).
+previous_profile="$(cat "${BUCKET_STACK_DIR:-$ROOT/.stack}/profile" 2>/dev/null || echo plain)"
 cleanup() {
   rc=$?
+  bash deploy/demo.sh stop >/dev/null 2>&1 || true
   if (( started )); then
     step "stopping the local stack this run started"
     bash deploy/local/down.sh || true
+  elif [[ "$previous_profile" != "$(cat "${BUCKET_STACK_DIR:-$ROOT/.stack}/profile" 2>/dev/null || echo plain)" ]]; then
+    step "putting the running stack back on its profile ($previous_profile)"
+    bash deploy/local/up.sh --profile "$previous_profile" >/dev/null || true
   fi
   printf '\n==> test run finished in %ss (exit %s)\n' "$((SECONDS - t0))" "$rc"
   exit "$rc"
 }
 trap cleanup EXIT
 
-step "local stack (Kafka, Apicurio Registry, Redis, PostgreSQL, S3)"
-bash deploy/local/up.sh
+step "local stack (Kafka, Apicurio Registry, Redis, PostgreSQL, S3), plain profile"
+bash deploy/local/up.sh --profile plain
 
 step "formatting and lints"
 cargo fmt --all -- --check
@@ -120,9 +128,6 @@ command -v ssh-keygen >/dev/null 2>&1 || { echo "ssh-keygen could not be install
 step "unit and integration tests (real broker, registry, Redis, PostgreSQL)"
 cargo test --lib --bins --tests --locked -- --test-threads 4
 
-step "fault injection, short form: kill -9, broker/Redis/registry/PostgreSQL restarts, latency, 1 of 3 brokers lost (restarts stack services, leaves them healthy)"
-bash deploy/faults.sh --short
-
 step "criterion micro-benchmarks, once each as a smoke test"
 # gate_core takes its workload from the bench module (feature `bench`).
 cargo test --benches --locked --features bench
@@ -152,6 +157,18 @@ target/debug/bucket-bench tiles-lag --links 20000 --dir target/bench/quick/tiles
  target/debug/bucket-bench content --sizes 1024,65536 --bytes-per-size 1048576 \
    --dedup-artifacts 1 --dedup-versions 2 --read-size 1048576 --readers 4 \
    --requests-per-reader 2 --usage-versions 10000 --out target/bench/quick/content.json)
+
+# ---- production profile ----------------------------------------------------------------------------
+step "production profile: Kafka on SASL_SSL and mTLS only with the authorizer, Redis over TLS (Kafka and Redis restarted)"
+bash deploy/local/up.sh --profile production
+
+step "demo on the production profile: each process its own principal, ACLs applied, approvals enforced"
+BUCKET_DEMO_BUILD=dev bash deploy/demo.sh
+bash deploy/demo.sh stop
+
+step "fault injection, short form, on the production profile: kill -9, local state, instance ids, broker/Redis/registry/PostgreSQL/S3 restarts, latency, 1 of 3 brokers lost (a plain three-node cluster)"
+bash deploy/faults.sh --short
+# ---- end production profile ------------------------------------------------------------------------
 
 step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 30 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
