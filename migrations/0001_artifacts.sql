@@ -68,18 +68,20 @@ CREATE TRIGGER artifact_versions_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION artifact_versions_immutable();
 
 -- Roles are cluster-wide: create them only when missing, and tolerate a concurrent creator in
--- another database.
+-- another database. They get no password here: `bucket sink migrate --sink-role-password
+-- file:… --reader-role-password file:…` sets them from Secrets (docs/deploying.md,
+-- "Database roles"); until then they cannot log in with a password.
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bucket_sink') THEN
         BEGIN
-            CREATE ROLE bucket_sink LOGIN PASSWORD 'bucket_sink';
+            CREATE ROLE bucket_sink LOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bucket_reader') THEN
         BEGIN
-            CREATE ROLE bucket_reader LOGIN PASSWORD 'bucket_reader';
+            CREATE ROLE bucket_reader LOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END;
     END IF;

@@ -166,7 +166,8 @@ DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'bucket_purger') THEN
         BEGIN
-            CREATE ROLE bucket_purger LOGIN PASSWORD 'bucket_purger';
+            -- No password here: `bucket sink migrate --purger-role-password file:…` sets it.
+            CREATE ROLE bucket_purger LOGIN;
         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
         END;
     END IF;

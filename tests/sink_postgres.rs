@@ -744,3 +744,59 @@ async fn shutdown_while_the_database_is_unreachable_is_clean() {
         .expect("sink task")
         .expect("clean stop");
 }
+
+/// The database roles' passwords come from the operator (Secrets, `sink migrate
+/// --*-role-password`), never from the migrations: a role logs in with the password
+/// `set_role_password` gave it, not with another one, and a new password replaces the old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn role_passwords_are_set_by_the_operator_not_the_migrations() {
+    for (name, sql) in sink::store::MIGRATIONS {
+        assert!(
+            !sql.to_ascii_uppercase().contains("PASSWORD '"),
+            "migration {name} fixes a password"
+        );
+    }
+    let owner = Store::connect(&owner_url()).await.expect("owner connects");
+    let role = format!("bucket_pwtest_{}", std::process::id());
+    let (admin, conn) = bhiv_bucket::pg_tls::connect(&owner_url())
+        .await
+        .expect("owner connects");
+    let conn = tokio::spawn(conn);
+    admin
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role}; CREATE ROLE {role} LOGIN"
+        ))
+        .await
+        .expect("create a throwaway role");
+    let as_role =
+        |password: &str| owner_url().replacen("bucket:bucket@", &format!("{role}:{password}@"), 1);
+    let logs_in = |password: &'static str| {
+        let url = as_role(password);
+        async move { bhiv_bucket::pg_tls::connect(&url).await.is_ok() }
+    };
+
+    assert!(!logs_in("first-secret").await, "no password yet, no login");
+    owner
+        .set_role_password(&role, "first-secret")
+        .await
+        .expect("set");
+    assert!(logs_in("first-secret").await, "the password set logs in");
+    assert!(!logs_in("another").await, "another password does not");
+    owner
+        .set_role_password(&role, "second-secret")
+        .await
+        .expect("set again");
+    assert!(logs_in("second-secret").await, "the new password logs in");
+    assert!(!logs_in("first-secret").await, "the old one no longer does");
+    assert!(
+        owner.set_role_password(&role, "").await.is_err(),
+        "empty refused"
+    );
+
+    admin
+        .batch_execute(&format!("DROP ROLE {role}"))
+        .await
+        .expect("drop the throwaway role");
+    drop(admin);
+    let _ = conn.await;
+}

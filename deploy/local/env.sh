@@ -51,6 +51,9 @@ case "$BUCKET_PROFILE" in plain|production) ;; *) echo "BUCKET_PROFILE must be p
 : "${BUCKET_PG_USER:=bucket}"
 : "${BUCKET_PG_PASSWORD:=bucket}"
 : "${BUCKET_PG_DB:=bucket}"
+: "${BUCKET_LOCAL_PG_SINK_PASSWORD:=bucket_sink}"       # roles the migrations create (postgres.sh)
+: "${BUCKET_LOCAL_PG_READER_PASSWORD:=bucket_reader}"
+: "${BUCKET_LOCAL_PG_PURGER_PASSWORD:=bucket_purger}"
 : "${BUCKET_REGISTRY_PG_USER:=apicurio}"
 : "${BUCKET_REGISTRY_PG_PASSWORD:=apicurio}"
 : "${BUCKET_REGISTRY_PG_DB:=apicurio}"

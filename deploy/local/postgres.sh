@@ -159,6 +159,18 @@ BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$BUCKET_REGISTRY_PG_USER') THEN
     CREATE ROLE "$BUCKET_REGISTRY_PG_USER" LOGIN PASSWORD '$BUCKET_REGISTRY_PG_PASSWORD';
   END IF;
+  -- The roles the migrations create (without passwords) with this stack's dev passwords, so
+  -- every test database's sink, reader and purger can log in (roles are cluster-wide). A real
+  -- deployment sets them from Secrets: bucket sink migrate --sink-role-password file:... .
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bucket_sink') THEN
+    CREATE ROLE bucket_sink LOGIN PASSWORD '$BUCKET_LOCAL_PG_SINK_PASSWORD';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bucket_reader') THEN
+    CREATE ROLE bucket_reader LOGIN PASSWORD '$BUCKET_LOCAL_PG_READER_PASSWORD';
+  END IF;
+  IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'bucket_purger') THEN
+    CREATE ROLE bucket_purger LOGIN PASSWORD '$BUCKET_LOCAL_PG_PURGER_PASSWORD';
+  END IF;
 END
 \$\$;
 SELECT format('CREATE DATABASE %I OWNER %I', '$BUCKET_PG_DB', '$BUCKET_PG_USER')

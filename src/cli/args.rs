@@ -68,12 +68,14 @@ impl RedisArgs {
     pub(crate) fn target(
         &self,
     ) -> anyhow::Result<Option<bhiv_bucket::gate::usage_share::RedisTarget>> {
-        use anyhow::Context;
         if self.redis_url == "none" {
             return Ok(None);
         }
         let password = match &self.redis_password {
-            Some(reference) => Some(bhiv_bucket::kafka::security::resolve_secret(reference)?),
+            Some(reference) => Some(
+                bhiv_bucket::kafka::security::resolve_secret(reference)
+                    .context("--redis-password")?,
+            ),
             None => None,
         };
         let ca_pem = match &self.redis_ca_file {
@@ -109,6 +111,44 @@ pub(crate) struct PgArgs {
         default_value = "postgres://bucket:bucket@127.0.0.1:5432/bucket"
     )]
     pub(crate) pg_url: String,
+}
+
+/// Login passwords of the database roles the migrations create, set by `sink migrate` (and
+/// `sink --migrate`) from Secrets; each is a reference (env:NAME or file:PATH). Absent: that
+/// role's password is left as it is.
+#[derive(Args, Clone, Default)]
+pub(crate) struct RolePasswordArgs {
+    /// Password of bucket_sink (the sink's append-only role).
+    #[arg(long, env = "BUCKET_PG_SINK_ROLE_PASSWORD", hide_env_values = true)]
+    pub(crate) sink_role_password: Option<String>,
+    /// Password of bucket_reader (the read API's read-only role).
+    #[arg(long, env = "BUCKET_PG_READER_ROLE_PASSWORD", hide_env_values = true)]
+    pub(crate) reader_role_password: Option<String>,
+    /// Password of bucket_purger (`sink purge`).
+    #[arg(long, env = "BUCKET_PG_PURGER_ROLE_PASSWORD", hide_env_values = true)]
+    pub(crate) purger_role_password: Option<String>,
+}
+
+impl RolePasswordArgs {
+    /// Sets the passwords given (after the migrations created the roles); returns the roles set.
+    pub(crate) async fn apply(
+        &self,
+        store: &bhiv_bucket::sink::store::pg::Store,
+    ) -> anyhow::Result<Vec<&'static str>> {
+        let mut set = Vec::new();
+        for (role, reference) in [
+            ("bucket_sink", &self.sink_role_password),
+            ("bucket_reader", &self.reader_role_password),
+            ("bucket_purger", &self.purger_role_password),
+        ] {
+            let Some(reference) = reference else { continue };
+            let password = bhiv_bucket::kafka::security::resolve_secret(reference)
+                .with_context(|| format!("the password of {role}"))?;
+            store.set_role_password(role, &password).await?;
+            set.push(role);
+        }
+        Ok(set)
+    }
 }
 
 /// The storage backend choice (pg or fs), shared by the sink run and reconcile.

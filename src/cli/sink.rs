@@ -50,6 +50,9 @@ pub(crate) struct SinkRunArgs {
     /// Apply database migrations before starting (needs the owner role).
     #[arg(long)]
     migrate: bool,
+    /// With --migrate: the database roles' passwords to set.
+    #[command(flatten)]
+    roles: super::args::RolePasswordArgs,
     /// Do not index bucket.audit into audit_decisions (another sink does it).
     #[arg(long, env = "BUCKET_SINK_NO_AUDIT_INDEX")]
     no_audit_index: bool,
@@ -69,11 +72,13 @@ pub(crate) struct SinkRunArgs {
 #[derive(Subcommand)]
 pub(crate) enum SinkCmd {
     /// Run the sink (same as `bucket sink` with no subcommand).
-    Run(SinkRunArgs),
+    Run(Box<SinkRunArgs>),
     /// Apply the database migrations (owner role) and exit.
     Migrate {
         #[command(flatten)]
         pg: PgArgs,
+        #[command(flatten)]
+        roles: super::args::RolePasswordArgs,
     },
     /// Purge prior versions and tombstones older than the window, except under legal hold.
     Purge {
@@ -171,11 +176,14 @@ async fn sink(
 ) -> Result<ExitCode> {
     match cmd {
         None => sink_run(rt, a).await,
-        Some(SinkCmd::Run(a)) => sink_run(rt, a).await,
-        Some(SinkCmd::Migrate { pg }) => {
+        Some(SinkCmd::Run(a)) => sink_run(rt, *a).await,
+        Some(SinkCmd::Migrate { pg, roles }) => {
             let mut store = Store::connect(&pg.pg_url).await?;
             let applied = store.migrate().await?;
             println!("applied {applied} migration(s)");
+            for role in roles.apply(&store).await? {
+                println!("password of {role} set");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Some(SinkCmd::Purge {
@@ -407,7 +415,8 @@ async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCo
     if a.migrate {
         let mut store = Store::connect(&a.pg.pg_url).await?;
         let applied = store.migrate().await?;
-        info!(target: LOG_TARGET, applied, "database migrations applied");
+        let roles = a.roles.apply(&store).await?;
+        info!(target: LOG_TARGET, applied, ?roles, "database migrations applied");
     }
     let names = TopicNames::with_suffix(&a.topics.topic_suffix);
     let mut opts = SinkOptions::new(a.kafka.brokers, a.group, a.pg.pg_url);

@@ -26,7 +26,7 @@ pub enum SecurityError {
     MissingCredentials(&'static str),
     /// The password is not a reference.
     #[error(
-        "--kafka-sasl-password must be a reference (env:NAME or file:path), never the password itself"
+        "a password must be given as a reference (env:NAME or file:path), never the password itself"
     )]
     InlineSecret,
     /// The reference could not be resolved.

@@ -30,11 +30,14 @@ pub fn production() -> bool {
     std::env::var("BUCKET_PROFILE").is_ok_and(|p| p == "production")
 }
 
+/// A role's environment: (name, value) pairs.
+type Identity = Vec<(String, String)>;
+
 /// The environment of a `bucket` process acting as `role` (admin, gate, sink, auditor, product)
 /// on the production profile, from `deploy/local/identity.sh`: its own principal and secrets.
 /// Empty on the plain profile, where every process uses the PLAINTEXT listener.
 pub fn identity(role: &str) -> Vec<(String, String)> {
-    static CACHE: std::sync::Mutex<Option<HashMap<String, Vec<(String, String)>>>> =
+    static CACHE: std::sync::Mutex<Option<HashMap<String, Identity>>> =
         std::sync::Mutex::new(None);
     if !production() {
         return Vec::new();
