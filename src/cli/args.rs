@@ -92,6 +92,17 @@ impl RedisArgs {
     }
 }
 
+/// Where spans go (OpenTelemetry over OTLP/HTTP): the gate and the sink flatten this. Off
+/// unless given.
+#[derive(Args, Clone, Default)]
+pub(crate) struct OtlpArgs {
+    /// OTLP/HTTP collector base URL (e.g. http://otel-collector:4318; spans go to its
+    /// /v1/traces): export a span per decision (gate) and per durable write (sink), children
+    /// of the W3C `traceparent` the records carry. Off when absent.
+    #[arg(long, env = "BUCKET_OTLP_ENDPOINT")]
+    pub(crate) otlp_endpoint: Option<String>,
+}
+
 /// The admin endpoints' bearer token, shared by the gate and the sink.
 #[derive(Args, Clone)]
 pub(crate) struct AdminTokenArgs {

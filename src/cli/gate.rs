@@ -91,6 +91,8 @@ pub(crate) struct GateArgs {
     admin: AdminTokenArgs,
     #[command(flatten)]
     approvals: super::policy::ApprovalArgs,
+    #[command(flatten)]
+    otlp: super::args::OtlpArgs,
 }
 
 /// Runs the gate on its own thread until SIGINT/SIGTERM, with SIGHUP reloading the policy.
@@ -100,6 +102,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
     }
     let (policy, policy_text) = bhiv_bucket::policy_file::load(&a.policy)?;
     let approvals = a.approvals.at_start(&a.policy, &policy_text)?;
+    let _spans = super::runtime::export_traces(&a.otlp, "bucket-gate")?;
     let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = reload.clone();
     rt.spawn(async move {

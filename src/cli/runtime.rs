@@ -27,6 +27,47 @@ pub(crate) fn init_tracing(format: &str) {
     }
 }
 
+/// The span exporter of a process run with `--otlp-endpoint`: flushes what it holds when
+/// dropped, at the end of the command.
+pub(crate) struct TraceExport(Option<opentelemetry_sdk::trace::SdkTracerProvider>);
+
+impl Drop for TraceExport {
+    fn drop(&mut self) {
+        if let Some(provider) = self.0.take()
+            && let Err(error) = provider.shutdown()
+        {
+            tracing::warn!(%error, "spans not all exported at shutdown");
+        }
+    }
+}
+
+/// Installs the OTLP/HTTP span exporter for `service` when `args` names an endpoint (batched
+/// on its own thread; a collector that is down costs dropped spans, never a decision).
+pub(crate) fn export_traces(args: &super::args::OtlpArgs, service: &str) -> Result<TraceExport> {
+    use opentelemetry_otlp::WithExportConfig;
+    let Some(endpoint) = &args.otlp_endpoint else {
+        return Ok(TraceExport(None));
+    };
+    let url = format!("{}/v1/traces", endpoint.trim_end_matches('/'));
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_endpoint(&url)
+        .build()
+        .with_context(|| format!("OTLP exporter for {url}"))?;
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(
+            opentelemetry_sdk::Resource::builder()
+                .with_service_name(service.to_string())
+                .build(),
+        )
+        .build();
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    bhiv_bucket::kafka::trace::enable();
+    info!(target: LOG_TARGET, %url, "exporting spans over OTLP/HTTP");
+    Ok(TraceExport(Some(provider)))
+}
+
 /// Publishes a governance event to `bucket.control` for the gate to fold into the audit chain.
 /// The action already happened, so a failure to publish is an error the operator must see.
 pub(crate) async fn announce(

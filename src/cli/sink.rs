@@ -66,6 +66,8 @@ pub(crate) struct SinkRunArgs {
     admin_addr: String,
     #[command(flatten)]
     admin: AdminTokenArgs,
+    #[command(flatten)]
+    otlp: super::args::OtlpArgs,
 }
 
 /// The sink's jobs beside the run: migrate, purge, legal holds, reconcile.
@@ -392,6 +394,7 @@ async fn sink_admin(
 
 async fn sink_run(rt: &tokio::runtime::Runtime, a: SinkRunArgs) -> Result<ExitCode> {
     let backend = a.backend.backend(&a.pg)?;
+    let _spans = super::runtime::export_traces(&a.otlp, "bucket-sink")?;
     let shutdown = shutdown_on_signals(rt);
     let telemetry = sink_admin(rt, &a, &backend, &shutdown).await?;
     if let Backend::Fs { dir } = &backend {

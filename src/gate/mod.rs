@@ -20,6 +20,7 @@ mod session;
 pub mod standby;
 pub mod store;
 pub mod task;
+pub mod trace;
 pub mod txn;
 pub mod usage_share;
 pub mod verify;

@@ -206,7 +206,14 @@ impl Writer<'_> {
                         accepted::encode_ref_into(&a, &mut value);
                         value
                     }),
-                    headers: vec![("bucket.intent.id".into(), i.intent_id.clone().into_bytes())],
+                    // The intent id, then the producer's W3C trace context, so a trace goes on
+                    // past the gate (the shell puts its own span's in when it exports spans).
+                    headers: std::iter::once((
+                        "bucket.intent.id".to_string(),
+                        i.intent_id.clone().into_bytes(),
+                    ))
+                    .chain(headers::trace_context(&consumed.headers))
+                    .collect(),
                 });
                 record.content_sha256 = Some(content_sha256).filter(|s| !s.is_empty());
             }
@@ -482,6 +489,38 @@ mod tests {
             Some(&value[..]),
             "original bytes"
         );
+    }
+
+    /// A producer's W3C trace context goes on to the accepted record (after the intent id) even
+    /// when the gate exports no spans; the audit link carries none; other producer headers stay
+    /// behind.
+    #[test]
+    fn the_producers_trace_context_goes_on_to_the_accepted_record() {
+        let i = create();
+        let d = decide_on(&i, &PartitionState::default());
+        assert_eq!(d.outcome, Outcome::Accepted);
+        let consumed = Consumed {
+            partition: 0,
+            offset: 1,
+            key: None,
+            value: Some(vec![1]),
+            timestamp: None,
+            headers: vec![
+                (headers::SIGNATURE.into(), b"sig".to_vec()),
+                (headers::TRACEPARENT.into(), b"00-4bf9-00f0-01".to_vec()),
+                (headers::TRACESTATE.into(), b"v=1".to_vec()),
+            ],
+        };
+        let out = writer()
+            .outputs(&consumed, Some(&i), &d, None, &ChainHead::default())
+            .unwrap();
+        let names: Vec<&str> = out.records[0]
+            .headers
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .collect();
+        assert_eq!(names, ["bucket.intent.id", "traceparent", "tracestate"]);
+        assert!(out.records[1].headers.is_empty(), "the audit link");
     }
 
     #[test]

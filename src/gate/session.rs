@@ -541,13 +541,14 @@ impl<'a> Session<'a> {
         };
         let offender_before = (decision.offender.as_ref())
             .and_then(|change| task.state.offender(&change.integration));
-        let outputs = writer.outputs(
+        let mut outputs = writer.outputs(
             &c,
             decoded.as_ref().ok(),
             &decision,
             offender_before,
             &task.chain,
         )?;
+        super::trace::decision_span(&c, decoded.as_ref().ok(), &decision, started, &mut outputs);
         task.record_decision(&decision, policy.limits.replay_window);
         let stored = outputs
             .records

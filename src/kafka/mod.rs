@@ -6,5 +6,6 @@ mod log;
 pub mod membership;
 pub mod read;
 pub mod security;
+pub mod trace;
 
 pub use log::EofQuietContext;

@@ -20,6 +20,7 @@ pub mod observe;
 pub mod purge;
 pub mod reconcile;
 pub mod store;
+mod trace;
 
 use std::time::Duration;
 
@@ -186,6 +187,8 @@ pub async fn run_with<S: VersionStore>(
 pub(crate) struct Artifacts {
     accepted: Vec<Accepted>,
     undecodable: Vec<Undecodable>,
+    /// Write spans to end once the batch is durable (empty while span export is off).
+    traced: Vec<trace::Pending>,
 }
 
 /// The artifact sink's side of the loop: accepted records into a [`VersionStore`].
@@ -209,6 +212,9 @@ impl<S: VersionStore> BatchWriter for ArtifactWriter<S> {
             Ok(artifact) => {
                 tracing::trace!(partition, offset, product = %artifact.product_id,
                     artifact = %artifact.artifact_id, version = artifact.version, "decoded");
+                if let Some(p) = trace::pending(m, &artifact) {
+                    batch.traced.push(p);
+                }
                 batch.accepted.push(Accepted {
                     topic,
                     partition,
@@ -247,6 +253,7 @@ impl<S: VersionStore> BatchWriter for ArtifactWriter<S> {
     fn written(&self, batch: &Artifacts, report: &BatchReport, took: Duration, opts: &SinkOptions) {
         opts.telemetry
             .batch_written(Self::len(batch), report.outcome(), took);
+        trace::written(&batch.traced, report);
         if report.versions_quarantined > 0 {
             tracing::error!(
                 versions = report.versions_quarantined,

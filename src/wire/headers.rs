@@ -54,10 +54,42 @@ pub const ERROR_INTENT_ID: &str = "bucket.errors.intent.id";
 pub const ERROR_CURRENT_VERSION: &str = "bucket.errors.current.version";
 /// On RATE_LIMITED: milliseconds to wait before the product's next intent conforms.
 pub const ERROR_RETRY_AFTER_MS: &str = "bucket.errors.retry.after.ms";
+/// The W3C trace context header (`00-<trace id>-<span id>-<flags>`): a producer that traces
+/// sets it; the gate carries it (or its own span's) to the accepted record.
+pub const TRACEPARENT: &str = "traceparent";
+/// The W3C vendor trace state that goes with [`TRACEPARENT`].
+pub const TRACESTATE: &str = "tracestate";
+
+/// The trace context headers of a record, in order: what the gate carries to its outputs.
+pub fn trace_context(headers: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    headers
+        .iter()
+        .filter(|(k, _)| k == TRACEPARENT || k == TRACESTATE)
+        .cloned()
+        .collect()
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_trace_context_headers_are_carried() {
+        let headers = vec![
+            (SIGNATURE.to_string(), b"sig".to_vec()),
+            (TRACEPARENT.to_string(), b"00-aa-bb-01".to_vec()),
+            ("x".to_string(), b"y".to_vec()),
+            (TRACESTATE.to_string(), b"k=v".to_vec()),
+        ];
+        assert_eq!(
+            trace_context(&headers),
+            vec![
+                (TRACEPARENT.to_string(), b"00-aa-bb-01".to_vec()),
+                (TRACESTATE.to_string(), b"k=v".to_vec()),
+            ]
+        );
+        assert!(trace_context(&headers[..1]).is_empty());
+    }
 
     #[test]
     fn only_names_under_the_gate_prefix_are_renamed() {

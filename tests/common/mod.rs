@@ -37,8 +37,7 @@ type Identity = Vec<(String, String)>;
 /// on the production profile, from `deploy/local/identity.sh`: its own principal and secrets.
 /// Empty on the plain profile, where every process uses the PLAINTEXT listener.
 pub fn identity(role: &str) -> Vec<(String, String)> {
-    static CACHE: std::sync::Mutex<Option<HashMap<String, Identity>>> =
-        std::sync::Mutex::new(None);
+    static CACHE: std::sync::Mutex<Option<HashMap<String, Identity>>> = std::sync::Mutex::new(None);
     if !production() {
         return Vec::new();
     }
