@@ -752,6 +752,12 @@ fn k8s_kafka_users_are_generated_from_the_acl_declaration() {
         "deploy/k8s/base/kafka-users.yaml is stale: run `cargo run --bin bucket -- acls \
          manifests --out deploy/k8s/base/kafka-users.yaml`"
     );
+    // The ACL Job's copy of the declaration (kustomize reads no file outside its directory).
+    assert!(
+        read(&root().join("deploy/k8s/components/kafka-acls-job/acls.toml"))
+            == read(&root().join("deploy/acls.toml")),
+        "deploy/k8s/components/kafka-acls-job/acls.toml differs from deploy/acls.toml: copy it"
+    );
     // Each workload's Kafka principal (production overlay) has a KafkaUser.
     let users: Vec<String> = k8s()
         .iter()

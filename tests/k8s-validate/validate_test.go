@@ -18,7 +18,10 @@ import (
 
 const root = "../.."
 
-var overlays = []string{"dev", "production", "production-mtls"}
+// The overlays of deploy/k8s/overlays, and testdata overlays that add an optional component
+// (a path relative to deploy/k8s/overlays).
+var overlays = []string{"dev", "production", "production-mtls",
+	"../../../tests/k8s-validate/testdata/production-acls-job"}
 
 // secrets: the example Secrets (deploy/k8s/secrets.example.yaml, decoded strictly too) and the
 // Secrets others write: Strimzi one per KafkaUser and the cluster CA, the certificate tooling
