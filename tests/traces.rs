@@ -95,21 +95,11 @@ async fn a_producers_trace_runs_through_the_gate_decision_and_the_sink_write() {
     let topics = create_topics(&sfx, 1).await;
     let db = fresh_database(&sfx).await;
     let group = format!("bucket-gate{sfx}");
-    let _gate = spawn(
-        &format!("traces-gate{sfx}"),
-        &[
-            "gate",
-            "--instance-id",
-            "g1",
-            "--group",
-            &group,
-            "--commit-interval-ms",
-            "100",
-        ],
-        &[
-            ("BUCKET_TOPIC_SUFFIX", sfx.clone()),
-            ("BUCKET_OTLP_ENDPOINT", otlp.clone()),
-        ],
+    let _gate = spawn_gate_env(
+        &sfx,
+        &group,
+        "g1",
+        &[("BUCKET_OTLP_ENDPOINT", otlp.clone())],
     );
     let _sink = spawn(
         &format!("traces-sink{sfx}"),

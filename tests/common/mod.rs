@@ -902,13 +902,17 @@ pub fn spawn_gate_admin(
     admin: &str,
     token: Option<&str>,
 ) -> Proc {
-    let mut env = vec![
-        ("BUCKET_TOPIC_SUFFIX", suffix.to_string()),
-        ("BUCKET_ADMIN_ADDR", admin.to_string()),
-    ];
+    let mut env = vec![("BUCKET_ADMIN_ADDR", admin.to_string())];
     if let Some(t) = token {
         env.push(("BUCKET_ADMIN_TOKEN", t.to_string()));
     }
+    spawn_gate_env(suffix, group, gate_id, &env)
+}
+
+/// Starts a gate on the suffixed topics with `extra` environment (state kept in memory).
+pub fn spawn_gate_env(suffix: &str, group: &str, gate_id: &str, extra: &[(&str, String)]) -> Proc {
+    let mut env = vec![("BUCKET_TOPIC_SUFFIX", suffix.to_string())];
+    env.extend(extra.iter().cloned());
     spawn(
         &format!("gate{suffix}-{gate_id}"),
         &[
