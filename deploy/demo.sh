@@ -6,7 +6,9 @@
 # The stack's profile (deploy/local/env.sh) is kept, or chosen with BUCKET_PROFILE:
 #   BUCKET_PROFILE=production deploy/demo.sh   Kafka on SASL_SSL and mTLS only with ACLs, Redis
 #                                              over TLS; each process is its own principal
-# BUCKET_DEMO_BUILD=dev runs the debug build (the test run), release otherwise.
+# BUCKET_DEMO_BUILD=dev runs the debug build, =prebuilt the debug binary already built (the
+# test run: building `--bin bucket` alone would resolve features differently and rebuild),
+# release otherwise.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -16,8 +18,8 @@ mkdir -p "$RUN"
 BUILD="${BUCKET_DEMO_BUILD:-release}"
 case "$BUILD" in
   release) BIN="$ROOT/target/release/bucket"; BUILD_FLAGS=(--release) ;;
-  dev) BIN="$ROOT/target/debug/bucket"; BUILD_FLAGS=() ;;
-  *) echo "BUCKET_DEMO_BUILD must be release or dev" >&2; exit 2 ;;
+  dev|prebuilt) BIN="$ROOT/target/debug/bucket"; BUILD_FLAGS=() ;;
+  *) echo "BUCKET_DEMO_BUILD must be release, dev or prebuilt" >&2; exit 2 ;;
 esac
 step() { printf '\n==> %s\n' "$*"; }
 # as ROLE CMD...: CMD with the Kafka (and Redis) identity of ROLE on this stack's profile
@@ -49,8 +51,12 @@ if [[ "${1:-}" == "stop" ]]; then stop_services; exit 0; fi
 step "local stack (profile $BUCKET_PROFILE)"
 bash deploy/local/up.sh --profile "$BUCKET_PROFILE"
 
-step "build ($BUILD)"
-cargo build "${BUILD_FLAGS[@]}" --locked --bin bucket
+if [[ "$BUILD" == prebuilt ]]; then
+  [[ -x "$BIN" ]] || { echo "BUCKET_DEMO_BUILD=prebuilt: $BIN is not built" >&2; exit 2; }
+else
+  step "build ($BUILD)"
+  cargo build "${BUILD_FLAGS[@]}" --locked --bin bucket
+fi
 
 export BUCKET_REGISTRY_URL BUCKET_PG_URL="$BUCKET_DATABASE_URL"
 step "topics and schemas as code (as the admin)"

@@ -163,7 +163,7 @@ step "production profile: Kafka on SASL_SSL and mTLS only with the authorizer, R
 bash deploy/local/up.sh --profile production
 
 step "demo on the production profile: each process its own principal, ACLs applied, approvals enforced"
-BUCKET_DEMO_BUILD=dev bash deploy/demo.sh
+BUCKET_DEMO_BUILD=prebuilt bash deploy/demo.sh
 bash deploy/demo.sh stop
 
 step "fault injection, short form, on the production profile: kill -9, local state, instance ids, broker/Redis/registry/PostgreSQL/S3 restarts, latency, 1 of 3 brokers lost (a plain three-node cluster)"
