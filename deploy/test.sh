@@ -102,11 +102,8 @@ step "Kubernetes manifests: every kustomize overlay rendered and decoded strictl
 step "topics and schemas as code against the live stack"
 target/debug/bucket topics apply --profile local
 target/debug/bucket schemas apply
-# ACLs as code, applied as the SCRAM admin over the SASL_SSL listener (docs/security.md).
-KAFKA_STACK="${BUCKET_STACK_DIR:-$ROOT/.stack}/kafka"
-BUCKET_BROKERS="127.0.0.1:${BUCKET_KAFKA_SASL_PORT:-9094}" BUCKET_KAFKA_SECURITY_PROTOCOL=sasl_ssl \
-  BUCKET_KAFKA_SASL_USERNAME=admin BUCKET_KAFKA_SASL_PASSWORD="file:$KAFKA_STACK/secrets/admin.password" \
-  BUCKET_KAFKA_SSL_CA="$KAFKA_STACK/tls/ca.crt" target/debug/bucket acls apply
+# ACLs as code are applied as written by the demo on the production profile (below), and per
+# test suffix by tests/security.rs.
 
 step "Schemathesis venv (~/.cache/bhiv-bucket/venv, created once; used by tests/api.rs)"
 VENV="${BUCKET_CACHE_DIR:-$HOME/.cache/bhiv-bucket}/venv"
@@ -170,7 +167,7 @@ step "fault injection, short form, on the production profile: kill -9, local sta
 bash deploy/faults.sh --short
 # ---- end production profile ------------------------------------------------------------------------
 
-step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 30 s each (nightly + cargo-fuzz; installed if missing)"
+step "fuzz: decode_decide, headers, policy, audit_verify and approvals, 20 s each (nightly + cargo-fuzz; installed if missing)"
 have_nightly() { rustup toolchain list 2>/dev/null | grep -q '^nightly'; }
 have_nightly || timeout 180 rustup toolchain install nightly --profile minimal || true
 if have_nightly && ! command -v cargo-fuzz >/dev/null 2>&1; then
@@ -178,7 +175,7 @@ if have_nightly && ! command -v cargo-fuzz >/dev/null 2>&1; then
 fi
 if have_nightly && command -v cargo-fuzz >/dev/null 2>&1; then
   (cd fuzz && for t in decode_decide headers policy audit_verify approvals; do
-    cargo +nightly fuzz run -O "$t" -- -max_total_time=30 -print_final_stats=1 2>&1 | tail -n 3
+    cargo +nightly fuzz run -O "$t" -- -max_total_time=20 -print_final_stats=1 2>&1 | tail -n 3
   done)
 else
   echo "SKIPPED: fuzzing needs a nightly toolchain and cargo-fuzz, and installing them failed."
