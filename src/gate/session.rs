@@ -603,7 +603,9 @@ impl<'a> Session<'a> {
         let restored = self.restore_locked(partition);
         super::lifecycle::RESTORE_PROGRESS.end();
         let (mut task, stats) = restored?;
+        debug!(partition, "task restored; reading the group's position");
         let resume = self.group_position(partition)?;
+        debug!(partition, resume, "group position read; announcing the takeover");
         if !task.changelog_current() {
             let epoch = self.copy_to_changelog(partition, &task, resume)?;
             task.changelog_written(epoch);
