@@ -605,7 +605,10 @@ impl<'a> Session<'a> {
         let (mut task, stats) = restored?;
         debug!(partition, "task restored; reading the group's position");
         let resume = self.group_position(partition)?;
-        debug!(partition, resume, "group position read; announcing the takeover");
+        debug!(
+            partition,
+            resume, "group position read; announcing the takeover"
+        );
         if !task.changelog_current() {
             let epoch = self.copy_to_changelog(partition, &task, resume)?;
             task.changelog_written(epoch);
