@@ -99,13 +99,6 @@ impl RecordSpan {
         TraceContextPropagator::new().inject_context(&self.cx, &mut HeaderWriter(headers));
     }
 
-    /// The span's trace and span ids (hex), for logs.
-    pub fn ids(&self) -> (String, String) {
-        let span = self.cx.span();
-        let sc = span.span_context();
-        (sc.trace_id().to_string(), sc.span_id().to_string())
-    }
-
     /// Ends the span now; the exporter sends it in its next batch.
     pub fn end(self) {
         self.cx.span().end();

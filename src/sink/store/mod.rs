@@ -9,6 +9,7 @@ pub mod fs;
 pub mod objects;
 pub mod pg;
 pub(crate) mod placement;
+pub mod roles;
 pub mod row;
 
 use std::path::{Path, PathBuf};

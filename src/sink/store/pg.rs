@@ -185,26 +185,6 @@ impl Store {
         Ok(applied)
     }
 
-    /// Sets the login password of `role` (one the migrations created) without sending it in
-    /// clear: the statement carries only its SCRAM-SHA-256 verifier, as `psql`'s `\password`
-    /// does, so the password reaches neither the server's logs nor `pg_stat_activity`. Needs
-    /// the owner's CREATEROLE.
-    pub async fn set_role_password(&self, role: &str, password: &str) -> Result<(), StoreError> {
-        if password.is_empty() {
-            return Err(StoreError::Config(format!(
-                "empty password for role {role}"
-            )));
-        }
-        let verifier = postgres_protocol::password::scram_sha_256(password.as_bytes());
-        // The verifier is base64, digits and `SCRAM-SHA-256$:`: nothing to escape in a literal.
-        let sql = format!(
-            "ALTER ROLE {} PASSWORD '{verifier}'",
-            postgres_protocol::escape::escape_identifier(role)
-        );
-        self.client.batch_execute(&sql).await?;
-        Ok(())
-    }
-
     /// Fails unless the sink's tables exist and are readable, so a missing migration is
     /// reported at start-up instead of as an endless write retry.
     pub async fn check_schema(&self) -> Result<(), StoreError> {
