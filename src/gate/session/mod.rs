@@ -36,6 +36,9 @@ use crate::clock::now_ms;
 use crate::core::{Envelope, SignatureCheck, decide_checked};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 use crate::wire::audit::AuditReader;
+use positions::{FetchPositions, PollStamp};
+
+mod positions;
 
 const OP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -140,9 +143,9 @@ struct Session<'a> {
     control: Option<crate::control::feed::ControlFeed>,
     last_control_poll: Instant,
     txn: Option<OpenTxn>,
-    /// Partitions sought back while deciding the current poll batch: the rest of the batch's
-    /// records of theirs are not decided (they come again).
-    sought: std::collections::HashSet<i32>,
+    /// Moves of each partition's position (rewinds, pauses, revocations): a polled record of
+    /// a partition that moved since its poll is not decided (it comes again).
+    positions: FetchPositions,
     /// Takeover announcements (`GATE_STARTED`) of tasks restored ahead of their first link:
     /// written just before the chain's next link, so an idle partition's chain is unchanged.
     unannounced: HashMap<i32, GovernanceEvent>,
@@ -260,7 +263,7 @@ impl<'a> Session<'a> {
                 .ok(),
             last_control_poll: Instant::now(),
             txn: None,
-            sought: std::collections::HashSet::new(),
+            positions: FetchPositions::default(),
             unannounced: HashMap::new(),
             phases: None,
             standbys,
@@ -366,17 +369,15 @@ impl<'a> Session<'a> {
                 watch: self.watch,
             });
             let batch = self.poll_batch()?;
-            let revoked = self.on_revocations()?;
+            // Anything from here on can move a partition under the batch (a revocation, the
+            // abort of a commit that a restore or a pause forces): its records are then stale.
+            let polled = self.positions.polled();
+            self.on_revocations()?;
             self.restore_assigned()?;
             let policy = Arc::clone(self.watch.current());
             let checks = super::verify::ahead(&batch, &policy);
-            self.sought.clear();
             for (consumed, check) in batch.into_iter().zip(checks) {
-                // Records of a partition given up, or sought back (an abort, a pause), since
-                // they were polled come again from where the partition now stands.
-                if revoked.contains(&consumed.partition)
-                    || self.sought.contains(&consumed.partition)
-                {
+                if !self.positions.is_current(consumed.partition, polled) {
                     continue;
                 }
                 if shutdown.is_cancelled() {
@@ -387,7 +388,7 @@ impl<'a> Session<'a> {
                 } else {
                     SignatureCheck::Pending
                 };
-                self.handle(consumed, check, shutdown)?;
+                self.handle(consumed, check, polled, shutdown)?;
                 self.commit_if_due()?;
             }
             self.commit_if_due()?;
@@ -432,12 +433,12 @@ impl<'a> Session<'a> {
     /// tasks (their next owner restores them). Under the cooperative protocol the partitions
     /// are still ours: the transaction commits, so the partitions this instance keeps keep
     /// their tasks. Otherwise (eager, lost, closing) it aborts, as it cannot commit any more.
-    /// Returns the revoked partitions: records of theirs polled since are not decided here.
-    fn on_revocations(&mut self) -> Result<Vec<i32>, GateError> {
+    /// Revoked partitions count as moved: records of theirs polled since are not decided here.
+    fn on_revocations(&mut self) -> Result<(), GateError> {
         let revocation = self.consumer.context().take_revocation();
         let revoked = &revocation.partitions;
         if revoked.is_empty() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         if self.txn.as_ref().is_some_and(|t| t.touches_any(revoked)) {
             if revocation.deferred {
@@ -451,21 +452,28 @@ impl<'a> Session<'a> {
         for p in revoked {
             self.tasks.remove(p);
             self.resume.remove(p);
+            self.positions.moved(*p);
         }
         GateContext::give_up(&self.consumer, &revocation)?;
-        Ok(revocation.partitions)
+        Ok(())
     }
 
-    /// Decides one consumed intent and adds its outputs to the transaction. On shutdown while
-    /// the registry is down, the record is left undecided and its partition rewound to it.
+    /// Decides one consumed intent (polled at `polled`) and adds its outputs to the
+    /// transaction. On shutdown while the registry is down, the record is left undecided and
+    /// its partition rewound to it. A commit on the way (a restore, a registry pause) can abort
+    /// and rewind the record's partition: the record is then left to come again.
     fn handle(
         &mut self,
         c: Consumed,
         check: SignatureCheck,
+        polled: PollStamp,
         shutdown: &CancellationToken,
     ) -> Result<(), GateError> {
         let started = Instant::now();
         self.ensure_task(c.partition)?;
+        if self.moved_since(&c, polled) {
+            return Ok(());
+        }
         self.announce_takeover(c.partition)?;
         let already = self
             .tasks
@@ -496,6 +504,9 @@ impl<'a> Session<'a> {
                 Err(e) => return Err(e.into()),
             }
         };
+        if self.moved_since(&c, polled) {
+            return Ok(());
+        }
         let policy = self.watch.current().clone();
         let stale_policy = self
             .tasks
@@ -585,6 +596,20 @@ impl<'a> Session<'a> {
             self.governance(c.partition, &GovernanceEvent::Decision(event.clone()))?;
         }
         self.note(c.partition, c.offset)
+    }
+
+    /// True when `c`'s partition moved (an abort's rewind) since `c` was polled at `polled`:
+    /// it is not decided now, as it comes again from where its partition stands.
+    fn moved_since(&self, c: &Consumed, polled: PollStamp) -> bool {
+        let moved = !self.positions.is_current(c.partition, polled);
+        if moved {
+            debug!(
+                partition = c.partition,
+                offset = c.offset,
+                "partition rewound while the record waited; it comes again"
+            );
+        }
+        moved
     }
 
     /// Restores the task of `partition` from the audit log if this instance has none, records
@@ -1117,7 +1142,7 @@ impl<'a> Session<'a> {
     }
 
     fn seek_to(&mut self, partition: i32, offset: i64) -> Result<(), GateError> {
-        self.sought.insert(partition);
+        self.positions.moved(partition);
         self.consumer.seek(
             &self.opts.topics.intents,
             partition,
