@@ -4,17 +4,27 @@
 //! - `readme_command_list_matches_the_cli`: every subcommand path of `bucket` (walked through
 //!   `--help`, since the clap types live in the binary crate) is a command of README.md's list,
 //!   and every command of that list is a subcommand path.
-//! - `cited_adrs_exist`: every "ADR NNNN" / "ADR NN" in topics/*.toml, README.md and docs/ (and
-//!   every link to docs/decisions/) names a file in docs/decisions/; the state changelog topic
-//!   cites the ADR whose title is the state changelog.
+//! - `cited_adrs_exist`: every "ADR NNNN" / "ADR NN" in topics/, README.md and docs/ (with
+//!   subfolders), and every link to docs/decisions/, names a file in docs/decisions/; the state
+//!   changelog topic cites the ADR whose title is the state changelog.
 //! - `reason_codes_match_their_page`: the `ReasonCode` enum (its source and `ReasonCode::ALL`)
 //!   and the table of docs/reason-codes.md list the same codes.
 //! - `flags_without_environment_variables_are_listed`: the runbook's table of flags without an
 //!   environment variable is exactly what `--help` shows.
+//! - `flag_tables_give_each_flag_its_variable`: in every docs table with a flag column and an
+//!   environment column (README.md, deploy/local/README.md, docs/), each variable is the
+//!   `[env: …]` of that row's flag in some command, and each flag that has one names it.
+//! - `documented_environment_variables_are_read`: every `BUCKET_*` the docs name (`{a,b}` and
+//!   `*` forms included) is read by something: a flag of the binary, code that reads it by name
+//!   (`env::var("…")`, clap's `env = "…"`, the clients' `Getenv`/`getenv`/`environ`), or a
+//!   script under deploy/ (the stack's ports, versions and directories, the demo and fault knobs).
 //! - `rejection_headers_are_in_the_wire_contract`: every `bucket.errors.*` header the code
 //!   names is in docs/wire-contract.md's header table, and every header there is the code's.
+//! - `header_names_are_in_the_wire_contract`: every header name or prefix src/wire/headers.rs
+//!   declares (signature, trace context, the gate's and the renamed producer prefix) is in
+//!   docs/wire-contract.md.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -40,10 +50,10 @@ fn fail_on(problems: Vec<String>) {
 
 // ---- the CLI, through --help ----------------------------------------------------------------
 
-/// One option of a `--help` page: its long name and whether it shows an environment variable.
+/// One option of a `--help` page: its long name and the environment variable it shows, if any.
 struct Opt {
     name: String,
-    env: bool,
+    env: Option<String>,
 }
 
 /// `bucket <path> --help`: the subcommands (clap's own `help` left out) and the options.
@@ -98,13 +108,18 @@ fn help(path: &[String]) -> (Vec<String>, Vec<Opt>) {
                     let own = name == "help" || (name == "version" && !t.contains('<'));
                     opts.push(Opt {
                         name: if own { String::new() } else { name },
-                        env: false,
+                        env: None,
                     });
                 }
-                if line.contains("[env: ")
+                // `[env: NAME=value]`, or `[env: NAME]` when the value is hidden.
+                if let Some((_, rest)) = line.split_once("[env: ")
                     && let Some(o) = opts.last_mut()
                 {
-                    o.env = true;
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    o.env = Some(name);
                 }
             }
             _ => {}
@@ -190,7 +205,7 @@ fn readme_command_list_matches_the_cli() {
 fn flags_without_environment_variables_are_listed() {
     let mut actual = BTreeSet::new();
     for (path, opts) in cli_tree() {
-        for o in opts.iter().filter(|o| !o.env) {
+        for o in opts.iter().filter(|o| o.env.is_none()) {
             actual.insert((
                 format!("bucket {}", path.join(" ")).trim().to_string(),
                 o.name.clone(),
@@ -227,11 +242,306 @@ fn flags_without_environment_variables_are_listed() {
     fail_on(problems);
 }
 
+/// Every flag of the binary (in any command) → the environment variables it shows (`None`: a
+/// command where it has none).
+fn flag_vars() -> BTreeMap<String, BTreeSet<Option<String>>> {
+    let mut out: BTreeMap<String, BTreeSet<Option<String>>> = BTreeMap::new();
+    for (_, opts) in cli_tree() {
+        for o in opts {
+            out.entry(o.name).or_default().insert(o.env);
+        }
+    }
+    out
+}
+
+/// The text of each backticked span of `cell` outside parentheses (a remark such as "(`--gate-id`
+/// still accepted)" is not the row's flag).
+fn code_spans(cell: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut depth = 0usize;
+    for c in cell.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth = depth.saturating_sub(1),
+            _ if depth == 0 => plain.push(c),
+            _ => {}
+        }
+    }
+    plain
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+/// The leading characters of `s` that `ok` accepts.
+fn word(s: &str, ok: impl Fn(char) -> bool) -> String {
+    s.chars().take_while(|c| ok(*c)).collect()
+}
+
+/// One body row of a table with a flag column and an environment column.
+struct FlagRow {
+    file: String,
+    flags: Vec<String>,
+    vars: Vec<String>,
+}
+
+/// The rows of every table in `file` whose header has a `flag` column and an `env` or
+/// `environment` column.
+fn flag_rows(file: &str) -> Vec<FlagRow> {
+    let text = read(file);
+    let lines: Vec<&str> = text.lines().collect();
+    let cells = |l: &str| -> Vec<String> {
+        let l = l.trim().replace("\\|", "\u{1}");
+        let l = l.trim_start_matches('|').trim_end_matches('|');
+        l.split('|')
+            .map(|c| c.trim().replace('\u{1}', "|"))
+            .collect()
+    };
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < lines.len() {
+        let header = cells(lines[i]);
+        let is_table = lines[i].starts_with('|') && lines[i + 1].starts_with("| ---");
+        let flag_col = header.iter().position(|c| c == "flag");
+        let env_col = header.iter().position(|c| c == "env" || c == "environment");
+        let (true, Some(f), Some(e)) = (is_table, flag_col, env_col) else {
+            i += 1;
+            continue;
+        };
+        i += 2;
+        while i < lines.len() && lines[i].starts_with('|') {
+            let row = cells(lines[i]);
+            let span = |col: usize| code_spans(row.get(col).map_or("", String::as_str));
+            out.push(FlagRow {
+                file: file.to_string(),
+                flags: span(f)
+                    .iter()
+                    .filter_map(|s| s.strip_prefix("--"))
+                    .map(|s| word(s, |c| c.is_ascii_alphanumeric() || c == '-'))
+                    .collect(),
+                vars: span(e)
+                    .iter()
+                    .filter(|s| s.starts_with("BUCKET_"))
+                    .map(|s| word(s, |c| c.is_ascii_alphanumeric() || c == '_'))
+                    .collect(),
+            });
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The documents that name environment variables.
+fn doc_pages() -> Vec<String> {
+    let mut files = vec![
+        "README.md".to_string(),
+        "deploy/local/README.md".to_string(),
+    ];
+    files.extend(files_under("docs", &|n| n.ends_with(".md")));
+    files
+}
+
+#[test]
+fn flag_tables_give_each_flag_its_variable() {
+    let cli = flag_vars();
+    let rows: Vec<FlagRow> = doc_pages().iter().flat_map(|f| flag_rows(f)).collect();
+    assert!(
+        rows.len() >= 30,
+        "found only {} rows of flag/environment tables in the docs",
+        rows.len()
+    );
+    let mut problems = Vec::new();
+    for r in &rows {
+        let flags: Vec<String> = r.flags.iter().map(|f| format!("`--{f}`")).collect();
+        for f in &r.flags {
+            let Some(vars) = cli.get(f) else {
+                problems.push(format!("{}: `--{f}` is not a flag of any command", r.file));
+                continue;
+            };
+            let has: Vec<&String> = vars.iter().flatten().collect();
+            if !has.is_empty() && !has.iter().any(|v| r.vars.contains(v)) {
+                problems.push(format!(
+                    "{}: the row of `--{f}` does not name its variable ({})",
+                    r.file,
+                    has.iter()
+                        .map(|v| v.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        for v in &r.vars {
+            let read_by_row = r
+                .flags
+                .iter()
+                .any(|f| cli.get(f).is_some_and(|vs| vs.contains(&Some(v.clone()))));
+            if !read_by_row {
+                problems.push(format!(
+                    "{}: `{v}` is not the variable of {} in any command",
+                    r.file,
+                    if flags.is_empty() {
+                        "a flag (the row names none)".to_string()
+                    } else {
+                        flags.join(", ")
+                    }
+                ));
+            }
+        }
+    }
+    fail_on(problems);
+}
+
+/// The `BUCKET_*` names in `text`: `BUCKET_{PG,S3}_PORT` gives both names, and a `*` is kept as
+/// a wildcard (`BUCKET_LOCAL_PG_*_PASSWORD`). A bare prefix (`BUCKET_`) is not a name.
+fn bucket_vars(text: &str) -> Vec<String> {
+    fn expand(t: &str) -> Vec<String> {
+        let Some(open) = t.find('{') else {
+            return vec![t.to_string()];
+        };
+        let Some(close) = t[open..].find('}').map(|c| open + c) else {
+            return vec![t[..open].to_string()];
+        };
+        t[open + 1..close]
+            .split(',')
+            .flat_map(|alt| expand(&format!("{}{alt}{}", &t[..open], &t[close + 1..])))
+            .collect()
+    }
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices("BUCKET_") {
+        if text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            continue;
+        }
+        let mut end = i;
+        let mut depth = 0;
+        for c in text[i..].chars() {
+            match c {
+                'A'..='Z' | '0'..='9' | '_' | '*' => {}
+                '{' => depth += 1,
+                '}' if depth > 0 => depth -= 1,
+                ',' if depth > 0 => {}
+                _ => break,
+            }
+            end += c.len_utf8();
+        }
+        out.extend(
+            expand(&text[i..end])
+                .into_iter()
+                .filter(|n| !n.ends_with('_')),
+        );
+    }
+    out
+}
+
+/// `*` in `pattern` matches any run of characters.
+fn glob(pattern: &str, name: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return pattern == name;
+    }
+    if !name.starts_with(first) || !name[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &name[first.len()..name.len() - last.len()];
+    for p in &parts[1..parts.len() - 1] {
+        match rest.find(p) {
+            Some(i) => rest = &rest[i + p.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// How code reads a variable whose name is the string literal that follows: Rust, Go, Java,
+/// Python, and clap's `env = "…"` and a named constant (`const …_ENV: &str = "…"`).
+const READERS: [&str; 10] = [
+    "env::var(",
+    "env::var_os(",
+    "env = ",
+    "&str = ",
+    "Getenv(",
+    "getenv(",
+    "getOrDefault(",
+    "env.get(",
+    "environ.get(",
+    "environ[",
+];
+
+/// The variables something reads: the binary's `[env: …]`, a string literal read by the code
+/// (src/, benches/, tests/, clients/), or a name used on a non-comment line of a script under
+/// deploy/ (the local stack, demo, tests and faults scripts have variables of their own).
+fn read_vars() -> BTreeSet<String> {
+    let mut out: BTreeSet<String> = flag_vars().into_values().flatten().flatten().collect();
+    let code = |n: &str| {
+        [".rs", ".go", ".py", ".java"]
+            .iter()
+            .any(|e| n.ends_with(e))
+    };
+    for dir in ["src", "benches", "tests", "clients"] {
+        for f in files_under(dir, &code) {
+            if f == "tests/doc_drift.rs" {
+                continue;
+            }
+            for line in read(&f).lines() {
+                for (i, _) in line.match_indices("\"BUCKET_") {
+                    let before = &line[..i];
+                    // Go's `env("NAME", default)` helper, not Rust's `Command::env` setter.
+                    let go_helper = before.ends_with("env(")
+                        && !before[..before.len() - 4]
+                            .ends_with(|c: char| c.is_ascii_alphanumeric() || c == '.' || c == '_');
+                    if go_helper || READERS.iter().any(|r| before.ends_with(r)) {
+                        out.insert(word(&line[i + 1..], |c| {
+                            c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'
+                        }));
+                    }
+                }
+            }
+        }
+    }
+    for f in files_under("deploy", &|n| n.ends_with(".sh")) {
+        for line in read(&f).lines() {
+            if !line.trim_start().starts_with('#') {
+                out.extend(bucket_vars(line));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn documented_environment_variables_are_read() {
+    let known = read_vars();
+    assert!(
+        known.len() >= 100,
+        "found only {} variables that the binary, code or scripts read",
+        known.len()
+    );
+    let mut problems = BTreeSet::new();
+    let mut named = 0;
+    for f in doc_pages() {
+        for v in bucket_vars(&read(&f)) {
+            named += 1;
+            if !known.iter().any(|k| glob(&v, k)) {
+                problems.insert(format!(
+                    "{f} names `{v}`, which no flag of the binary, code or script under deploy/ reads"
+                ));
+            }
+        }
+    }
+    assert!(
+        named >= 200,
+        "the docs name only {named} BUCKET_* variables"
+    );
+    fail_on(problems.into_iter().collect());
+}
+
 // ---- ADR citations ---------------------------------------------------------------------------
 
 /// The ADRs: number → title (the first line of docs/decisions/NNNN-*.md).
-fn adrs() -> std::collections::BTreeMap<u32, String> {
-    let mut out = std::collections::BTreeMap::new();
+fn adrs() -> BTreeMap<u32, String> {
+    let mut out = BTreeMap::new();
     for e in std::fs::read_dir(root().join("docs/decisions")).unwrap() {
         let name = e.unwrap().file_name().to_string_lossy().into_owned();
         if let Some(n) = name
@@ -280,15 +590,31 @@ fn linked(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn md_files(dir: &str) -> Vec<String> {
-    let mut out: Vec<String> = std::fs::read_dir(root().join(dir))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".md") || n.ends_with(".toml"))
-        .map(|n| format!("{dir}/{n}"))
-        .collect();
+/// The files under `dir` (relative to the repository, subdirectories included, build output
+/// left out) whose name passes `keep`.
+fn files_under(dir: &str, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_string()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(root().join(&d)).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rel = format!("{d}/{name}");
+            if e.file_type().unwrap().is_dir() {
+                if !["target", "node_modules", ".git"].contains(&name.as_str()) {
+                    todo.push(rel);
+                }
+            } else if keep(&name) {
+                out.push(rel);
+            }
+        }
+    }
     out.sort();
     out
+}
+
+fn md_files(dir: &str) -> Vec<String> {
+    files_under(dir, &|n| n.ends_with(".md") || n.ends_with(".toml"))
 }
 
 #[test]
@@ -302,7 +628,6 @@ fn cited_adrs_exist() {
     let mut files = vec!["README.md".to_string()];
     files.extend(md_files("topics"));
     files.extend(md_files("docs"));
-    files.extend(md_files("docs/decisions"));
     let mut problems = Vec::new();
     for f in &files {
         let text = read(f);
@@ -443,5 +768,31 @@ fn rejection_headers_are_in_the_wire_contract() {
             "docs/wire-contract.md has a row for {h}, which src/wire/headers.rs does not name"
         ));
     }
+    fail_on(problems);
+}
+
+#[test]
+fn header_names_are_in_the_wire_contract() {
+    // Every header name (or prefix) src/wire/headers.rs declares, not only the rejection ones:
+    // the signature header, the trace context, the gate's prefix and the renamed producer prefix.
+    let src = read("src/wire/headers.rs");
+    let names: Vec<&str> = src
+        .lines()
+        .filter(|l| l.starts_with("pub const ") && l.contains(": &str = \""))
+        .filter_map(|l| l.split('"').nth(1))
+        .collect();
+    assert!(
+        names.len() >= 17,
+        "src/wire/headers.rs declares {} header names",
+        names.len()
+    );
+    let contract = read("docs/wire-contract.md");
+    let problems = names
+        .iter()
+        .filter(|n| !contract.contains(&format!("`{n}")))
+        .map(|n| {
+            format!("docs/wire-contract.md never names the header `{n}` (src/wire/headers.rs)")
+        })
+        .collect();
     fail_on(problems);
 }
