@@ -1,7 +1,7 @@
 //! Transaction error paths of the gate's commit, against librdkafka's mock cluster (no stack):
 //! the errors a real broker cannot be made to return on demand. Each case drives the gate's own
 //! pieces (`gate::clients` settings and `commit_within`, `gate::txn::OpenTxn` offsets) and
-//! checks the classification `session.rs` acts on:
+//! checks the classification `gate::session::eos` acts on:
 //!
 //! - a retriable coordinator error on EndTxn is retried inside the commit, which succeeds;
 //! - an abortable error (EndTxn `UNKNOWN_PRODUCER_ID`, AddOffsetsToTxn

@@ -49,6 +49,10 @@ pub struct Persistence {
     /// changelog has been written from the store (after a restore from the audit log, or once
     /// the replay window outgrew the epoch's ring).
     pub changelog_epoch: Option<Epoch>,
+    /// A Kafka commit's changes are still pending here (its audit offsets were not yet
+    /// reported, so the store got no checkpoint): the store is behind the committed log, and
+    /// a rollback to it would lose committed decisions.
+    behind_commit: bool,
 }
 
 impl Persistence {
@@ -133,8 +137,18 @@ impl Task {
         let window = p.pending.replay_window;
         let changes = std::mem::replace(&mut p.pending, Changes::new(window));
         p.store.commit(&changes, &checkpoint)?;
+        p.behind_commit = false;
         self.state.clear_working_set();
         Ok(())
+    }
+
+    /// After a Kafka commit whose changes could not be written to the store yet (no audit
+    /// offset to checkpoint at): they stay pending for the next commit, and until then an
+    /// abort restores the task instead of rolling it back to the store.
+    pub fn committed_unpersisted(&mut self) {
+        if let Some(p) = self.persist.as_mut() {
+            p.behind_commit = true;
+        }
     }
 
     fn checkpoint(&self, audit_offset: i64) -> Checkpoint {
@@ -151,10 +165,11 @@ impl Task {
 
     /// After an aborted transaction: this task as of its last commit, read again from its
     /// store (which only ever holds committed state, with the checkpoint of that commit). None
-    /// when that cannot be had here (no store, no checkpoint, or the takeover announcement was
-    /// itself rolled back): the caller restores the partition instead.
+    /// when that cannot be had here (no store, no checkpoint, the store behind the last Kafka
+    /// commit, or the takeover announcement was itself rolled back): the caller restores the
+    /// partition instead.
     pub fn rolled_back(self) -> Result<Option<Task>, StoreError> {
-        let Some(p) = self.persist else {
+        let Some(p) = self.persist.filter(|p| !p.behind_commit) else {
             return Ok(None);
         };
         let (_, window) = self.state.replay_counters();
@@ -210,6 +225,7 @@ impl Task {
             store,
             pending: Changes::new(replay_window),
             changelog_epoch: None,
+            behind_commit: false,
         });
         Ok((task, checkpoint))
     }
@@ -790,5 +806,32 @@ mod tests {
         task.announced_at = Some(0);
         task.chain.next_seq = 3;
         assert!(task.rolled_back().unwrap().is_none(), "no store");
+    }
+
+    #[test]
+    fn a_store_behind_the_last_kafka_commit_is_not_rolled_back_to() {
+        let dir = TempDir::new().unwrap();
+        let mut task = announced(&dir);
+        decide(&mut task, "a1", 1);
+        task.persist_committed(5).unwrap();
+        // Committed in Kafka, but its audit offset was not reported: not in the store yet.
+        decide(&mut task, "a2", 2);
+        task.committed_unpersisted();
+        decide(&mut task, "a3", 3);
+        assert!(
+            task.rolled_back().unwrap().is_none(),
+            "the store lacks the committed a2: the partition must be restored from the log"
+        );
+
+        let dir = TempDir::new().unwrap();
+        let mut task = announced(&dir);
+        decide(&mut task, "a1", 1);
+        task.persist_committed(5).unwrap();
+        decide(&mut task, "a2", 2);
+        task.committed_unpersisted();
+        task.persist_committed(7).unwrap();
+        decide(&mut task, "a3", 3);
+        let rolled = task.rolled_back().unwrap().expect("caught up: rolls back");
+        assert_eq!(rolled.chain.next_seq, 3, "a1 and a2 are kept, a3 is not");
     }
 }

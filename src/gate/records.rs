@@ -100,10 +100,20 @@ pub struct OutRecord {
 /// What the gate writes for one decided intent.
 #[derive(Debug, Clone)]
 pub struct Outputs {
-    /// Accepted or rejected record, then the audit record.
+    /// Accepted or rejected record, then the audit record (always last).
     pub records: Vec<OutRecord>,
     /// The audit link written (the new chain head).
     pub audit: AuditEvent,
+}
+
+impl Outputs {
+    /// The audit link's value bytes as produced (its record is always the last): what the
+    /// partition's Merkle tree takes as the link's leaf.
+    pub fn audit_value(&self) -> &[u8] {
+        (self.records.last())
+            .and_then(|r| r.value.as_deref())
+            .unwrap_or_default()
+    }
 }
 
 /// Static context of the writer.

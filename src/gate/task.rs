@@ -328,6 +328,29 @@ impl Task {
         self.tree.append_bytes(stored);
     }
 
+    /// Appends the link of the decision about the intent at `offset`: the chain moves on, and
+    /// the offset counts as decided (a redelivery of it is skipped).
+    pub fn append_decision(&mut self, event: &AuditEvent, stored: &[u8], offset: i64) {
+        self.advance(event, stored);
+        self.links_since_checkpoint += 1;
+        self.last_decided_offset = offset;
+    }
+
+    /// Appends a governance link written under `policy_version`.
+    pub fn append_governance(&mut self, event: &AuditEvent, stored: &[u8], policy_version: &str) {
+        self.advance(event, stored);
+        self.links_since_checkpoint += 1;
+        if self.policy_version != policy_version {
+            self.policy_version = policy_version.to_string();
+        }
+    }
+
+    /// Notes that a signed checkpoint of the chain head was just appended.
+    pub fn checkpointed(&mut self) {
+        self.links_since_checkpoint = 0;
+        self.last_checkpoint = Some(Instant::now());
+    }
+
     /// Artifacts the task knows (its store's count when it has one).
     pub fn artifact_count(&self) -> u64 {
         match &self.persist {

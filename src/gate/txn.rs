@@ -1,6 +1,6 @@
 //! The open transaction's offset bookkeeping as plain state: which partitions it touched, the
 //! offsets its commit carries, and where each partition rewinds to if it aborts. Pure, in the
-//! manner of a sans-I/O protocol core: `session.rs` drives it and makes the rdkafka calls in the
+//! manner of a sans-I/O protocol core: `session::commit` drives it and makes the rdkafka calls in the
 //! order ADR 0002 fixes, and the rules that make exactly-once true are tested here without a
 //! broker.
 //!
