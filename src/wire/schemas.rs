@@ -10,13 +10,6 @@ use sha2::{Digest, Sha256};
 pub const INTENT_AVSC: &str = include_str!("../../schemas/artifact_intent.avsc");
 /// `AcceptedArtifact` schema text.
 pub const ACCEPTED_AVSC: &str = include_str!("../../schemas/accepted_artifact.avsc");
-/// `AuditEvent` schema texts, one per version, oldest first (the audit log keeps every version
-/// it was ever written with: readers decode each record with the version that wrote it).
-pub const AUDIT_AVSC_VERSIONS: [&str; 3] = [
-    include_str!("../../schemas/audit_event.v1.avsc"),
-    include_str!("../../schemas/audit_event.v2.avsc"),
-    include_str!("../../schemas/audit_event.v3.avsc"),
-];
 
 /// One approved schema: where it is registered and what it is.
 #[derive(Debug)]
@@ -91,23 +84,10 @@ pub static APPROVED: LazyLock<Approved> = LazyLock::new(|| {
             "bucket.accepted-value",
             ACCEPTED_AVSC,
         ),
-        audit_versions: vec![
-            load(
-                "audit_event.v1.avsc",
-                "bucket.audit-value",
-                AUDIT_AVSC_VERSIONS[0],
-            ),
-            load(
-                "audit_event.v2.avsc",
-                "bucket.audit-value",
-                AUDIT_AVSC_VERSIONS[1],
-            ),
-            load(
-                "audit_event.v3.avsc",
-                "bucket.audit-value",
-                AUDIT_AVSC_VERSIONS[2],
-            ),
-        ],
+        // Every version of the audit table (`wire::audit::VERSIONS`), oldest first.
+        audit_versions: (super::audit::VERSIONS.iter())
+            .map(|v| load(v.file, "bucket.audit-value", v.text))
+            .collect(),
     }
 });
 

@@ -9,7 +9,8 @@ use apache_avro::types::Value;
 use super::WireError;
 use super::accepted::AcceptedArtifact;
 use super::audit::{
-    AuditEvent, DecisionRecord, SealedLink, StateFacts, hash_span, link_hash, schema_of,
+    AuditEvent, DecisionRecord, FactsLayout, SealedLink, StateFacts, facts_layout, hash_span,
+    link_hash, schema_of,
 };
 use super::fields::{operation_value, opt, record, write_datum};
 use super::schemas::APPROVED;
@@ -48,8 +49,8 @@ pub fn accepted(a: &AcceptedArtifact) -> Result<Vec<u8>, WireError> {
     write_datum(&APPROVED.accepted.schema, value)
 }
 
-fn facts_value(f: &StateFacts, version: u8) -> Value {
-    let offender = if version >= 3 {
+fn facts_value(f: &StateFacts, layout: FactsLayout) -> Value {
+    let offender = if layout == FactsLayout::OffenderChange {
         (
             "offender_change",
             opt(f.offender_change.as_ref(), |o| {
@@ -84,7 +85,7 @@ fn facts_value(f: &StateFacts, version: u8) -> Value {
     ])
 }
 
-fn decision_value(d: &DecisionRecord, version: u8) -> Value {
+fn decision_value(d: &DecisionRecord, layout: FactsLayout) -> Value {
     let s = |v: &Option<String>| opt(v.clone(), Value::String);
     let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
     let mut fields = vec![
@@ -117,13 +118,13 @@ fn decision_value(d: &DecisionRecord, version: u8) -> Value {
         ("content_sha256", s(&d.content_sha256)),
         ("authenticated", Value::Boolean(d.authenticated)),
     ];
-    if version >= 2 {
-        fields.push(("facts", opt(d.facts.as_ref(), |f| facts_value(f, version))));
+    if layout != FactsLayout::None {
+        fields.push(("facts", opt(d.facts.as_ref(), |f| facts_value(f, layout))));
     }
     record(fields)
 }
 
-fn event_value(e: &AuditEvent, hash: &str, version: u8) -> Value {
+fn event_value(e: &AuditEvent, hash: &str, layout: FactsLayout) -> Value {
     record(vec![
         ("seq", Value::Long(e.seq)),
         ("prev_hash", Value::String(e.prev_hash.clone())),
@@ -133,7 +134,7 @@ fn event_value(e: &AuditEvent, hash: &str, version: u8) -> Value {
         ("policy_version", Value::String(e.policy_version.clone())),
         (
             "decision",
-            opt(e.decision.as_ref(), |d| decision_value(d, version)),
+            opt(e.decision.as_ref(), |d| decision_value(d, layout)),
         ),
         (
             "governance",
@@ -151,14 +152,17 @@ fn event_value(e: &AuditEvent, hash: &str, version: u8) -> Value {
 pub fn audit_encode_as(e: &AuditEvent, version: u8) -> Result<Vec<u8>, WireError> {
     write_datum(
         &schema_of(version)?.schema,
-        event_value(e, &e.hash, version),
+        event_value(e, &e.hash, facts_layout(version)?),
     )
 }
 
 /// `AuditEvent::seal_as` as it was: encode with `hash` empty, hash, re-encode the hash string
 /// and splice it in.
 pub fn audit_seal_as(mut e: AuditEvent, version: u8) -> Result<SealedLink, WireError> {
-    let canonical = write_datum(&schema_of(version)?.schema, event_value(&e, "", version))?;
+    let canonical = write_datum(
+        &schema_of(version)?.schema,
+        event_value(&e, "", facts_layout(version)?),
+    )?;
     e.hash = link_hash(&e.prev_hash, &canonical)?;
     let (start, end) = hash_span(&canonical)?;
     let mut body = Vec::with_capacity(canonical.len() + 66);

@@ -30,8 +30,8 @@ use super::fields::{Fields, read_datum};
 use super::schemas::{APPROVED, ApprovedSchema};
 use crate::core::state::OffenderChange;
 
-/// The audit schema version this binary writes unless told otherwise.
-pub const LATEST_VERSION: u8 = 3;
+mod versions;
+pub use versions::{AuditVersion, FactsLayout, LATEST_VERSION, VERSIONS};
 
 /// `prev_hash` of the first link of every partition's chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -184,29 +184,12 @@ pub struct AuditEvent {
 /// length prefix (the long 64, two bytes) and the 64 bytes.
 const HASH_FIELD_LEN: usize = 66;
 
-/// What a version's decision record ends with; versions differ in nothing else.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FactsLayout {
-    /// Version 1: no `facts`.
-    None,
-    /// Version 2: `facts` last in `DecisionRecord`, as `["null", StateFacts]`, whose offender
-    /// fact is the whole state after the decision (`offender`).
-    WholeOffender,
-    /// Version 3: the same, with the offender fact as the change (`offender_change`).
-    OffenderChange,
-}
-
-/// The facts layout of audit schema `version`.
+/// The facts layout of audit schema `version` (its row of [`VERSIONS`]).
 pub fn facts_layout(version: u8) -> Result<FactsLayout, WireError> {
     schema_of(version)?;
-    match version {
-        1 => Ok(FactsLayout::None),
-        2 => Ok(FactsLayout::WholeOffender),
-        3 => Ok(FactsLayout::OffenderChange),
-        v => Err(WireError::Avro(format!(
-            "audit schema version {v} has no direct encoder (src/wire/audit.rs)"
-        ))),
-    }
+    versions::row(version)
+        .map(|r| r.facts)
+        .ok_or_else(|| WireError::Avro(format!("audit schema version {version} is not approved")))
 }
 
 /// Appends a link body under a version's facts layout with `hash` as given.

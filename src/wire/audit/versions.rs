@@ -1,0 +1,102 @@
+//! The audit contract's version table: every version the audit log may hold, oldest first, with
+//! its schema file and how its decision record ends. The approved schema list, their
+//! fingerprints, the facts layouts and the latest version are all read from this one table, so
+//! a new version is one schema file under `schemas/` and one row here (plus its layout variant
+//! if its facts differ); `tests` fails when a schema file is missing from the table.
+
+/// What a version's decision record ends with; versions differ in nothing else so far (a
+/// version that changes more needs its own encoder, and this type grows with it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FactsLayout {
+    /// Version 1: no `facts`.
+    None,
+    /// Version 2: `facts` last in `DecisionRecord`, as `["null", StateFacts]`, whose offender
+    /// fact is the whole state after the decision (`offender`).
+    WholeOffender,
+    /// Version 3: the same, with the offender fact as the change (`offender_change`).
+    OffenderChange,
+}
+
+/// One audit schema version.
+#[derive(Debug)]
+pub struct AuditVersion {
+    /// The version number (1-based, consecutive).
+    pub version: u8,
+    /// File name under `schemas/`.
+    pub file: &'static str,
+    /// The schema text as committed.
+    pub text: &'static str,
+    /// How its decision record ends.
+    pub facts: FactsLayout,
+}
+
+/// Every audit version, oldest first. The audit log keeps every version it was ever written
+/// with: readers decode each record with the version that wrote it.
+pub const VERSIONS: &[AuditVersion] = &[
+    AuditVersion {
+        version: 1,
+        file: "audit_event.v1.avsc",
+        text: include_str!("../../../schemas/audit_event.v1.avsc"),
+        facts: FactsLayout::None,
+    },
+    AuditVersion {
+        version: 2,
+        file: "audit_event.v2.avsc",
+        text: include_str!("../../../schemas/audit_event.v2.avsc"),
+        facts: FactsLayout::WholeOffender,
+    },
+    AuditVersion {
+        version: 3,
+        file: "audit_event.v3.avsc",
+        text: include_str!("../../../schemas/audit_event.v3.avsc"),
+        facts: FactsLayout::OffenderChange,
+    },
+];
+
+/// The audit schema version this binary writes unless told otherwise: the table's last row.
+pub const LATEST_VERSION: u8 = VERSIONS[VERSIONS.len() - 1].version;
+
+/// The row of `version`, if it is in the table.
+pub fn row(version: u8) -> Option<&'static AuditVersion> {
+    VERSIONS.get(usize::from(version).checked_sub(1)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_consecutive_from_one_and_names_its_own_files() {
+        for (i, row) in VERSIONS.iter().enumerate() {
+            assert_eq!(usize::from(row.version), i + 1, "versions are 1, 2, 3, ...");
+            assert_eq!(row.file, format!("audit_event.v{}.avsc", row.version));
+            assert!(
+                row.text.contains("\"name\": \"AuditEvent\"")
+                    || row.text.contains("\"name\":\"AuditEvent\""),
+                "{} is an AuditEvent schema",
+                row.file
+            );
+        }
+        assert_eq!(row(LATEST_VERSION).map(|r| r.version), Some(LATEST_VERSION));
+        assert!(row(0).is_none() && row(LATEST_VERSION + 1).is_none());
+    }
+
+    #[test]
+    fn every_audit_schema_file_has_a_row() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok))
+            .into_iter()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("audit_event."))
+            .collect();
+        files.sort();
+        let rows: Vec<&str> = VERSIONS.iter().map(|r| r.file).collect();
+        assert!(!files.is_empty(), "schemas/ was read");
+        assert_eq!(
+            files, rows,
+            "each schemas/audit_event.v*.avsc is one row of VERSIONS"
+        );
+    }
+}
