@@ -30,7 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use observe::{BatchOutcome, SinkObserver};
 pub use store::{
-    Accepted, Backend, BackendStore, BatchReport, FsStore, PgSink, Store, StoreError,
+    Accepted, Backend, BackendStore, BatchReport, FsStore, PgSink, Storage, Store, StoreError,
     StoredVersion, Undecodable, VersionStore,
 };
 
@@ -161,11 +161,11 @@ impl SinkError {
 /// commit offsets.
 pub async fn run(opts: SinkOptions, shutdown: CancellationToken) -> Result<(), SinkError> {
     opts.validate()?;
-    let backend = Backend::Pg {
+    let storage = store::PgStorage {
         url: opts.postgres_url.clone(),
         objects: opts.objects.clone(),
     };
-    let Some(store) = backend.connect(&shutdown).await? else {
+    let Some(store) = storage.open(&shutdown).await? else {
         tracing::info!("sink shut down before the database was reachable");
         return Ok(());
     };

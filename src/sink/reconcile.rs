@@ -13,23 +13,9 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use futures::StreamExt;
-
-use super::store::{ContentObjects, Store, StoreError};
+use super::store::StoreError;
+pub use super::store::{Fingerprint, StorageSide, VersionKey};
 use crate::wire::accepted::decode_framed;
-
-/// `(product, artifact, version)`.
-pub type VersionKey = (String, String, i64);
-
-/// What one side says about one version: the intent that made it and the content's SHA-256
-/// ("" for a tombstone).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Fingerprint {
-    /// Intent id.
-    pub intent_id: String,
-    /// Hex SHA-256 of the actual content bytes ("" for none).
-    pub content_sha256: String,
-}
 
 /// The accepted topic as read.
 #[derive(Debug, Default, Clone)]
@@ -40,17 +26,6 @@ pub struct TopicSide {
     pub undecodable: BTreeSet<(i32, i64)>,
     /// Records read.
     pub records: usize,
-}
-
-/// Storage as read.
-#[derive(Debug, Default, Clone)]
-pub struct StorageSide {
-    /// Stored versions.
-    pub versions: BTreeMap<VersionKey, Fingerprint>,
-    /// Versions removed by retention (expected absences).
-    pub purged: HashSet<VersionKey>,
-    /// `(partition, offset)` quarantined for this topic.
-    pub quarantined: HashSet<(i32, i64)>,
 }
 
 /// One difference between the topic and storage.
@@ -247,94 +222,6 @@ pub fn read_topic(
         }
     }
     Ok(side)
-}
-
-impl Store {
-    /// Reads storage for reconciliation: every version's intent and the SHA-256 of its stored
-    /// bytes (computed by the database for content in the row, by reading the object for
-    /// content in `objects`: each distinct object once, as a stream), purged keys and
-    /// quarantined coordinates of `topic`. A referenced object that is missing or unreadable
-    /// shows as a stored digest of `missing object <key>: <why>`, so `diff` reports a mismatch.
-    pub async fn storage_side(
-        &self,
-        topic: &str,
-        objects: Option<&ContentObjects>,
-    ) -> Result<StorageSide, StoreError> {
-        let mut side = StorageSide::default();
-        let rows = self
-            .client
-            .query(
-                "SELECT product_id, artifact_id, version, intent_id, \
-                 coalesce(encode(sha256(content), 'hex'), ''), content_object \
-                 FROM artifact_versions",
-                &[],
-            )
-            .await?;
-        let mut referenced: BTreeMap<String, String> = BTreeMap::new();
-        for r in &rows {
-            if let Some(key) = r.try_get::<_, Option<String>>(5)? {
-                referenced.insert(key, String::new());
-            }
-        }
-        if !referenced.is_empty() {
-            let Some(objects) = objects else {
-                return Err(StoreError::Corrupt(format!(
-                    "{} stored versions keep their content in an object store; \
-                     name it with --content-store",
-                    referenced.len()
-                )));
-            };
-            let digests: Vec<(String, String)> = futures::stream::iter(referenced.into_keys())
-                .map(|key| async move {
-                    let path = object_store::path::Path::from(key.as_str());
-                    let digest = match objects.digest(&path).await {
-                        Ok(d) => d,
-                        Err(e) => format!("missing object {key}: {e}"),
-                    };
-                    (key, digest)
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-            referenced = digests.into_iter().collect();
-        }
-        for r in rows {
-            let key: Option<String> = r.try_get(5)?;
-            let content_sha256 = match key {
-                Some(key) => referenced.get(&key).cloned().unwrap_or_default(),
-                None => r.try_get(4)?,
-            };
-            side.versions.insert(
-                (r.try_get(0)?, r.try_get(1)?, r.try_get(2)?),
-                Fingerprint {
-                    intent_id: r.try_get(3)?,
-                    content_sha256,
-                },
-            );
-        }
-        for r in self
-            .client
-            .query(
-                "SELECT product_id, artifact_id, version FROM purged_versions",
-                &[],
-            )
-            .await?
-        {
-            side.purged
-                .insert((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
-        }
-        for r in self
-            .client
-            .query(
-                "SELECT \"partition\", \"offset\" FROM sink_undecodable WHERE topic = $1",
-                &[&topic],
-            )
-            .await?
-        {
-            side.quarantined.insert((r.try_get(0)?, r.try_get(1)?));
-        }
-        Ok(side)
-    }
 }
 
 #[cfg(test)]

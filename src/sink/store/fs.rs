@@ -23,8 +23,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use futures::future::BoxFuture;
+
 use super::{Accepted, ArtifactRow, BatchReport, StoreError, Undecodable, VersionStore};
-use crate::sink::reconcile::{Fingerprint, StorageSide};
+
+mod storage;
+
+pub use storage::FsStorage;
 
 static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
@@ -298,62 +303,27 @@ impl FsStore {
             .map(|sha| fs::read(self.blob_path(sha)).map_err(StoreError::from))
             .transpose()
     }
-
-    /// Storage as reconcile sees it: each version's intent and the SHA-256 of its blob's
-    /// actual bytes (re-hashed, so a damaged blob shows up as a mismatch).
-    pub fn storage_side(&self, topic: &str) -> Result<StorageSide, StoreError> {
-        let mut side = StorageSide::default();
-        for e in self.entries()? {
-            let sha = match self.content(&e) {
-                Ok(Some(bytes)) => hex::encode(Sha256::digest(&bytes)),
-                Ok(None) => String::new(),
-                Err(StoreError::Fs(err)) if err.kind() == std::io::ErrorKind::NotFound => {
-                    "blob missing".to_string()
-                }
-                Err(err) => return Err(err),
-            };
-            side.versions.insert(
-                (e.row.product_id, e.row.artifact_id, e.row.version),
-                Fingerprint {
-                    intent_id: e.row.intent_id,
-                    content_sha256: sha,
-                },
-            );
-        }
-        let q = self.root.join("quarantine").join(dir_name(topic));
-        if q.is_dir() {
-            for f in fs::read_dir(q)? {
-                let name = f?.file_name().to_string_lossy().into_owned();
-                let coords = name
-                    .strip_suffix(".json")
-                    .and_then(|n| n.split_once('-'))
-                    .and_then(|(p, o)| Some((p.parse().ok()?, o.parse().ok()?)));
-                if let Some(c) = coords {
-                    side.quarantined.insert(c);
-                }
-            }
-        }
-        Ok(side)
-    }
 }
 
 impl VersionStore for FsStore {
-    async fn write_batch(
-        &mut self,
-        accepted: &[Accepted],
-        undecodable: &[Undecodable],
-    ) -> Result<BatchReport, StoreError> {
-        // Blocking file I/O with fsyncs: off the async workers when the runtime allows it.
-        match tokio::runtime::Handle::current().runtime_flavor() {
-            tokio::runtime::RuntimeFlavor::MultiThread => {
-                tokio::task::block_in_place(|| self.write_batch_blocking(accepted, undecodable))
+    fn write_batch<'a>(
+        &'a mut self,
+        accepted: &'a [Accepted],
+        undecodable: &'a [Undecodable],
+    ) -> BoxFuture<'a, Result<BatchReport, StoreError>> {
+        Box::pin(async move {
+            // Blocking file I/O with fsyncs: off the async workers when the runtime allows it.
+            match tokio::runtime::Handle::current().runtime_flavor() {
+                tokio::runtime::RuntimeFlavor::MultiThread => {
+                    tokio::task::block_in_place(|| self.write_batch_blocking(accepted, undecodable))
+                }
+                _ => self.write_batch_blocking(accepted, undecodable),
             }
-            _ => self.write_batch_blocking(accepted, undecodable),
-        }
+        })
     }
 
-    async fn recover(&mut self) -> Result<(), StoreError> {
-        Ok(())
+    fn recover(&mut self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async { Ok(()) })
     }
 }
 

@@ -16,6 +16,11 @@
 //! that was not inserted (replay or conflict); split them apart and the column order, which
 //! must match the statements exactly, would be checked across files.
 
+mod storage;
+
+pub(crate) use storage::connect_until_up;
+pub use storage::{PgSink, PgStorage};
+
 use std::collections::HashSet;
 use std::ops::Range;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -25,13 +30,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Row, Statement, Transaction};
 
-use tokio_util::sync::CancellationToken;
-
 use super::objects::ContentObjects;
 use super::placement;
 use super::row::{ArtifactRow, ROW_COLUMN_COUNT, ROW_COLUMNS};
-use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable, VersionStore};
-use crate::sink::{RETRY_FIRST, RETRY_MAX, SinkError};
+use super::{Accepted, BatchReport, StoreError, StoredVersion, Undecodable};
 use crate::wire::accepted::{self, AcceptedArtifact};
 
 /// The SQL migrations, in order, embedded so the binary carries its own schema.
@@ -405,104 +407,6 @@ impl Store {
             .query_opt(&select_version(), &[&product, &artifact, &version])
             .await?;
         row.map(|r| stored_version(&r)).transpose()
-    }
-}
-
-/// The PostgreSQL store with the URL it reconnects to.
-#[derive(Debug)]
-pub struct PgSink {
-    /// The connection.
-    pub store: Store,
-    /// Where to reconnect.
-    pub url: String,
-    /// Where content goes when not in the row (None: the `content` column).
-    pub objects: Option<ContentObjects>,
-}
-
-impl VersionStore for PgSink {
-    async fn write_batch(
-        &mut self,
-        accepted: &[Accepted],
-        undecodable: &[Undecodable],
-    ) -> Result<BatchReport, StoreError> {
-        let Some(objects) = &self.objects else {
-            return self.store.write_batch(accepted, undecodable).await;
-        };
-        let (good, bad) = placement::split_by_digest(accepted);
-        if bad.is_empty() {
-            return self
-                .store
-                .write_batch_placed(accepted, undecodable, Some(objects))
-                .await;
-        }
-        let good: Vec<Accepted> = good.into_iter().cloned().collect();
-        let mut quarantined = undecodable.to_vec();
-        for a in &bad {
-            tracing::warn!(partition = a.partition, offset = a.offset,
-                product = %a.artifact.product_id, artifact = %a.artifact.artifact_id,
-                "content does not hash to its digest; quarantined");
-            quarantined.push(quarantine_of(
-                a,
-                "content does not hash to content_sha256".into(),
-            ));
-        }
-        let mut report = self
-            .store
-            .write_batch_placed(&good, &quarantined, Some(objects))
-            .await?;
-        report.versions_quarantined += bad.len();
-        Ok(report)
-    }
-
-    async fn recover(&mut self) -> Result<(), StoreError> {
-        if self.store.is_closed() {
-            self.store = Store::connect(&self.url).await?;
-            tracing::info!("reconnected to the database");
-        }
-        Ok(())
-    }
-}
-
-/// Connects to the database, retrying with backoff; None if shutdown came first.
-pub(crate) async fn connect_until_up(
-    url: &str,
-    shutdown: &CancellationToken,
-) -> Result<Option<Store>, SinkError> {
-    let mut delay = RETRY_FIRST;
-    loop {
-        match Store::connect(url).await {
-            Ok(store) => return Ok(Some(store)),
-            Err(e @ StoreError::Config(_)) => return Err(e.into()),
-            Err(error) => tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64,
-                "database unavailable; retrying"),
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return Ok(None),
-            _ = tokio::time::sleep(delay) => {}
-        }
-        delay = (delay * 2).min(RETRY_MAX);
-    }
-}
-
-/// Connects and runs `SELECT 1`, within 3 s (the admin server's storage check).
-pub(crate) async fn probe(url: &str) -> Result<(), String> {
-    let attempt = async {
-        let (client, conn) = crate::pg_tls::connect(url)
-            .await
-            .map_err(|e| e.to_string())?;
-        let task = tokio::spawn(conn);
-        let r = client
-            .simple_query("SELECT 1")
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        drop(client);
-        task.abort();
-        r
-    };
-    match tokio::time::timeout(Duration::from_secs(3), attempt).await {
-        Ok(r) => r,
-        Err(_) => Err("no answer within 3 s".into()),
     }
 }
 
