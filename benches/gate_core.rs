@@ -7,7 +7,7 @@ use std::hint::black_box;
 use apache_avro::reader::datum::GenericDatumReader;
 use bhiv_bucket::core::{ArtifactIntent, Envelope, Operation, PartitionState, Policy, decide};
 use bhiv_bucket::gate::TopicNames;
-use bhiv_bucket::gate::kafka_records::Consumed;
+use bhiv_bucket::gate::consumed::Consumed;
 use bhiv_bucket::gate::records::Writer;
 use bhiv_bucket::gate::task::ChainHead;
 use bhiv_bucket::registry::OutputSchemaIds;

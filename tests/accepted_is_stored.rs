@@ -26,7 +26,7 @@ use bhiv_bucket::core::{
     ArtifactIntent, Decision, Envelope, Operation, Outcome, PartitionState, Policy, decide,
 };
 use bhiv_bucket::gate::TopicNames;
-use bhiv_bucket::gate::kafka_records::Consumed;
+use bhiv_bucket::gate::consumed::Consumed;
 use bhiv_bucket::gate::records::Writer;
 use bhiv_bucket::gate::task::{ChainHead, Task};
 use bhiv_bucket::policy_file::FileSecrets;

@@ -72,6 +72,16 @@ const STD_IO: &[&str] = &[
 /// (`gate::observe::GateObserver`, `sink::observe::SinkObserver`). Keep it empty.
 const KNOWN_UPWARD: &[(&str, &str, usize)] = &[];
 
+/// Import circles among the submodules of one top-level module, as (module, its submodules in
+/// the circle, sorted). The decision rules' own stays (`decide` ↔ `rules` ↔ `state` in `core`:
+/// the rules are `decide`'s steps over `state`); the API's are debts. Another circle fails the
+/// test; a circle removed must be removed here too (a ratchet).
+const KNOWN_CIRCLES: &[(&str, &[&str])] = &[
+    ("core", &["decide", "rules", "state"]),
+    ("api", &["auth", "config"]),
+    ("api", &["content", "guard", "handlers"]),
+];
+
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("source dir") {
         let path = entry.expect("entry").path();
@@ -311,5 +321,148 @@ fn only_the_items_under_cfg_test_are_left_out() {
     assert_eq!(
         code_lines_of(text),
         vec!["use a::b;", "fn f() {}", "pub use c::d;"]
+    );
+}
+
+/// The submodules of top-level `module` that `line` (in a file `depth` folders below
+/// `src/<module>/`) names: `crate::<module>::x`, `super::x` climbing to the module's root, and
+/// the members of `use crate::<module>::{x, y}` / `use super::{x, y}` at that level.
+fn submodules_named(line: &str, module: &str, depth: usize) -> Vec<String> {
+    let ident = |rest: &str| -> String {
+        rest.chars()
+            .take_while(|c| c.is_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut roots = vec![format!("crate::{module}::")];
+    roots.push("super::".repeat(depth + 1));
+    let mut out = Vec::new();
+    for root in &roots {
+        for (i, _) in line.match_indices(root.as_str()) {
+            if line[..i]
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':')
+            {
+                continue; // part of a longer path (`super::super::x` seen from `super::x`)
+            }
+            let rest = &line[i + root.len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                let group = group.split('}').next().unwrap_or_default();
+                out.extend(group.split(',').map(|m| ident(m.trim())));
+            } else {
+                out.push(ident(rest));
+            }
+        }
+    }
+    out.retain(|m| !m.is_empty() && m != "self");
+    out
+}
+
+/// Every circle of imports among the submodules of each top-level module, as in
+/// [`KNOWN_CIRCLES`].
+fn circles() -> Vec<(String, Vec<String>)> {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    sources(&src, &mut files);
+    // module -> submodule -> submodules it names
+    let mut graph: BTreeMap<String, BTreeMap<String, BTreeSet<String>>> = BTreeMap::new();
+    for f in files {
+        let rel = f.strip_prefix(&src).expect("under src");
+        let parts: Vec<String> = rel
+            .components()
+            .map(|c| {
+                c.as_os_str()
+                    .to_string_lossy()
+                    .trim_end_matches(".rs")
+                    .to_string()
+            })
+            .collect();
+        if parts.len() < 2 || parts[1] == "mod" {
+            continue; // a loose top-level file, or a module's own root
+        }
+        let (module, sub) = (&parts[0], &parts[1]);
+        let depth = parts.len() - 2;
+        let named: BTreeSet<String> = code_lines(&f)
+            .iter()
+            .flat_map(|l| submodules_named(l, module, depth))
+            .filter(|m| m != sub)
+            .collect();
+        graph
+            .entry(module.clone())
+            .or_default()
+            .entry(sub.clone())
+            .or_default()
+            .extend(named);
+    }
+    let mut out = Vec::new();
+    for (module, edges) in &graph {
+        // Strongly connected components: a submodule is in a circle with those it reaches and
+        // that reach it back.
+        let reach = |from: &String| -> BTreeSet<String> {
+            let mut seen = BTreeSet::new();
+            let mut stack = vec![from.clone()];
+            while let Some(m) = stack.pop() {
+                for n in edges.get(&m).into_iter().flatten() {
+                    if edges.contains_key(n) && seen.insert(n.clone()) {
+                        stack.push(n.clone());
+                    }
+                }
+            }
+            seen
+        };
+        let mut placed = BTreeSet::new();
+        for sub in edges.keys() {
+            if placed.contains(sub) {
+                continue;
+            }
+            let from = reach(sub);
+            let mut circle: Vec<String> = from
+                .iter()
+                .filter(|m| *m == sub || reach(m).contains(sub))
+                .cloned()
+                .collect();
+            if circle.iter().any(|m| m == sub) && circle.len() > 1 {
+                circle.sort();
+                placed.extend(circle.iter().cloned());
+                out.push((module.clone(), circle));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn no_import_circles_among_a_modules_files_but_the_known_ones() {
+    let found = circles();
+    let mut known: Vec<(String, Vec<String>)> = KNOWN_CIRCLES
+        .iter()
+        .map(|(m, c)| (m.to_string(), c.iter().map(|s| s.to_string()).collect()))
+        .collect();
+    known.sort();
+    assert_eq!(
+        found, known,
+        "import circles changed: break the new one, or (if one was broken) remove it from KNOWN_CIRCLES"
+    );
+}
+
+#[test]
+fn the_circle_scanner_resolves_super_and_groups() {
+    assert_eq!(
+        submodules_named("use super::task::Task;", "gate", 0),
+        vec!["task"]
+    );
+    assert_eq!(
+        submodules_named("use super::super::{records, txn::OpenTxn};", "gate", 1),
+        vec!["records", "txn"]
+    );
+    assert!(
+        submodules_named("use super::positions::PollStamp;", "gate", 1).is_empty(),
+        "one level up from a nested file is its own folder, not the module's root"
+    );
+    assert_eq!(
+        submodules_named("let x = crate::gate::txn::fencing_offset(a);", "gate", 2),
+        vec!["txn"]
     );
 }

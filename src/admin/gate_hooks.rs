@@ -14,7 +14,7 @@ use super::board::{Board, Check, Event, Quota};
 use super::metrics::{DecisionLabels, GateMetrics, ProductLabel, set_lags};
 use crate::clock::now_ms;
 use crate::core::{ArtifactIntent, Decision, Outcome, Policy, ReasonCode};
-use crate::gate::kafka_records::Consumed;
+use crate::gate::consumed::Consumed;
 use crate::gate::observe::{GateObserver, LoopView, Observer};
 
 /// How often the loop's periodic hook does its light work (quotas, policy, Redis state).

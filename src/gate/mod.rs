@@ -5,6 +5,7 @@
 pub mod assignment;
 pub mod changelog;
 pub mod clients;
+pub mod consumed;
 pub mod decode;
 pub mod events;
 pub mod instance;
@@ -20,6 +21,7 @@ mod session;
 pub mod standby;
 pub mod store;
 pub mod task;
+pub mod task_store;
 pub mod trace;
 pub mod txn;
 pub mod usage_share;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::BaseConsumer;
 
-use super::kafka_records::Consumed;
+use super::consumed::Consumed;
 use super::policy_watch::PolicyWatch;
 use super::rebalance::GateContext;
 use super::task::Task;

@@ -17,6 +17,7 @@ use super::changelog::{self, Epoch, Head, Record};
 use super::records::OutRecord;
 use super::store::{Changes, Checkpoint, ExportCursor, StateStore, StoreError, StoreIdentity};
 use super::task::{AuditSource, ChainHead, RestoreError, Task, read_links};
+use super::task_store::TaskStore;
 use crate::core::state::{ArtifactKey, ReplayKey};
 use crate::kafka::read::PartitionSource;
 
@@ -38,29 +39,6 @@ pub struct StoreOptions {
 
 /// Links folded during a restore between two store commits (bounds restore memory).
 const RESTORE_BATCH: u64 = 50_000;
-
-/// The store of one task and what the open transaction changed.
-#[derive(Debug)]
-pub struct Persistence {
-    store: StateStore,
-    /// Changes since the last store commit, in decision order.
-    pub pending: Changes,
-    /// Epoch under which the state changelog holds this task's state; None until the
-    /// changelog has been written from the store (after a restore from the audit log, or once
-    /// the replay window outgrew the epoch's ring).
-    pub changelog_epoch: Option<Epoch>,
-    /// A Kafka commit's changes are still pending here (its audit offsets were not yet
-    /// reported, so the store got no checkpoint): the store is behind the committed log, and
-    /// a rollback to it would lose committed decisions.
-    behind_commit: bool,
-}
-
-impl Persistence {
-    /// Artifacts in the store (deleted ones included), 0 if it cannot say.
-    pub fn artifact_count(&self) -> u64 {
-        self.store.len_artifacts().unwrap_or(0)
-    }
-}
 
 /// How a store-backed restore went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -221,7 +199,7 @@ impl Task {
             task.tree = crate::tlog::Frontier::from_parts(size, cp.tree_edge.clone())
                 .map_err(|e| StoreError::Corrupt(format!("checkpoint tree: {e}")))?;
         }
-        task.persist = Some(Persistence {
+        task.persist = Some(TaskStore {
             store,
             pending: Changes::new(replay_window),
             changelog_epoch: None,

@@ -2,7 +2,7 @@
 //! rejected original, and the audit link. Pure: no Kafka here.
 
 use super::TopicNames;
-use super::kafka_records::Consumed;
+use super::consumed::Consumed;
 use super::task::ChainHead;
 use crate::core::state::OffenderState;
 use crate::core::{ArtifactIntent, Decision, Outcome, recorded};

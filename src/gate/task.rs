@@ -58,7 +58,7 @@ pub struct Task {
     pub committed: Option<CommittedUsage>,
     /// The local state store behind `state`, when the gate keeps one (`--state-dir`): then
     /// `state` holds only what the open transaction reads and writes.
-    pub persist: Option<super::persist::Persistence>,
+    pub persist: Option<super::task_store::TaskStore>,
     /// Chain sequence of this instance's takeover announcement (`GATE_STARTED`): a rollback
     /// to a commit before it must restore and announce again.
     pub announced_at: Option<i64>,

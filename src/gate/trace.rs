@@ -11,7 +11,7 @@ use crate::core::decide::Decision;
 use crate::core::intent::ArtifactIntent;
 use crate::kafka::trace::RecordSpan;
 
-use super::kafka_records::Consumed;
+use super::consumed::Consumed;
 use super::records::Outputs;
 
 /// Records the decision on `c` (started at `started`) as a span and puts its context in the

@@ -7,7 +7,7 @@ use crate::core::rules::key_to_verify;
 use crate::core::signature::{VerifyKey, verify, verify_all};
 use crate::core::{Policy, SignatureCheck};
 
-use super::kafka_records::Consumed;
+use super::consumed::Consumed;
 
 /// Ed25519 signatures below which the batch is verified on the loop thread alone.
 const PARALLEL_MIN: usize = 16;

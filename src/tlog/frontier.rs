@@ -3,7 +3,7 @@
 //! append, at amortised one node hash per leaf.
 
 use super::TlogError;
-use super::hash::{Hash, Position, leaf_hash, node_hash, subtree_positions};
+use super::hash::{Hash, Position, empty_root, leaf_hash, node_hash, subtree_positions};
 use super::proof::HashReader;
 
 /// An append-only Merkle tree kept as its right edge (RFC 6962 shape).
@@ -92,12 +92,6 @@ impl Frontier {
             Some((last, rest)) => rest.iter().rev().fold(*last, |acc, h| node_hash(h, &acc)),
         }
     }
-}
-
-/// RFC 6962 root of the empty tree: SHA-256 of the empty string.
-pub fn empty_root() -> Hash {
-    use sha2::{Digest, Sha256};
-    Hash(Sha256::digest([]).into())
 }
 
 #[cfg(test)]

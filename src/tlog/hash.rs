@@ -143,6 +143,12 @@ pub(crate) fn fold_subtrees(hashes: &[Hash]) -> Result<Hash, TlogError> {
     Ok(rest.iter().rev().fold(*last, |acc, h| node_hash(h, &acc)))
 }
 
+/// RFC 6962 root of the empty tree: SHA-256 of the empty string.
+pub fn empty_root() -> Hash {
+    use sha2::{Digest, Sha256};
+    Hash(Sha256::digest([]).into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,7 +23,7 @@ pub type ConsistencyProof = Vec<Hash>;
 /// The root of the tree of `size` leaves, from its stored hashes.
 pub fn tree_hash<R: HashReader + ?Sized>(size: u64, reader: &R) -> Result<Hash, TlogError> {
     if size == 0 {
-        return Ok(super::frontier::empty_root());
+        return Ok(super::hash::empty_root());
     }
     let mut positions = Vec::new();
     subtree_positions(0, size, &mut positions)?;

@@ -6,7 +6,7 @@ use super::hash::{Hash, node_hash, split_point};
 /// MTH(D[n]) over leaf hashes.
 pub fn naive_root(leaves: &[Hash]) -> Hash {
     match leaves.len() {
-        0 => super::frontier::empty_root(),
+        0 => super::hash::empty_root(),
         1 => leaves[0],
         n => {
             let (k, _) = split_point(n as u64);
