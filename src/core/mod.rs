@@ -9,6 +9,7 @@ pub mod policy;
 #[cfg(test)]
 mod properties;
 pub mod reason;
+pub mod rederive;
 pub mod rules;
 pub mod signature;
 pub mod state;

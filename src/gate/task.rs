@@ -12,8 +12,10 @@ use tracing::info;
 
 use crate::kafka::read::ReadError;
 
+use crate::core::rederive::{PastDecision, rederive};
 use crate::core::state::{OffenderChange, OffenderState};
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
+use crate::core::{Operation, ReasonCode};
 use crate::wire::audit::{AuditEvent, AuditReader, DecisionRecord, GENESIS_HASH, StateFacts};
 
 /// Head of one partition's audit chain.
@@ -224,49 +226,34 @@ impl Task {
         self.state.set_rate_tat(product, tat);
     }
 
-    /// Re-derives the rate and offender state of a version 1 link, which does not record them,
-    /// the way `decide` derived them; returns its artifact delta.
+    /// Applies the rate and offender state of a version 1 link, which does not record them, as
+    /// `core::rederive` derives them; returns its artifact delta.
     fn fold_derived(
         &mut self,
         d: &DecisionRecord,
         recorded_at: i64,
         policy: &crate::core::Policy,
     ) -> i64 {
-        let refused_for =
-            |code: crate::core::ReasonCode| d.reasons.iter().any(|r| r == code.as_str());
-        if let Some(integration) = &d.integration_id {
-            let counted =
-                crate::core::decide::counts_as_rejection(d.authenticated, !d.accepted, refused_for);
-            let mut sink = Vec::new();
-            if let Some(change) = crate::core::decide::offender_change(
-                &self.state,
-                policy,
-                integration,
-                recorded_at,
-                counted,
-                &mut sink,
-            ) {
-                self.apply_offender(&change);
-            }
+        let reasons: Vec<ReasonCode> = (d.reasons.iter())
+            .filter_map(|r| ReasonCode::parse(r))
+            .collect();
+        let past = PastDecision {
+            integration: d.integration_id.as_deref(),
+            product: d.product_id.as_deref(),
+            authenticated: d.authenticated,
+            accepted: d.accepted,
+            reasons: &reasons,
+            operation: d.operation.as_deref().and_then(Operation::parse),
+            decided_at: recorded_at,
+        };
+        let facts = rederive(&self.state, policy, &past);
+        if let Some(change) = &facts.offender {
+            self.apply_offender(change);
         }
-        // Every decided intent of a known product that was not itself refused for its rate.
-        if let Some(product) = &d.product_id
-            && let Some(p) = policy.products.get(product)
-            && crate::core::decide::advances_rate(refused_for)
-            && let Ok(tat) = crate::core::rules::rate::gcra(
-                self.state.rate_tat(product),
-                recorded_at,
-                p.rate_per_sec,
-                p.burst,
-            )
-        {
+        if let (Some(tat), Some(product)) = (facts.rate_tat, &d.product_id) {
             self.set_rate_tat(product, tat);
         }
-        match d.operation.as_deref() {
-            Some("CREATE") => 1,
-            Some("DELETE") => -1,
-            _ => 0,
-        }
+        facts.artifact_delta
     }
 }
 
