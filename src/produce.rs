@@ -95,15 +95,8 @@ impl IntentProducer {
         topic: &str,
     ) -> Result<IntentProducer, ProduceError> {
         let schema_id = registry.register(&APPROVED.intent).await?;
-        let producer: FutureProducer = crate::kafka::security::client_config()
-            .set("bootstrap.servers", brokers)
-            .set("partitioner", "murmur2_random")
-            .set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", "5")
-            .set("message.max.bytes", "20971520")
-            .set("compression.type", "lz4")
-            .create()?;
+        let producer: FutureProducer =
+            crate::kafka::produce::intent_producer_config(brokers).create()?;
         Ok(IntentProducer {
             producer,
             topic: topic.to_string(),

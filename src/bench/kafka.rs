@@ -9,10 +9,8 @@ use std::time::{Duration, Instant};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 
 use super::BenchError;
@@ -109,14 +107,7 @@ pub fn producer(brokers: &str, track: bool) -> Result<ThreadedProducer<Deliverie
         landed: track.then(|| Mutex::new(HashMap::new())),
         ..Deliveries::default()
     };
-    Ok(crate::kafka::security::client_config()
-        .set("bootstrap.servers", brokers)
-        .set("partitioner", "murmur2_random")
-        .set("enable.idempotence", "true")
-        .set("acks", "all")
-        .set("linger.ms", "5")
-        .set("message.max.bytes", "20971520")
-        .set("compression.type", "lz4")
+    Ok(crate::kafka::produce::intent_producer_config(brokers)
         .set("queue.buffering.max.kbytes", "1048576")
         .create_with_context(ctx)?)
 }
@@ -170,18 +161,13 @@ pub fn send_out_record(
 /// Sends one record, waiting while the local queue is full.
 fn send_waiting(
     producer: &ThreadedProducer<Deliveries>,
-    mut record: BaseRecord<'_, [u8], [u8], ()>,
+    record: BaseRecord<'_, [u8], [u8], ()>,
 ) -> Result<(), BenchError> {
-    loop {
-        match producer.send(record) {
-            Ok(()) => return Ok(()),
-            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                record = back;
-                std::thread::sleep(Duration::from_millis(1));
-            }
-            Err((e, _)) => return Err(e.into()),
-        }
-    }
+    Ok(crate::kafka::produce::send_waiting(
+        producer,
+        record,
+        Duration::from_millis(1),
+    )?)
 }
 
 /// Waits for every queued record; fails if any was not delivered.

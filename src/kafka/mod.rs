@@ -4,6 +4,7 @@
 pub mod errors;
 mod log;
 pub mod membership;
+pub mod produce;
 pub mod read;
 pub mod security;
 pub mod trace;

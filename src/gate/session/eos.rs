@@ -9,7 +9,6 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::ConsumerGroupMetadata;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{Producer, ThreadedProducer};
-use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::error;
 
@@ -17,6 +16,7 @@ use crate::gate::clients::{self, AuditDeliveries, COMMIT_DEADLINE, TXN_TIMEOUT};
 use crate::gate::records::OutRecord;
 use crate::gate::txn::OpenTxn;
 use crate::gate::{GateError, kafka_records};
+use crate::kafka::produce::send_waiting;
 
 /// Longest wait after a commit for the delivery reports of its audit links (they are
 /// acknowledged already; only the callbacks may lag). A partition still missing one gets no
@@ -90,23 +90,12 @@ impl ExactlyOnce {
     /// Hands one record to the producer inside the open transaction, waiting while its queue
     /// is full.
     pub fn send(&self, r: &OutRecord) -> Result<(), GateError> {
-        let mut record = kafka_records::base_record(r);
-        let audit_partition = r.partition.filter(|_| r.topic == self.audit_topic);
-        loop {
-            match self.producer.send(record) {
-                Ok(()) => {
-                    if let Some(p) = audit_partition {
-                        self.producer.context().sent(p);
-                    }
-                    return Ok(());
-                }
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    record = back;
-                    std::thread::sleep(Duration::from_millis(2));
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
+        let record = kafka_records::base_record(r);
+        send_waiting(&self.producer, record, Duration::from_millis(2))?;
+        if let Some(p) = r.partition.filter(|_| r.topic == self.audit_topic) {
+            self.producer.context().sent(p);
         }
+        Ok(())
     }
 
     /// Commits the open transaction with the consumed `offsets` of the intents topic (next to
