@@ -2,13 +2,17 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::io::Write;
-use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset};
 use serde_json::json;
 
+use crate::kafka::EofQuietContext;
+use crate::kafka::read::{
+    Elections, ReadError, Seen, Then, TopicRead, committed_reader_config, partition_ids,
+};
 use crate::wire::WireError;
 use crate::wire::audit::{AuditEvent, AuditReader};
 
@@ -146,71 +150,66 @@ pub fn tail(
     out: &mut dyn Write,
 ) -> Result<(), TailError> {
     let mut asked: HashSet<u32> = HashSet::new();
-    let consumer: BaseConsumer<crate::kafka::EofQuietContext> =
-        crate::kafka::security::client_config()
-            .set("bootstrap.servers", &o.brokers)
-            .set("group.id", "bucket-audit-tail")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
-            .set("enable.partition.eof", "true")
-            .create_with_context(crate::kafka::EofQuietContext)?;
-    let md = consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10))?;
-    let mut tpl = TopicPartitionList::new();
-    let mut pending: HashSet<i32> = HashSet::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            let start = if o.from_beginning {
-                Offset::Beginning
-            } else {
-                Offset::End
-            };
-            tpl.add_partition_offset(&o.topic, p.id(), start)?;
-            pending.insert(p.id());
-        }
-    }
-    consumer.assign(&tpl)?;
+    let consumer: BaseConsumer<EofQuietContext> =
+        committed_reader_config(&o.brokers, "bucket-audit-tail")
+            .create_with_context(EofQuietContext)?;
+    let start = if o.from_beginning {
+        Offset::Beginning
+    } else {
+        Offset::End
+    };
+    let starts: Vec<(i32, Offset)> = partition_ids(&consumer, &o.topic)?
+        .into_iter()
+        .map(|p| (p, start))
+        .collect();
+    let read = TopicRead {
+        topic: &o.topic,
+        timeout: None,
+        elections: Elections::Fail,
+        follow: !o.until_end,
+    };
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-    loop {
-        if o.until_end && pending.is_empty() {
-            break;
+    let each = |seen: Seen<'_>| {
+        let Seen::Record(m) = seen else {
+            return Ok::<_, std::io::Error>(Then::Continue);
+        };
+        let (p, off) = (m.partition(), m.offset());
+        let mut decoded = reader.decode_framed(m.payload());
+        if let Err(WireError::UnknownWriterSchema(id)) = decoded
+            && asked.insert(id)
+            && let Some(fresh) = relearn()
+        {
+            reader = fresh;
+            decoded = reader.decode_framed(m.payload());
         }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                pending.remove(&p);
-            }
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(m)) => {
-                let (p, off) = (m.partition(), m.offset());
-                let mut decoded = reader.decode_framed(m.payload());
-                if let Err(WireError::UnknownWriterSchema(id)) = decoded
-                    && asked.insert(id)
-                    && let Some(fresh) = relearn()
-                {
-                    reader = fresh;
-                    decoded = reader.decode_framed(m.payload());
-                }
-                match decoded {
-                    Ok(e) if matches(o, &e) => {
-                        if let Some(d) = &e.decision {
-                            let outcome = if d.accepted { "ACCEPTED" } else { "REJECTED" };
-                            *counts.entry(outcome.to_string()).or_default() += 1;
-                            for r in &d.reasons {
-                                *counts.entry(format!("  {r}")).or_default() += 1;
-                            }
-                        }
-                        if o.json {
-                            writeln!(out, "{}", to_json(p, off, &e))?;
-                        } else {
-                            writeln!(out, "{}", human(p, off, &e))?;
-                        }
+        match decoded {
+            Ok(e) if matches(o, &e) => {
+                if let Some(d) = &e.decision {
+                    let outcome = if d.accepted { "ACCEPTED" } else { "REJECTED" };
+                    *counts.entry(outcome.to_string()).or_default() += 1;
+                    for r in &d.reasons {
+                        *counts.entry(format!("  {r}")).or_default() += 1;
                     }
-                    Ok(_) => {}
-                    Err(err) => writeln!(out, "p{p}@{off} UNDECODABLE audit record: {err}")?,
+                }
+                if o.json {
+                    writeln!(out, "{}", to_json(p, off, &e))?;
+                } else {
+                    writeln!(out, "{}", human(p, off, &e))?;
                 }
             }
+            Ok(_) => {}
+            Err(err) => writeln!(out, "p{p}@{off} UNDECODABLE audit record: {err}")?,
         }
-    }
+        Ok(Then::Continue)
+    };
+    read.run(&consumer, &starts, each).map_err(|e| match e {
+        ReadError::Kafka(e) => TailError::Kafka(e),
+        // Without a timeout the read waits for every end; Kafka's own word for giving up.
+        ReadError::Timeout(_) => {
+            TailError::Kafka(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut))
+        }
+        ReadError::Handler(e) => TailError::Io(e),
+    })?;
     if o.summary {
         writeln!(out, "summary:")?;
         for (k, v) in counts {

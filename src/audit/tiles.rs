@@ -35,11 +35,12 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{Message, Offset};
 use serde::{Deserialize, Serialize};
 
 use super::tlog_index::{IndexError, IndexWriter, Key, partition_dir};
-use crate::kafka::errors::{ELECTION_WAIT, is_transient};
+use crate::kafka::read::{Elections, ReadError, Seen, Then, TopicRead, partition_ids};
 use crate::tlog::checkpoint::TreeHead;
 use crate::tlog::note::{NoteVerifier, open, unverified_text};
 use crate::tlog::{Frontier, FsTileStore, Hash, TileBuilder, TileId, TlogError};
@@ -571,22 +572,19 @@ pub fn run(
 ) -> Result<BTreeMap<i32, PartitionSummary>, TilesError> {
     let _lock = lock_dir(&o.dir)?;
     let consumer = consumer(&o.brokers)?;
-    let md = crate::kafka::errors::through_elections(|| {
-        consumer.fetch_metadata(Some(&o.topic), Duration::from_secs(10))
-    })?;
+    let partitions =
+        crate::kafka::errors::through_elections(|| partition_ids(&consumer, &o.topic))?;
     let mut logs: BTreeMap<i32, Log> = BTreeMap::new();
-    let mut tpl = TopicPartitionList::new();
-    for t in md.topics() {
-        for p in t.partitions() {
-            let log = Log::open(&o.dir, p.id())?;
-            let start = if log.next_offset > 0 {
-                Offset::Offset(log.next_offset)
-            } else {
-                Offset::Beginning
-            };
-            tpl.add_partition_offset(&o.topic, p.id(), start)?;
-            logs.insert(p.id(), log);
-        }
+    let mut starts = Vec::new();
+    for p in partitions {
+        let log = Log::open(&o.dir, p)?;
+        let start = if log.next_offset > 0 {
+            Offset::Offset(log.next_offset)
+        } else {
+            Offset::Beginning
+        };
+        starts.push((p, start));
+        logs.insert(p, log);
     }
     if logs.is_empty() {
         return Err(TilesError::State(
@@ -594,20 +592,18 @@ pub fn run(
             format!("topic {} has no partitions", o.topic),
         ));
     }
-    consumer.assign(&tpl)?;
-    let mut pending: HashSet<i32> = logs.keys().copied().collect();
     let mut asked: HashSet<u32> = HashSet::new();
     let mut last_save = Instant::now();
-    let mut progress = Instant::now();
-    loop {
-        if (!o.follow && pending.is_empty()) || stop() {
-            break;
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                progress = Instant::now();
-                pending.remove(&p);
+    let read = TopicRead {
+        topic: &o.topic,
+        timeout: None,
+        elections: Elections::RideWhileProgressing,
+        follow: o.follow,
+    };
+    let each = |seen: Seen<'_>| {
+        match seen {
+            Seen::Nothing => {}
+            Seen::End(p) => {
                 if let Some(log) = logs.get_mut(&p) {
                     metrics
                         .lag_records
@@ -618,12 +614,7 @@ pub fn run(
                     }
                 }
             }
-            Some(Err(e)) if is_transient(&e) && progress.elapsed() < ELECTION_WAIT => {
-                tracing::warn!(error = %e, "cluster not settled; still reading");
-            }
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(msg)) => {
-                progress = Instant::now();
+            Seen::Record(msg) => {
                 let p = msg.partition();
                 let mut link = reader.read(msg.payload());
                 if let Err(WireError::UnknownWriterSchema(id)) = link
@@ -654,6 +645,17 @@ pub fn run(
             }
             last_save = Instant::now();
         }
+        Ok(if stop() { Then::Stop } else { Then::Continue })
+    };
+    if !stop() {
+        read.run(&consumer, &starts, each).map_err(|e| match e {
+            ReadError::Kafka(e) => TilesError::from(e),
+            // Without a timeout the read waits for every end; Kafka's own word for giving up.
+            ReadError::Timeout(_) => {
+                TilesError::from(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut))
+            }
+            ReadError::Handler(e) => e,
+        })?;
     }
     let mut out = BTreeMap::new();
     for (p, log) in logs.iter_mut() {

@@ -2,19 +2,22 @@
 //! chain and checkpoint, and checks completeness against `bucket.intents`: every intent below
 //! the gate group's committed offset has exactly one decision.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
+use std::convert::Infallible;
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use sha2::{Digest, Sha256};
 
 use super::verifier::{PartitionHead, Report, Verifier};
 use crate::core::signature::VerifyKey;
-use crate::kafka::errors::{ELECTION_WAIT, is_transient, through_elections};
+use crate::kafka::errors::through_elections;
+use crate::kafka::read::{Elections, ReadError, Seen, Then, TopicRead};
 
 /// What to verify.
 #[derive(Debug, Clone)]
@@ -54,7 +57,9 @@ fn reader(brokers: &str) -> Result<BaseConsumer<crate::kafka::EofQuietContext>, 
         .create_with_context(crate::kafka::EofQuietContext)
 }
 
-/// Reads `topic` from the given start offsets to the end, calling `f` for each record.
+/// Reads `topic` from the given start offsets to the end, calling `f` for each record; a
+/// partition with a `stop_before` offset ends there instead (and is not read when it starts
+/// there).
 fn read_to_end(
     brokers: &str,
     topic: &str,
@@ -63,50 +68,36 @@ fn read_to_end(
     mut f: impl FnMut(i32, i64, Option<&[u8]>),
 ) -> Result<(), KafkaError> {
     let consumer = reader(brokers)?;
-    let mut tpl = TopicPartitionList::new();
-    let mut pending: HashSet<i32> = HashSet::new();
-    for (p, start) in starts {
-        let limit = stop_before.and_then(|s| s.get(p)).copied();
-        if limit.is_some_and(|l| l <= *start) {
-            continue;
+    let limit = |p: &i32| stop_before.and_then(|s| s.get(p)).copied();
+    let starts: Vec<(i32, Offset)> = starts
+        .iter()
+        .filter(|(p, start)| limit(p).is_none_or(|l| l > **start))
+        .map(|(p, start)| (*p, Offset::Offset(*start)))
+        .collect();
+    let read = TopicRead {
+        topic,
+        timeout: None,
+        elections: Elections::RideWhileProgressing,
+        follow: false,
+    };
+    let each = |seen: Seen<'_>| {
+        let Seen::Record(m) = seen else {
+            return Ok::<_, Infallible>(Then::Continue);
+        };
+        let (p, o) = (m.partition(), m.offset());
+        if limit(&p).is_some_and(|l| o >= l) {
+            return Ok(Then::PartitionDone);
         }
-        tpl.add_partition_offset(topic, *p, Offset::Offset(*start))?;
-        pending.insert(*p);
+        f(p, o, m.payload());
+        Ok(Then::Continue)
+    };
+    match read.run(&consumer, &starts, each) {
+        Ok(_) => Ok(()),
+        Err(ReadError::Kafka(e)) => Err(e),
+        // Without a timeout the read waits for every end; Kafka's own word for giving up.
+        Err(ReadError::Timeout(_)) => Err(KafkaError::Global(RDKafkaErrorCode::OperationTimedOut)),
+        Err(ReadError::Handler(never)) => match never {},
     }
-    if pending.is_empty() {
-        return Ok(());
-    }
-    consumer.assign(&tpl)?;
-    let mut progress = std::time::Instant::now();
-    while !pending.is_empty() {
-        match consumer.poll(Duration::from_millis(500)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                pending.remove(&p);
-                progress = std::time::Instant::now();
-            }
-            // librdkafka reports a lost broker connection and carries on with the new leader.
-            Some(Err(e)) if is_transient(&e) && progress.elapsed() < ELECTION_WAIT => {
-                tracing::warn!(error = %e, "cluster not settled; still reading");
-            }
-            Some(Err(e)) => return Err(e),
-            Some(Ok(m)) => {
-                progress = std::time::Instant::now();
-                let (p, o) = (m.partition(), m.offset());
-                if let Some(limit) = stop_before.and_then(|s| s.get(&p))
-                    && o >= *limit
-                {
-                    pending.remove(&p);
-                    let mut one = TopicPartitionList::new();
-                    one.add_partition(topic, p);
-                    consumer.pause(&one)?;
-                    continue;
-                }
-                f(p, o, m.payload());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn partitions(brokers: &str, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaError> {

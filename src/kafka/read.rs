@@ -1,18 +1,171 @@
-//! Reading one partition to its end with read_committed: how restores read the audit log and
-//! the state changelog. Broker elections and lost connections are ridden out (bounded by the
-//! caller's timeout); the end is the last stable offset when the read reached it.
+//! Reading partitions to their end with read_committed: [`TopicRead`] is the one poll loop
+//! every reader of a topic shares (reconcile, `audit verify`, `audit tiles`, `audit tail`), and
+//! [`PartitionSource`] reads one partition on it, the way restores read the audit log and the
+//! state changelog. The end is the last stable offset when the read reached it; what errors a
+//! broker election causes is ridden out as the caller says ([`Elections`]).
 
+use std::collections::HashSet;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use rdkafka::Message;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use tracing::warn;
 
 use super::EofQuietContext;
+use super::errors::{ELECTION_WAIT, is_transient};
+
+/// How long one poll of a read waits for a record.
+const POLL: Duration = Duration::from_millis(200);
+
+/// How a read treats the errors a leader election or a broker restart causes
+/// ([`is_transient`]); any other error ends the read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Elections {
+    /// Fail on the first one (tools an operator simply runs again).
+    Fail,
+    /// Ride them out while the read progresses: fail once [`ELECTION_WAIT`] passed without a
+    /// record or a partition's end.
+    RideWhileProgressing,
+    /// Ride them out for as long as the read's timeout allows (restores).
+    Ride,
+}
+
+/// What a read hands its caller after each poll.
+#[derive(Clone, Copy)]
+pub enum Seen<'a> {
+    /// A committed record.
+    Record(&'a BorrowedMessage<'a>),
+    /// This partition reached its end (its end when reached; more may come when following).
+    End(i32),
+    /// The poll brought nothing (or an error that was ridden out).
+    Nothing,
+}
+
+/// What the caller wants after each [`Seen`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Then {
+    /// Keep reading.
+    Continue,
+    /// The record's partition is read far enough: pause it and stop waiting for its end.
+    PartitionDone,
+    /// Stop the whole read now.
+    Stop,
+}
+
+/// A read of partitions of one topic, each from its own start to its end (or on, following):
+/// the one poll loop every reader of a topic shares.
+#[derive(Debug, Clone, Copy)]
+pub struct TopicRead<'a> {
+    /// Topic.
+    pub topic: &'a str,
+    /// Longest the read may take ([`ReadError::Timeout`] after it); None waits for the ends.
+    pub timeout: Option<Duration>,
+    /// What a broker election does to the read.
+    pub elections: Elections,
+    /// Keep reading after every partition's end, until the caller says [`Then::Stop`].
+    pub follow: bool,
+}
+
+/// The partitions of `topic` as the cluster's metadata lists them.
+pub fn partition_ids<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+) -> Result<Vec<i32>, KafkaError> {
+    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    Ok(md
+        .topics()
+        .iter()
+        .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+        .collect())
+}
+
+impl TopicRead<'_> {
+    /// Assigns `starts` (partition, first offset) to `consumer` and hands each record, each
+    /// partition's end and each empty poll to `each` until every partition reached its end
+    /// (unless following) or `each` says stop; returns how many records it handed over.
+    pub fn run<C: ConsumerContext, E>(
+        &self,
+        consumer: &BaseConsumer<C>,
+        starts: &[(i32, Offset)],
+        each: impl FnMut(Seen<'_>) -> Result<Then, E>,
+    ) -> Result<u64, ReadError<E>> {
+        self.run_since(Instant::now(), consumer, starts, each)
+    }
+
+    /// [`TopicRead::run`] with the timeout counted from `started`.
+    fn run_since<C: ConsumerContext, E>(
+        &self,
+        started: Instant,
+        consumer: &BaseConsumer<C>,
+        starts: &[(i32, Offset)],
+        mut each: impl FnMut(Seen<'_>) -> Result<Then, E>,
+    ) -> Result<u64, ReadError<E>> {
+        if starts.is_empty() && !self.follow {
+            return Ok(0);
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (p, start) in starts {
+            tpl.add_partition_offset(self.topic, *p, *start)?;
+        }
+        consumer.assign(&tpl)?;
+        let mut pending: HashSet<i32> = starts.iter().map(|(p, _)| *p).collect();
+        let mut records = 0u64;
+        let mut progress = Instant::now();
+        loop {
+            if !self.follow && pending.is_empty() {
+                break;
+            }
+            if let Some(timeout) = self.timeout
+                && started.elapsed() > timeout
+            {
+                return Err(ReadError::Timeout(timeout));
+            }
+            let then = match consumer.poll(POLL) {
+                None => each(Seen::Nothing),
+                Some(Err(KafkaError::PartitionEOF(p))) => {
+                    progress = Instant::now();
+                    pending.remove(&p);
+                    each(Seen::End(p))
+                }
+                Some(Err(e)) if self.rides(&e, progress) => {
+                    warn!(topic = self.topic, ?pending, error = %e, "cluster not settled; still reading");
+                    each(Seen::Nothing)
+                }
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(m)) => {
+                    progress = Instant::now();
+                    records += 1;
+                    let then = each(Seen::Record(&m));
+                    if let Ok(Then::PartitionDone) = then {
+                        pending.remove(&m.partition());
+                        let mut one = TopicPartitionList::new();
+                        one.add_partition(self.topic, m.partition());
+                        consumer.pause(&one)?;
+                    }
+                    then
+                }
+            };
+            if then.map_err(ReadError::Handler)? == Then::Stop {
+                break;
+            }
+        }
+        Ok(records)
+    }
+
+    /// True when `e` is ridden out rather than ending the read.
+    fn rides(&self, e: &KafkaError, progress: Instant) -> bool {
+        is_transient(e)
+            && match self.elections {
+                Elections::Fail => false,
+                Elections::RideWhileProgressing => progress.elapsed() < ELECTION_WAIT,
+                Elections::Ride => true,
+            }
+    }
+}
 
 /// Why a partition read stopped early.
 #[derive(Debug, thiserror::Error)]
@@ -103,31 +256,18 @@ impl PartitionSource<'_> {
         if high <= low || from >= high {
             return Ok(0);
         }
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(self.topic, self.partition, start)?;
-        consumer.assign(&tpl)?;
-        let mut records = 0u64;
-        loop {
-            if started.elapsed() > self.timeout {
-                return Err(ReadError::Timeout(self.timeout));
-            }
-            match consumer.poll(Duration::from_millis(200)) {
-                None => continue,
-                Some(Err(KafkaError::PartitionEOF(_))) => break,
-                // A lost broker connection: librdkafka carries on with the new leader.
-                Some(Err(e)) if super::errors::is_transient(&e) => {
-                    warn!(topic = self.topic, partition = self.partition, error = %e, "cluster not settled; still reading");
-                }
-                Some(Err(e)) => return Err(e.into()),
-                Some(Ok(m)) => {
-                    records += 1;
-                    if each(&m).map_err(ReadError::Handler)?.is_break() {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(records)
+        let read = TopicRead {
+            topic: self.topic,
+            timeout: Some(self.timeout),
+            elections: Elections::Ride,
+            follow: false,
+        };
+        read.run_since(started, consumer, &[(self.partition, start)], |seen| {
+            Ok(match seen {
+                Seen::Record(m) if each(m)?.is_break() => Then::Stop,
+                _ => Then::Continue,
+            })
+        })
     }
 
     /// The last record that `pick` accepts, scanning back from the end in growing windows

@@ -3,18 +3,23 @@
 //! (SHA-256 of the stored content against SHA-256 of the record's content). The comparison is
 //! the pure [`diff`]; reading either side is I/O around it.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::convert::Infallible;
 use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::Offset;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::store::StoreError;
 pub use super::store::{Fingerprint, StorageSide, VersionKey};
+use crate::kafka::EofQuietContext;
+use crate::kafka::read::{
+    Elections, ReadError, Seen, Then, TopicRead, committed_reader_config, partition_ids,
+};
 use crate::wire::accepted::decode_framed;
 
 /// The accepted topic as read.
@@ -163,64 +168,52 @@ pub fn read_topic(
     topic: &str,
     timeout: Duration,
 ) -> Result<TopicSide, ReconcileError> {
-    let consumer: BaseConsumer = crate::kafka::security::client_config()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "bucket-reconcile")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
-        .set("enable.partition.eof", "true")
-        .set("max.partition.fetch.bytes", "20971520")
-        .set("fetch.max.bytes", "52428800")
-        .create()?;
-    let md = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
-    let partitions: Vec<i32> = md
-        .topics()
-        .first()
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .unwrap_or_default();
+    let consumer: BaseConsumer<EofQuietContext> =
+        committed_reader_config(brokers, "bucket-reconcile")
+            .create_with_context(EofQuietContext)?;
+    let partitions = partition_ids(&consumer, topic)?;
     if partitions.is_empty() {
         return Err(ReconcileError::Topic(format!(
             "topic {topic} has no partitions"
         )));
     }
-    let mut tpl = TopicPartitionList::new();
-    for p in &partitions {
-        tpl.add_partition_offset(topic, *p, Offset::Beginning)?;
-    }
-    consumer.assign(&tpl)?;
-    let mut pending: HashSet<i32> = partitions.into_iter().collect();
+    let starts: Vec<(i32, Offset)> = partitions
+        .into_iter()
+        .map(|p| (p, Offset::Beginning))
+        .collect();
     let mut side = TopicSide::default();
-    let deadline = std::time::Instant::now() + timeout;
-    while !pending.is_empty() {
-        if std::time::Instant::now() > deadline {
-            return Err(ReconcileError::Topic(format!(
-                "did not reach the end of {topic} within {timeout:?}"
-            )));
-        }
-        match consumer.poll(Duration::from_millis(200)) {
-            None => {}
-            Some(Err(KafkaError::PartitionEOF(p))) => {
-                pending.remove(&p);
-            }
-            Some(Err(e)) => return Err(e.into()),
-            Some(Ok(m)) => {
-                side.records += 1;
-                match decode_framed(m.payload()) {
-                    Ok(a) => {
-                        let fp = Fingerprint {
-                            intent_id: a.intent_id.clone(),
-                            content_sha256: sha_hex(a.content.as_deref()),
-                        };
-                        side.versions
-                            .insert((a.product_id, a.artifact_id, a.version), fp);
-                    }
-                    Err(_) => {
-                        side.undecodable.insert((m.partition(), m.offset()));
-                    }
+    let read = TopicRead {
+        topic,
+        timeout: Some(timeout),
+        elections: Elections::Fail,
+        follow: false,
+    };
+    let each = |seen: Seen<'_>| {
+        if let Seen::Record(m) = seen {
+            side.records += 1;
+            match decode_framed(m.payload()) {
+                Ok(a) => {
+                    let fp = Fingerprint {
+                        intent_id: a.intent_id.clone(),
+                        content_sha256: sha_hex(a.content.as_deref()),
+                    };
+                    side.versions
+                        .insert((a.product_id, a.artifact_id, a.version), fp);
+                }
+                Err(_) => {
+                    side.undecodable.insert((m.partition(), m.offset()));
                 }
             }
         }
-    }
+        Ok::<_, Infallible>(Then::Continue)
+    };
+    read.run(&consumer, &starts, each).map_err(|e| match e {
+        ReadError::Kafka(e) => ReconcileError::Kafka(e),
+        ReadError::Timeout(_) => ReconcileError::Topic(format!(
+            "did not reach the end of {topic} within {timeout:?}"
+        )),
+        ReadError::Handler(never) => match never {},
+    })?;
     Ok(side)
 }
 
