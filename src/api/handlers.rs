@@ -211,7 +211,7 @@ async fn admitted_version(
     version: Option<i64>,
 ) -> Result<(VersionView, StreamPermit), ApiError> {
     let (version, size) = state
-        .reader
+        .versions
         .size_of(product, artifact, version)
         .await?
         .ok_or_else(|| not_found(product, artifact))?;
@@ -220,7 +220,7 @@ async fn admitted_version(
         .admit_content(principal, size)
         .map_err(|t| state.throttled(&principal.product, t))?;
     let v = state
-        .reader
+        .versions
         .version(product, artifact, version)
         .await?
         .ok_or_else(|| not_found(product, artifact))?;
@@ -306,7 +306,7 @@ pub async fn history(
             .map_err(|_| ApiError::BadRequest(format!("cursor {c:?} is not a version")))?,
     };
     let mut items = state
-        .reader
+        .versions
         .history(&product, &artifact, before, limit + 1)
         .await?;
     if items.is_empty() && before == i64::MAX {

@@ -16,6 +16,7 @@ pub mod read;
 pub mod receipts;
 pub mod server;
 pub mod tlog;
+pub mod versions;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub use auth::{Principal, Tokens, TokensError, hash_token};
 pub use config::{ApiConfig, ServerLimits, TokenLimits};
 pub use read::{ReadError, Reader};
 pub use server::serve;
+pub use versions::VersionReads;
 
 /// The OpenAPI 3 document kept in the repo.
 pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
@@ -36,8 +38,10 @@ pub const OPENAPI_JSON: &str = include_str!("../../docs/openapi.json");
 /// Shared state of the handlers.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Database reader.
+    /// Database reader: decisions, receipts and usage (PostgreSQL only).
     pub reader: Reader,
+    /// Where artifact versions are read from: `reader` unless another backend is set.
+    pub versions: Arc<dyn VersionReads>,
     /// Accepted tokens.
     pub tokens: Arc<Tokens>,
     /// The tiles directory of `bucket audit tiles`, when the transparency log is served.
@@ -59,6 +63,7 @@ impl ApiState {
     pub fn new(reader: Reader, config: ApiConfig, tlog: Option<std::path::PathBuf>) -> ApiState {
         let limits = limits::Limiters::new(&config.tokens, &config.server);
         ApiState {
+            versions: Arc::new(reader.clone()),
             reader,
             tokens: Arc::new(config.tokens),
             tlog,

@@ -1,5 +1,7 @@
 //! Read queries over PostgreSQL for the API (the `bucket_reader` role: SELECT only), through a
 //! pool of connections (deadpool-postgres): a slow query holds one connection, not the API.
+//! The version reads are also one of the [`super::versions::VersionReads`] the handlers read
+//! versions through; decisions and usage exist only here (see that module).
 
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use serde::Serialize;
@@ -23,6 +25,9 @@ pub enum ReadError {
     /// The object store holding the content failed.
     #[error(transparent)]
     Object(#[from] crate::sink::store::ObjectError),
+    /// The filesystem store failed (I/O, or an index file that does not read back).
+    #[error("storage: {0}")]
+    Store(#[from] crate::sink::StoreError),
 }
 
 /// One artifact version as the API returns it: the stored row, when it was stored and (on

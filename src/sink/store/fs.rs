@@ -27,6 +27,7 @@ use futures::future::BoxFuture;
 
 use super::{Accepted, ArtifactRow, BatchReport, StoreError, Undecodable, VersionStore};
 
+mod read;
 mod storage;
 
 pub use storage::FsStorage;
