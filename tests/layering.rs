@@ -82,9 +82,18 @@ const KNOWN_CIRCLES: &[(&str, &[&str])] = &[
     ("api", &["content", "guard", "handlers"]),
 ];
 
+/// The library's source files under `dir`, leaving out test modules kept in files of their
+/// own (`tests.rs`, a `tests/` folder: each declared `#[cfg(test)] mod tests;`, checked below).
 fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("source dir") {
         let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name == "tests" || name == "tests.rs" {
+            continue;
+        }
         if path.is_dir() {
             sources(&path, out);
         } else if path.extension().is_some_and(|e| e == "rs") {
@@ -465,4 +474,39 @@ fn the_circle_scanner_resolves_super_and_groups() {
         submodules_named("let x = crate::gate::txn::fencing_offset(a);", "gate", 2),
         vec!["txn"]
     );
+}
+
+#[test]
+fn test_module_files_are_compiled_only_for_tests() {
+    // `sources` leaves `tests.rs` files and `tests/` folders out: each must be a test module.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    walk(&src, &mut all);
+    let mut problems = Vec::new();
+    for f in &all {
+        let text = std::fs::read_to_string(f).expect("read");
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if line.trim() == "mod tests;" {
+                let guarded = i > 0 && lines[i - 1].trim() == "#[cfg(test)]";
+                if !guarded {
+                    problems.push(format!(
+                        "{}: `mod tests;` without #[cfg(test)]",
+                        f.display()
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
 }

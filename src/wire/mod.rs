@@ -3,6 +3,7 @@
 
 pub mod accepted;
 pub mod audit;
+pub mod audit_versions;
 mod avro_read;
 mod avro_write;
 pub mod control;

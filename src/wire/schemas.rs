@@ -84,8 +84,8 @@ pub static APPROVED: LazyLock<Approved> = LazyLock::new(|| {
             "bucket.accepted-value",
             ACCEPTED_AVSC,
         ),
-        // Every version of the audit table (`wire::audit::VERSIONS`), oldest first.
-        audit_versions: (super::audit::VERSIONS.iter())
+        // Every version of the audit table (`wire::audit_versions::VERSIONS`), oldest first.
+        audit_versions: (super::audit_versions::VERSIONS.iter())
             .map(|v| load(v.file, "bucket.audit-value", v.text))
             .collect(),
     }

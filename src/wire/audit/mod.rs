@@ -24,14 +24,13 @@ use crate::core::state::OffenderChange;
 mod decode;
 mod encode;
 mod seal;
-mod versions;
 
+pub use super::audit_versions::{AuditVersion, FactsLayout, LATEST_VERSION, VERSIONS};
 pub use decode::{AuditReader, StoredLink, decode_as};
 pub use encode::{encode, encode_as, encode_as_into};
 #[cfg(any(test, feature = "bench"))]
 pub(in crate::wire) use seal::hash_span;
 pub use seal::{SealedLink, chain_hash, link_hash};
-pub use versions::{AuditVersion, FactsLayout, LATEST_VERSION, VERSIONS};
 
 /// `prev_hash` of the first link of every partition's chain.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -183,7 +182,7 @@ pub struct AuditEvent {
 /// The facts layout of audit schema `version` (its row of [`VERSIONS`]).
 pub fn facts_layout(version: u8) -> Result<FactsLayout, WireError> {
     schema_of(version)?;
-    versions::row(version)
+    super::audit_versions::row(version)
         .map(|r| r.facts)
         .ok_or_else(|| WireError::Avro(format!("audit schema version {version} is not approved")))
 }

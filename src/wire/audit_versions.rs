@@ -1,8 +1,10 @@
 //! The audit contract's version table: every version the audit log may hold, oldest first, with
-//! its schema file and how its decision record ends. The approved schema list, their
-//! fingerprints, the facts layouts and the latest version are all read from this one table, so
-//! a new version is one schema file under `schemas/` and one row here (plus its layout variant
-//! if its facts differ); `tests` fails when a schema file is missing from the table.
+//! its schema file and how its decision record ends. The approved schema list (`schemas`), their
+//! fingerprints, the facts layouts and the latest version (`audit`, which re-exports it) are all
+//! read from this one table, so a new version is one schema file under `schemas/` and one row
+//! here (plus its layout variant if its facts differ); `tests` fails when a schema file is
+//! missing from the table. It sits beside `audit` rather than in it so that `schemas` can read
+//! it without depending on the codec that depends on `schemas`.
 
 /// What a version's decision record ends with; versions differ in nothing else so far (a
 /// version that changes more needs its own encoder, and this type grows with it).
@@ -36,19 +38,19 @@ pub const VERSIONS: &[AuditVersion] = &[
     AuditVersion {
         version: 1,
         file: "audit_event.v1.avsc",
-        text: include_str!("../../../schemas/audit_event.v1.avsc"),
+        text: include_str!("../../schemas/audit_event.v1.avsc"),
         facts: FactsLayout::None,
     },
     AuditVersion {
         version: 2,
         file: "audit_event.v2.avsc",
-        text: include_str!("../../../schemas/audit_event.v2.avsc"),
+        text: include_str!("../../schemas/audit_event.v2.avsc"),
         facts: FactsLayout::WholeOffender,
     },
     AuditVersion {
         version: 3,
         file: "audit_event.v3.avsc",
-        text: include_str!("../../../schemas/audit_event.v3.avsc"),
+        text: include_str!("../../schemas/audit_event.v3.avsc"),
         facts: FactsLayout::OffenderChange,
     },
 ];
