@@ -167,7 +167,7 @@ impl TopicRead<'_> {
     }
 }
 
-/// Why a partition read stopped early.
+/// Why a read stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError<E> {
     /// Kafka failed (not transiently).
@@ -301,5 +301,39 @@ impl PartitionSource<'_> {
             window = window.saturating_mul(16);
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::types::RDKafkaErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn election_errors_are_ridden_out_as_the_read_says() {
+        let read = |elections| TopicRead {
+            topic: "t",
+            timeout: None,
+            elections,
+            follow: false,
+        };
+        let leader = KafkaError::MetadataFetch(RDKafkaErrorCode::NotLeaderForPartition);
+        let denied = KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed);
+        let now = Instant::now();
+        for elections in [
+            Elections::Fail,
+            Elections::RideWhileProgressing,
+            Elections::Ride,
+        ] {
+            assert!(!read(elections).rides(&denied, now), "{elections:?}");
+        }
+        assert!(!read(Elections::Fail).rides(&leader, now));
+        assert!(read(Elections::RideWhileProgressing).rides(&leader, now));
+        assert!(read(Elections::Ride).rides(&leader, now));
+        if let Some(stalled) = now.checked_sub(ELECTION_WAIT + Duration::from_secs(1)) {
+            assert!(!read(Elections::RideWhileProgressing).rides(&leader, stalled));
+            assert!(read(Elections::Ride).rides(&leader, stalled));
+        }
     }
 }
