@@ -15,9 +15,9 @@
 //! - [`kafka`]: Kafka plumbing: SASL_SSL / TLS settings applied to every client, which errors
 //!   are transient, the client context that keeps partition EOFs out of the logs.
 //! - [`pg_tls`]: TLS to PostgreSQL for every client (`sslmode`, `sslrootcert` in the URL).
-//! - [`policy_file`]: reading the policy file and resolving its secret references.
-//! - [`policy_approvals`]: policy approvals on disk: the `sshsig` files beside a policy, the
-//!   operator's pin, the check at start and on reload (the rule is `core::approvals`).
+//! - [`policy`]: the policy as the shell loads it: the file with its secret references
+//!   resolved, and the approvals on disk (the `sshsig` files beside a policy, the operator's
+//!   pin, the check at start and on reload; the rule is `core::approvals`).
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
 //! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
@@ -51,8 +51,7 @@ pub mod kafka;
 pub mod pg_tls;
 pub use kafka::EofQuietContext;
 pub mod ops;
-pub mod policy_approvals;
-pub mod policy_file;
+pub mod policy;
 pub mod produce;
 pub mod registry;
 pub mod sink;

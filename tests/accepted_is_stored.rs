@@ -29,7 +29,7 @@ use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::gate::consumed::Consumed;
 use bhiv_bucket::gate::records::Writer;
 use bhiv_bucket::gate::task::{ChainHead, Task};
-use bhiv_bucket::policy_file::FileSecrets;
+use bhiv_bucket::policy::file::FileSecrets;
 use bhiv_bucket::produce::Signer;
 use bhiv_bucket::registry::OutputSchemaIds;
 use bhiv_bucket::sink::{Accepted, FsStore, Store};

@@ -244,7 +244,7 @@ async fn gate_admin_reports_decisions_readiness_threats_and_guards_with_a_token(
     // Policy: the version in force, secrets as references only.
     let (_, policy) = http_get(&format!("{base}/policy"), Some(&token)).await;
     let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
-    let (loaded, _) = bhiv_bucket::policy_file::load(std::path::Path::new(concat!(
+    let (loaded, _) = bhiv_bucket::policy::file::load(std::path::Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/policy.toml"
     )))

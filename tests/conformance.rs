@@ -518,7 +518,7 @@ fn generate() -> Value {
 }
 
 fn shipped_policy() -> Policy {
-    bhiv_bucket::policy_file::load(Path::new(&format!("{ROOT}/deploy/policy.toml")))
+    bhiv_bucket::policy::file::load(Path::new(&format!("{ROOT}/deploy/policy.toml")))
         .unwrap()
         .0
 }

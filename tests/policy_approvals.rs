@@ -13,7 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bhiv_bucket::core::Policy;
-use bhiv_bucket::policy_approvals::{self, Approvals, ReloadCheck};
+use bhiv_bucket::policy::approvals::{self, Approvals, ReloadCheck};
 use bhiv_bucket::produce::IntentProducer;
 use common::*;
 
@@ -69,7 +69,7 @@ impl PolicyDir {
         let path = dir.path().join("policy.toml");
         std::fs::copy(root().join("deploy/policy.toml"), &path).unwrap();
         // The shipped policy's own approvals (by the pinned demo approvers).
-        let approvals = policy_approvals::approvals_dir(&path);
+        let approvals = approvals::approvals_dir(&path);
         std::fs::create_dir_all(&approvals).unwrap();
         for e in std::fs::read_dir(root().join("deploy/policy.toml.approvals")).unwrap() {
             let e = e.unwrap().path();
@@ -83,7 +83,7 @@ impl PolicyDir {
     }
 
     fn approvals(&self) -> PathBuf {
-        policy_approvals::approvals_dir(&self.path)
+        approvals::approvals_dir(&self.path)
     }
 
     /// Replaces the signatures with those of `signers` ((name, namespace)) over `text`, then
@@ -108,12 +108,12 @@ impl PolicyDir {
 }
 
 fn shipped() -> (Policy, String) {
-    bhiv_bucket::policy_file::load(&root().join("deploy/policy.toml")).unwrap()
+    bhiv_bucket::policy::file::load(&root().join("deploy/policy.toml")).unwrap()
 }
 
 /// Enforcing, as a gate started on the shipped policy with the demo pin.
 fn enforcing() -> Approvals {
-    let pin = policy_approvals::read_pin(&pin_file(), 2).unwrap();
+    let pin = approvals::read_pin(&pin_file(), 2).unwrap();
     let (_, text) = shipped();
     Approvals::at_start(pin, &root().join("deploy/policy.toml"), &text).unwrap()
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use crate::core::policy::SecretSource;
-use crate::policy_file::FileSecrets;
+use crate::policy::file::FileSecrets;
 
 /// Default admin address of `bucket gate`.
 pub const GATE_DEFAULT_ADDR: &str = "127.0.0.1:9600";

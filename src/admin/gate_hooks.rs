@@ -449,7 +449,7 @@ mod tests {
     #[test]
     fn products_outside_the_policy_share_one_label() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/policy.toml");
-        let (p, _) = crate::policy_file::load(std::path::Path::new(path)).unwrap();
+        let (p, _) = crate::policy::file::load(std::path::Path::new(path)).unwrap();
         assert_eq!(product_label(&p, Some("ai_assistant")), "ai_assistant");
         assert_eq!(product_label(&p, Some("made_up_product")), "other");
         assert_eq!(product_label(&p, None), "other");

@@ -100,7 +100,7 @@ pub(crate) fn run(a: GateArgs, rt: &tokio::runtime::Runtime) -> Result<ExitCode>
     if a.standby_replicas > 0 && a.state_dir.is_none() {
         anyhow::bail!("--standby-replicas needs --state-dir: standby tasks are local state stores");
     }
-    let (policy, policy_text) = bhiv_bucket::policy_file::load(&a.policy)?;
+    let (policy, policy_text) = bhiv_bucket::policy::file::load(&a.policy)?;
     let approvals = a.approvals.at_start(&a.policy, &policy_text)?;
     let _spans = super::runtime::export_traces(&a.otlp, "bucket-gate")?;
     let reload = Arc::new(std::sync::atomic::AtomicBool::new(false));

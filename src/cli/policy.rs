@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use bhiv_bucket::core::approvals::{ApproverSet, Verdict};
-use bhiv_bucket::policy_approvals::{self, Approvals};
+use bhiv_bucket::policy::approvals::{self, Approvals};
 use clap::{Args, Subcommand};
 use tracing::warn;
 
@@ -39,7 +39,7 @@ pub(crate) struct ApprovalArgs {
     #[arg(long, env = "BUCKET_POLICY_APPROVERS")]
     pub(crate) approvers: Option<PathBuf>,
     /// Distinct pinned approvers whose signatures the start policy needs.
-    #[arg(long, env = "BUCKET_POLICY_APPROVALS_REQUIRED", default_value_t = policy_approvals::DEFAULT_REQUIRED)]
+    #[arg(long, env = "BUCKET_POLICY_APPROVALS_REQUIRED", default_value_t = approvals::DEFAULT_REQUIRED)]
     pub(crate) approvals_required: usize,
 }
 
@@ -48,7 +48,7 @@ impl ApprovalArgs {
     pub(crate) fn pin(&self) -> Result<Option<ApproverSet>> {
         self.approvers
             .as_deref()
-            .map(|p| policy_approvals::read_pin(p, self.approvals_required))
+            .map(|p| approvals::read_pin(p, self.approvals_required))
             .transpose()
             .map_err(Into::into)
     }
@@ -133,19 +133,19 @@ pub(crate) fn run(cmd: PolicyCmd) -> Result<ExitCode> {
                     println!(
                         "signatures in {} (checked against its own approvers, for information \
                          only: a policy is never approved by itself; use --active or --approvers):",
-                        policy_approvals::approvals_dir(&file).display()
+                        approvals::approvals_dir(&file).display()
                     );
                     if let Some(s) = &p.approvals {
-                        print_verdict(&policy_approvals::judge(s, &file, &text)?);
+                        print_verdict(&approvals::judge(s, &file, &text)?);
                     }
                     return Ok(ExitCode::SUCCESS);
                 }
             };
             println!(
                 "signatures in {} under {under}:",
-                policy_approvals::approvals_dir(&file).display()
+                approvals::approvals_dir(&file).display()
             );
-            let verdict = policy_approvals::judge(&set, &file, &text)?;
+            let verdict = approvals::judge(&set, &file, &text)?;
             print_verdict(&verdict);
             if verdict.approved() {
                 println!("APPROVED: it would be loaded");

@@ -92,7 +92,7 @@ pub(crate) async fn announce(
 
 /// Loads and validates a policy file, dropping its text (the tools only need the rules).
 pub(crate) fn load_policy(path: &std::path::Path) -> Result<Policy> {
-    Ok(bhiv_bucket::policy_file::load(path)?.0)
+    Ok(bhiv_bucket::policy::file::load(path)?.0)
 }
 
 /// Runs `f` once `shutdown` is cancelled (readiness goes false while the process winds down).

@@ -2,7 +2,7 @@
 //! keys and how many of them must sign), and whether a set of detached OpenSSH signatures
 //! (`ssh-keygen -Y sign -n bucket-policy`, the `sshsig` format) approves exactly these policy
 //! bytes ([`evaluate`]). Pure: the bytes of the policy and of each signature file come in, a
-//! [`Verdict`] goes out. Reading the files is the shell's (`policy_approvals`).
+//! [`Verdict`] goes out. Reading the files is the shell's (`policy::approvals`).
 //!
 //! Signatures are parsed and verified by the RustCrypto `ssh-key` crate (ADR 0010), never by
 //! hand. An approver is identified by the SHA-256 fingerprint of the key inside the signature;

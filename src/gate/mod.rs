@@ -118,7 +118,7 @@ pub struct GateOptions {
     /// Set by the SIGHUP handler: re-read the policy now.
     pub reload: Arc<AtomicBool>,
     /// Whether policy changes need approvals (the operator's pin), and the start policy's.
-    pub approvals: crate::policy_approvals::Approvals,
+    pub approvals: crate::policy::approvals::Approvals,
     /// Gate key signing audit checkpoints: (key id, key). None: no checkpoints.
     pub audit_key: Option<(String, crate::core::signature::SignKey)>,
     /// Names this installation in the audit transparency log (checkpoint note origins).

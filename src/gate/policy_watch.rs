@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tracing::{error, info};
 
 use crate::core::Policy;
-use crate::policy_approvals::{Approvals, ReloadCheck, read_signatures};
+use crate::policy::approvals::{Approvals, ReloadCheck, read_signatures};
 
 /// What a reload check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,7 +140,7 @@ impl PolicyWatch {
             return None;
         }
         self.last_seen = seen;
-        match crate::policy_file::load(&path) {
+        match crate::policy::file::load(&path) {
             Ok((policy, text)) if policy.version == self.current.version => {
                 let _ = text;
                 None
@@ -203,7 +203,7 @@ mod tests {
         let path = dir.path().join("policy.toml");
         std::fs::write(&path, &text).unwrap();
         std::os::unix::fs::symlink(deploy.join("demo"), dir.path().join("demo")).unwrap();
-        let (policy, text) = crate::policy_file::load(&path).unwrap();
+        let (policy, text) = crate::policy::file::load(&path).unwrap();
         let hup = Arc::new(AtomicBool::new(false));
         let mut w = PolicyWatch::new(
             Some(path.clone()),

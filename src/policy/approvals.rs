@@ -224,7 +224,7 @@ mod tests {
             "deploy/policy.toml is not approved ({}): run deploy/demo/approvers/sign.sh",
             verdict.summary()
         );
-        let (policy, _) = crate::policy_file::load(&path).unwrap();
+        let (policy, _) = crate::policy::file::load(&path).unwrap();
         let own = policy
             .approvals
             .expect("the shipped policy names approvers");

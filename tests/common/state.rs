@@ -35,7 +35,7 @@ pub fn cluster_id() -> String {
 }
 
 fn policy() -> bhiv_bucket::core::Policy {
-    bhiv_bucket::policy_file::load(Path::new(concat!(
+    bhiv_bucket::policy::file::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/deploy/policy.toml"
     )))
