@@ -50,6 +50,8 @@ pub(super) struct Log {
 }
 
 impl Log {
+    /// Opens (or resumes) `partition` under `dir`: its saved state, partial tiles and index,
+    /// after removing what a crash left half-written.
     pub(super) fn open(dir: &Path, partition: i32) -> Result<Log, TilesError> {
         let store = FsTileStore::new(dir.join(partition.to_string()));
         let state_path = dir.join("state").join(format!("{partition}.json"));
