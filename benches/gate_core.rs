@@ -8,7 +8,7 @@ use apache_avro::reader::datum::GenericDatumReader;
 use bhiv_bucket::core::{ArtifactIntent, Envelope, Operation, PartitionState, Policy, decide};
 use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::gate::consumed::Consumed;
-use bhiv_bucket::gate::records::Writer;
+use bhiv_bucket::gate::records::OutputWriter;
 use bhiv_bucket::gate::task::ChainHead;
 use bhiv_bucket::registry::OutputSchemaIds;
 use bhiv_bucket::wire::accepted::{self, AcceptedArtifact};
@@ -118,7 +118,7 @@ fn core(c: &mut Criterion) {
         b.iter(|| chain_hash(black_box(&event)))
     });
     let topics = TopicNames::default();
-    let writer = Writer {
+    let writer = OutputWriter {
         topics: &topics,
         ids: OutputSchemaIds {
             accepted: 2,

@@ -1,5 +1,5 @@
 //! Accepted means stored, for both storage backends. Random intent sequences go through the
-//! gate's own pure pipeline (`decide`, the partition state, `Writer::outputs`); every accepted
+//! gate's own pure pipeline (`decide`, the partition state, `OutputWriter::outputs`); every accepted
 //! record is decoded as the sink decodes it and written to PostgreSQL (real server, a fresh
 //! database per case) and to the filesystem store. Each backend must store every accepted
 //! version (none quarantined) and read it back unchanged.
@@ -27,7 +27,7 @@ use bhiv_bucket::core::{
 };
 use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::gate::consumed::Consumed;
-use bhiv_bucket::gate::records::Writer;
+use bhiv_bucket::gate::records::OutputWriter;
 use bhiv_bucket::gate::task::{ChainHead, Task};
 use bhiv_bucket::policy::file::FileSecrets;
 use bhiv_bucket::produce::Signer;
@@ -191,7 +191,7 @@ fn decide_live(
     let topics = TopicNames::with_suffix("");
     // Links alternate between audit versions 2 (the whole offender state) and 3 (the change),
     // as a chain written across a rolling upgrade does; registry ids 4 and 3.
-    let writer_of = |audit_version: u8| Writer {
+    let writer_of = |audit_version: u8| OutputWriter {
         topics: &topics,
         ids: OutputSchemaIds {
             accepted: 2,

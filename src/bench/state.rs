@@ -389,7 +389,7 @@ fn copy_to_changelog(
     let epoch = task.new_changelog_epoch();
     let mut cursor = crate::gate::store::ExportCursor::default();
     let mut copied = 0u64;
-    let incomplete = |e: crate::gate::store::StoreError| BenchError::Incomplete(e.to_string());
+    let incomplete = |e: crate::gate::store::StateStoreError| BenchError::Incomplete(e.to_string());
     loop {
         let chunk = task
             .changelog_copy(&mut cursor, epoch, changelog, 0, 50_000)

@@ -166,7 +166,7 @@ pub enum GateError {
     Restore(#[from] task::RestoreError),
     /// The local state store failed while deciding: a new session reopens it.
     #[error(transparent)]
-    Store(#[from] store::StoreError),
+    Store(#[from] store::StateStoreError),
     /// A commit did not return within its deadline (a wedged client): a new session may cure it.
     #[error("transaction commit did not return within {0:?}")]
     CommitStuck(std::time::Duration),

@@ -118,7 +118,7 @@ impl Outputs {
 
 /// Static context of the writer.
 #[derive(Debug, Clone)]
-pub struct Writer<'a> {
+pub struct OutputWriter<'a> {
     /// Topic names.
     pub topics: &'a TopicNames,
     /// Registered output schema ids.
@@ -129,7 +129,7 @@ pub struct Writer<'a> {
     pub audit_version: u8,
 }
 
-impl Writer<'_> {
+impl OutputWriter<'_> {
     /// Builds the output records of one decision and the audit link after `chain`;
     /// `offender_before` is the decision's integration's offender state before it (a version 2
     /// link records the state after).
@@ -383,10 +383,10 @@ mod tests {
     use crate::core::state::PartitionState;
     use crate::tlog::tiles::MAX_ENTRY;
 
-    fn writer() -> Writer<'static> {
+    fn writer() -> OutputWriter<'static> {
         static TOPICS: std::sync::LazyLock<TopicNames> =
             std::sync::LazyLock::new(TopicNames::default);
-        Writer {
+        OutputWriter {
             topics: &TOPICS,
             ids: OutputSchemaIds {
                 accepted: 1,
@@ -425,7 +425,7 @@ mod tests {
             headers: Vec::new(),
         };
         let link_as = |audit_version| {
-            let w = Writer {
+            let w = OutputWriter {
                 audit_version,
                 ids: OutputSchemaIds {
                     accepted: 1,

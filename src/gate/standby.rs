@@ -27,7 +27,7 @@ use super::assignment::parse_assignment;
 use super::changelog::{self, read::Followed};
 use super::persist::StoreOptions;
 use super::rebalance::GateContext;
-use super::store::{StateStore, StoreError, StoreIdentity};
+use super::store::{StateStore, StateStoreError, StoreIdentity};
 use crate::kafka::read::{PartitionSource, ReadError};
 
 /// How often the worker reads the group's assignment and catches its standby stores up.
@@ -322,7 +322,11 @@ pub fn follow_store(
 }
 
 /// Opens a store, wiping one refused as foreign or of another generation.
-fn open(dir: &Path, identity: &StoreIdentity, cache_bytes: u64) -> Result<StateStore, StoreError> {
+fn open(
+    dir: &Path,
+    identity: &StoreIdentity,
+    cache_bytes: u64,
+) -> Result<StateStore, StateStoreError> {
     match StateStore::open(dir, identity, cache_bytes) {
         Err(e) if e.wipe_and_rebuild() => {
             StateStore::wipe(dir)?;
@@ -337,7 +341,7 @@ fn open(dir: &Path, identity: &StoreIdentity, cache_bytes: u64) -> Result<StateS
 pub enum StandbyError {
     /// The local store failed.
     #[error("state store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] StateStoreError),
     /// The changelog could not be read (or decoded).
     #[error("state changelog: {0}")]
     Changelog(#[from] ReadError<changelog::ChangelogError>),

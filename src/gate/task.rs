@@ -106,7 +106,7 @@ pub enum RestoreError {
         /// Partition being restored.
         partition: i32,
         /// Underlying error.
-        source: super::store::StoreError,
+        source: super::store::StateStoreError,
     },
     /// The end of the partition was not reached in time (an open transaction?).
     #[error("audit partition {partition}: end not reached within {0:?}", .timeout)]

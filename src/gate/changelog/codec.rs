@@ -5,9 +5,9 @@
 //! from the audit log instead of guessing.
 
 use crate::core::state::{ArtifactKey, ReplayKey};
-use crate::gate::store::codec::{Reader, Writer};
+use crate::gate::store::codec::{ByteReader, ByteWriter};
 use crate::gate::store::meta::{read_edge, write_edge};
-use crate::gate::store::{StateEntry, StoreError};
+use crate::gate::store::{StateEntry, StateStoreError};
 
 /// Format byte every changelog value starts with.
 pub const FORMAT: u8 = 1;
@@ -78,19 +78,23 @@ pub enum ChangelogError {
     Corrupt(String),
     /// The local store failed while loading the changelog into it.
     #[error("loading the changelog: {0}")]
-    Store(#[source] StoreError),
+    Store(#[source] StateStoreError),
 }
 
-impl From<StoreError> for ChangelogError {
-    fn from(e: StoreError) -> Self {
+impl From<StateStoreError> for ChangelogError {
+    fn from(e: StateStoreError) -> Self {
         ChangelogError::Corrupt(e.to_string())
     }
 }
 
 /// Key and value of a record written in `epoch`, whose replay ring is `ring`.
-pub fn encode(epoch: u64, ring: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8>), StoreError> {
-    let mut k = Writer::key();
-    let mut v = Writer::key();
+pub fn encode(
+    epoch: u64,
+    ring: u64,
+    record: &Record,
+) -> Result<(Vec<u8>, Vec<u8>), StateStoreError> {
+    let mut k = ByteWriter::key();
+    let mut v = ByteWriter::key();
     v.u8(FORMAT).u64(epoch);
     match record {
         Record::State(StateEntry::Artifact(key, value)) => {
@@ -132,13 +136,13 @@ pub fn encode(epoch: u64, ring: u64, record: &Record) -> Result<(Vec<u8>, Vec<u8
 
 /// The epoch and record of a changelog key and value.
 pub fn decode(key: &[u8], value: &[u8]) -> Result<(u64, Record), ChangelogError> {
-    let mut v = Reader::raw(value, "changelog value");
+    let mut v = ByteReader::raw(value, "changelog value");
     let format = v.u8()?;
     if format != FORMAT {
         return Err(ChangelogError::Format(format));
     }
     let epoch = v.u64()?;
-    let mut k = Reader::raw(key, "changelog key");
+    let mut k = ByteReader::raw(key, "changelog key");
     let utf8 = |b: &[u8]| {
         String::from_utf8(b.to_vec())
             .map_err(|_| ChangelogError::Corrupt("key: invalid UTF-8".into()))

@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 pub use codec::{ChangelogError, Head, Record, ring_for};
 
-use super::store::{Changes, StateEntry, StoreError};
+use super::store::{Changes, StateEntry, StateStoreError};
 use crate::core::PartitionState;
 
 /// One writing of a partition's changelog from scratch: its id (in every value) and its replay
@@ -53,7 +53,7 @@ pub fn records_for(
     changes: &Changes,
     state: &PartitionState,
     head: Head,
-) -> Result<Vec<Record>, StoreError> {
+) -> Result<Vec<Record>, StateStoreError> {
     let mut out = Vec::new();
     let mut artifacts = HashSet::new();
     for (key, _) in changes.artifacts.iter().rev() {

@@ -7,7 +7,7 @@ use rdkafka::{Message, Offset};
 
 use super::codec::{self, ChangelogError, Head, Record};
 use crate::gate::store::{
-    Checkpoint, FollowProgress, ReplayCounters, StateEntry, StateStore, StoreError,
+    FollowProgress, ReplayCounters, StateEntry, StateStore, StateStoreError, StoreCheckpoint,
 };
 use crate::kafka::read::{PartitionSource, ReadError};
 
@@ -55,7 +55,7 @@ pub fn load(
 ) -> Result<u64, ReadError<ChangelogError>> {
     let (to_importer, chunks) = std::sync::mpsc::sync_channel::<Vec<StateEntry>>(2);
     std::thread::scope(|scope| {
-        let importer = scope.spawn(move || -> Result<u64, StoreError> {
+        let importer = scope.spawn(move || -> Result<u64, StateStoreError> {
             let mut imported = 0u64;
             for chunk in chunks {
                 store.import(&chunk)?;
@@ -105,8 +105,8 @@ pub fn load(
 }
 
 /// The store checkpoint a head stands for, its link being at `audit_offset`.
-pub fn checkpoint_of(head: &Head, audit_offset: i64) -> Checkpoint {
-    Checkpoint {
+pub fn checkpoint_of(head: &Head, audit_offset: i64) -> StoreCheckpoint {
+    StoreCheckpoint {
         audit_next_seq: head.audit_next_seq,
         audit_hash: head.audit_hash.clone(),
         audit_offset,

@@ -11,7 +11,9 @@ use tempfile::TempDir;
 use super::codec::{decode, encode};
 use super::*;
 use crate::core::state::{ArtifactKey, ArtifactRecord, Effect, OffenderState};
-use crate::gate::store::{Checkpoint, ExportCursor, ReplayCounters, StateStore, StoreIdentity};
+use crate::gate::store::{
+    ExportCursor, ReplayCounters, StateStore, StoreCheckpoint, StoreIdentity,
+};
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -208,7 +210,7 @@ fn an_export_reimported_is_the_same_store() {
             format!("00000000-0000-4000-8000-0000000000{i:02x}"),
         ));
     }
-    let cp = Checkpoint {
+    let cp = StoreCheckpoint {
         audit_next_seq: 11,
         audit_hash: "h".into(),
         audit_offset: 20,

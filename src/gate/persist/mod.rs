@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use super::store::{Changes, Checkpoint, StateStore, StoreError};
+use super::store::{Changes, StateStore, StateStoreError, StoreCheckpoint};
 use super::task::{ChainHead, Task};
 use super::task_store::TaskStore;
 use crate::core::state::{ArtifactKey, ReplayKey};
@@ -34,7 +34,10 @@ pub struct StoreOptions {
 
 impl Task {
     /// Loads from the store what deciding about `intent` reads (nothing without a store).
-    pub fn prefetch(&mut self, intent: &crate::core::ArtifactIntent) -> Result<(), StoreError> {
+    pub fn prefetch(
+        &mut self,
+        intent: &crate::core::ArtifactIntent,
+    ) -> Result<(), StateStoreError> {
         let Some(p) = &self.persist else {
             return Ok(());
         };
@@ -51,7 +54,7 @@ impl Task {
     }
 
     /// Loads a replay id's window position from the store, unless the state holds it already.
-    fn load_replay(&mut self, key: ReplayKey) -> Result<(), StoreError> {
+    fn load_replay(&mut self, key: ReplayKey) -> Result<(), StateStoreError> {
         let Some(p) = &self.persist else {
             return Ok(());
         };
@@ -83,7 +86,7 @@ impl Task {
 
     /// After the Kafka commit: writes what changed with the checkpoint at `audit_offset` (the
     /// offset of the chain's last committed link), then forgets the working set.
-    pub fn persist_committed(&mut self, audit_offset: i64) -> Result<(), StoreError> {
+    pub fn persist_committed(&mut self, audit_offset: i64) -> Result<(), StateStoreError> {
         let checkpoint = self.checkpoint(audit_offset);
         self.settle_offenders();
         let Some(p) = self.persist.as_mut() else {
@@ -106,8 +109,8 @@ impl Task {
         }
     }
 
-    fn checkpoint(&self, audit_offset: i64) -> Checkpoint {
-        Checkpoint {
+    fn checkpoint(&self, audit_offset: i64) -> StoreCheckpoint {
+        StoreCheckpoint {
             audit_next_seq: self.chain.next_seq,
             audit_hash: self.chain.hash.clone(),
             audit_offset,
@@ -123,7 +126,7 @@ impl Task {
     /// when that cannot be had here (no store, no checkpoint, the store behind the last Kafka
     /// commit, or the takeover announcement was itself rolled back): the caller restores the
     /// partition instead.
-    pub fn rolled_back(self) -> Result<Option<Task>, StoreError> {
+    pub fn rolled_back(self) -> Result<Option<Task>, StateStoreError> {
         let Some(p) = self.persist.filter(|p| !p.behind_commit) else {
             return Ok(None);
         };
@@ -150,7 +153,7 @@ impl Task {
     fn on_store(
         store: StateStore,
         replay_window: usize,
-    ) -> Result<(Task, Option<Checkpoint>), StoreError> {
+    ) -> Result<(Task, Option<StoreCheckpoint>), StateStoreError> {
         let mut task = Task::empty();
         for (product, usage) in store.usage_all()? {
             task.state.set_usage(&product, usage);
@@ -174,7 +177,7 @@ impl Task {
             task.control_next = cp.control_next;
             let size = u64::try_from(cp.audit_next_seq).unwrap_or(0);
             task.tree = crate::tlog::Frontier::from_parts(size, cp.tree_edge.clone())
-                .map_err(|e| StoreError::Corrupt(format!("checkpoint tree: {e}")))?;
+                .map_err(|e| StateStoreError::Corrupt(format!("checkpoint tree: {e}")))?;
         }
         task.persist = Some(TaskStore {
             store,

@@ -11,7 +11,7 @@ use tracing::{info, warn};
 use super::StoreOptions;
 use super::cold::{ColdLoad, changelog_error, cold_from_changelog};
 use crate::gate::changelog::{self, Epoch};
-use crate::gate::store::{Checkpoint, StateStore, StoreError, StoreIdentity};
+use crate::gate::store::{StateStore, StateStoreError, StoreCheckpoint, StoreIdentity};
 use crate::gate::task::{AuditSource, RestoreError, Task, read_links};
 use crate::kafka::read::PartitionSource;
 
@@ -216,7 +216,7 @@ pub fn restore_with_store(
 }
 
 /// The task again on its store, after the store was written behind its back (a load).
-fn reopen(mut task: Task, window: usize) -> Result<Task, StoreError> {
+fn reopen(mut task: Task, window: usize) -> Result<Task, StateStoreError> {
     match task.persist.take() {
         Some(p) => Task::on_store(p.store, window).map(|(t, _)| t),
         None => Ok(task),
@@ -228,7 +228,7 @@ impl Task {
     fn prefetch_replay(
         &mut self,
         event: &crate::wire::audit::AuditEvent,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StateStoreError> {
         match &event.decision {
             Some(d) if d.authenticated => match (&d.product_id, &d.intent_id) {
                 (Some(p), Some(i)) => self.load_replay((p.clone(), i.clone())),
@@ -245,7 +245,7 @@ fn wipe_and_open(
     opts: &StoreOptions,
     window: usize,
     stats: &mut RestoreStats,
-) -> Result<(Task, Option<Checkpoint>), StoreError> {
+) -> Result<(Task, Option<StoreCheckpoint>), StateStoreError> {
     StateStore::wipe(dir)?;
     stats.wiped = true;
     Task::on_store(StateStore::open(dir, identity, opts.cache_bytes)?, window)
@@ -254,7 +254,11 @@ fn wipe_and_open(
 /// True when the committed audit log holds the checkpoint's link: sequence and hash at its
 /// offset. Anything else (a recreated topic, another cluster's store, a log that lost its
 /// tail) means the store cannot be trusted.
-fn confirmed(src: AuditSource<'_>, partition: i32, cp: &Checkpoint) -> Result<bool, RestoreError> {
+fn confirmed(
+    src: AuditSource<'_>,
+    partition: i32,
+    cp: &StoreCheckpoint,
+) -> Result<bool, RestoreError> {
     if cp.audit_offset < 0 {
         return Ok(false);
     }
@@ -282,7 +286,7 @@ fn confirmed(src: AuditSource<'_>, partition: i32, cp: &Checkpoint) -> Result<bo
 /// What differs between a partition's local store and the task rebuilt from the audit log
 /// alone (empty when they agree): the fault suite's "store equals recomputation" check, and
 /// `bucket state check`.
-pub fn differences(store: &StateStore, rebuilt: &Task) -> Result<Vec<String>, StoreError> {
+pub fn differences(store: &StateStore, rebuilt: &Task) -> Result<Vec<String>, StateStoreError> {
     let mut out = Vec::new();
     let state = &rebuilt.state;
     let artifacts = state.artifacts();

@@ -3,7 +3,7 @@
 
 use crate::gate::changelog::{self, Epoch, Head, Record};
 use crate::gate::records::OutRecord;
-use crate::gate::store::{ExportCursor, StoreError};
+use crate::gate::store::{ExportCursor, StateStoreError};
 use crate::gate::task::Task;
 
 impl Task {
@@ -16,7 +16,7 @@ impl Task {
         &mut self,
         topic: &str,
         partition: i32,
-    ) -> Result<Vec<OutRecord>, StoreError> {
+    ) -> Result<Vec<OutRecord>, StateStoreError> {
         self.settle_offenders();
         let (next, window) = self.state.replay_counters();
         let Some(p) = self.persist.as_mut() else {
@@ -50,7 +50,7 @@ impl Task {
         topic: &str,
         partition: i32,
         limit: usize,
-    ) -> Result<Vec<OutRecord>, StoreError> {
+    ) -> Result<Vec<OutRecord>, StateStoreError> {
         let Some(p) = &self.persist else {
             return Ok(Vec::new());
         };
@@ -67,7 +67,7 @@ impl Task {
         epoch: Epoch,
         topic: &str,
         partition: i32,
-    ) -> Result<OutRecord, StoreError> {
+    ) -> Result<OutRecord, StateStoreError> {
         let head = self
             .persist
             .as_ref()
@@ -117,7 +117,7 @@ fn changelog_record(
     partition: i32,
     epoch: Epoch,
     record: &Record,
-) -> Result<OutRecord, StoreError> {
+) -> Result<OutRecord, StateStoreError> {
     let (key, value) = changelog::codec::encode(epoch.id, epoch.ring, record)?;
     Ok(OutRecord {
         topic: topic.to_string(),

@@ -1,6 +1,6 @@
 //! Links appended to a partition's audit chain other than decisions: governance events (a
 //! takeover, a policy change, a control event) and signed checkpoints, each built by the
-//! session's [`super::super::records::Writer`] and added to the open transaction.
+//! session's [`super::super::records::OutputWriter`] and added to the open transaction.
 
 use tracing::{debug, warn};
 

@@ -25,7 +25,7 @@ use tracing::{error, info, warn};
 use super::clients;
 use super::policy_watch::PolicyWatch;
 use super::rebalance::GateContext;
-use super::records::Writer;
+use super::records::OutputWriter;
 use super::{GateError, GateOptions};
 use crate::registry::{OutputSchemaIds, Registry, RegistryError};
 use crate::wire::audit::AuditReader;
@@ -128,7 +128,7 @@ struct Session<'a> {
     registry: &'a Registry,
     rt: &'a Handle,
     /// Builds the output records and audit links (topics, schema ids, instance id).
-    writer: Writer<'a>,
+    writer: OutputWriter<'a>,
     audit_reader: &'a AuditReader,
     /// Local state stores, named after this cluster and these topics.
     store: Option<super::persist::StoreOptions>,
@@ -233,7 +233,7 @@ impl<'a> Session<'a> {
             share: super::usage_share::UsageShare::new(opts.redis.as_ref(), &opts.topics.intents),
             registry,
             rt,
-            writer: Writer {
+            writer: OutputWriter {
                 topics: &opts.topics,
                 ids,
                 gate_id: &opts.gate_id,

@@ -7,8 +7,8 @@ use std::sync::PoisonError;
 
 use super::write::ReplayCounters;
 use super::{
-    Checkpoint, META_CHECKPOINT, META_FOLLOW, META_REPLAY, StateStore, StoreError, Table, codec,
-    ids,
+    META_CHECKPOINT, META_FOLLOW, META_REPLAY, StateStore, StateStoreError, StoreCheckpoint, Table,
+    codec, ids,
 };
 use crate::core::state::{ArtifactKey, OffenderState, ReplayKey, Usage};
 
@@ -33,7 +33,7 @@ impl StateEntry {
     pub fn artifact(
         key: ArtifactKey,
         record: &crate::core::ArtifactRecord,
-    ) -> Result<StateEntry, StoreError> {
+    ) -> Result<StateEntry, StateStoreError> {
         Ok(StateEntry::Artifact(key, codec::artifact(record)?))
     }
 
@@ -48,13 +48,13 @@ impl StateEntry {
     }
 
     /// An offender entry.
-    pub fn offender(integration: String, o: &OffenderState) -> Result<StateEntry, StoreError> {
+    pub fn offender(integration: String, o: &OffenderState) -> Result<StateEntry, StateStoreError> {
         Ok(StateEntry::Offender(integration, codec::offender(o)?))
     }
 
     /// Checks that the value bytes decode (a changelog is input: never store what we could not
     /// read back).
-    pub fn validate(&self) -> Result<(), StoreError> {
+    pub fn validate(&self) -> Result<(), StateStoreError> {
         match self {
             StateEntry::Artifact(_, v) => codec::read_artifact(v).map(drop),
             StateEntry::Usage(_, v) => codec::read_usage(v).map(drop),
@@ -90,7 +90,7 @@ impl StateStore {
         &self,
         cursor: &mut ExportCursor,
         limit: usize,
-    ) -> Result<Vec<StateEntry>, StoreError> {
+    ) -> Result<Vec<StateEntry>, StateStoreError> {
         let names = cursor.names.get_or_insert_with(|| {
             self.products
                 .read()
@@ -124,10 +124,10 @@ impl StateStore {
         k: Vec<u8>,
         v: Vec<u8>,
         names: &HashMap<u32, String>,
-    ) -> Result<Option<StateEntry>, StoreError> {
+    ) -> Result<Option<StateEntry>, StateStoreError> {
         let name = |k: Vec<u8>| {
             String::from_utf8(k)
-                .map_err(|_| StoreError::Corrupt(format!("{table:?} key: invalid UTF-8")))
+                .map_err(|_| StateStoreError::Corrupt(format!("{table:?} key: invalid UTF-8")))
         };
         Ok(Some(match table {
             Table::Usage => StateEntry::Usage(name(k)?, v),
@@ -153,7 +153,7 @@ impl StateStore {
 
     /// Writes a chunk of entries into the store as they are (positions kept), without a
     /// checkpoint: the store is not usable until [`StateStore::finish_import`].
-    pub fn import(&self, entries: &[StateEntry]) -> Result<(), StoreError> {
+    pub fn import(&self, entries: &[StateEntry]) -> Result<(), StateStoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut products = self
             .products
@@ -161,12 +161,12 @@ impl StateStore {
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
         let mut w = self.engine.writer();
-        let mut product = |name: &str, w: &mut super::engine::Writer| {
+        let mut product = |name: &str, w: &mut super::engine::WriteBatch| {
             let (id, new) = products.intern(name)?;
             if let Some(value) = new {
                 w.put(Table::Products, name.as_bytes(), value);
             }
-            Ok::<u32, StoreError>(id)
+            Ok::<u32, StateStoreError>(id)
         };
         for entry in entries {
             match entry {
@@ -202,8 +202,8 @@ impl StateStore {
     pub fn finish_import(
         &self,
         replay: ReplayCounters,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), StoreError> {
+        checkpoint: &StoreCheckpoint,
+    ) -> Result<(), StateStoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut w = self.engine.writer();
         w.put(Table::Meta, META_CHECKPOINT, checkpoint.encode()?);

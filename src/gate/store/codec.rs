@@ -5,7 +5,7 @@
 
 use std::collections::VecDeque;
 
-use super::StoreError;
+use super::StateStoreError;
 use crate::core::state::{ArtifactRecord, OffenderState, Usage};
 
 /// Layout byte every value starts with.
@@ -13,17 +13,17 @@ pub const LAYOUT: u8 = 1;
 
 /// Appends values to a buffer.
 #[derive(Debug, Default)]
-pub struct Writer(Vec<u8>);
+pub struct ByteWriter(Vec<u8>);
 
-impl Writer {
+impl ByteWriter {
     /// A writer with the layout byte already written.
-    pub fn value() -> Writer {
-        Writer(vec![LAYOUT])
+    pub fn value() -> ByteWriter {
+        ByteWriter(vec![LAYOUT])
     }
 
     /// An empty writer (keys carry no layout byte).
-    pub fn key() -> Writer {
-        Writer(Vec::new())
+    pub fn key() -> ByteWriter {
+        ByteWriter(Vec::new())
     }
 
     /// Appends one byte.
@@ -57,8 +57,8 @@ impl Writer {
     }
 
     /// Appends a length-prefixed string; refused over `u16::MAX` bytes.
-    pub fn str(&mut self, v: &str) -> Result<&mut Self, StoreError> {
-        let len = u16::try_from(v.len()).map_err(|_| StoreError::TooLong(v.len()))?;
+    pub fn str(&mut self, v: &str) -> Result<&mut Self, StateStoreError> {
+        let len = u16::try_from(v.len()).map_err(|_| StateStoreError::TooLong(v.len()))?;
         self.0.extend_from_slice(&len.to_be_bytes());
         self.0.extend_from_slice(v.as_bytes());
         Ok(self)
@@ -72,15 +72,15 @@ impl Writer {
 
 /// Reads values back; every read checks bounds.
 #[derive(Debug)]
-pub struct Reader<'a> {
+pub struct ByteReader<'a> {
     buf: &'a [u8],
     what: &'static str,
 }
 
-impl<'a> Reader<'a> {
+impl<'a> ByteReader<'a> {
     /// Starts reading a value: checks its layout byte.
-    pub fn value(buf: &'a [u8], what: &'static str) -> Result<Reader<'a>, StoreError> {
-        let mut r = Reader { buf, what };
+    pub fn value(buf: &'a [u8], what: &'static str) -> Result<ByteReader<'a>, StateStoreError> {
+        let mut r = ByteReader { buf, what };
         match r.u8()? {
             LAYOUT => Ok(r),
             other => Err(r.corrupt(format!("layout {other}"))),
@@ -88,15 +88,15 @@ impl<'a> Reader<'a> {
     }
 
     /// Starts reading bytes without a layout byte.
-    pub fn raw(buf: &'a [u8], what: &'static str) -> Reader<'a> {
-        Reader { buf, what }
+    pub fn raw(buf: &'a [u8], what: &'static str) -> ByteReader<'a> {
+        ByteReader { buf, what }
     }
 
-    fn corrupt(&self, problem: String) -> StoreError {
-        StoreError::Corrupt(format!("{}: {problem}", self.what))
+    fn corrupt(&self, problem: String) -> StateStoreError {
+        StateStoreError::Corrupt(format!("{}: {problem}", self.what))
     }
 
-    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StateStoreError> {
         if self.buf.len() < n {
             return Err(self.corrupt(format!("truncated (needs {n} more bytes)")));
         }
@@ -105,39 +105,39 @@ impl<'a> Reader<'a> {
         Ok(head)
     }
 
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StateStoreError> {
         let mut out = [0u8; N];
         out.copy_from_slice(self.take(N)?);
         Ok(out)
     }
 
     /// Reads 32 raw bytes (a hash).
-    pub fn bytes32(&mut self) -> Result<[u8; 32], StoreError> {
+    pub fn bytes32(&mut self) -> Result<[u8; 32], StateStoreError> {
         self.array::<32>()
     }
 
     /// Reads one byte.
-    pub fn u8(&mut self) -> Result<u8, StoreError> {
+    pub fn u8(&mut self) -> Result<u8, StateStoreError> {
         Ok(self.array::<1>()?[0])
     }
 
     /// Reads a `u32`.
-    pub fn u32(&mut self) -> Result<u32, StoreError> {
+    pub fn u32(&mut self) -> Result<u32, StateStoreError> {
         Ok(u32::from_be_bytes(self.array()?))
     }
 
     /// Reads a `u64`.
-    pub fn u64(&mut self) -> Result<u64, StoreError> {
+    pub fn u64(&mut self) -> Result<u64, StateStoreError> {
         Ok(u64::from_be_bytes(self.array()?))
     }
 
     /// Reads an `i64`.
-    pub fn i64(&mut self) -> Result<i64, StoreError> {
+    pub fn i64(&mut self) -> Result<i64, StateStoreError> {
         Ok(i64::from_be_bytes(self.array()?))
     }
 
     /// Reads a length-prefixed string.
-    pub fn str(&mut self) -> Result<String, StoreError> {
+    pub fn str(&mut self) -> Result<String, StateStoreError> {
         let len = u16::from_be_bytes(self.array()?) as usize;
         let bytes = self.take(len)?;
         String::from_utf8(bytes.to_vec()).map_err(|_| self.corrupt("invalid UTF-8".into()))
@@ -149,7 +149,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless everything was read.
-    pub fn end(&self) -> Result<(), StoreError> {
+    pub fn end(&self) -> Result<(), StateStoreError> {
         if self.buf.is_empty() {
             Ok(())
         } else {
@@ -159,16 +159,16 @@ impl<'a> Reader<'a> {
 }
 
 /// Encodes an artifact record.
-pub fn artifact(r: &ArtifactRecord) -> Result<Vec<u8>, StoreError> {
-    let mut w = Writer::value();
+pub fn artifact(r: &ArtifactRecord) -> Result<Vec<u8>, StateStoreError> {
+    let mut w = ByteWriter::value();
     w.i64(r.version).u8(u8::from(r.deleted)).u64(r.size);
     w.str(&r.owner_id)?.str(&r.artifact_class)?;
     Ok(w.done())
 }
 
 /// Decodes an artifact record.
-pub fn read_artifact(buf: &[u8]) -> Result<ArtifactRecord, StoreError> {
-    let mut r = Reader::value(buf, "artifact")?;
+pub fn read_artifact(buf: &[u8]) -> Result<ArtifactRecord, StateStoreError> {
+    let mut r = ByteReader::value(buf, "artifact")?;
     let version = r.i64()?;
     let deleted = r.u8()? != 0;
     let size = r.u64()?;
@@ -186,12 +186,12 @@ pub fn read_artifact(buf: &[u8]) -> Result<ArtifactRecord, StoreError> {
 
 /// Encodes a product's usage.
 pub fn usage(u: &Usage) -> Vec<u8> {
-    Writer::value().u64(u.bytes).u64(u.artifacts).done()
+    ByteWriter::value().u64(u.bytes).u64(u.artifacts).done()
 }
 
 /// Decodes a product's usage.
-pub fn read_usage(buf: &[u8]) -> Result<Usage, StoreError> {
-    let mut r = Reader::value(buf, "usage")?;
+pub fn read_usage(buf: &[u8]) -> Result<Usage, StateStoreError> {
+    let mut r = ByteReader::value(buf, "usage")?;
     let u = Usage {
         bytes: r.u64()?,
         artifacts: r.u64()?,
@@ -202,26 +202,26 @@ pub fn read_usage(buf: &[u8]) -> Result<Usage, StoreError> {
 
 /// Encodes a GCRA arrival time (µs).
 pub fn rate(tat_us: i64) -> Vec<u8> {
-    Writer::value().i64(tat_us).done()
+    ByteWriter::value().i64(tat_us).done()
 }
 
 /// Decodes a GCRA arrival time (µs).
-pub fn read_rate(buf: &[u8]) -> Result<i64, StoreError> {
-    let mut r = Reader::value(buf, "rate")?;
+pub fn read_rate(buf: &[u8]) -> Result<i64, StateStoreError> {
+    let mut r = ByteReader::value(buf, "rate")?;
     let v = r.i64()?;
     r.end()?;
     Ok(v)
 }
 
 /// Encodes an integration's offender state.
-pub fn offender(o: &OffenderState) -> Result<Vec<u8>, StoreError> {
-    let mut w = Writer::value();
+pub fn offender(o: &OffenderState) -> Result<Vec<u8>, StateStoreError> {
+    let mut w = ByteWriter::value();
     match o.cooling_until {
         Some(t) => w.u8(1).i64(t),
         None => w.u8(0),
     };
-    let n =
-        u32::try_from(o.rejections.len()).map_err(|_| StoreError::TooLong(o.rejections.len()))?;
+    let n = u32::try_from(o.rejections.len())
+        .map_err(|_| StateStoreError::TooLong(o.rejections.len()))?;
     w.u32(n);
     for t in &o.rejections {
         w.i64(*t);
@@ -230,8 +230,8 @@ pub fn offender(o: &OffenderState) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Decodes an integration's offender state.
-pub fn read_offender(buf: &[u8]) -> Result<OffenderState, StoreError> {
-    let mut r = Reader::value(buf, "offender")?;
+pub fn read_offender(buf: &[u8]) -> Result<OffenderState, StateStoreError> {
+    let mut r = ByteReader::value(buf, "offender")?;
     let cooling_until = match r.u8()? {
         0 => None,
         _ => Some(r.i64()?),
@@ -254,8 +254,8 @@ pub fn counter(v: u64) -> Vec<u8> {
 }
 
 /// Decodes a `u64` counter.
-pub fn read_counter(buf: &[u8], what: &'static str) -> Result<u64, StoreError> {
-    let mut r = Reader::raw(buf, what);
+pub fn read_counter(buf: &[u8], what: &'static str) -> Result<u64, StateStoreError> {
+    let mut r = ByteReader::raw(buf, what);
     let v = r.u64()?;
     r.end()?;
     Ok(v)

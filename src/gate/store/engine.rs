@@ -16,7 +16,7 @@ use redb::{
     TableDefinition,
 };
 
-use super::StoreError;
+use super::StateStoreError;
 
 /// Longest time between durable commits.
 pub const DURABLE_EVERY: Duration = Duration::from_secs(1);
@@ -71,8 +71,8 @@ impl Table {
     }
 }
 
-fn engine_error(e: impl Into<redb::Error>) -> StoreError {
-    StoreError::Engine(e.into())
+fn engine_error(e: impl Into<redb::Error>) -> StateStoreError {
+    StateStoreError::Engine(e.into())
 }
 
 /// A stored key and its value.
@@ -80,9 +80,9 @@ pub type Entry = (Vec<u8>, Vec<u8>);
 
 /// The operations of one commit, applied in one write transaction.
 #[derive(Debug, Default)]
-pub struct Writer(Vec<(Table, Vec<u8>, Option<Vec<u8>>)>);
+pub struct WriteBatch(Vec<(Table, Vec<u8>, Option<Vec<u8>>)>);
 
-impl Writer {
+impl WriteBatch {
     /// Sets a key.
     pub fn put(&mut self, table: Table, key: &[u8], value: Vec<u8>) {
         self.0.push((table, key.to_vec(), Some(value)));
@@ -114,7 +114,7 @@ pub struct Engine {
 
 impl Engine {
     /// Opens or creates the store file in `dir` with a page cache of `cache_bytes`.
-    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Engine, StoreError> {
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Engine, StateStoreError> {
         let db = Database::builder()
             .set_cache_size(usize::try_from(cache_bytes).unwrap_or(usize::MAX))
             .create(dir.join(FILE))
@@ -133,7 +133,7 @@ impl Engine {
         Ok(engine)
     }
 
-    fn begin(&self, durable: bool) -> Result<redb::WriteTransaction, StoreError> {
+    fn begin(&self, durable: bool) -> Result<redb::WriteTransaction, StateStoreError> {
         let mut w = self.db.begin_write().map_err(engine_error)?;
         if durable {
             w.set_durability(Durability::Immediate)
@@ -160,7 +160,7 @@ impl Engine {
     }
 
     /// Value of a key, read from the snapshot of the last commit.
-    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    pub fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StateStoreError> {
         let mut snapshot = self.snapshot.lock().unwrap_or_else(PoisonError::into_inner);
         if snapshot.is_none() {
             let r = self.db.begin_read().map_err(engine_error)?;
@@ -175,14 +175,14 @@ impl Engine {
             .iter()
             .position(|x| *x == table)
             .and_then(|i| snapshot.as_ref()?.get(i))
-            .ok_or_else(|| StoreError::Corrupt(format!("table {table:?} not opened")))?;
+            .ok_or_else(|| StateStoreError::Corrupt(format!("table {table:?} not opened")))?;
         Ok(t.get(key)
             .map_err(engine_error)?
             .map(|v| v.value().to_vec()))
     }
 
     /// Every entry of a (small) table.
-    pub fn scan(&self, table: Table) -> Result<Vec<Entry>, StoreError> {
+    pub fn scan(&self, table: Table) -> Result<Vec<Entry>, StateStoreError> {
         let r = self.db.begin_read().map_err(engine_error)?;
         let t = r.open_table(table.def()).map_err(engine_error)?;
         let mut out = Vec::new();
@@ -200,7 +200,7 @@ impl Engine {
         table: Table,
         after: Option<&[u8]>,
         limit: usize,
-    ) -> Result<Vec<Entry>, StoreError> {
+    ) -> Result<Vec<Entry>, StateStoreError> {
         use std::ops::Bound;
         let r = self.db.begin_read().map_err(engine_error)?;
         let t = r.open_table(table.def()).map_err(engine_error)?;
@@ -221,19 +221,19 @@ impl Engine {
     }
 
     /// Number of entries of a table.
-    pub fn len(&self, table: Table) -> Result<u64, StoreError> {
+    pub fn len(&self, table: Table) -> Result<u64, StateStoreError> {
         let r = self.db.begin_read().map_err(engine_error)?;
         let t = r.open_table(table.def()).map_err(engine_error)?;
         t.len().map_err(engine_error)
     }
 
     /// A writer for one commit.
-    pub fn writer(&self) -> Writer {
-        Writer::default()
+    pub fn writer(&self) -> WriteBatch {
+        WriteBatch::default()
     }
 
     /// Applies a writer's operations in one atomic transaction (durable when due).
-    pub fn commit(&self, w: Writer) -> Result<(), StoreError> {
+    pub fn commit(&self, w: WriteBatch) -> Result<(), StateStoreError> {
         // Reads after this commit returns see it (or, if it fails, still the previous one); the
         // snapshot is dropped before and after, as another thread may read meanwhile.
         *self.snapshot.lock().unwrap_or_else(PoisonError::into_inner) = None;
@@ -270,7 +270,7 @@ impl Engine {
     }
 
     /// Makes every commit so far durable.
-    pub fn sync(&self) -> Result<(), StoreError> {
+    pub fn sync(&self) -> Result<(), StateStoreError> {
         self.begin(true)?.commit().map_err(engine_error)?;
         self.mark_durable();
         Ok(())

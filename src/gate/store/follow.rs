@@ -1,12 +1,14 @@
 //! A store that follows a partition's state changelog instead of deciding (a standby task,
 //! issue 26): it holds the latest values of one changelog epoch up to some head, and records
-//! how far it has read ([`FollowProgress`]) instead of a [`super::Checkpoint`]. A following
+//! how far it has read ([`FollowProgress`]) instead of a [`super::StoreCheckpoint`]. A following
 //! store is never decided on: the takeover reads the changelog from the recorded offset, checks
 //! the head against the audit log as a cold load does, and only then writes a checkpoint.
 
 use std::sync::PoisonError;
 
-use super::{META_CHECKPOINT, META_FOLLOW, ReplayCounters, StateStore, StoreError, Table, codec};
+use super::{
+    META_CHECKPOINT, META_FOLLOW, ReplayCounters, StateStore, StateStoreError, Table, codec,
+};
 
 /// How far a following store has read its partition's changelog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,7 +23,7 @@ pub struct FollowProgress {
 
 impl FollowProgress {
     fn encode(&self) -> Vec<u8> {
-        codec::Writer::value()
+        codec::ByteWriter::value()
             .u64(self.epoch)
             .i64(self.next_offset)
             .u64(self.replay.head)
@@ -30,8 +32,8 @@ impl FollowProgress {
             .done()
     }
 
-    fn decode(buf: &[u8]) -> Result<FollowProgress, StoreError> {
-        let mut r = codec::Reader::value(buf, "follow progress")?;
+    fn decode(buf: &[u8]) -> Result<FollowProgress, StateStoreError> {
+        let mut r = codec::ByteReader::value(buf, "follow progress")?;
         let p = FollowProgress {
             epoch: r.u64()?,
             next_offset: r.i64()?,
@@ -43,7 +45,7 @@ impl FollowProgress {
         };
         r.end()?;
         if p.replay.head > p.replay.next || p.next_offset < 0 {
-            return Err(StoreError::Corrupt(format!("follow progress {p:?}")));
+            return Err(StateStoreError::Corrupt(format!("follow progress {p:?}")));
         }
         Ok(p)
     }
@@ -52,7 +54,7 @@ impl FollowProgress {
 impl StateStore {
     /// How far this store has followed its changelog; None for a store that does not follow
     /// one (a decided store has a checkpoint instead).
-    pub fn follow_progress(&self) -> Result<Option<FollowProgress>, StoreError> {
+    pub fn follow_progress(&self) -> Result<Option<FollowProgress>, StateStoreError> {
         self.engine
             .get(Table::Meta, META_FOLLOW)?
             .map(|v| FollowProgress::decode(&v))
@@ -64,7 +66,11 @@ impl StateStore {
     /// the previous progress) and stores the progress. Any checkpoint goes: the store is no
     /// longer at a point the audit log has confirmed. Idempotent, so a crash between an import
     /// and this call costs only reading the same records again.
-    pub fn followed_to(&self, from_head: u64, progress: &FollowProgress) -> Result<(), StoreError> {
+    pub fn followed_to(
+        &self,
+        from_head: u64,
+        progress: &FollowProgress,
+    ) -> Result<(), StateStoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut w = self.engine.writer();
         self.evict_replay(&mut w, from_head, progress.replay.head)?;
@@ -79,7 +85,11 @@ impl StateStore {
     /// Forgets the replay ids between the floor a followed store reached (`from_head`) and the
     /// floor of the head a takeover completes it to (`to_head`), before that takeover's
     /// [`StateStore::finish_import`] (which ends the following).
-    pub fn evict_replay_between(&self, from_head: u64, to_head: u64) -> Result<(), StoreError> {
+    pub fn evict_replay_between(
+        &self,
+        from_head: u64,
+        to_head: u64,
+    ) -> Result<(), StateStoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let mut w = self.engine.writer();
         self.evict_replay(&mut w, from_head, to_head)?;
@@ -91,10 +101,10 @@ impl StateStore {
     /// was not remembered again at a later position.
     fn evict_replay(
         &self,
-        w: &mut super::engine::Writer,
+        w: &mut super::engine::WriteBatch,
         from: u64,
         to: u64,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), StateStoreError> {
         for position in from..to {
             let key = position.to_be_bytes();
             // Missing when compaction dropped it behind a later id of the same ring slot.
@@ -180,7 +190,7 @@ mod tests {
         assert!(!s.seen(&("p".into(), "a".into())).unwrap());
         assert!(!s.seen(&("p".into(), "b".into())).unwrap());
         assert!(s.seen(&("p".into(), "c".into())).unwrap());
-        let checkpoint = crate::gate::store::Checkpoint {
+        let checkpoint = crate::gate::store::StoreCheckpoint {
             audit_next_seq: 1,
             audit_hash: "h".into(),
             audit_offset: 0,

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
-use super::StoreError;
-use super::codec::{Reader, Writer};
+use super::StateStoreError;
+use super::codec::{ByteReader, ByteWriter};
 use crate::core::state::{ArtifactKey, ReplayKey};
 
 /// Tag of an intent id stored as the 16 bytes of a canonical (lower-case, hyphenated) UUID.
@@ -23,12 +23,12 @@ impl Interner {
     /// Rebuilds the table from its persisted entries (product id → number).
     pub fn from_entries(
         entries: impl IntoIterator<Item = (Vec<u8>, Vec<u8>)>,
-    ) -> Result<Interner, StoreError> {
+    ) -> Result<Interner, StateStoreError> {
         let mut out = Interner::default();
         for (k, v) in entries {
             let name = String::from_utf8(k)
-                .map_err(|_| StoreError::Corrupt("product table: invalid UTF-8".into()))?;
-            let mut r = Reader::raw(&v, "product table");
+                .map_err(|_| StateStoreError::Corrupt("product table: invalid UTF-8".into()))?;
+            let mut r = ByteReader::raw(&v, "product table");
             let id = r.u32()?;
             r.end()?;
             out.next = out.next.max(id.saturating_add(1));
@@ -44,14 +44,14 @@ impl Interner {
 
     /// Number of a product, assigning the next one if new; `Some(bytes)` when the caller must
     /// persist the new entry (as the product id's bytes → these bytes).
-    pub fn intern(&mut self, product: &str) -> Result<(u32, Option<Vec<u8>>), StoreError> {
+    pub fn intern(&mut self, product: &str) -> Result<(u32, Option<Vec<u8>>), StateStoreError> {
         if let Some(id) = self.get(product) {
             return Ok((id, None));
         }
         let id = self.next;
         self.next = id
             .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("product table full".into()))?;
+            .ok_or_else(|| StateStoreError::Corrupt("product table full".into()))?;
         self.ids.insert(product.to_string(), id);
         Ok((id, Some(id.to_be_bytes().to_vec())))
     }
@@ -77,7 +77,7 @@ impl Interner {
 
 /// Key of an artifact: product number, then the artifact id's bytes.
 pub fn artifact_key(product: u32, key: &ArtifactKey) -> Vec<u8> {
-    Writer::key()
+    ByteWriter::key()
         .u32(product)
         .raw(key.artifact_id.as_bytes())
         .done()
@@ -85,7 +85,7 @@ pub fn artifact_key(product: u32, key: &ArtifactKey) -> Vec<u8> {
 
 /// Key of a remembered intent: product number, tag, then 16 UUID bytes or the raw id.
 pub fn replay_key(product: u32, key: &ReplayKey) -> Vec<u8> {
-    let mut w = Writer::key();
+    let mut w = ByteWriter::key();
     w.u32(product);
     match uuid::Uuid::try_parse(&key.1) {
         // Only the canonical spelling is compacted, so that two spellings of one UUID stay
@@ -100,12 +100,12 @@ pub fn replay_key(product: u32, key: &ReplayKey) -> Vec<u8> {
 fn split_product<'a>(
     key: &'a [u8],
     names: &HashMap<u32, String>,
-) -> Result<(String, &'a [u8]), StoreError> {
-    let mut r = Reader::raw(key, "compact key");
+) -> Result<(String, &'a [u8]), StateStoreError> {
+    let mut r = ByteReader::raw(key, "compact key");
     let id = r.u32()?;
     let name = names
         .get(&id)
-        .ok_or_else(|| StoreError::Corrupt(format!("product number {id} not in the table")))?;
+        .ok_or_else(|| StateStoreError::Corrupt(format!("product number {id} not in the table")))?;
     Ok((name.clone(), r.rest()))
 }
 
@@ -113,10 +113,10 @@ fn split_product<'a>(
 pub fn read_artifact_key(
     key: &[u8],
     names: &HashMap<u32, String>,
-) -> Result<ArtifactKey, StoreError> {
+) -> Result<ArtifactKey, StateStoreError> {
     let (product_id, rest) = split_product(key, names)?;
     let artifact_id = String::from_utf8(rest.to_vec())
-        .map_err(|_| StoreError::Corrupt("artifact key: invalid UTF-8".into()))?;
+        .map_err(|_| StateStoreError::Corrupt("artifact key: invalid UTF-8".into()))?;
     Ok(ArtifactKey {
         product_id,
         artifact_id,
@@ -124,17 +124,20 @@ pub fn read_artifact_key(
 }
 
 /// Reads a replay key back from [`replay_key`]'s bytes.
-pub fn read_replay_key(key: &[u8], names: &HashMap<u32, String>) -> Result<ReplayKey, StoreError> {
+pub fn read_replay_key(
+    key: &[u8],
+    names: &HashMap<u32, String>,
+) -> Result<ReplayKey, StateStoreError> {
     let (product, rest) = split_product(key, names)?;
-    let mut r = Reader::raw(rest, "replay key");
+    let mut r = ByteReader::raw(rest, "replay key");
     let id = match r.u8()? {
         TAG_UUID => uuid::Uuid::from_slice(r.rest())
-            .map_err(|_| StoreError::Corrupt("replay key: not 16 bytes".into()))?
+            .map_err(|_| StateStoreError::Corrupt("replay key: not 16 bytes".into()))?
             .hyphenated()
             .to_string(),
         TAG_RAW => String::from_utf8(r.rest().to_vec())
-            .map_err(|_| StoreError::Corrupt("replay key: invalid UTF-8".into()))?,
-        other => return Err(StoreError::Corrupt(format!("replay key tag {other}"))),
+            .map_err(|_| StateStoreError::Corrupt("replay key: invalid UTF-8".into()))?,
+        other => return Err(StateStoreError::Corrupt(format!("replay key tag {other}"))),
     };
     Ok((product, id))
 }

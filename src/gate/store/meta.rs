@@ -1,8 +1,8 @@
 //! What a store says about itself: whose it is ([`StoreIdentity`]) and which committed point it
-//! reflects ([`Checkpoint`]).
+//! reflects ([`StoreCheckpoint`]).
 
-use super::StoreError;
-use super::codec::{Reader, Writer};
+use super::StateStoreError;
+use super::codec::{ByteReader, ByteWriter};
 
 /// Format generation of the stores this build writes. Bump it when any layout in `codec`,
 /// `ids` or the table set changes: older stores are then refused and rebuilt.
@@ -37,8 +37,8 @@ impl StoreIdentity {
 
     /// Encodes the identity; the generation comes first, unversioned, so any later format
     /// can still read it and refuse.
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        let mut w = Writer::key();
+    pub fn encode(&self) -> Result<Vec<u8>, StateStoreError> {
+        let mut w = ByteWriter::key();
         w.u32(self.generation).u32(self.partition as u32);
         w.str(&self.cluster)?
             .str(&self.intents_topic)?
@@ -47,8 +47,8 @@ impl StoreIdentity {
     }
 
     /// Decodes a stored identity; only the generation when the rest is of another format.
-    pub fn decode(buf: &[u8]) -> Result<Result<StoreIdentity, u32>, StoreError> {
-        let mut r = Reader::raw(buf, "identity");
+    pub fn decode(buf: &[u8]) -> Result<Result<StoreIdentity, u32>, StateStoreError> {
+        let mut r = ByteReader::raw(buf, "identity");
         let generation = r.u32()?;
         if generation != STORE_GENERATION {
             return Ok(Err(generation));
@@ -72,7 +72,7 @@ impl StoreIdentity {
 /// batch written into it. Written only after the Kafka transaction committed; never trust the
 /// store past it (replay the audit tail from `audit_offset`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Checkpoint {
+pub struct StoreCheckpoint {
     /// Sequence number the next audit link gets.
     pub audit_next_seq: i64,
     /// Hash of the last audit link (genesis hash for an empty chain).
@@ -89,10 +89,10 @@ pub struct Checkpoint {
     pub tree_edge: Vec<crate::tlog::Hash>,
 }
 
-impl Checkpoint {
+impl StoreCheckpoint {
     /// Encodes the checkpoint.
-    pub fn encode(&self) -> Result<Vec<u8>, StoreError> {
-        let mut w = Writer::value();
+    pub fn encode(&self) -> Result<Vec<u8>, StateStoreError> {
+        let mut w = ByteWriter::value();
         w.i64(self.audit_next_seq)
             .i64(self.audit_offset)
             .i64(self.last_decided_offset)
@@ -103,8 +103,8 @@ impl Checkpoint {
     }
 
     /// Decodes a checkpoint.
-    pub fn decode(buf: &[u8]) -> Result<Checkpoint, StoreError> {
-        let mut r = Reader::value(buf, "checkpoint")?;
+    pub fn decode(buf: &[u8]) -> Result<StoreCheckpoint, StateStoreError> {
+        let mut r = ByteReader::value(buf, "checkpoint")?;
         let audit_next_seq = r.i64()?;
         let audit_offset = r.i64()?;
         let last_decided_offset = r.i64()?;
@@ -113,7 +113,7 @@ impl Checkpoint {
         let policy_version = r.str()?;
         let tree_edge = read_edge(&mut r)?;
         r.end()?;
-        Ok(Checkpoint {
+        Ok(StoreCheckpoint {
             audit_next_seq,
             audit_hash,
             audit_offset,
@@ -126,8 +126,8 @@ impl Checkpoint {
 }
 
 /// Writes a tree edge: a count byte, then the 32-byte hashes.
-pub fn write_edge(w: &mut Writer, edge: &[crate::tlog::Hash]) -> Result<(), StoreError> {
-    let n = u8::try_from(edge.len()).map_err(|_| StoreError::TooLong(edge.len()))?;
+pub fn write_edge(w: &mut ByteWriter, edge: &[crate::tlog::Hash]) -> Result<(), StateStoreError> {
+    let n = u8::try_from(edge.len()).map_err(|_| StateStoreError::TooLong(edge.len()))?;
     w.u8(n);
     for h in edge {
         w.raw(&h.0);
@@ -136,7 +136,7 @@ pub fn write_edge(w: &mut Writer, edge: &[crate::tlog::Hash]) -> Result<(), Stor
 }
 
 /// Reads a tree edge written by [`write_edge`].
-pub fn read_edge(r: &mut Reader<'_>) -> Result<Vec<crate::tlog::Hash>, StoreError> {
+pub fn read_edge(r: &mut ByteReader<'_>) -> Result<Vec<crate::tlog::Hash>, StateStoreError> {
     let n = r.u8()?;
     let mut edge = Vec::with_capacity(usize::from(n));
     for _ in 0..n {

@@ -2,11 +2,11 @@
 //! rate and offender state and the replay window, in an embedded store on local disk, one
 //! directory per partition. Memory is bounded by the configured cache, not by the number of
 //! artifacts. Every [`StateStore::commit`] is one atomic batch that ends with the
-//! [`Checkpoint`] it reflects: after a crash the store holds exactly some committed batch.
+//! [`StoreCheckpoint`] it reflects: after a crash the store holds exactly some committed batch.
 //!
 //! The store is a cache of the audit log, never the source of truth: a store of another
-//! identity or format generation is refused ([`StoreError::Identity`],
-//! [`StoreError::Generation`]) so the caller wipes it and rebuilds.
+//! identity or format generation is refused ([`StateStoreError::Identity`],
+//! [`StateStoreError::Generation`]) so the caller wipes it and rebuilds.
 
 pub mod bulk;
 pub mod changes;
@@ -33,7 +33,7 @@ pub use bulk::{ExportCursor, StateEntry};
 pub use changes::Changes;
 pub use engine::Table;
 pub use follow::FollowProgress;
-pub use meta::{Checkpoint, STORE_GENERATION, StoreIdentity};
+pub use meta::{STORE_GENERATION, StoreCheckpoint, StoreIdentity};
 
 use engine::Engine;
 use ids::Interner;
@@ -49,7 +49,7 @@ const META_FOLLOW: &[u8] = b"follow";
 
 /// Why the store failed or was refused.
 #[derive(Debug, thiserror::Error)]
-pub enum StoreError {
+pub enum StateStoreError {
     /// The storage engine failed (I/O, a store already open, a damaged file).
     #[error("state store: {0}")]
     Engine(#[source] redb::Error),
@@ -80,16 +80,16 @@ pub enum StoreError {
     TooLong(usize),
 }
 
-impl StoreError {
+impl StateStoreError {
     /// True when the store cannot be used as it is and should be wiped and rebuilt from the
     /// changelog or the audit log: another identity or generation, or damaged contents. False
     /// for errors a retry may cure (I/O, the store still open elsewhere).
     pub fn wipe_and_rebuild(&self) -> bool {
         match self {
-            StoreError::Identity { .. }
-            | StoreError::Generation { .. }
-            | StoreError::Corrupt(_) => true,
-            StoreError::Engine(e) => match e {
+            StateStoreError::Identity { .. }
+            | StateStoreError::Generation { .. }
+            | StateStoreError::Corrupt(_) => true,
+            StateStoreError::Engine(e) => match e {
                 redb::Error::Corrupted(_)
                 | redb::Error::UpgradeRequired(_)
                 | redb::Error::TableTypeMismatch { .. }
@@ -98,7 +98,7 @@ impl StoreError {
                 redb::Error::Io(io) => io.kind() == std::io::ErrorKind::InvalidData,
                 _ => false,
             },
-            StoreError::Io(_) | StoreError::TooLong(_) => false,
+            StateStoreError::Io(_) | StateStoreError::TooLong(_) => false,
         }
     }
 }
@@ -138,7 +138,7 @@ impl StateStore {
         dir: &Path,
         identity: &StoreIdentity,
         cache_bytes: u64,
-    ) -> Result<StateStore, StoreError> {
+    ) -> Result<StateStore, StateStoreError> {
         std::fs::create_dir_all(dir)?;
         let engine = Engine::open(dir, cache_bytes)?;
         match engine.get(Table::Meta, META_IDENTITY)? {
@@ -167,7 +167,7 @@ impl StateStore {
     }
 
     /// Deletes a store directory (after a refusal, or to rebuild from the audit log).
-    pub fn wipe(dir: &Path) -> Result<(), StoreError> {
+    pub fn wipe(dir: &Path) -> Result<(), StateStoreError> {
         match std::fs::remove_dir_all(dir) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
@@ -180,15 +180,15 @@ impl StateStore {
     }
 
     /// The committed point the store reflects; None for a store never committed to.
-    pub fn checkpoint(&self) -> Result<Option<Checkpoint>, StoreError> {
+    pub fn checkpoint(&self) -> Result<Option<StoreCheckpoint>, StateStoreError> {
         self.engine
             .get(Table::Meta, META_CHECKPOINT)?
-            .map(|v| Checkpoint::decode(&v))
+            .map(|v| StoreCheckpoint::decode(&v))
             .transpose()
     }
 
     /// Current record of an artifact, if it was ever created.
-    pub fn artifact(&self, key: &ArtifactKey) -> Result<Option<ArtifactRecord>, StoreError> {
+    pub fn artifact(&self, key: &ArtifactKey) -> Result<Option<ArtifactRecord>, StateStoreError> {
         let Some(product) = self.product(&key.product_id) else {
             return Ok(None);
         };
@@ -199,7 +199,7 @@ impl StateStore {
     }
 
     /// True when this (product, intent id) is in the replay window.
-    pub fn seen(&self, key: &ReplayKey) -> Result<bool, StoreError> {
+    pub fn seen(&self, key: &ReplayKey) -> Result<bool, StateStoreError> {
         let Some(product) = self.product(&key.0) else {
             return Ok(false);
         };
@@ -210,22 +210,22 @@ impl StateStore {
     }
 
     /// Usage of every product (a small map, loaded whole).
-    pub fn usage_all(&self) -> Result<HashMap<String, Usage>, StoreError> {
+    pub fn usage_all(&self) -> Result<HashMap<String, Usage>, StateStoreError> {
         self.load_all(Table::Usage, codec::read_usage)
     }
 
     /// GCRA arrival time (µs) of every product that has one.
-    pub fn rate_all(&self) -> Result<HashMap<String, i64>, StoreError> {
+    pub fn rate_all(&self) -> Result<HashMap<String, i64>, StateStoreError> {
         self.load_all(Table::Rates, codec::read_rate)
     }
 
     /// Offender state of every integration that has one.
-    pub fn offenders_all(&self) -> Result<HashMap<String, OffenderState>, StoreError> {
+    pub fn offenders_all(&self) -> Result<HashMap<String, OffenderState>, StateStoreError> {
         self.load_all(Table::Offenders, codec::read_offender)
     }
 
     /// Number of artifacts stored, deleted ones included (for metrics).
-    pub fn len_artifacts(&self) -> Result<u64, StoreError> {
+    pub fn len_artifacts(&self) -> Result<u64, StateStoreError> {
         self.engine.len(Table::Artifacts)
     }
 
@@ -242,7 +242,11 @@ impl StateStore {
 
     /// Writes one batch atomically: the changes, the replay window's evictions and the
     /// checkpoint. On error nothing of it is written and the store is as before.
-    pub fn commit(&self, changes: &Changes, checkpoint: &Checkpoint) -> Result<(), StoreError> {
+    pub fn commit(
+        &self,
+        changes: &Changes,
+        checkpoint: &StoreCheckpoint,
+    ) -> Result<(), StateStoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let products = self
             .products
@@ -257,7 +261,9 @@ impl StateStore {
             .fail_next_commit
             .swap(false, std::sync::atomic::Ordering::AcqRel)
         {
-            return Err(StoreError::Io(std::io::Error::other("injected failure")));
+            return Err(StateStoreError::Io(std::io::Error::other(
+                "injected failure",
+            )));
         }
         self.engine.commit(w)?;
         *self
@@ -270,7 +276,7 @@ impl StateStore {
 
     /// Makes every commit so far durable (fsync). Without it a crash may lose the commits of
     /// the last [`engine::DURABLE_EVERY`] (never part of one); dropping the store syncs too.
-    pub fn sync(&self) -> Result<(), StoreError> {
+    pub fn sync(&self) -> Result<(), StateStoreError> {
         self.engine.sync()
     }
 
@@ -285,12 +291,12 @@ impl StateStore {
     fn load_all<T>(
         &self,
         table: Table,
-        decode: fn(&[u8]) -> Result<T, StoreError>,
-    ) -> Result<HashMap<String, T>, StoreError> {
+        decode: fn(&[u8]) -> Result<T, StateStoreError>,
+    ) -> Result<HashMap<String, T>, StateStoreError> {
         let mut out = HashMap::new();
         for (k, v) in self.engine.scan(table)? {
             let name = String::from_utf8(k)
-                .map_err(|_| StoreError::Corrupt(format!("{table:?} key: invalid UTF-8")))?;
+                .map_err(|_| StateStoreError::Corrupt(format!("{table:?} key: invalid UTF-8")))?;
             out.insert(name, decode(&v)?);
         }
         Ok(out)
@@ -298,17 +304,17 @@ impl StateStore {
 }
 
 /// Refuses a stored identity that is not `expected`.
-fn check_identity(stored: &[u8], expected: &StoreIdentity) -> Result<(), StoreError> {
+fn check_identity(stored: &[u8], expected: &StoreIdentity) -> Result<(), StateStoreError> {
     match StoreIdentity::decode(stored)? {
-        Err(found) => Err(StoreError::Generation {
+        Err(found) => Err(StateStoreError::Generation {
             found,
             expected: expected.generation,
         }),
-        Ok(found) if found.generation != expected.generation => Err(StoreError::Generation {
+        Ok(found) if found.generation != expected.generation => Err(StateStoreError::Generation {
             found: found.generation,
             expected: expected.generation,
         }),
-        Ok(found) if found != *expected => Err(StoreError::Identity {
+        Ok(found) if found != *expected => Err(StateStoreError::Identity {
             found: Box::new(found),
             expected: Box::new(expected.clone()),
         }),

@@ -1,12 +1,12 @@
 //! Replay-window positions, for a task that loads single ids into its in-memory state and must
 //! answer "still in the window?" exactly as the full window would.
 
-use super::{StateStore, StoreError, Table, codec, ids};
+use super::{StateStore, StateStoreError, Table, codec, ids};
 use crate::core::state::ReplayKey;
 
 impl StateStore {
     /// Window position of a remembered id, if the store holds it.
-    pub fn seen_position(&self, key: &ReplayKey) -> Result<Option<u64>, StoreError> {
+    pub fn seen_position(&self, key: &ReplayKey) -> Result<Option<u64>, StateStoreError> {
         let Some(product) = self.product(&key.0) else {
             return Ok(None);
         };

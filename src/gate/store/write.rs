@@ -4,9 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use super::engine::{Engine, Table, Writer};
+use super::engine::{Engine, Table, WriteBatch};
 use super::ids::{self, Interner};
-use super::{Changes, Checkpoint, META_CHECKPOINT, META_REPLAY, StoreError, codec};
+use super::{Changes, META_CHECKPOINT, META_REPLAY, StateStoreError, StoreCheckpoint, codec};
 use crate::core::state::Usage;
 
 /// A commit being planned; nothing reaches the engine before [`Plan::finish`].
@@ -34,14 +34,14 @@ impl<'a> Plan<'a> {
     }
 
     /// Current value of a key: this plan's, else the store's.
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StateStoreError> {
         match self.ops.get(&(table, key.to_vec())) {
             Some(v) => Ok(v.clone()),
             None => self.engine.get(table, key),
         }
     }
 
-    fn product(&mut self, name: &str) -> Result<u32, StoreError> {
+    fn product(&mut self, name: &str) -> Result<u32, StateStoreError> {
         let (id, new) = self.products.intern(name)?;
         if let Some(value) = new {
             self.put(Table::Products, name.as_bytes().to_vec(), value);
@@ -50,7 +50,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Adds all of a batch's changes.
-    pub fn changes(&mut self, c: &Changes) -> Result<(), StoreError> {
+    pub fn changes(&mut self, c: &Changes) -> Result<(), StateStoreError> {
         for (key, record) in &c.artifacts {
             let product = self.product(&key.product_id)?;
             let value = codec::artifact(record)?;
@@ -87,7 +87,7 @@ impl<'a> Plan<'a> {
     /// `PartitionState::remember` on the store: the window is by position (an id is remembered
     /// while its position is at least `next - window`, `window` being the last one used); a
     /// new id takes the next position, then positions below the floor are forgotten.
-    fn remember(&mut self, id: Vec<u8>, window: usize) -> Result<(), StoreError> {
+    fn remember(&mut self, id: Vec<u8>, window: usize) -> Result<(), StateStoreError> {
         let window = window as u64;
         self.replay.window = window;
         let floor = self.replay.next.saturating_sub(window);
@@ -105,9 +105,9 @@ impl<'a> Plan<'a> {
         while self.replay.head < floor {
             let head = self.replay.head;
             let key = head.to_be_bytes().to_vec();
-            let old = self
-                .get(Table::ReplayOrder, &key)?
-                .ok_or_else(|| StoreError::Corrupt(format!("replay position {head} missing")))?;
+            let old = self.get(Table::ReplayOrder, &key)?.ok_or_else(|| {
+                StateStoreError::Corrupt(format!("replay position {head} missing"))
+            })?;
             self.ops.insert((Table::ReplayOrder, key), None);
             // Only if the id was not remembered again at a later position.
             if self.position(&old)? == Some(head) {
@@ -119,7 +119,7 @@ impl<'a> Plan<'a> {
     }
 
     /// Position of a remembered id, as this plan leaves it.
-    fn position(&self, id: &[u8]) -> Result<Option<u64>, StoreError> {
+    fn position(&self, id: &[u8]) -> Result<Option<u64>, StateStoreError> {
         self.get(Table::ReplayIds, id)?
             .map(|v| codec::read_counter(&v, "replay position"))
             .transpose()
@@ -129,8 +129,8 @@ impl<'a> Plan<'a> {
     /// counters the store has once it is written.
     pub fn finish(
         mut self,
-        checkpoint: &Checkpoint,
-    ) -> Result<(Writer, Interner, ReplayCounters), StoreError> {
+        checkpoint: &StoreCheckpoint,
+    ) -> Result<(WriteBatch, Interner, ReplayCounters), StateStoreError> {
         self.put(Table::Meta, META_CHECKPOINT.to_vec(), checkpoint.encode()?);
         self.put(Table::Meta, META_REPLAY.to_vec(), self.replay.encode());
         let mut w = self.engine.writer();
@@ -158,7 +158,7 @@ pub struct ReplayCounters {
 impl ReplayCounters {
     /// Encodes the counters.
     pub fn encode(&self) -> Vec<u8> {
-        codec::Writer::value()
+        codec::ByteWriter::value()
             .u64(self.head)
             .u64(self.next)
             .u64(self.window)
@@ -166,8 +166,8 @@ impl ReplayCounters {
     }
 
     /// Decodes the counters.
-    pub fn decode(buf: &[u8]) -> Result<ReplayCounters, StoreError> {
-        let mut r = codec::Reader::value(buf, "replay counters")?;
+    pub fn decode(buf: &[u8]) -> Result<ReplayCounters, StateStoreError> {
+        let mut r = codec::ByteReader::value(buf, "replay counters")?;
         let c = ReplayCounters {
             head: r.u64()?,
             next: r.u64()?,
@@ -175,7 +175,7 @@ impl ReplayCounters {
         };
         r.end()?;
         if c.head > c.next {
-            return Err(StoreError::Corrupt(format!(
+            return Err(StateStoreError::Corrupt(format!(
                 "replay window {}..{}",
                 c.head, c.next
             )));

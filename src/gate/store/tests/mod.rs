@@ -18,8 +18,8 @@ fn identity() -> StoreIdentity {
     StoreIdentity::new("group-a", "bucket.intents", "bucket.audit", 3)
 }
 
-fn checkpoint(seq: i64) -> Checkpoint {
-    Checkpoint {
+fn checkpoint(seq: i64) -> StoreCheckpoint {
+    StoreCheckpoint {
         audit_next_seq: seq,
         audit_hash: format!("hash-{seq}"),
         audit_offset: seq * 2,
@@ -89,7 +89,7 @@ fn layouts_round_trip_and_refuse_damage() {
         );
     }
     let c = checkpoint(4);
-    assert_eq!(Checkpoint::decode(&c.encode().unwrap()).unwrap(), c);
+    assert_eq!(StoreCheckpoint::decode(&c.encode().unwrap()).unwrap(), c);
     let id = identity();
     assert_eq!(
         StoreIdentity::decode(&id.encode().unwrap()).unwrap(),
@@ -100,7 +100,7 @@ fn layouts_round_trip_and_refuse_damage() {
     for cut in 0..bytes.len() {
         assert!(matches!(
             codec::read_artifact(&bytes[..cut]),
-            Err(StoreError::Corrupt(_))
+            Err(StateStoreError::Corrupt(_))
         ));
     }
     let mut longer = bytes.clone();
@@ -257,7 +257,7 @@ fn a_failed_commit_leaves_the_previous_checkpoint_and_data() {
     ));
     assert!(matches!(
         s.commit(&half, &checkpoint(2)),
-        Err(StoreError::TooLong(70_000))
+        Err(StateStoreError::TooLong(70_000))
     ));
 
     let check = |s: &StateStore| {
@@ -293,20 +293,20 @@ fn a_store_of_another_identity_or_generation_is_refused_until_wiped() {
     other.partition = 4;
     assert!(matches!(
         StateStore::open(dir.path(), &other, CACHE),
-        Err(StoreError::Identity { .. })
+        Err(StateStoreError::Identity { .. })
     ));
     let mut other = identity();
     other.cluster = "group-b".into();
     assert!(matches!(
         StateStore::open(dir.path(), &other, CACHE),
-        Err(StoreError::Identity { .. })
+        Err(StateStoreError::Identity { .. })
     ));
     let mut newer = identity();
     newer.generation = STORE_GENERATION + 1;
     let refused = StateStore::open(dir.path(), &newer, CACHE).unwrap_err();
     assert!(matches!(
         refused,
-        StoreError::Generation {
+        StateStoreError::Generation {
             found: STORE_GENERATION,
             ..
         }
