@@ -2,11 +2,8 @@
 //! and the config never carry a secret; a request's token is hashed and looked up.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use sha2::{Digest, Sha256};
-
-use super::config::{ApiConfig, TokenLimits};
 
 /// Why the tokens file could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +22,33 @@ pub enum TokensError {
     /// An entry is unusable (bad hash, empty product, duplicate, a zero limit).
     #[error("tokens file: {0}")]
     Invalid(String),
+}
+
+/// Per-token limits: requests, content bytes and concurrent content streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct TokenLimits {
+    /// Sustained requests per second.
+    pub requests_per_sec: u32,
+    /// Requests allowed at once above the sustained rate.
+    pub burst: u32,
+    /// Sustained content bytes per second (content and single-version reads).
+    pub content_bytes_per_sec: u32,
+    /// Content bytes allowed at once; a content larger than this costs the whole burst.
+    pub content_burst_bytes: u32,
+    /// Content responses of one token being sent at the same time.
+    pub max_content_streams: u32,
+}
+
+impl Default for TokenLimits {
+    fn default() -> Self {
+        TokenLimits {
+            requests_per_sec: 50,
+            burst: 100,
+            content_bytes_per_sec: 64 << 20,
+            content_burst_bytes: 64 << 20,
+            max_content_streams: 4,
+        }
+    }
 }
 
 /// Who a valid token belongs to.
@@ -68,16 +92,6 @@ impl Tokens {
         Ok(Tokens { by_hash })
     }
 
-    /// Parses a tokens file's text (its limits included; see [`ApiConfig`]).
-    pub fn parse(text: &str) -> Result<Tokens, TokensError> {
-        Ok(ApiConfig::parse(text)?.tokens)
-    }
-
-    /// Reads and parses a tokens file.
-    pub fn load(path: &Path) -> Result<Tokens, TokensError> {
-        Ok(ApiConfig::load(path)?.tokens)
-    }
-
     /// Number of tokens loaded.
     pub fn len(&self) -> usize {
         self.by_hash.len()
@@ -108,9 +122,13 @@ impl Tokens {
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> Result<Tokens, TokensError> {
+        Ok(crate::api::config::ApiConfig::parse(text)?.tokens)
+    }
+
     #[test]
     fn shipped_tokens_file_parses_and_demo_token_reads_its_product_only() {
-        let tokens = Tokens::parse(include_str!("../../deploy/api-tokens.toml")).unwrap();
+        let tokens = parse(include_str!("../../deploy/api-tokens.toml")).unwrap();
         assert!(!tokens.is_empty());
         let p = tokens
             .authenticate(Some("Bearer demo-ai-assistant-token"))
@@ -128,17 +146,14 @@ mod tests {
     #[test]
     fn bad_entries_are_refused() {
         let bad = "[[tokens]]\nname = \"x\"\nproduct = \"p\"\nsha256 = \"zz\"\n";
-        assert!(matches!(Tokens::parse(bad), Err(TokensError::Invalid(_))));
+        assert!(matches!(parse(bad), Err(TokensError::Invalid(_))));
         let unknown = "[[tokens]]\nname = \"x\"\nproduct = \"p\"\nsha256 = \"\"\nextra = 1\n";
-        assert!(matches!(Tokens::parse(unknown), Err(TokensError::Parse(_))));
+        assert!(matches!(parse(unknown), Err(TokensError::Parse(_))));
         let h = "1c250c881a1d43c561e877d060963a388f20125bc70acc7fb95c3eb9d17410f6";
         let twice = format!(
             "[[tokens]]\nname = \"x\"\nproduct = \"p\"\nsha256 = \"{h}\"\n\
              [[tokens]]\nname = \"y\"\nproduct = \"q\"\nsha256 = \"{h}\"\n"
         );
-        assert!(matches!(
-            Tokens::parse(&twice),
-            Err(TokensError::Invalid(_))
-        ));
+        assert!(matches!(parse(&twice), Err(TokensError::Invalid(_))));
     }
 }

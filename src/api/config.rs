@@ -7,34 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::auth::{Principal, Tokens, TokensError};
-
-/// Per-token limits: requests, content bytes and concurrent content streams.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenLimits {
-    /// Sustained requests per second.
-    pub requests_per_sec: u32,
-    /// Requests allowed at once above the sustained rate.
-    pub burst: u32,
-    /// Sustained content bytes per second (content and single-version reads).
-    pub content_bytes_per_sec: u32,
-    /// Content bytes allowed at once; a content larger than this costs the whole burst.
-    pub content_burst_bytes: u32,
-    /// Content responses of one token being sent at the same time.
-    pub max_content_streams: u32,
-}
-
-impl Default for TokenLimits {
-    fn default() -> Self {
-        TokenLimits {
-            requests_per_sec: 50,
-            burst: 100,
-            content_bytes_per_sec: 64 << 20,
-            content_burst_bytes: 64 << 20,
-            max_content_streams: 4,
-        }
-    }
-}
+use super::auth::{Principal, TokenLimits, Tokens, TokensError};
 
 /// The server's request bounds and the limit on requests without a valid token.
 #[derive(Debug, Clone, PartialEq, Eq)]

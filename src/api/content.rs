@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use futures::{StreamExt, TryStreamExt};
 
 use super::ApiState;
-use super::handlers::ApiError;
+use super::error::ApiError;
 use super::read::{ReadError, VersionView};
 
 /// Size of the frames content kept in a row is sent in.

@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use super::ApiState;
-use super::handlers::ApiError;
+use super::error::ApiError;
 use super::limits::AddressKey;
 
 /// The TCP peer of a request (unspecified when the router runs without connection info).

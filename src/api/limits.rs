@@ -19,8 +19,9 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use super::auth::TokenLimits;
 use super::auth::{Principal, Tokens};
-use super::config::{ServerLimits, TokenLimits};
+use super::config::ServerLimits;
 
 /// Which limit refused a request (the `limit` label of `bucket_api_throttled_total`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -8,6 +8,7 @@
 pub mod auth;
 pub mod config;
 pub mod content;
+pub mod error;
 pub mod guard;
 pub mod handlers;
 pub mod limits;
@@ -26,8 +27,9 @@ use axum::routing::get;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+pub use auth::TokenLimits;
 pub use auth::{Principal, Tokens, TokensError, hash_token};
-pub use config::{ApiConfig, ServerLimits, TokenLimits};
+pub use config::{ApiConfig, ServerLimits};
 pub use read::{ReadError, Reader};
 pub use server::serve;
 pub use versions::VersionReads;

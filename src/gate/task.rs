@@ -332,6 +332,17 @@ impl Task {
         }
     }
 
+    /// Notes that this instance's takeover announcement goes in as the chain's next link (a
+    /// rollback to before it must restore and announce again).
+    pub fn announcing(&mut self) {
+        self.announced_at = Some(self.chain.next_seq);
+    }
+
+    /// Notes that the `bucket.control` record at `offset` was folded into this chain.
+    pub fn folded_control(&mut self, offset: i64) {
+        self.control_next = self.control_next.max(offset + 1);
+    }
+
     /// Notes that a signed checkpoint of the chain head was just appended.
     pub fn checkpointed(&mut self) {
         self.links_since_checkpoint = 0;

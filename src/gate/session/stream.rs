@@ -347,7 +347,7 @@ impl Session<'_> {
             );
             self.governance(p, &GovernanceEvent::Control { event_type, detail })?;
             if let Some(t) = self.tasks.get_mut(p) {
-                t.control_next = offset + 1;
+                t.folded_control(offset);
             }
         }
         Ok(())

@@ -97,7 +97,7 @@ impl TaskManager {
     pub fn take_announcement(&mut self, partition: i32) -> Option<GovernanceEvent> {
         let task = self.tasks.get_mut(&partition)?;
         let event = self.unannounced.remove(&partition)?;
-        task.announced_at = Some(task.chain.next_seq);
+        task.announcing();
         Some(event)
     }
 
