@@ -12,7 +12,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::ApiState;
 use super::error::ApiError;
-use super::read::{ReadError, VersionView};
+use super::read::{StorageReadError, VersionView};
 
 /// Size of the frames content kept in a row is sent in.
 const CONTENT_CHUNK: usize = 64 * 1024;
@@ -155,7 +155,7 @@ fn row_body(content: Vec<u8>, range: Option<RangeInclusive<u64>>) -> Body {
 /// The object store a version's content is in; 503 when the API was started without one.
 fn objects_of(state: &ApiState) -> Result<&crate::sink::store::ContentObjects, ApiError> {
     state.objects.as_ref().ok_or_else(|| {
-        ApiError::Unavailable(ReadError::Config(
+        ApiError::Unavailable(StorageReadError::Config(
             "content is in an object store; start the API with --content-store".into(),
         ))
     })
@@ -172,7 +172,7 @@ async fn object_body(
     let result = objects
         .get(&path, range.map(|r| *r.start()..*r.end() + 1))
         .await
-        .map_err(ReadError::from)?;
+        .map_err(StorageReadError::from)?;
     let stream = result.into_stream().map_err(|e| {
         tracing::warn!(error = %e, "object stream failed mid-answer");
         std::io::Error::other(e)
@@ -189,7 +189,10 @@ pub(crate) async fn with_content_loaded(
     if let (None, Some(key)) = (&v.content, &v.content_object) {
         let objects = objects_of(state)?;
         let path = object_store::path::Path::from(key.as_str());
-        let bytes = objects.read_all(&path).await.map_err(ReadError::from)?;
+        let bytes = objects
+            .read_all(&path)
+            .await
+            .map_err(StorageReadError::from)?;
         v.content = Some(Vec::from(bytes));
     }
     Ok(v)

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use super::limits::Throttled;
-use super::read::ReadError;
+use super::read::StorageReadError;
 
 /// An API failure and its HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -35,7 +35,7 @@ pub enum ApiError {
     Throttled(Throttled),
     /// The database is unavailable.
     #[error("storage unavailable")]
-    Unavailable(#[from] ReadError),
+    Unavailable(#[from] StorageReadError),
 }
 
 #[derive(Serialize)]

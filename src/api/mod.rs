@@ -30,7 +30,7 @@ use tower_http::timeout::TimeoutLayer;
 pub use auth::TokenLimits;
 pub use auth::{Principal, Tokens, TokensError, hash_token};
 pub use config::{ApiConfig, ServerLimits};
-pub use read::{ReadError, Reader};
+pub use read::{Reader, StorageReadError};
 pub use server::serve;
 pub use versions::VersionReads;
 
@@ -86,7 +86,7 @@ pub enum ApiServeError {
     Tokens(#[from] TokensError),
     /// The database is unreachable or not migrated.
     #[error("database: {0}")]
-    Database(#[from] ReadError),
+    Database(#[from] StorageReadError),
     /// Binding or serving failed.
     #[error("http: {0}")]
     Io(#[from] std::io::Error),

@@ -12,7 +12,7 @@ use crate::sink::store::row::{ROW_COLUMN_COUNT, ROW_COLUMNS};
 
 /// Why a read failed.
 #[derive(Debug, thiserror::Error)]
-pub enum ReadError {
+pub enum StorageReadError {
     /// The URL does not parse.
     #[error("bad PostgreSQL URL: {0}")]
     Config(String),
@@ -115,7 +115,7 @@ pub struct Reader {
 
 /// A version from a query that selected [`ROW_COLUMNS`], the storage time in ms and, when
 /// `with_content`, the content.
-fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
+fn version_view(r: &Row, with_content: bool) -> Result<VersionView, StorageReadError> {
     let (content, content_object) = if with_content {
         (
             r.try_get(ROW_COLUMN_COUNT + 1)?,
@@ -135,9 +135,9 @@ fn version_view(r: &Row, with_content: bool) -> Result<VersionView, ReadError> {
 
 impl Reader {
     /// Connects (the first connection must succeed, so a bad URL or grant fails at start-up).
-    pub async fn connect(url: &str) -> Result<Reader, ReadError> {
+    pub async fn connect(url: &str) -> Result<Reader, StorageReadError> {
         let config = crate::pg_tls::PgConnectConfig::from_url(url)
-            .map_err(|e| ReadError::Config(e.to_string()))?;
+            .map_err(|e| StorageReadError::Config(e.to_string()))?;
         let manager = Manager::from_config(
             config.config().clone(),
             config.tls(),
@@ -151,7 +151,7 @@ impl Reader {
             .create_timeout(Some(std::time::Duration::from_secs(5)))
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
-            .map_err(|e| ReadError::Config(e.to_string()))?;
+            .map_err(|e| StorageReadError::Config(e.to_string()))?;
         let reader = Reader { pool };
         reader
             .client()
@@ -164,7 +164,7 @@ impl Reader {
     }
 
     /// A pooled connection (a broken one is replaced when it is next taken).
-    pub(crate) async fn client(&self) -> Result<Object, ReadError> {
+    pub(crate) async fn client(&self) -> Result<Object, StorageReadError> {
         Ok(self.pool.get().await?)
     }
 
@@ -181,7 +181,7 @@ impl Reader {
         product: &str,
         artifact: &str,
         version: Option<i64>,
-    ) -> Result<Option<(i64, i64)>, ReadError> {
+    ) -> Result<Option<(i64, i64)>, StorageReadError> {
         let row = self
             .client()
             .await?
@@ -201,7 +201,7 @@ impl Reader {
         product: &str,
         artifact: &str,
         version: i64,
-    ) -> Result<Option<VersionView>, ReadError> {
+    ) -> Result<Option<VersionView>, StorageReadError> {
         let sql = format!(
             "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint, content, \
              content_object FROM artifact_versions \
@@ -222,7 +222,7 @@ impl Reader {
         artifact: &str,
         before: i64,
         limit: i64,
-    ) -> Result<Vec<VersionView>, ReadError> {
+    ) -> Result<Vec<VersionView>, StorageReadError> {
         let sql = format!(
             "SELECT {ROW_COLUMNS}, (extract(epoch FROM stored_at) * 1000)::bigint FROM artifact_versions \
              WHERE product_id = $1 AND artifact_id = $2 AND version < $3 \
@@ -244,7 +244,7 @@ impl Reader {
         artifact: &str,
         after: (i64, i32, i64),
         limit: i64,
-    ) -> Result<Vec<DecisionView>, ReadError> {
+    ) -> Result<Vec<DecisionView>, StorageReadError> {
         let rows = self
             .client()
             .await?
@@ -285,7 +285,7 @@ impl Reader {
 
     /// Storage use of one product: the counters the database keeps beside the versions
     /// (migration 0006), one row per source partition, summed.
-    pub async fn usage(&self, product: &str) -> Result<UsageView, ReadError> {
+    pub async fn usage(&self, product: &str) -> Result<UsageView, StorageReadError> {
         let row = self
             .client()
             .await?

@@ -20,7 +20,7 @@ use tokio_postgres::Row;
 
 use super::ApiState;
 use super::handlers::{ApiError, authorize, page_limit};
-use super::read::{ReadError, Reader};
+use super::read::{Reader, StorageReadError};
 
 /// Columns every receipt query selects, in [`receipt_of`]'s order.
 const RECEIPT_COLUMNS: &str = "topic, \"partition\", \"offset\", seq, hash, recorded_at_ms, \
@@ -81,7 +81,7 @@ pub struct Receipt {
     pub decisions: Option<i64>,
 }
 
-fn receipt_of(r: &Row) -> Result<Receipt, ReadError> {
+fn receipt_of(r: &Row) -> Result<Receipt, StorageReadError> {
     Ok(Receipt {
         audit: AuditPosition {
             topic: r.try_get(0)?,
@@ -179,7 +179,7 @@ impl Reader {
         &self,
         product: &str,
         intent_id: &str,
-    ) -> Result<Option<Receipt>, ReadError> {
+    ) -> Result<Option<Receipt>, StorageReadError> {
         let sql = format!(
             "SELECT {RECEIPT_COLUMNS}, count(*) OVER () FROM audit_decisions \
              WHERE product_id = $1 AND intent_id = $2 AND kind = 'DECISION' \
@@ -207,7 +207,7 @@ impl Reader {
         cursor: &Cursor,
         outcome: Option<&str>,
         limit: i64,
-    ) -> Result<Vec<Receipt>, ReadError> {
+    ) -> Result<Vec<Receipt>, StorageReadError> {
         let partitions: Vec<i32> = cursor.0.keys().copied().collect();
         let offsets: Vec<i64> = cursor.0.values().copied().collect();
         let d_columns = RECEIPT_COLUMNS

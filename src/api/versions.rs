@@ -8,7 +8,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use futures::future::BoxFuture;
 
-use super::read::{ReadError, Reader, VersionView};
+use super::read::{Reader, StorageReadError, VersionView};
 use crate::sink::StoreError;
 use crate::sink::store::FsStore;
 use crate::sink::store::fs::IndexEntry;
@@ -22,7 +22,7 @@ pub trait VersionReads: Send + Sync {
         product: &'a str,
         artifact: &'a str,
         version: Option<i64>,
-    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, ReadError>>;
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, StorageReadError>>;
 
     /// One version with content.
     fn version<'a>(
@@ -30,7 +30,7 @@ pub trait VersionReads: Send + Sync {
         product: &'a str,
         artifact: &'a str,
         version: i64,
-    ) -> BoxFuture<'a, Result<Option<VersionView>, ReadError>>;
+    ) -> BoxFuture<'a, Result<Option<VersionView>, StorageReadError>>;
 
     /// Versions below `before`, newest first, at most `limit` (without content).
     fn history<'a>(
@@ -39,7 +39,7 @@ pub trait VersionReads: Send + Sync {
         artifact: &'a str,
         before: i64,
         limit: i64,
-    ) -> BoxFuture<'a, Result<Vec<VersionView>, ReadError>>;
+    ) -> BoxFuture<'a, Result<Vec<VersionView>, StorageReadError>>;
 }
 
 impl VersionReads for Reader {
@@ -48,7 +48,7 @@ impl VersionReads for Reader {
         product: &'a str,
         artifact: &'a str,
         version: Option<i64>,
-    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, ReadError>> {
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, StorageReadError>> {
         Box::pin(Reader::size_of(self, product, artifact, version))
     }
 
@@ -57,7 +57,7 @@ impl VersionReads for Reader {
         product: &'a str,
         artifact: &'a str,
         version: i64,
-    ) -> BoxFuture<'a, Result<Option<VersionView>, ReadError>> {
+    ) -> BoxFuture<'a, Result<Option<VersionView>, StorageReadError>> {
         Box::pin(Reader::version(self, product, artifact, version))
     }
 
@@ -67,7 +67,7 @@ impl VersionReads for Reader {
         artifact: &'a str,
         before: i64,
         limit: i64,
-    ) -> BoxFuture<'a, Result<Vec<VersionView>, ReadError>> {
+    ) -> BoxFuture<'a, Result<Vec<VersionView>, StorageReadError>> {
         Box::pin(Reader::history(self, product, artifact, before, limit))
     }
 }
@@ -98,11 +98,11 @@ fn view_of(
 /// Runs blocking file reads off the async workers.
 async fn blocking<T: Send + 'static>(
     read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ReadError> {
+) -> Result<T, StorageReadError> {
     tokio::task::spawn_blocking(read)
         .await
-        .map_err(|e| ReadError::Store(StoreError::Fs(std::io::Error::other(e))))?
-        .map_err(ReadError::Store)
+        .map_err(|e| StorageReadError::Store(StoreError::Fs(std::io::Error::other(e))))?
+        .map_err(StorageReadError::Store)
 }
 
 impl VersionReads for FsStore {
@@ -111,7 +111,7 @@ impl VersionReads for FsStore {
         product: &'a str,
         artifact: &'a str,
         version: Option<i64>,
-    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, ReadError>> {
+    ) -> BoxFuture<'a, Result<Option<(i64, i64)>, StorageReadError>> {
         let (store, product, artifact) = (self.clone(), product.to_string(), artifact.to_string());
         Box::pin(blocking(move || {
             let found = match version {
@@ -127,7 +127,7 @@ impl VersionReads for FsStore {
         product: &'a str,
         artifact: &'a str,
         version: i64,
-    ) -> BoxFuture<'a, Result<Option<VersionView>, ReadError>> {
+    ) -> BoxFuture<'a, Result<Option<VersionView>, StorageReadError>> {
         let (store, product, artifact) = (self.clone(), product.to_string(), artifact.to_string());
         Box::pin(blocking(move || {
             store
@@ -143,7 +143,7 @@ impl VersionReads for FsStore {
         artifact: &'a str,
         before: i64,
         limit: i64,
-    ) -> BoxFuture<'a, Result<Vec<VersionView>, ReadError>> {
+    ) -> BoxFuture<'a, Result<Vec<VersionView>, StorageReadError>> {
         let (store, product, artifact) = (self.clone(), product.to_string(), artifact.to_string());
         let limit = usize::try_from(limit).unwrap_or(0);
         Box::pin(blocking(move || {

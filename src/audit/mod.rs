@@ -12,5 +12,5 @@ pub mod tail;
 pub mod tiles;
 pub mod tlog_index;
 pub mod verifier;
-pub mod verify;
+pub mod verify_log;
 pub mod witness;

@@ -329,7 +329,7 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 Some(f) => serde_json::from_str(&std::fs::read_to_string(&f)?)
                     .with_context(|| format!("reading {}", f.display()))?,
             };
-            let o = bhiv_bucket::audit::verify::VerifyOptions {
+            let o = bhiv_bucket::audit::verify_log::VerifyOptions {
                 brokers: kafka.brokers,
                 audit_topic: names.audit,
                 intents_topic: (!no_completeness).then(|| names.intents.clone()),
@@ -341,7 +341,7 @@ pub(crate) fn run(cmd: AuditCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 progress: !json,
                 approvers: approvals.pin()?,
             };
-            let (report, phases) = bhiv_bucket::audit::verify::verify_timed(&o)?;
+            let (report, phases) = bhiv_bucket::audit::verify_log::verify_timed(&o)?;
             if let Some(f) = save {
                 let heads: std::collections::BTreeMap<i32, _> = report
                     .partitions
