@@ -13,13 +13,13 @@
 //! - [`ops`]: operator tools: ACLs as code (`deploy/acls.toml`), topics as code
 //!   (`topics/topics.toml`, create-missing and drift report), integration key files.
 //! - [`kafka`]: Kafka plumbing: SASL_SSL / TLS settings applied to every client, which errors
-//!   are transient, the client context that keeps partition EOFs out of the logs.
-//! - [`pg_tls`]: TLS to PostgreSQL for every client (`sslmode`, `sslrootcert` in the URL).
+//!   are transient, the client context that keeps partition EOFs out of the logs, the shared
+//!   producer settings and read-to-end loop, and the schema registry edge (register approved
+//!   schemas, classify schema ids).
 //! - [`policy`]: the policy as the shell loads it: the file with its secret references
 //!   resolved, and the approvals on disk (the `sshsig` files beside a policy, the operator's
 //!   pin, the check at start and on reload; the rule is `core::approvals`).
 //! - [`produce`]: the producer side of the wire contract (`bucket produce`, tests, demos).
-//! - [`registry`]: schema registry edge (register approved schemas, classify schema ids).
 //! - [`audit`]: compliance tooling over `bucket.audit` (`bucket audit tail`).
 //! - [`control`]: `bucket.control`, governance events from operator tools that the gate folds
 //!   into the audit chain exactly once (publishing, and the gate's feed).
@@ -48,12 +48,10 @@ pub mod control;
 pub mod core;
 pub mod gate;
 pub mod kafka;
-pub mod pg_tls;
 pub use kafka::EofQuietContext;
 pub mod ops;
 pub mod policy;
 pub mod produce;
-pub mod registry;
 pub mod sink;
 pub mod tlog;
 pub mod wire;

@@ -10,7 +10,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde::Deserialize;
 
 use crate::core::{ArtifactIntent, Operation};
-use crate::registry::{Registry, RegistryError};
+use crate::kafka::registry::{Registry, RegistryError};
 use crate::wire::schemas::APPROVED;
 use crate::wire::{WireError, framing, intent};
 

@@ -38,8 +38,6 @@ const LAYERS: &[(&str, u8)] = &[
     ("tlog", 1),
     ("clock", 1),
     ("kafka", 2),
-    ("registry", 2),
-    ("pg_tls", 2),
     ("audit", 3),
     ("control", 3),
     ("ops", 3),

@@ -11,7 +11,9 @@ use common::*;
 const PARTITIONS: i32 = 3;
 
 async fn pg_versions(url: &str) -> std::collections::BTreeSet<(String, String, i64)> {
-    let (client, conn) = bhiv_bucket::pg_tls::connect(url).await.unwrap();
+    let (client, conn) = bhiv_bucket::sink::store::pg::tls::connect(url)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     client
         .query(

@@ -474,7 +474,7 @@ fn throwaway_ca(dir: &std::path::Path) -> PathBuf {
 
 /// `SELECT ssl FROM pg_stat_ssl` for the session at `url`.
 async fn session_is_tls(url: &str) -> Result<bool, String> {
-    let (client, conn) = bhiv_bucket::pg_tls::connect(url)
+    let (client, conn) = bhiv_bucket::sink::store::pg::tls::connect(url)
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(conn);
@@ -484,17 +484,19 @@ async fn session_is_tls(url: &str) -> Result<bool, String> {
             &[],
         )
         .await
-        .map_err(|e| bhiv_bucket::pg_tls::describe(&e))?;
+        .map_err(|e| bhiv_bucket::sink::store::pg::tls::describe(&e))?;
     Ok(row.get(0))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_refuses_plaintext_tcp() {
     let base = pg_base();
-    let err = bhiv_bucket::pg_tls::connect(&format!("{base}?sslmode=disable&connect_timeout=5"))
-        .await
-        .err()
-        .expect("the server accepted a plaintext TCP connection");
+    let err = bhiv_bucket::sink::store::pg::tls::connect(&format!(
+        "{base}?sslmode=disable&connect_timeout=5"
+    ))
+    .await
+    .err()
+    .expect("the server accepted a plaintext TCP connection");
     let msg = err.to_string();
     assert!(
         msg.contains("no pg_hba.conf entry") && msg.contains("no encryption"),

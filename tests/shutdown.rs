@@ -98,7 +98,9 @@ async fn sigterm_stops_the_sink_with_exit_code_zero() {
             ("BUCKET_PG_URL", db.clone()),
         ],
     );
-    let (client, conn) = bhiv_bucket::pg_tls::connect(&db).await.unwrap();
+    let (client, conn) = bhiv_bucket::sink::store::pg::tls::connect(&db)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     let mut stored = -1;
     for _ in 0..240 {

@@ -52,7 +52,7 @@ struct TestSchema {
 impl TestSchema {
     async fn create() -> TestSchema {
         let name = format!("sinktest_{}", uuid::Uuid::new_v4().simple());
-        let (owner, connection) = bhiv_bucket::pg_tls::connect(&owner_url())
+        let (owner, connection) = bhiv_bucket::sink::store::pg::tls::connect(&owner_url())
             .await
             .expect("owner connects");
         tokio::spawn(connection);
@@ -65,8 +65,8 @@ impl TestSchema {
 
     /// URL for `user:password` with this schema first on the search_path.
     fn url_as(&self, user: Option<(&str, &str)>) -> String {
-        let parsed =
-            bhiv_bucket::pg_tls::PgConnectConfig::from_url(&owner_url()).expect("owner url parses");
+        let parsed = bhiv_bucket::sink::store::pg::tls::PgConnectConfig::from_url(&owner_url())
+            .expect("owner url parses");
         let config = parsed.config();
         let host = match config.get_hosts().first() {
             Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
@@ -329,7 +329,7 @@ async fn history_cannot_be_rewritten_by_the_sink_role_or_the_owner() {
         .expect("sink inserts");
 
     // ...but UPDATE, DELETE and TRUNCATE are refused by the database.
-    let (sink_client, connection) = bhiv_bucket::pg_tls::connect(&schema.sink_url())
+    let (sink_client, connection) = bhiv_bucket::sink::store::pg::tls::connect(&schema.sink_url())
         .await
         .expect("sink connects");
     tokio::spawn(connection);
@@ -353,7 +353,7 @@ async fn history_cannot_be_rewritten_by_the_sink_role_or_the_owner() {
 
     // The reader role only reads.
     let reader_url = schema.url_as(Some(("bucket_reader", "bucket_reader")));
-    let (reader, connection) = bhiv_bucket::pg_tls::connect(&reader_url)
+    let (reader, connection) = bhiv_bucket::sink::store::pg::tls::connect(&reader_url)
         .await
         .expect("reader connects");
     tokio::spawn(connection);
@@ -758,7 +758,7 @@ async fn role_passwords_are_set_by_the_operator_not_the_migrations() {
     }
     let owner = Store::connect(&owner_url()).await.expect("owner connects");
     let role = format!("bucket_pwtest_{}", std::process::id());
-    let (admin, conn) = bhiv_bucket::pg_tls::connect(&owner_url())
+    let (admin, conn) = bhiv_bucket::sink::store::pg::tls::connect(&owner_url())
         .await
         .expect("owner connects");
     let conn = tokio::spawn(conn);
@@ -772,7 +772,11 @@ async fn role_passwords_are_set_by_the_operator_not_the_migrations() {
         |password: &str| owner_url().replacen("bucket:bucket@", &format!("{role}:{password}@"), 1);
     let logs_in = |password: &'static str| {
         let url = as_role(password);
-        async move { bhiv_bucket::pg_tls::connect(&url).await.is_ok() }
+        async move {
+            bhiv_bucket::sink::store::pg::tls::connect(&url)
+                .await
+                .is_ok()
+        }
     };
 
     assert!(!logs_in("first-secret").await, "no password yet, no login");

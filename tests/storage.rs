@@ -16,7 +16,9 @@ use common::*;
 const PARTITIONS: i32 = 3;
 
 async fn count(url: &str, sql: &str) -> i64 {
-    let (client, conn) = bhiv_bucket::pg_tls::connect(url).await.unwrap();
+    let (client, conn) = bhiv_bucket::sink::store::pg::tls::connect(url)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     client.query_one(sql, &[]).await.map_or(-1, |r| r.get(0))
 }
@@ -126,7 +128,9 @@ async fn kill9_of_the_sink_mid_stream_then_restart_leaves_nothing_to_reconcile()
     assert!(report.contains(", 0 differences"), "{report}");
 
     // A row the topic never carried is reported, and the exit status says so.
-    let (owner, conn) = bhiv_bucket::pg_tls::connect(&db).await.unwrap();
+    let (owner, conn) = bhiv_bucket::sink::store::pg::tls::connect(&db)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     owner
         .execute(
@@ -211,7 +215,7 @@ async fn sink_role_cannot_rewrite_history_and_purge_respects_window_and_holds() 
     owner.write_batch(&batch, &[]).await.unwrap();
 
     // The sink role: INSERT + SELECT only, on history and on the audit index.
-    let (sink, conn) = bhiv_bucket::pg_tls::connect(&url_as_role(&db, "bucket_sink"))
+    let (sink, conn) = bhiv_bucket::sink::store::pg::tls::connect(&url_as_role(&db, "bucket_sink"))
         .await
         .unwrap();
     tokio::spawn(conn);
@@ -228,7 +232,9 @@ async fn sink_role_cannot_rewrite_history_and_purge_respects_window_and_holds() 
         assert_eq!(refused(&sink, sql).await, "42501", "{sql}");
     }
     // Even the owner cannot UPDATE or DELETE history directly: only bucket_purge() deletes.
-    let (owner_sql, conn) = bhiv_bucket::pg_tls::connect(&db).await.unwrap();
+    let (owner_sql, conn) = bhiv_bucket::sink::store::pg::tls::connect(&db)
+        .await
+        .unwrap();
     tokio::spawn(conn);
     assert_eq!(
         refused(&owner_sql, "DELETE FROM artifact_versions").await,

@@ -17,7 +17,7 @@ pub enum StorageReadError {
     #[error("bad PostgreSQL URL: {0}")]
     Config(String),
     /// The database failed (outage, missing grant, missing migration, TLS refused).
-    #[error("postgres: {}", crate::pg_tls::describe(.0))]
+    #[error("postgres: {}", crate::sink::store::pg::tls::describe(.0))]
     Db(#[from] tokio_postgres::Error),
     /// No pooled connection could be had (database down, or every connection busy too long).
     #[error("postgres pool: {0}")]
@@ -136,7 +136,7 @@ fn version_view(r: &Row, with_content: bool) -> Result<VersionView, StorageReadE
 impl Reader {
     /// Connects (the first connection must succeed, so a bad URL or grant fails at start-up).
     pub async fn connect(url: &str) -> Result<Reader, StorageReadError> {
-        let config = crate::pg_tls::PgConnectConfig::from_url(url)
+        let config = crate::sink::store::pg::tls::PgConnectConfig::from_url(url)
             .map_err(|e| StorageReadError::Config(e.to_string()))?;
         let manager = Manager::from_config(
             config.config().clone(),

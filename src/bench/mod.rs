@@ -30,8 +30,8 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio::runtime::Handle;
 
 use crate::core::Policy;
+use crate::kafka::registry::Registry;
 use crate::produce::now_ms;
-use crate::registry::Registry;
 use crate::wire::schemas::APPROVED;
 use measure::{LatencyInput, RunContext, ThroughputInput};
 use report::{Machine, Report};
@@ -69,7 +69,7 @@ pub enum BenchError {
     Kafka(#[from] rdkafka::error::KafkaError),
     /// Registry failure.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] crate::kafka::registry::RegistryError),
     /// Topic creation failed.
     #[error(transparent)]
     Topics(#[from] crate::ops::topics::TopicsError),

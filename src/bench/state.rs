@@ -14,7 +14,7 @@ use tokio::runtime::Handle;
 
 use super::BenchError;
 use super::history::{History, HistoryWriter};
-use crate::registry::Registry;
+use crate::kafka::registry::Registry;
 
 /// The seeds' declared scale: live artifacts in the whole system.
 pub const SEEDS_ARTIFACTS: f64 = 100_000_000.0;

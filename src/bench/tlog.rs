@@ -22,7 +22,7 @@ use crate::audit::prove::prove_key;
 use crate::audit::tiles::{PartitionTiles, TilesMetrics, TilesOptions, lock_dir};
 use crate::audit::tlog_index::Key;
 use crate::core::signature::SignKey;
-use crate::registry::Registry;
+use crate::kafka::registry::Registry;
 use crate::tlog::checkpoint::{key_name, origin};
 use crate::tlog::{NoteSigner, TreeHead};
 use crate::wire::audit::{AuditReader, LATEST_VERSION};

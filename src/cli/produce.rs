@@ -6,8 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::kafka::registry::Registry;
 use bhiv_bucket::produce::{IntentLine, IntentProducer, Planned};
-use bhiv_bucket::registry::Registry;
 use clap::Args;
 
 use super::args::{KafkaArgs, RegistryArgs, TopicArgs};

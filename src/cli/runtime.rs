@@ -135,6 +135,6 @@ pub(crate) fn audit_reader(
     rt: &tokio::runtime::Runtime,
     registry: &super::args::RegistryArgs,
 ) -> Result<bhiv_bucket::wire::audit::AuditReader> {
-    let client = bhiv_bucket::registry::Registry::new(&registry.registry_url)?;
+    let client = bhiv_bucket::kafka::registry::Registry::new(&registry.registry_url)?;
     Ok(rt.block_on(client.audit_reader())?)
 }

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Result;
-use bhiv_bucket::registry::Registry;
+use bhiv_bucket::kafka::registry::Registry;
 use clap::Subcommand;
 
 use super::args::{KafkaArgs, RegistryArgs, TopicArgs};

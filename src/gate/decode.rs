@@ -4,7 +4,7 @@
 use tokio::runtime::Handle;
 
 use crate::core::{ArtifactIntent, DecodeFailure, ReasonCode};
-use crate::registry::{Registry, RegistryError, SchemaVerdict};
+use crate::kafka::registry::{Registry, RegistryError, SchemaVerdict};
 use crate::wire::{WireError, framing, intent};
 
 /// Decodes one `bucket.intents` value: framing, schema approval, Avro body. The registry is

@@ -160,7 +160,7 @@ pub enum GateError {
     Layout(String),
     /// Registry client misconfigured.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] crate::kafka::registry::RegistryError),
     /// A task could not be restored.
     #[error(transparent)]
     Restore(#[from] task::RestoreError),

@@ -6,7 +6,7 @@ use super::consumed::Consumed;
 use super::task::ChainHead;
 use crate::core::state::OffenderState;
 use crate::core::{ArtifactIntent, Decision, Outcome, recorded};
-use crate::registry::OutputSchemaIds;
+use crate::kafka::registry::OutputSchemaIds;
 use crate::wire::accepted::{self, AcceptedRef};
 use crate::wire::audit::{
     self, AuditEvent, DecisionRecord, FactsLayout, OffenderChangeFacts, OffenderFacts, StateFacts,

@@ -13,7 +13,7 @@ use super::consume::{BatchWriter, LogLines};
 use super::store::pg::connect_until_up;
 use super::store::{Store, StoreError};
 use super::{SinkError, SinkOptions};
-use crate::registry::Registry;
+use crate::kafka::registry::Registry;
 use crate::wire::WireError;
 use crate::wire::audit::{AuditEvent, AuditReader};
 

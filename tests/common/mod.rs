@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bhiv_bucket::gate::TopicNames;
+use bhiv_bucket::kafka::registry::Registry;
 use bhiv_bucket::ops::topics;
-use bhiv_bucket::registry::Registry;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Headers;
@@ -138,7 +138,7 @@ pub fn pg_url_with_db(url: &str, db: &str) -> String {
 /// Connects to `url` the way the binary does (TLS per `sslmode`/`sslrootcert`), spawning the
 /// connection; panics on failure.
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = bhiv_bucket::pg_tls::connect(url)
+    let (client, conn) = bhiv_bucket::sink::store::pg::tls::connect(url)
         .await
         .unwrap_or_else(|e| panic!("connect to PostgreSQL: {e}"));
     tokio::spawn(conn);
@@ -1009,7 +1009,7 @@ pub fn governance_events(audit_topic: &str) -> Vec<(i32, String)> {
 
 /// Count of `sql` (a `SELECT count(*)`) in the database at `url`; -1 while it is unreachable.
 pub async fn pg_count(url: &str, sql: &str) -> i64 {
-    let Ok((client, conn)) = bhiv_bucket::pg_tls::connect(url).await else {
+    let Ok((client, conn)) = bhiv_bucket::sink::store::pg::tls::connect(url).await else {
         return -1;
     };
     tokio::spawn(conn);

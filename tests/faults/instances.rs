@@ -135,7 +135,9 @@ impl Run {
 
     /// The sink's first stored version at or after `from_ms` (the only writer of its table).
     async fn first_write_after(&self, from_ms: i64) -> Option<i64> {
-        let (client, conn) = bhiv_bucket::pg_tls::connect(&self.db).await.ok()?;
+        let (client, conn) = bhiv_bucket::sink::store::pg::tls::connect(&self.db)
+            .await
+            .ok()?;
         tokio::spawn(conn);
         let sql = "SELECT (extract(epoch FROM min(stored_at)) * 1000)::bigint FROM \
                    artifact_versions WHERE stored_at >= to_timestamp($1::double precision / 1000)";

@@ -187,7 +187,7 @@ fn as_role(url: &str, role: &str) -> String {
 
 /// A plain connection (the bench's own queries).
 async fn pg(url: &str) -> Result<tokio_postgres::Client> {
-    let (client, connection) = crate::pg_tls::connect(url)
+    let (client, connection) = crate::sink::store::pg::tls::connect(url)
         .await
         .map_err(|e| ContentBenchError::Other(e.to_string()))?;
     tokio::spawn(connection);

@@ -27,7 +27,7 @@ use super::policy_watch::PolicyWatch;
 use super::rebalance::GateContext;
 use super::records::OutputWriter;
 use super::{GateError, GateOptions};
-use crate::registry::{OutputSchemaIds, Registry, RegistryError};
+use crate::kafka::registry::{OutputSchemaIds, Registry, RegistryError};
 use crate::wire::audit::AuditReader;
 use eos::ExactlyOnce;
 use positions::FetchPositions;

@@ -20,7 +20,7 @@ use crate::gate::events::GovernanceEvent;
 use crate::gate::observe::LoopView;
 use crate::gate::policy_watch::{Reload, line_diff};
 use crate::gate::rebalance::GateContext;
-use crate::registry::RegistryError;
+use crate::kafka::registry::RegistryError;
 
 /// Most records decided per poll batch (their Ed25519 signatures are verified together).
 const POLL_BATCH: usize = 256;

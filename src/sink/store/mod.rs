@@ -59,7 +59,7 @@ pub enum StoreError {
     /// The schema registry could not be asked which schema wrote a record: retry, never
     /// quarantine the record for it.
     #[error(transparent)]
-    Registry(#[from] crate::registry::RegistryError),
+    Registry(#[from] crate::kafka::registry::RegistryError),
 }
 
 /// The server's message and SQLSTATE when there is one (tokio-postgres alone says "db error").

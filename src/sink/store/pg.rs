@@ -17,6 +17,7 @@
 //! must match the statements exactly, would be checked across files.
 
 mod storage;
+pub mod tls;
 
 pub(crate) use storage::connect_until_up;
 pub use storage::{PgSink, PgStorage};
@@ -138,9 +139,9 @@ impl Drop for Store {
 
 impl Store {
     /// Connects to PostgreSQL at `url` (libpq URL; `options=-csearch_path%3D...` picks a schema;
-    /// `sslmode`/`sslrootcert` select TLS, see [`crate::pg_tls`]).
+    /// `sslmode`/`sslrootcert` select TLS, see [`crate::sink::store::pg::tls`]).
     pub async fn connect(url: &str) -> Result<Store, StoreError> {
-        let config = crate::pg_tls::PgConnectConfig::from_url(url)
+        let config = crate::sink::store::pg::tls::PgConnectConfig::from_url(url)
             .map_err(|e| StoreError::Config(e.to_string()))?;
         let (client, connection) = config.connect().await?;
         let connection = tokio::spawn(async move {

@@ -214,7 +214,7 @@ pub(crate) async fn connect_until_up(
 /// Connects and runs `SELECT 1`, within 3 s (the admin server's storage check).
 pub(crate) async fn probe(url: &str) -> Result<(), String> {
     let attempt = async {
-        let (client, conn) = crate::pg_tls::connect(url)
+        let (client, conn) = crate::sink::store::pg::tls::connect(url)
             .await
             .map_err(|e| e.to_string())?;
         let task = tokio::spawn(conn);
