@@ -10,7 +10,7 @@ use bhiv_bucket::gate::TopicNames;
 use bhiv_bucket::gate::consumed::Consumed;
 use bhiv_bucket::gate::records::OutputWriter;
 use bhiv_bucket::gate::task::ChainHead;
-use bhiv_bucket::registry::OutputSchemaIds;
+use bhiv_bucket::kafka::registry::OutputSchemaIds;
 use bhiv_bucket::wire::accepted::{self, AcceptedArtifact};
 use bhiv_bucket::wire::audit::{AuditEvent, DecisionRecord, GENESIS_HASH, StateFacts, chain_hash};
 use bhiv_bucket::wire::schemas::APPROVED;

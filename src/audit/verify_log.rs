@@ -10,13 +10,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Message, Offset};
 
 use sha2::{Digest, Sha256};
 
 use super::verifier::{PartitionHead, Report, Verifier};
 use crate::core::signature::VerifyKey;
 use crate::kafka::errors::through_elections;
+use crate::kafka::group::GroupOffsets;
 use crate::kafka::read::{Elections, ReadError, Seen, Then, TopicRead};
 
 /// What to verify.
@@ -245,30 +246,21 @@ pub fn verify_timed(o: &VerifyOptions) -> Result<(Report, Phases), VerifyError> 
     Ok((verifier.finish(), phases))
 }
 
+/// The gate group's committed offset of every partition of `topic` (0 where it has none).
 fn committed_offsets(
     brokers: &str,
     group: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, i64>, KafkaError> {
-    let consumer: BaseConsumer = crate::kafka::security::client_config()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .create()?;
-    let mut tpl = TopicPartitionList::new();
-    for (p, _, _) in partitions(brokers, topic)? {
-        tpl.add_partition(topic, p);
-    }
-    let c = through_elections(|| consumer.committed_offsets(tpl.clone(), Duration::from_secs(30)))?;
-    Ok(c.elements()
+    let ids: Vec<i32> = partitions(brokers, topic)?
         .iter()
-        .map(|e| {
-            let o = match e.offset() {
-                Offset::Offset(o) => o,
-                _ => 0,
-            };
-            (e.partition(), o)
-        })
+        .map(|(p, _, _)| *p)
+        .collect();
+    let group = GroupOffsets::new(brokers, group, topic, &ids)?;
+    let committed = through_elections(|| group.read(Duration::from_secs(30)))?;
+    Ok(ids
+        .iter()
+        .map(|p| (*p, committed.get(p).copied().unwrap_or(0)))
         .collect())
 }
 

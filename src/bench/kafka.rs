@@ -11,11 +11,12 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{DeliveryResult, Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer, ProducerContext, ThreadedProducer};
-use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientContext, Message};
 
 use super::BenchError;
 use super::workload::BenchRecord;
 use crate::gate::TopicNames;
+use crate::kafka::group::GroupOffsets;
 use crate::ops::topics;
 use crate::wire::headers;
 
@@ -204,8 +205,7 @@ pub fn end_offsets(brokers: &str, topic: &str) -> Result<HashMap<i32, i64>, Benc
 
 /// Reads a group's committed offsets without joining it.
 pub struct Progress {
-    consumer: BaseConsumer,
-    tpl: TopicPartitionList,
+    group: GroupOffsets,
 }
 
 impl Progress {
@@ -216,34 +216,16 @@ impl Progress {
         topic: &str,
         partitions: &[i32],
     ) -> Result<Progress, BenchError> {
-        let consumer: BaseConsumer = crate::kafka::security::client_config()
-            .set("bootstrap.servers", brokers)
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
-            .create()?;
-        let mut tpl = TopicPartitionList::new();
-        for p in partitions {
-            tpl.add_partition(topic, *p);
-        }
-        Ok(Progress { consumer, tpl })
+        Ok(Progress {
+            group: GroupOffsets::new(brokers, group, topic, partitions)?,
+        })
     }
 
     /// Committed offsets by partition (absent until the first commit).
     pub fn committed(&self) -> HashMap<i32, i64> {
-        match self
-            .consumer
-            .committed_offsets(self.tpl.clone(), Duration::from_secs(5))
-        {
-            Ok(c) => c
-                .elements()
-                .iter()
-                .filter_map(|e| match e.offset() {
-                    Offset::Offset(o) => Some((e.partition(), o)),
-                    _ => None,
-                })
-                .collect(),
-            Err(_) => HashMap::new(),
-        }
+        (self.group.read(Duration::from_secs(5)))
+            .map(|c| c.into_iter().collect())
+            .unwrap_or_default()
     }
 
     /// Records decided so far given the start offsets of the run.

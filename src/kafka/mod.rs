@@ -4,6 +4,7 @@
 //! schema registry edge (`registry`: the approved schemas registered, schema ids classified).
 
 pub mod errors;
+pub mod group;
 mod log;
 pub mod membership;
 pub mod produce;
