@@ -73,12 +73,15 @@ async fn a_joining_instance_moves_only_the_partitions_that_change_owner() {
                 })
         },
     );
-    // g2 has taken its share: wait until it decided something, then stop both cleanly.
+    // g2 has taken its share. Its takeover link (GATE_STARTED) goes into a chain just before
+    // the chain's next link, so an idle partition's chain is unchanged: when g2's assignment
+    // came after the first load was decided, only new intents make it write the link. So
+    // produce more first, then wait for g2's takeover, then stop both cleanly.
+    produced.extend(produce_all(&producer, mixed_workload(&producer, 200, 93)).await);
+    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     wait_until(Duration::from_secs(60), "g2 takes over a partition", || {
         takeovers(&topics.audit).iter().any(|(g, _)| g == "g2")
     });
-    produced.extend(produce_all(&producer, mixed_workload(&producer, 200, 93)).await);
-    wait_all_decided(&group, &topics, PARTITIONS, Duration::from_secs(120));
     assert!(first.terminate(Duration::from_secs(30)) && second.terminate(Duration::from_secs(30)));
 
     let checked = check_invariants(&produced, &topics);
