@@ -33,7 +33,8 @@ impl FetchPositions {
 
     /// True when `partition` has not moved since the poll stamped `at`.
     pub fn is_current(&self, partition: i32, at: PollStamp) -> bool {
-        self.last_move.get(&partition).is_none_or(|m| *m <= at.0)
+        // Nothing moved since the poll (the usual case): no lookup per record.
+        self.moves == at.0 || self.last_move.get(&partition).is_none_or(|m| *m <= at.0)
     }
 }
 

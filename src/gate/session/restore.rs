@@ -103,16 +103,18 @@ impl Session<'_> {
         let mut cursor = crate::gate::store::ExportCursor::default();
         let mut copied = 0u64;
         loop {
-            let chunk = task.changelog_copy(&mut cursor, epoch, topic, partition, COPY_CHUNK)?;
-            let last = chunk.is_empty();
-            let mut records = chunk;
+            let mut records =
+                task.changelog_copy(&mut cursor, epoch, topic, partition, COPY_CHUNK)?;
+            // An empty chunk means the state is all written: the head goes in last, alone.
+            let last = records.is_empty();
             if last {
                 records.push(task.changelog_copy_head(epoch, topic, partition)?);
+            } else {
+                copied += records.len() as u64;
             }
             let cgm = self.group_metadata()?;
             self.eos
                 .commit_alone(&records, &[(partition, resume)], cgm)?;
-            copied += records.len() as u64 - u64::from(last);
             if last {
                 break;
             }
