@@ -75,7 +75,9 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                     )
                 })
                 .collect();
-            let mut map: std::collections::HashMap<i32, _> = tasks.into_iter().collect();
+            let mut map: std::collections::HashMap<i32, _> = (tasks.into_iter())
+                .map(|(p, t)| (p, bhiv_bucket::gate::persist::StoredTask::in_memory(t)))
+                .collect();
             let redis = redis.target()?;
             let mut share =
                 bhiv_bucket::gate::usage_share::UsageShare::new(redis.as_ref(), &names.intents);

@@ -21,7 +21,6 @@ mod session;
 pub mod standby;
 pub mod store;
 pub mod task;
-pub mod task_store;
 pub mod trace;
 pub mod txn;
 pub mod usage_share;

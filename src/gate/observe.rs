@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::BaseConsumer;
 
 use super::consumed::Consumed;
+use super::persist::StoredTask;
 use super::policy_watch::PolicyWatch;
 use super::rebalance::GateContext;
-use super::task::Task;
 use super::usage_share::UsageShare;
 use crate::core::state::Usage;
 use crate::core::{ArtifactIntent, Decision, Policy};
@@ -21,7 +21,7 @@ use crate::core::{ArtifactIntent, Decision, Policy};
 /// not the gate's internals.
 pub struct LoopView<'a> {
     pub(super) consumer: &'a BaseConsumer<GateContext>,
-    pub(super) tasks: &'a HashMap<i32, Task>,
+    pub(super) tasks: &'a HashMap<i32, StoredTask>,
     pub(super) share: &'a UsageShare,
     pub(super) watch: &'a PolicyWatch,
 }
@@ -46,7 +46,7 @@ impl<'a> LoopView<'a> {
     pub fn usage_by_product(&self) -> Vec<(String, Usage)> {
         self.tasks
             .values()
-            .flat_map(|t| t.state.usage_by_product().iter())
+            .flat_map(|t| t.task.state.usage_by_product().iter())
             .map(|(p, u)| (p.clone(), *u))
             .collect()
     }
@@ -54,7 +54,8 @@ impl<'a> LoopView<'a> {
     /// True when `integration` is cooling off at `now_ms` on a partition held here.
     pub fn is_cooling_off(&self, integration: &str, now_ms: i64) -> bool {
         self.tasks.values().any(|t| {
-            t.state
+            t.task
+                .state
                 .offender(integration)
                 .and_then(|o| o.cooling_until)
                 .is_some_and(|until| until > now_ms)

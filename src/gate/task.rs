@@ -13,7 +13,7 @@ use tracing::info;
 use crate::kafka::read::ReadError;
 
 use crate::core::rederive::{PastDecision, rederive};
-use crate::core::state::{OffenderChange, OffenderState};
+use crate::core::state::{OffenderState, ReplayKey};
 use crate::core::{ArtifactKey, ArtifactRecord, Effect, PartitionState};
 use crate::core::{Operation, ReasonCode};
 use crate::wire::audit::{AuditEvent, AuditReader, DecisionRecord, GENESIS_HASH, StateFacts};
@@ -36,7 +36,9 @@ impl Default for ChainHead {
     }
 }
 
-/// Everything the gate keeps for one partition.
+/// Everything the gate keeps in memory for one partition. Plain state: it knows nothing of
+/// the local state store, which `persist::StoredTask` wraps around it (loading what a decision
+/// reads, writing what a commit changed, rolling back after an abort).
 #[derive(Debug, Default)]
 pub struct Task {
     /// Artifact index for this partition's products.
@@ -58,9 +60,6 @@ pub struct Task {
     pub tree: crate::tlog::Frontier,
     /// Usage as of the last committed transaction (what may be shared through Redis).
     pub committed: Option<CommittedUsage>,
-    /// The local state store behind `state`, when the gate keeps one (`--state-dir`): then
-    /// `state` holds only what the open transaction reads and writes.
-    pub persist: Option<super::task_store::TaskStore>,
     /// Chain sequence of this instance's takeover announcement (`GATE_STARTED`): a rollback
     /// to a commit before it must restore and announce again.
     pub announced_at: Option<i64>,
@@ -138,13 +137,14 @@ impl Task {
     /// Folds one committed audit event into the task (used by restore and by tests);
     /// `replay_window` bounds the remembered intent ids. A link that records its state facts
     /// (audit version 2 on) is applied as recorded; a version 1 link has none, and its facts
-    /// are re-derived as the gate decided them then, with the policy given.
-    pub fn fold(&mut self, event: &AuditEvent, policy: &crate::core::Policy) {
-        let replay_window = policy.limits.replay_window;
+    /// are re-derived as the gate decided them then, with the policy given. Returns what
+    /// changed, for a store behind the task to write.
+    pub fn fold(&mut self, event: &AuditEvent, policy: &crate::core::Policy) -> Folded {
+        let mut folded = Folded::default();
         if let Some(d) = &event.decision {
             let artifact_delta = match &d.facts {
-                Some(facts) => self.fold_facts(d, facts),
-                None => self.fold_derived(d, event.recorded_at, policy),
+                Some(facts) => self.fold_facts(d, facts, &mut folded),
+                None => self.fold_derived(d, event.recorded_at, policy, &mut folded),
             };
             if d.accepted
                 && let Some(effect) = effect_of(d)
@@ -152,24 +152,15 @@ impl Task {
                 self.state
                     .add_usage(&effect.key.product_id, d.size_delta, artifact_delta);
                 self.state.apply(&effect);
-                if let Some(p) = self.persist.as_mut() {
-                    p.pending.usage.push((
-                        effect.key.product_id.clone(),
-                        d.size_delta,
-                        artifact_delta,
-                    ));
-                    p.pending.artifacts.push((effect.key, effect.record));
-                }
+                folded.accepted = Some((effect, d.size_delta, artifact_delta));
             }
             if d.authenticated
                 && let (Some(p), Some(i)) = (&d.product_id, &d.intent_id)
             {
                 let key = (p.clone(), i.clone());
-                self.state.remember(key.clone(), replay_window);
-                if let Some(p) = self.persist.as_mut() {
-                    p.pending.replay_window = replay_window;
-                    p.pending.replay.push(key);
-                }
+                self.state
+                    .remember(key.clone(), policy.limits.replay_window);
+                folded.remembered = Some(key);
             }
             self.last_decided_offset = self.last_decided_offset.max(d.source_offset);
         }
@@ -185,10 +176,11 @@ impl Task {
             hash: event.hash.clone(),
         };
         self.policy_version = event.policy_version.clone();
+        folded
     }
 
     /// Applies the rate and offender state a decision recorded; returns its artifact delta.
-    fn fold_facts(&mut self, d: &DecisionRecord, facts: &StateFacts) -> i64 {
+    fn fold_facts(&mut self, d: &DecisionRecord, facts: &StateFacts, folded: &mut Folded) -> i64 {
         if let Some(o) = &facts.offender {
             self.state.set_offender(
                 o.integration_id.clone(),
@@ -197,33 +189,18 @@ impl Task {
                     cooling_until: o.cooling_until_ms,
                 },
             );
-            self.offender_changed(&o.integration_id);
+            folded.offenders.push(o.integration_id.clone());
         }
         if let Some(o) = &facts.offender_change {
-            self.apply_offender(&o.change());
+            let change = o.change();
+            self.state.apply_offender(&change);
+            folded.offenders.push(change.integration);
         }
         if let (Some(tat), Some(product)) = (facts.rate_tat_us, &d.product_id) {
-            self.set_rate_tat(product, tat);
+            self.state.set_rate_tat(product, tat);
+            folded.rate_tat = Some((product.clone(), tat));
         }
         facts.artifact_delta
-    }
-
-    fn apply_offender(&mut self, change: &OffenderChange) {
-        self.state.apply_offender(change);
-        self.offender_changed(&change.integration);
-    }
-
-    fn offender_changed(&mut self, integration: &str) {
-        if let Some(p) = self.persist.as_mut() {
-            p.pending.note_offender(integration);
-        }
-    }
-
-    fn set_rate_tat(&mut self, product: &str, tat: i64) {
-        if let Some(p) = self.persist.as_mut() {
-            p.pending.rates.push((product.to_string(), tat));
-        }
-        self.state.set_rate_tat(product, tat);
     }
 
     /// Applies the rate and offender state of a version 1 link, which does not record them, as
@@ -233,6 +210,7 @@ impl Task {
         d: &DecisionRecord,
         recorded_at: i64,
         policy: &crate::core::Policy,
+        folded: &mut Folded,
     ) -> i64 {
         let reasons: Vec<ReasonCode> = (d.reasons.iter())
             .filter_map(|r| ReasonCode::parse(r))
@@ -247,14 +225,30 @@ impl Task {
             decided_at: recorded_at,
         };
         let facts = rederive(&self.state, policy, &past);
-        if let Some(change) = &facts.offender {
-            self.apply_offender(change);
+        if let Some(change) = facts.offender {
+            self.state.apply_offender(&change);
+            folded.offenders.push(change.integration);
         }
         if let (Some(tat), Some(product)) = (facts.rate_tat, &d.product_id) {
-            self.set_rate_tat(product, tat);
+            self.state.set_rate_tat(product, tat);
+            folded.rate_tat = Some((product.clone(), tat));
         }
         facts.artifact_delta
     }
+}
+
+/// What folding one audit link changed in a task's state, beyond its chain head: what a
+/// store behind the task writes at its next commit (an in-memory task ignores it).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Folded {
+    /// An accepted decision's artifact record, with its usage change (bytes, artifacts).
+    pub accepted: Option<(Effect, i64, i64)>,
+    /// The intent id the replay window now remembers.
+    pub remembered: Option<ReplayKey>,
+    /// A product's new GCRA arrival time (µs).
+    pub rate_tat: Option<(String, i64)>,
+    /// Integrations whose offender state changed.
+    pub offenders: Vec<String>,
 }
 
 /// The state change an accepted decision record carries.
@@ -291,7 +285,7 @@ impl Task {
         event: &AuditEvent,
         stored: &[u8],
         policy: &crate::core::Policy,
-    ) -> Result<(), RestoreError> {
+    ) -> Result<Folded, RestoreError> {
         if event.seq != self.chain.next_seq || event.prev_hash != self.chain.hash {
             return Err(RestoreError::Corrupt {
                 partition,
@@ -302,9 +296,9 @@ impl Task {
                 ),
             });
         }
-        self.fold(event, policy);
+        let folded = self.fold(event, policy);
         self.tree.append_bytes(stored);
-        Ok(())
+        Ok(folded)
     }
 
     /// Moves the chain head to a link just written (`stored`: its value bytes as produced),
@@ -347,14 +341,6 @@ impl Task {
     pub fn checkpointed(&mut self) {
         self.links_since_checkpoint = 0;
         self.last_checkpoint = Some(Instant::now());
-    }
-
-    /// Artifacts the task knows (its store's count when it has one).
-    pub fn artifact_count(&self) -> u64 {
-        match &self.persist {
-            Some(p) => p.artifact_count(),
-            None => self.state.len() as u64,
-        }
     }
 }
 

@@ -4,9 +4,10 @@
 
 use tracing::{info, warn};
 
+use super::StoredTask;
 use crate::gate::changelog::{self, ChangelogError, Head};
 use crate::gate::store::FollowProgress;
-use crate::gate::task::{AuditSource, RestoreError, Task};
+use crate::gate::task::{AuditSource, RestoreError};
 use crate::kafka::read::{PartitionSource, ReadError};
 
 /// What a cold load starts from: the changelog's latest head (with its epoch), and how far a
@@ -27,7 +28,7 @@ pub(super) fn cold_from_changelog(
     changelog: &PartitionSource<'_>,
     partition: i32,
     load: ColdLoad<'_>,
-    task: &mut Task,
+    task: &mut StoredTask,
 ) -> Result<Option<i64>, RestoreError> {
     let Some((epoch, head)) = load.head else {
         return Ok(None);
@@ -53,7 +54,7 @@ pub(super) fn cold_from_changelog(
         );
         return Ok(None);
     };
-    let Some(p) = task.persist.as_ref() else {
+    let Some(p) = task.store.as_ref() else {
         return Ok(None);
     };
     match changelog::read::load(

@@ -9,13 +9,15 @@
 use std::path::PathBuf;
 
 use super::store::{Changes, StateStore, StateStoreError, StoreCheckpoint};
-use super::task::{ChainHead, Task};
-use super::task_store::TaskStore;
+use super::task::{ChainHead, Folded, Task};
 use crate::core::state::{ArtifactKey, ReplayKey};
 
 mod cold;
 mod restore;
+mod task_store;
 mod to_changelog;
+
+pub use task_store::TaskStore;
 
 pub use restore::{RestoreSources, RestoreStats, differences, restore_task, restore_with_store};
 
@@ -32,44 +34,63 @@ pub struct StoreOptions {
     pub intents_topic: String,
 }
 
-impl Task {
+/// A partition task with the local state store behind it, when the gate keeps one
+/// (`--state-dir`): then the task's in-memory state holds only what the open transaction reads
+/// and writes, and this wrapper loads, writes and rolls back around it. Without a store it is
+/// the in-memory task alone.
+#[derive(Debug, Default)]
+pub struct StoredTask {
+    /// The in-memory task (plain state).
+    pub task: Task,
+    /// Its local state store and what the open transaction changed there.
+    pub store: Option<TaskStore>,
+}
+
+impl StoredTask {
+    /// A task kept in memory only.
+    pub fn in_memory(task: Task) -> StoredTask {
+        StoredTask { task, store: None }
+    }
+
     /// Loads from the store what deciding about `intent` reads (nothing without a store).
     pub fn prefetch(
         &mut self,
         intent: &crate::core::ArtifactIntent,
     ) -> Result<(), StateStoreError> {
-        let Some(p) = &self.persist else {
+        let Some(p) = &self.store else {
             return Ok(());
         };
         let artifact = ArtifactKey {
             product_id: intent.product_id.clone(),
             artifact_id: intent.artifact_id.clone(),
         };
-        if !self.state.holds_artifact(&artifact)
+        let state = &mut self.task.state;
+        if !state.holds_artifact(&artifact)
             && let Some(record) = p.store.artifact(&artifact)?
         {
-            self.state.load_artifact(artifact, record);
+            state.load_artifact(artifact, record);
         }
         self.load_replay((intent.product_id.clone(), intent.intent_id.clone()))
     }
 
     /// Loads a replay id's window position from the store, unless the state holds it already.
     fn load_replay(&mut self, key: ReplayKey) -> Result<(), StateStoreError> {
-        let Some(p) = &self.persist else {
+        let Some(p) = &self.store else {
             return Ok(());
         };
-        if !self.state.holds_seen(&key)
+        let state = &mut self.task.state;
+        if !state.holds_seen(&key)
             && let Some(position) = p.store.seen_position(&key)?
         {
-            self.state.load_seen(key, position);
+            state.load_seen(key, position);
         }
         Ok(())
     }
 
-    /// Applies a decision to the state and notes it for the store.
+    /// Applies a decision to the task's state and notes it for the store.
     pub fn record_decision(&mut self, decision: &crate::core::Decision, replay_window: usize) {
-        self.state.record(decision, replay_window);
-        if let Some(p) = self.persist.as_mut() {
+        self.task.state.record(decision, replay_window);
+        if let Some(p) = self.store.as_mut() {
             if p.pending.replay.is_empty() {
                 p.pending.replay_window = replay_window;
             }
@@ -77,26 +98,43 @@ impl Task {
         }
     }
 
+    /// Checks that `event` (read at `offset`) continues the task's chain, folds it
+    /// (`Task::follow`), and notes what changed for the store.
+    pub fn follow(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        event: &crate::wire::audit::AuditEvent,
+        stored: &[u8],
+        policy: &crate::core::Policy,
+    ) -> Result<(), crate::gate::task::RestoreError> {
+        let folded = self.task.follow(partition, offset, event, stored, policy)?;
+        if let Some(p) = self.store.as_mut() {
+            note_folded(&mut p.pending, folded, policy.limits.replay_window);
+        }
+        Ok(())
+    }
+
     /// Brings the changed integrations' offender states into the pending changes.
     fn settle_offenders(&mut self) {
-        if let Some(p) = self.persist.as_mut() {
-            p.pending.settle_offenders(&self.state);
+        if let Some(p) = self.store.as_mut() {
+            p.pending.settle_offenders(&self.task.state);
         }
     }
 
     /// After the Kafka commit: writes what changed with the checkpoint at `audit_offset` (the
     /// offset of the chain's last committed link), then forgets the working set.
     pub fn persist_committed(&mut self, audit_offset: i64) -> Result<(), StateStoreError> {
-        let checkpoint = self.checkpoint(audit_offset);
+        let checkpoint = store_checkpoint(&self.task, audit_offset);
         self.settle_offenders();
-        let Some(p) = self.persist.as_mut() else {
+        let Some(p) = self.store.as_mut() else {
             return Ok(());
         };
         let window = p.pending.replay_window;
         let changes = std::mem::replace(&mut p.pending, Changes::new(window));
         p.store.commit(&changes, &checkpoint)?;
         p.behind_commit = false;
-        self.state.clear_working_set();
+        self.task.state.clear_working_set();
         Ok(())
     }
 
@@ -104,20 +142,8 @@ impl Task {
     /// offset to checkpoint at): they stay pending for the next commit, and until then an
     /// abort restores the task instead of rolling it back to the store.
     pub fn committed_unpersisted(&mut self) {
-        if let Some(p) = self.persist.as_mut() {
+        if let Some(p) = self.store.as_mut() {
             p.behind_commit = true;
-        }
-    }
-
-    fn checkpoint(&self, audit_offset: i64) -> StoreCheckpoint {
-        StoreCheckpoint {
-            audit_next_seq: self.chain.next_seq,
-            audit_hash: self.chain.hash.clone(),
-            audit_offset,
-            last_decided_offset: self.last_decided_offset,
-            policy_version: self.policy_version.clone(),
-            control_next: self.control_next,
-            tree_edge: self.tree.edge().to_vec(),
         }
     }
 
@@ -126,34 +152,42 @@ impl Task {
     /// when that cannot be had here (no store, no checkpoint, the store behind the last Kafka
     /// commit, or the takeover announcement was itself rolled back): the caller restores the
     /// partition instead.
-    pub fn rolled_back(self) -> Result<Option<Task>, StateStoreError> {
-        let Some(p) = self.persist.filter(|p| !p.behind_commit) else {
+    pub fn rolled_back(self) -> Result<Option<StoredTask>, StateStoreError> {
+        let Some(p) = self.store.filter(|p| !p.behind_commit) else {
             return Ok(None);
         };
-        let (_, window) = self.state.replay_counters();
-        let (mut task, checkpoint) = Task::on_store(p.store, window as usize)?;
-        let announced = self
-            .announced_at
-            .is_some_and(|seq| seq < task.chain.next_seq);
+        let aborted = self.task;
+        let (_, window) = aborted.state.replay_counters();
+        let (mut rolled, checkpoint) = StoredTask::on_store(p.store, window as usize)?;
+        let announced = (aborted.announced_at).is_some_and(|seq| seq < rolled.task.chain.next_seq);
         if checkpoint.is_none() || !announced {
             return Ok(None);
         }
-        if let Some(rolled) = task.persist.as_mut() {
+        if let Some(store) = rolled.store.as_mut() {
             // The aborted transaction's changelog records were aborted with it.
-            rolled.changelog_epoch = p.changelog_epoch;
+            store.changelog_epoch = p.changelog_epoch;
         }
-        task.announced_at = self.announced_at;
-        task.committed = self.committed;
-        task.last_checkpoint = self.last_checkpoint;
-        task.links_since_checkpoint = self.links_since_checkpoint;
-        Ok(Some(task))
+        let task = &mut rolled.task;
+        task.announced_at = aborted.announced_at;
+        task.committed = aborted.committed;
+        task.last_checkpoint = aborted.last_checkpoint;
+        task.links_since_checkpoint = aborted.links_since_checkpoint;
+        Ok(Some(rolled))
+    }
+
+    /// Artifacts the task knows (its store's count when it has one).
+    pub fn artifact_count(&self) -> u64 {
+        match &self.store {
+            Some(p) => p.artifact_count(),
+            None => self.task.state.len() as u64,
+        }
     }
 
     /// A task on an opened store: counters and small maps loaded, chain at the checkpoint.
     fn on_store(
         store: StateStore,
         replay_window: usize,
-    ) -> Result<(Task, Option<StoreCheckpoint>), StateStoreError> {
+    ) -> Result<(StoredTask, Option<StoreCheckpoint>), StateStoreError> {
         let mut task = Task::empty();
         for (product, usage) in store.usage_all()? {
             task.state.set_usage(&product, usage);
@@ -179,13 +213,50 @@ impl Task {
             task.tree = crate::tlog::Frontier::from_parts(size, cp.tree_edge.clone())
                 .map_err(|e| StateStoreError::Corrupt(format!("checkpoint tree: {e}")))?;
         }
-        task.persist = Some(TaskStore {
+        let store = TaskStore {
             store,
             pending: Changes::new(replay_window),
             changelog_epoch: None,
             behind_commit: false,
-        });
-        Ok((task, checkpoint))
+        };
+        Ok((
+            StoredTask {
+                task,
+                store: Some(store),
+            },
+            checkpoint,
+        ))
+    }
+}
+
+/// The store checkpoint of `task`'s chain head, its last link at `audit_offset`.
+fn store_checkpoint(task: &Task, audit_offset: i64) -> StoreCheckpoint {
+    StoreCheckpoint {
+        audit_next_seq: task.chain.next_seq,
+        audit_hash: task.chain.hash.clone(),
+        audit_offset,
+        last_decided_offset: task.last_decided_offset,
+        policy_version: task.policy_version.clone(),
+        control_next: task.control_next,
+        tree_edge: task.tree.edge().to_vec(),
+    }
+}
+
+/// Adds what folding a link changed to the store's pending changes.
+fn note_folded(pending: &mut Changes, folded: Folded, replay_window: usize) {
+    if let Some((effect, bytes, artifacts)) = folded.accepted {
+        (pending.usage).push((effect.key.product_id.clone(), bytes, artifacts));
+        pending.artifacts.push((effect.key, effect.record));
+    }
+    if let Some(key) = folded.remembered {
+        pending.replay_window = replay_window;
+        pending.replay.push(key);
+    }
+    if let Some(rate) = folded.rate_tat {
+        pending.rates.push(rate);
+    }
+    for integration in &folded.offenders {
+        pending.note_offender(integration);
     }
 }
 
@@ -201,10 +272,10 @@ mod tests {
 
     const WINDOW: usize = 16;
 
-    fn task_on(dir: &TempDir) -> Task {
+    fn task_on(dir: &TempDir) -> StoredTask {
         let identity = StoreIdentity::new("cluster", "bucket.intents", "bucket.audit", 0);
         let store = StateStore::open(dir.path(), &identity, 8 << 20).unwrap();
-        Task::on_store(store, WINDOW).unwrap().0
+        StoredTask::on_store(store, WINDOW).unwrap().0
     }
 
     fn key(artifact: &str) -> ArtifactKey {
@@ -242,8 +313,9 @@ mod tests {
     }
 
     /// Decides `artifact` as link `seq` of the chain (the takeover is link 0).
-    fn decide(task: &mut Task, artifact: &str, seq: i64) {
-        task.record_decision(&create(artifact, artifact), WINDOW);
+    fn decide(stored: &mut StoredTask, artifact: &str, seq: i64) {
+        stored.record_decision(&create(artifact, artifact), WINDOW);
+        let task = &mut stored.task;
         task.tree.append_bytes(artifact.as_bytes());
         task.chain = ChainHead {
             next_seq: seq + 1,
@@ -252,15 +324,89 @@ mod tests {
         task.last_decided_offset = seq * 10;
     }
 
-    fn announced(dir: &TempDir) -> Task {
-        let mut task = task_on(dir);
+    fn announced(dir: &TempDir) -> StoredTask {
+        let mut stored = task_on(dir);
+        let task = &mut stored.task;
         task.tree.append_bytes(b"GATE_STARTED");
         task.chain = ChainHead {
             next_seq: 1,
             hash: "h0".into(),
         };
         task.announced_at = Some(0);
-        task
+        stored
+    }
+
+    /// An accepted, authenticated link of product "p" by integration "i", with its facts;
+    /// `rejected` makes it a counted rejection instead (an offender change, no artifact).
+    fn link(seq: i64, artifact: &str, rejected: bool) -> crate::wire::audit::AuditEvent {
+        use crate::wire::audit::{AuditEvent, DecisionRecord, OffenderChangeFacts, StateFacts};
+        AuditEvent {
+            seq,
+            prev_hash: match seq {
+                0 => crate::wire::audit::GENESIS_HASH.to_string(),
+                _ => format!("h{}", seq - 1),
+            },
+            hash: format!("h{seq}"),
+            recorded_at: 1_000 + seq,
+            gate_id: "g".into(),
+            policy_version: "v1".into(),
+            decision: Some(DecisionRecord {
+                source_offset: seq,
+                accepted: !rejected,
+                authenticated: true,
+                product_id: Some("p".into()),
+                intent_id: Some(format!("intent-{seq}")),
+                integration_id: Some("i".into()),
+                artifact_id: Some(artifact.into()),
+                owner_id: Some("o".into()),
+                artifact_class: Some("document".into()),
+                version: Some(1),
+                content_size: 100,
+                size_delta: 100,
+                facts: Some(StateFacts {
+                    artifact_delta: i64::from(!rejected),
+                    counted_rejection: rejected,
+                    rate_tat_us: Some(seq * 10),
+                    offender: None,
+                    offender_change: rejected.then(|| OffenderChangeFacts {
+                        integration_id: "i".into(),
+                        dropped: 0,
+                        added_ms: Some(1_000 + seq),
+                        cooling_until_ms: None,
+                    }),
+                }),
+                ..Default::default()
+            }),
+            governance: None,
+        }
+    }
+
+    #[test]
+    fn a_stored_task_writes_what_the_plain_task_folds() {
+        let dir = TempDir::new().unwrap();
+        let mut stored = task_on(&dir);
+        let mut plain = Task::empty();
+        let mut policy = crate::core::policy::tests::shipped();
+        policy.limits.replay_window = WINDOW;
+        for (seq, artifact, rejected) in [(0, "a1", false), (1, "a2", true), (2, "a3", false)] {
+            let event = link(seq, artifact, rejected);
+            let bytes = format!("link {seq}");
+            stored
+                .follow(0, seq, &event, bytes.as_bytes(), &policy)
+                .unwrap();
+            let folded = plain.fold(&event, &policy);
+            plain.tree.append_bytes(bytes.as_bytes());
+            assert!(folded.remembered.is_some(), "link {seq}");
+            assert_eq!(folded.accepted.is_some(), !rejected, "link {seq}");
+            assert_eq!(folded.offenders.is_empty(), !rejected, "link {seq}");
+        }
+        stored.persist_committed(2).unwrap();
+        let store = &stored.store.as_ref().expect("store").store;
+        assert_eq!(differences(store, &plain).unwrap(), Vec::<String>::new());
+        assert_eq!(store.len_artifacts().unwrap(), 2);
+        assert!(store.offenders_all().unwrap().contains_key("i"));
+        assert_eq!(store.rate_all().unwrap().get("p"), Some(&20));
+        assert_eq!(stored.task.chain, plain.chain);
     }
 
     #[test]
@@ -269,12 +415,16 @@ mod tests {
         let mut task = announced(&dir);
         decide(&mut task, "a1", 1);
         task.persist_committed(5).unwrap();
-        let (chain, tree, usage) = (task.chain.clone(), task.tree.root(), task.state.usage("p"));
+        let (chain, tree, usage) = (
+            task.task.chain.clone(),
+            task.task.tree.root(),
+            task.task.state.usage("p"),
+        );
 
         decide(&mut task, "a2", 2);
         decide(&mut task, "a3", 3);
         assert_ne!(
-            task.state.usage("p"),
+            task.task.state.usage("p"),
             usage,
             "the open transaction changed usage"
         );
@@ -283,15 +433,18 @@ mod tests {
             .unwrap()
             .expect("a store-backed task rolls back");
 
-        assert_eq!(rolled.chain, chain);
-        assert_eq!(rolled.tree.root(), tree);
-        assert_eq!(rolled.last_decided_offset, 10);
-        assert_eq!(rolled.state.usage("p"), usage);
-        assert_eq!(rolled.announced_at, Some(0));
-        let store = &rolled.persist.as_ref().expect("store").store;
+        assert_eq!(rolled.task.chain, chain);
+        assert_eq!(rolled.task.tree.root(), tree);
+        assert_eq!(rolled.task.last_decided_offset, 10);
+        assert_eq!(rolled.task.state.usage("p"), usage);
+        assert_eq!(rolled.task.announced_at, Some(0));
+        let store = &rolled.store.as_ref().expect("store").store;
         for (artifact, committed) in [("a1", true), ("a2", false), ("a3", false)] {
             let k = key(artifact);
-            assert!(rolled.state.artifact(&k).is_none(), "{artifact} in memory");
+            assert!(
+                rolled.task.state.artifact(&k).is_none(),
+                "{artifact} in memory"
+            );
             assert_eq!(
                 store.artifact(&k).unwrap().is_some(),
                 committed,
@@ -301,7 +454,7 @@ mod tests {
         // Deciding again after the rollback commits as if the aborted work never happened.
         decide(&mut rolled, "a2", 2);
         rolled.persist_committed(6).unwrap();
-        assert_eq!(rolled.state.usage("p").bytes, usage.bytes + 100);
+        assert_eq!(rolled.task.state.usage("p").bytes, usage.bytes + 100);
     }
 
     #[test]
@@ -317,7 +470,7 @@ mod tests {
         let dir = TempDir::new().unwrap();
         let mut task = task_on(&dir);
         task.persist_committed(0).unwrap();
-        task.announced_at = Some(4);
+        task.task.announced_at = Some(4);
         assert!(
             task.rolled_back().unwrap().is_none(),
             "the committed chain ends before the announcement"
@@ -326,7 +479,8 @@ mod tests {
         let mut task = Task::empty();
         task.announced_at = Some(0);
         task.chain.next_seq = 3;
-        assert!(task.rolled_back().unwrap().is_none(), "no store");
+        let in_memory = StoredTask::in_memory(task);
+        assert!(in_memory.rolled_back().unwrap().is_none(), "no store");
     }
 
     #[test]
@@ -353,6 +507,9 @@ mod tests {
         task.persist_committed(7).unwrap();
         decide(&mut task, "a3", 3);
         let rolled = task.rolled_back().unwrap().expect("caught up: rolls back");
-        assert_eq!(rolled.chain.next_seq, 3, "a1 and a2 are kept, a3 is not");
+        assert_eq!(
+            rolled.task.chain.next_seq, 3,
+            "a1 and a2 are kept, a3 is not"
+        );
     }
 }

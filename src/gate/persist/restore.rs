@@ -8,8 +8,8 @@ use std::time::Instant;
 use rdkafka::Offset;
 use tracing::{info, warn};
 
-use super::StoreOptions;
 use super::cold::{ColdLoad, changelog_error, cold_from_changelog};
+use super::{StoreOptions, StoredTask};
 use crate::gate::changelog::{self, Epoch};
 use crate::gate::store::{StateStore, StateStoreError, StoreCheckpoint, StoreIdentity};
 use crate::gate::task::{AuditSource, RestoreError, Task, read_links};
@@ -61,7 +61,7 @@ pub fn restore_task(
     partition: i32,
     policy: &crate::core::Policy,
     store: Option<&StoreOptions>,
-) -> Result<(Task, RestoreStats), RestoreError> {
+) -> Result<(StoredTask, RestoreStats), RestoreError> {
     if let Some(store) = store {
         return restore_with_store(sources, partition, policy, store);
     }
@@ -70,7 +70,7 @@ pub fn restore_task(
         links_read: u64::try_from(task.chain.next_seq).unwrap_or(0),
         ..RestoreStats::default()
     };
-    Ok((task, stats))
+    Ok((StoredTask::in_memory(task), stats))
 }
 
 /// Restores a partition's task on its local store, from the cheapest source the audit log
@@ -87,7 +87,7 @@ pub fn restore_with_store(
     partition: i32,
     policy: &crate::core::Policy,
     opts: &StoreOptions,
-) -> Result<(Task, RestoreStats), RestoreError> {
+) -> Result<(StoredTask, RestoreStats), RestoreError> {
     let src = sources.audit;
     let audit_topic = src.topic;
     let started = Instant::now();
@@ -97,7 +97,7 @@ pub fn restore_with_store(
     let window = policy.limits.replay_window;
     let mut stats = RestoreStats::default();
     let opened = match StateStore::open(&dir, &identity, opts.cache_bytes)
-        .and_then(|s| Task::on_store(s, window))
+        .and_then(|s| StoredTask::on_store(s, window))
     {
         Ok(opened) => opened,
         Err(e) if e.wipe_and_rebuild() => {
@@ -132,7 +132,7 @@ pub fn restore_with_store(
             // A standby's store followed the changelog's latest epoch: completed from where it
             // stopped. Any other store without a checkpoint may hold half a load: start from an
             // empty one.
-            let followed = match (other, task.persist.as_ref(), head.as_ref()) {
+            let followed = match (other, task.store.as_ref(), head.as_ref()) {
                 (None, Some(p), Some((epoch, _))) => (p.store.follow_progress())
                     .map_err(store_err)?
                     .filter(|f| f.epoch == *epoch),
@@ -187,16 +187,17 @@ pub fn restore_with_store(
     if since_commit > 0 {
         task.persist_committed(last_offset).map_err(store_err)?;
     }
-    task.mark_committed();
+    task.task.mark_committed();
     // The changelog holds this state when its head names the restored chain head.
+    let chain = &task.task.chain;
     let epoch = head
-        .filter(|(_, h)| h.audit_next_seq == task.chain.next_seq && h.audit_hash == task.chain.hash)
+        .filter(|(_, h)| h.audit_next_seq == chain.next_seq && h.audit_hash == chain.hash)
         .map(|(id, h)| Epoch {
             id,
             ring: h.replay_ring,
         })
         .filter(|e| e.holds_window(window as u64));
-    if let Some(p) = task.persist.as_mut() {
+    if let Some(p) = task.store.as_mut() {
         p.changelog_epoch = epoch;
     }
     info!(
@@ -208,7 +209,7 @@ pub fn restore_with_store(
         changelog_current = epoch.is_some(),
         wiped = stats.wiped,
         artifacts = task.artifact_count(),
-        next_seq = task.chain.next_seq,
+        next_seq = task.task.chain.next_seq,
         elapsed_ms = started.elapsed().as_millis() as u64,
         "restored partition task on its local state store"
     );
@@ -216,14 +217,14 @@ pub fn restore_with_store(
 }
 
 /// The task again on its store, after the store was written behind its back (a load).
-fn reopen(mut task: Task, window: usize) -> Result<Task, StateStoreError> {
-    match task.persist.take() {
-        Some(p) => Task::on_store(p.store, window).map(|(t, _)| t),
+fn reopen(mut task: StoredTask, window: usize) -> Result<StoredTask, StateStoreError> {
+    match task.store.take() {
+        Some(p) => StoredTask::on_store(p.store, window).map(|(t, _)| t),
         None => Ok(task),
     }
 }
 
-impl Task {
+impl StoredTask {
     /// Loads the replay id a link will remember (restore reads nothing else from the store).
     fn prefetch_replay(
         &mut self,
@@ -245,10 +246,10 @@ fn wipe_and_open(
     opts: &StoreOptions,
     window: usize,
     stats: &mut RestoreStats,
-) -> Result<(Task, Option<StoreCheckpoint>), StateStoreError> {
+) -> Result<(StoredTask, Option<StoreCheckpoint>), StateStoreError> {
     StateStore::wipe(dir)?;
     stats.wiped = true;
-    Task::on_store(StateStore::open(dir, identity, opts.cache_bytes)?, window)
+    StoredTask::on_store(StateStore::open(dir, identity, opts.cache_bytes)?, window)
 }
 
 /// True when the committed audit log holds the checkpoint's link: sequence and hash at its

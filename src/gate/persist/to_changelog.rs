@@ -1,15 +1,15 @@
 //! What a task on its store writes into the state changelog: the records of a commit's
 //! changes, the chunks of a full copy under a new epoch, and the partition's head.
 
+use super::StoredTask;
 use crate::gate::changelog::{self, Epoch, Head, Record};
 use crate::gate::records::OutRecord;
 use crate::gate::store::{ExportCursor, StateStoreError};
-use crate::gate::task::Task;
 
-impl Task {
+impl StoredTask {
     /// The changelog records of what the open transaction changed, then the partition's head:
     /// sent into the same transaction right before its commit. Empty without a store, or before
-    /// the changelog holds this task's state (then it is copied first, [`Task::changelog_copy`]).
+    /// the changelog holds this task's state (then it is copied first, [`StoredTask::changelog_copy`]).
     /// When the replay window outgrew the epoch's ring, nothing is written and the task is
     /// marked for a copy under a new epoch after the commit.
     pub fn changelog_records(
@@ -18,15 +18,15 @@ impl Task {
         partition: i32,
     ) -> Result<Vec<OutRecord>, StateStoreError> {
         self.settle_offenders();
-        let (next, window) = self.state.replay_counters();
-        let Some(p) = self.persist.as_mut() else {
+        let (next, window) = self.task.state.replay_counters();
+        let Some(p) = self.store.as_mut() else {
             return Ok(Vec::new());
         };
         let Some(epoch) = p.changelog_epoch.filter(|e| e.holds_window(window)) else {
             p.changelog_epoch = None;
             return Ok(Vec::new());
         };
-        let Some(p) = self.persist.as_ref() else {
+        let Some(p) = self.store.as_ref() else {
             return Ok(Vec::new());
         };
         let (committed_head, _) = p.store.replay_counters();
@@ -34,7 +34,7 @@ impl Task {
             epoch,
             changelog::replay_head_after(&p.pending, committed_head, next),
         );
-        changelog::records_for(&p.pending, &self.state, head)?
+        changelog::records_for(&p.pending, &self.task.state, head)?
             .iter()
             .map(|r| changelog_record(topic, partition, epoch, r))
             .collect()
@@ -42,7 +42,7 @@ impl Task {
 
     /// The next chunk (at most `limit` records) of a full copy of the store into the changelog
     /// under `epoch`; after the last chunk (an empty one) the copy ends with
-    /// [`Task::changelog_copy_head`]. Copy a store only while nothing is being decided on it.
+    /// [`StoredTask::changelog_copy_head`]. Copy a store only while nothing is being decided on it.
     pub fn changelog_copy(
         &self,
         cursor: &mut ExportCursor,
@@ -51,7 +51,7 @@ impl Task {
         partition: i32,
         limit: usize,
     ) -> Result<Vec<OutRecord>, StateStoreError> {
-        let Some(p) = &self.persist else {
+        let Some(p) = &self.store else {
             return Ok(Vec::new());
         };
         p.store
@@ -69,7 +69,7 @@ impl Task {
         partition: i32,
     ) -> Result<OutRecord, StateStoreError> {
         let head = self
-            .persist
+            .store
             .as_ref()
             .map_or(0, |p| p.store.replay_counters().0);
         let head = self.changelog_head(epoch, head);
@@ -78,36 +78,37 @@ impl Task {
 
     /// A new epoch for copying this task's state into the changelog.
     pub fn new_changelog_epoch(&self) -> Epoch {
-        Epoch::new(self.state.replay_counters().1)
+        Epoch::new(self.task.state.replay_counters().1)
     }
 
     /// True when the changelog holds this task's state (or there is no store to hold).
     pub fn changelog_current(&self) -> bool {
-        self.persist
+        self.store
             .as_ref()
             .is_none_or(|p| p.changelog_epoch.is_some())
     }
 
     /// From now on the changelog holds this task's state under `epoch`.
     pub fn changelog_written(&mut self, epoch: Epoch) {
-        if let Some(p) = self.persist.as_mut() {
+        if let Some(p) = self.store.as_mut() {
             p.changelog_epoch = Some(epoch);
         }
     }
 
     fn changelog_head(&self, epoch: Epoch, replay_head: u64) -> Head {
-        let (replay_next, replay_window) = self.state.replay_counters();
+        let task = &self.task;
+        let (replay_next, replay_window) = task.state.replay_counters();
         Head {
-            audit_next_seq: self.chain.next_seq,
-            audit_hash: self.chain.hash.clone(),
-            last_decided_offset: self.last_decided_offset,
-            policy_version: self.policy_version.clone(),
-            control_next: self.control_next,
+            audit_next_seq: task.chain.next_seq,
+            audit_hash: task.chain.hash.clone(),
+            last_decided_offset: task.last_decided_offset,
+            policy_version: task.policy_version.clone(),
+            control_next: task.control_next,
             replay_head,
             replay_next,
             replay_window,
             replay_ring: epoch.ring,
-            tree_edge: self.tree.edge().to_vec(),
+            tree_edge: task.tree.edge().to_vec(),
         }
     }
 }

@@ -24,7 +24,7 @@ impl Session<'_> {
         let started = Instant::now();
         let touched: Vec<i32> = txn.partitions().collect();
         for p in &touched {
-            let records = match self.tasks.get_mut(*p) {
+            let records = match self.tasks.stored_mut(*p) {
                 Some(t) => t.changelog_records(&self.opts.topics.changelog, *p)?,
                 None => continue,
             };
@@ -43,10 +43,10 @@ impl Session<'_> {
         match self.eos.commit(&offsets, cgm) {
             Ok(audit_offsets) => {
                 for p in touched {
-                    let Some(t) = self.tasks.get_mut(p) else {
+                    let Some(t) = self.tasks.stored_mut(p) else {
                         continue;
                     };
-                    t.mark_committed();
+                    t.task.mark_committed();
                     let Some(offset) = audit_offsets.get(&p) else {
                         t.committed_unpersisted();
                         continue;

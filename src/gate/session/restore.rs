@@ -13,8 +13,9 @@ use super::{OP_TIMEOUT, Session};
 use crate::clock::now_ms;
 use crate::gate::GateError;
 use crate::gate::events::GovernanceEvent;
+use crate::gate::persist::StoredTask;
 use crate::gate::persist::{RestoreSources, RestoreStats, restore_task};
-use crate::gate::task::{AuditSource, Task};
+use crate::gate::task::AuditSource;
 
 /// Records per transaction when a partition's state is copied into the changelog.
 const COPY_CHUNK: usize = 20_000;
@@ -50,12 +51,12 @@ impl Session<'_> {
             gate_id: self.opts.gate_id.clone(),
             gate_version: env!("CARGO_PKG_VERSION"),
             partition,
-            restored_links: task.chain.next_seq,
+            restored_links: task.task.chain.next_seq,
             replayed_links: stats.links_read,
             warm: stats.warm,
             restored_from: stats.source(self.store.is_some()),
             artifacts: task.artifact_count(),
-            last_decided_offset: task.last_decided_offset,
+            last_decided_offset: task.task.last_decided_offset,
             restore_ms: started.elapsed().as_millis() as u64,
         };
         self.tasks.adopt(partition, task, resume, event);
@@ -64,7 +65,10 @@ impl Session<'_> {
 
     /// Restores `partition`'s task (`persist::restore_task`) once no standby round holds its
     /// store: what [`Session::ensure_task`] announces.
-    pub(super) fn restore_locked(&self, partition: i32) -> Result<(Task, RestoreStats), GateError> {
+    pub(super) fn restore_locked(
+        &self,
+        partition: i32,
+    ) -> Result<(StoredTask, RestoreStats), GateError> {
         let src = AuditSource {
             brokers: &self.opts.brokers,
             topic: &self.opts.topics.audit,
@@ -94,7 +98,7 @@ impl Session<'_> {
     pub(super) fn copy_to_changelog(
         &self,
         partition: i32,
-        task: &Task,
+        task: &StoredTask,
         resume: i64,
     ) -> Result<crate::gate::changelog::Epoch, GateError> {
         let epoch = task.new_changelog_epoch();

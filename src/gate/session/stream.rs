@@ -237,7 +237,7 @@ impl Session<'_> {
             };
             self.governance(c.partition, &event)?;
         }
-        let Some(task) = self.tasks.get_mut(c.partition) else {
+        let Some(stored) = self.tasks.stored_mut(c.partition) else {
             return Ok(());
         };
         let envelope = Envelope {
@@ -249,8 +249,9 @@ impl Session<'_> {
             signature: c.signatures(),
         };
         if let Ok(i) = decoded.as_ref() {
-            task.prefetch(i)?;
+            stored.prefetch(i)?;
         }
+        let task = &stored.task;
         let decision = decide_checked(&envelope, &task.state, &policy, now_ms(), check);
         let offender_before = (decision.offender.as_ref())
             .and_then(|change| task.state.offender(&change.integration));
@@ -268,8 +269,10 @@ impl Session<'_> {
             started,
             &mut outputs,
         );
-        task.record_decision(&decision, policy.limits.replay_window);
-        task.append_decision(&outputs.audit, outputs.audit_value(), c.offset);
+        stored.record_decision(&decision, policy.limits.replay_window);
+        stored
+            .task
+            .append_decision(&outputs.audit, outputs.audit_value(), c.offset);
         self.opts
             .telemetry
             .decided(&c, decoded.as_ref().ok(), &decision, &policy, started);

@@ -10,6 +10,7 @@ use tracing::{debug, warn};
 
 use crate::gate::events::GovernanceEvent;
 use crate::gate::lifecycle::Phases;
+use crate::gate::persist::StoredTask;
 use crate::gate::task::Task;
 use crate::gate::txn::{Rewind, fencing_offset};
 
@@ -36,7 +37,7 @@ pub struct CheckpointRule {
 /// The tasks of the partitions this session holds.
 #[derive(Debug, Default)]
 pub struct TaskManager {
-    tasks: HashMap<i32, Task>,
+    tasks: HashMap<i32, StoredTask>,
     /// Group offset of each task's partition when the task was created (fencing offsets).
     resume: HashMap<i32, i64>,
     /// Takeover announcements (`GATE_STARTED`) of tasks restored ahead of their first link:
@@ -47,13 +48,18 @@ pub struct TaskManager {
 }
 
 impl TaskManager {
-    /// The task of `partition`.
+    /// The in-memory task of `partition`.
     pub fn get(&self, partition: i32) -> Option<&Task> {
-        self.tasks.get(&partition)
+        self.tasks.get(&partition).map(|t| &t.task)
     }
 
-    /// The task of `partition`, to decide with.
+    /// The in-memory task of `partition`, to append links to.
     pub fn get_mut(&mut self, partition: i32) -> Option<&mut Task> {
+        self.tasks.get_mut(&partition).map(|t| &mut t.task)
+    }
+
+    /// The task of `partition` with its store: to decide with, and to commit.
+    pub fn stored_mut(&mut self, partition: i32) -> Option<&mut StoredTask> {
         self.tasks.get_mut(&partition)
     }
 
@@ -63,12 +69,12 @@ impl TaskManager {
     }
 
     /// Every task, by partition (what the observer and the usage share look at).
-    pub fn all(&self) -> &HashMap<i32, Task> {
+    pub fn all(&self) -> &HashMap<i32, StoredTask> {
         &self.tasks
     }
 
     /// Every task, to share usage through.
-    pub fn all_mut(&mut self) -> &mut HashMap<i32, Task> {
+    pub fn all_mut(&mut self) -> &mut HashMap<i32, StoredTask> {
         &mut self.tasks
     }
 
@@ -86,7 +92,13 @@ impl TaskManager {
 
     /// Takes a restored task on: the group stood at `resume` on its partition, and `announce`
     /// goes into its chain before the next link.
-    pub fn adopt(&mut self, partition: i32, task: Task, resume: i64, announce: GovernanceEvent) {
+    pub fn adopt(
+        &mut self,
+        partition: i32,
+        task: StoredTask,
+        resume: i64,
+        announce: GovernanceEvent,
+    ) {
         self.resume.insert(partition, resume);
         self.tasks.insert(partition, task);
         self.unannounced.insert(partition, announce);
@@ -97,7 +109,7 @@ impl TaskManager {
     pub fn take_announcement(&mut self, partition: i32) -> Option<GovernanceEvent> {
         let task = self.tasks.get_mut(&partition)?;
         let event = self.unannounced.remove(&partition)?;
-        task.announcing();
+        task.task.announcing();
         Some(event)
     }
 
@@ -116,12 +128,12 @@ impl TaskManager {
     }
 
     /// Takes `partition`'s task out, to work on it alone ([`TaskManager::put_back`]).
-    pub fn take(&mut self, partition: i32) -> Option<Task> {
+    pub fn take(&mut self, partition: i32) -> Option<StoredTask> {
         self.tasks.remove(&partition)
     }
 
     /// Puts a task taken out back.
-    pub fn put_back(&mut self, partition: i32, task: Task) {
+    pub fn put_back(&mut self, partition: i32, task: StoredTask) {
         self.tasks.insert(partition, task);
     }
 
@@ -129,7 +141,9 @@ impl TaskManager {
     /// (`txn::fencing_offset`).
     pub fn fencing(&self, partition: i32) -> Option<i64> {
         fencing_offset(
-            self.tasks.get(&partition).map(|t| t.last_decided_offset),
+            self.tasks
+                .get(&partition)
+                .map(|t| t.task.last_decided_offset),
             self.resume.get(&partition).copied(),
         )
     }
@@ -142,7 +156,7 @@ impl TaskManager {
         for rewind in rewinds {
             let p = rewind.partition;
             let kept = self.tasks.remove(&p).filter(|_| assigned.contains(&p));
-            match kept.map(Task::rolled_back).transpose() {
+            match kept.map(StoredTask::rolled_back).transpose() {
                 Ok(Some(Some(task))) => {
                     debug!(partition = p, "task rolled back to its last commit");
                     self.tasks.insert(p, task);
@@ -179,7 +193,7 @@ impl TaskManager {
     ) -> Vec<ChainTip> {
         partitions
             .filter_map(|p| {
-                let t = self.tasks.get(&p)?;
+                let t = &self.tasks.get(&p)?.task;
                 let old = (t.last_checkpoint).is_none_or(|at| at.elapsed() >= rule.interval);
                 let due =
                     t.links_since_checkpoint >= rule.every || (t.links_since_checkpoint > 0 && old);
@@ -193,10 +207,10 @@ impl TaskManager {
     pub fn idle_checkpoints_due(&self, interval: Duration) -> Vec<ChainTip> {
         let mut due: Vec<ChainTip> = (self.tasks.iter())
             .filter(|(_, t)| {
-                t.links_since_checkpoint > 0
-                    && (t.last_checkpoint).is_some_and(|at| at.elapsed() >= interval)
+                t.task.links_since_checkpoint > 0
+                    && (t.task.last_checkpoint).is_some_and(|at| at.elapsed() >= interval)
             })
-            .map(|(p, t)| tip(*p, t))
+            .map(|(p, t)| tip(*p, &t.task))
             .collect();
         due.sort_by_key(|t| t.partition);
         due
@@ -248,7 +262,7 @@ mod tests {
     #[test]
     fn a_takeover_is_announced_once_at_the_chains_next_link() {
         let mut m = TaskManager::default();
-        m.adopt(3, task_at(7, 40), 41, started(3));
+        m.adopt(3, StoredTask::in_memory(task_at(7, 40)), 41, started(3));
         assert!(m.take_announcement(2).is_none(), "no task there");
         assert!(m.take_announcement(3).is_some());
         assert_eq!(m.get(3).and_then(|t| t.announced_at), Some(7));
@@ -261,8 +275,8 @@ mod tests {
     #[test]
     fn fencing_is_past_the_last_decision_and_never_behind_where_the_group_stood() {
         let mut m = TaskManager::default();
-        m.adopt(0, task_at(1, 9), 4, started(0));
-        m.adopt(1, task_at(1, -1), 30, started(1));
+        m.adopt(0, StoredTask::in_memory(task_at(1, 9)), 4, started(0));
+        m.adopt(1, StoredTask::in_memory(task_at(1, -1)), 30, started(1));
         assert_eq!(m.fencing(0), Some(10));
         assert_eq!(m.fencing(1), Some(30));
         assert_eq!(m.fencing(2), None);
@@ -272,7 +286,7 @@ mod tests {
     fn an_abort_forgets_tasks_without_a_store_and_seeks_only_assigned_partitions() {
         let mut m = TaskManager::default();
         for p in 0..3 {
-            m.adopt(p, task_at(5, 50), 51, started(p));
+            m.adopt(p, StoredTask::in_memory(task_at(5, 50)), 51, started(p));
         }
         let rewinds = [
             Rewind {
@@ -313,7 +327,7 @@ mod tests {
         never.links_since_checkpoint = 1;
         let quiet = task_at(9, 0);
         for (p, t) in [(0, fresh), (1, full), (2, never), (3, quiet)] {
-            m.adopt(p, t, 0, started(p));
+            m.adopt(p, StoredTask::in_memory(t), 0, started(p));
         }
         let due: Vec<i32> = (m.checkpoints_due(0..5, rule).iter())
             .map(|t| t.partition)
@@ -334,7 +348,7 @@ mod tests {
         let mut m = TaskManager::default();
         assert!(m.phases_changed(&[0, 1], &[]).is_some(), "the first report");
         assert!(m.phases_changed(&[0, 1], &[]).is_none());
-        m.adopt(0, task_at(1, -1), 0, started(0));
+        m.adopt(0, StoredTask::in_memory(task_at(1, -1)), 0, started(0));
         assert!(m.phases_changed(&[0, 1], &[]).is_some(), "0 runs now");
         assert!(
             m.phases_changed(&[0, 1], &[2]).is_some(),

@@ -1,9 +1,9 @@
 //! The local state store behind one partition task (ADR 0009) and what the task's open
-//! transaction changed there. A task holds it as data; how it is loaded, written after a
-//! commit and rolled back is `persist`, above both.
+//! transaction changed there. [`super::StoredTask`] holds it beside the in-memory task, which
+//! knows nothing of it.
 
-use super::changelog::Epoch;
-use super::store::{Changes, StateStore};
+use crate::gate::changelog::Epoch;
+use crate::gate::store::{Changes, StateStore};
 
 /// The store of one task and what the open transaction changed.
 #[derive(Debug)]
