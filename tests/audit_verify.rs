@@ -87,7 +87,7 @@ async fn verify_passes_a_clean_log_and_locates_a_forged_record() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_locates_modified_replayed_unknown_key_and_missing_decisions() {
-    use bhiv_bucket::audit::checkpoint::{CHECKPOINT, Checkpoint};
+    use bhiv_bucket::wire::audit::checkpoint::{CHECKPOINT, Checkpoint};
     use bhiv_bucket::wire::audit::{self, AuditEvent, GovernanceRecord};
     use bhiv_bucket::wire::framing;
     use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -333,7 +333,7 @@ async fn operator_events_are_folded_into_the_chain_exactly_once() {
 /// chain is then a CHECKPOINT whose transparency-log note covers every link before it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quiet_partition_is_checkpointed_within_the_interval() {
-    use bhiv_bucket::audit::checkpoint::{CHECKPOINT, Checkpoint};
+    use bhiv_bucket::wire::audit::checkpoint::{CHECKPOINT, Checkpoint};
     let sfx = suffix();
     let topics = create_topics(&sfx, PARTITIONS).await;
     let group = format!("gate{sfx}");

@@ -359,7 +359,7 @@ impl GateObserver for GateTelemetry {
             .inc();
         let mut b = s.board.lock().unwrap_or_else(|p| p.into_inner());
         *b.governance.entry(event_type.to_string()).or_default() += 1;
-        if event_type == crate::audit::checkpoint::CHECKPOINT {
+        if event_type == crate::wire::audit::checkpoint::CHECKPOINT {
             return; // frequent and routine: counted, not listed
         }
         b.push(Event {

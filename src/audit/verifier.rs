@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::checkpoint::{CHECKPOINT, Checkpoint};
 use crate::core::signature::VerifyKey;
+use crate::wire::audit::checkpoint::{CHECKPOINT, Checkpoint};
 use crate::wire::audit::{AuditReader, GENESIS_HASH};
 
 /// One thing wrong with the log.
@@ -595,9 +595,9 @@ mod tests {
         tree: impl Fn(&[AuditEvent]) -> crate::tlog::Frontier,
     ) -> Vec<Vec<u8>> {
         let c = chain(3);
-        let cp = Checkpoint::sign("audit1", key, 0, 2, &c[2].hash)
-            .with_note(deployment, key, &tree(&c))
-            .unwrap();
+        let mut cp = Checkpoint::sign("audit1", key, 0, 2, &c[2].hash);
+        cp.note =
+            Some(crate::tlog::checkpoint::signed_note(deployment, key, 0, &tree(&c)).unwrap());
         let detail = serde_json::to_value(&cp).unwrap();
         let mut links: Vec<Vec<u8>> = c.iter().map(bytes).collect();
         links.push(bytes(&governance(3, &c[2].hash, CHECKPOINT, detail)));
@@ -648,11 +648,8 @@ mod tests {
         let g = e.governance.as_mut().unwrap();
         let mut cp: Checkpoint = serde_json::from_str(&g.detail).unwrap();
         let tree = honest(&chain(3));
-        cp.note = cp
-            .clone()
-            .with_note("bucket.test", &other, &tree)
-            .unwrap()
-            .note;
+        cp.note =
+            Some(crate::tlog::checkpoint::signed_note("bucket.test", &other, 0, &tree).unwrap());
         g.detail = serde_json::to_string(&cp).unwrap();
         e.hash.clear();
         links[3] = bytes(&e.seal().unwrap());

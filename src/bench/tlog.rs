@@ -192,7 +192,7 @@ fn build_partition(o: &ProofBenchOptions, bar: &ProgressBar) -> Result<Vec<Key>,
                 .map_err(|e| BenchError::Options(format!("signing: {e}")))?;
             history
                 .governance_link(
-                    crate::audit::checkpoint::CHECKPOINT,
+                    crate::wire::audit::checkpoint::CHECKPOINT,
                     &serde_json::json!({ "partition": 0, "note": note }),
                 )?
                 .1

@@ -20,7 +20,7 @@ pub const COOLING_OFF_STARTED: &str = "COOLING_OFF_STARTED";
 pub const COOLING_OFF_ENDED: &str = "COOLING_OFF_ENDED";
 /// A product's usage crossed the quota warning ratio.
 pub const QUOTA_WARNING: &str = "QUOTA_WARNING";
-/// The gate signed the chain head before this link (`audit::checkpoint`).
+/// The gate signed the chain head before this link (`wire::audit::checkpoint`).
 pub const CHECKPOINT: &str = "CHECKPOINT";
 
 /// A governance event a decision causes; the shell writes each as its own link of the chain,

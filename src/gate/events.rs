@@ -5,8 +5,8 @@
 
 use serde_json::{Value, json};
 
-use crate::audit::checkpoint::{CHECKPOINT, Checkpoint};
 use crate::core::events::{self, DecisionEvent};
+use crate::wire::audit::checkpoint::{CHECKPOINT, Checkpoint};
 
 /// A governance link of an audit chain.
 #[derive(Debug, Clone, PartialEq)]

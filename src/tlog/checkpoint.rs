@@ -18,6 +18,20 @@ pub fn key_name(deployment: &str) -> String {
     format!("{deployment}/bucket.audit")
 }
 
+/// The signed C2SP note of audit partition `partition`'s tree (`tree`: the links written so
+/// far) in `deployment`'s log, signed by `key` under [`key_name`]: what a `CHECKPOINT` link's
+/// detail carries as its `note` (docs/audit.md, "Proofs").
+pub fn signed_note(
+    deployment: &str,
+    key: &crate::core::signature::SignKey,
+    partition: i32,
+    tree: &super::Frontier,
+) -> Result<String, TlogError> {
+    let head = TreeHead::new(origin(deployment, partition), tree.size(), tree.root());
+    let signer = super::NoteSigner::new(&key_name(deployment), key)?;
+    signer.sign(&head.to_text()?)
+}
+
 /// A tree head: the body of a checkpoint before it is signed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TreeHead {
@@ -127,5 +141,23 @@ mod tests {
             assert!(TreeHead::parse(&bad).is_err(), "{bad:?}");
         }
         assert!(TreeHead::parse(&format!("o\n0\n{r}\n")).is_ok());
+    }
+
+    #[test]
+    fn the_signed_note_commits_to_the_tree_and_opens_with_the_key() {
+        let k = crate::core::signature::SignKey::ed25519_from_seed(&[3; 32]);
+        let mut tree = crate::tlog::Frontier::new();
+        for i in 0..42u8 {
+            tree.append_bytes(&[i; 10]);
+        }
+        let note = signed_note("bucket.test", &k, 2, &tree).unwrap();
+        let signer = crate::tlog::NoteSigner::new(&key_name("bucket.test"), &k).unwrap();
+        let text = crate::tlog::note::open(&note, &[signer.verifier()]).unwrap();
+        let head = TreeHead::parse(&text).unwrap();
+        assert_eq!((head.size, head.root), (42, tree.root()));
+        assert_eq!(head.origin, "bucket.test/bucket.audit/2");
+        let other = crate::core::signature::SignKey::ed25519_from_seed(&[4; 32]);
+        let forged = signed_note("bucket.test", &other, 2, &tree).unwrap();
+        assert!(crate::tlog::note::open(&forged, &[signer.verifier()]).is_err());
     }
 }

@@ -9,6 +9,8 @@ use super::tasks::{ChainTip, CheckpointRule};
 use crate::clock::now_ms;
 use crate::gate::GateError;
 use crate::gate::events::GovernanceEvent;
+use crate::tlog::checkpoint::signed_note;
+use crate::wire::audit::checkpoint::Checkpoint;
 
 impl Session<'_> {
     /// Writes the takeover announcement of `partition`'s task if it is still pending.
@@ -82,18 +84,16 @@ impl Session<'_> {
         key: &crate::core::signature::SignKey,
     ) -> Result<(), GateError> {
         let p = tip.partition;
-        let cp = crate::audit::checkpoint::Checkpoint::sign(key_id, key, p, tip.seq, &tip.hash);
+        let mut cp = Checkpoint::sign(key_id, key, p, tip.seq, &tip.hash);
         // The tree holds exactly the links 0..=seq now: the note commits to them.
-        let cp = match self.tasks.get(p) {
-            Some(t) => match cp.clone().with_note(&self.opts.deployment, key, &t.tree) {
-                Ok(with_note) => with_note,
+        if let Some(t) = self.tasks.get(p) {
+            match signed_note(&self.opts.deployment, key, p, &t.tree) {
+                Ok(note) => cp.note = Some(note),
                 Err(e) => {
                     warn!(partition = p, error = %e, "audit key cannot sign transparency-log notes; checkpoint without one");
-                    cp
                 }
-            },
-            None => cp,
-        };
+            }
+        }
         self.governance(p, &GovernanceEvent::Checkpoint(cp))?;
         if let Some(t) = self.tasks.get_mut(p) {
             t.checkpointed();

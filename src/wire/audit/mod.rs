@@ -21,6 +21,7 @@ use super::WireError;
 use super::schemas::{APPROVED, ApprovedSchema};
 use crate::core::state::OffenderChange;
 
+pub mod checkpoint;
 mod decode;
 mod encode;
 mod seal;

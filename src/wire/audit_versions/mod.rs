@@ -1,10 +1,16 @@
-//! The audit contract's version table: every version the audit log may hold, oldest first, with
-//! its schema file and how its decision record ends. The approved schema list (`schemas`), their
-//! fingerprints, the facts layouts and the latest version (`audit`, which re-exports it) are all
-//! read from this one table, so a new version is one schema file under `schemas/` and one row
-//! here (plus its layout variant if its facts differ); `tests` fails when a schema file is
-//! missing from the table. It sits beside `audit` rather than in it so that `schemas` can read
-//! it without depending on the codec that depends on `schemas`.
+//! The audit contract's version table: every version the audit log may hold, oldest first. Each
+//! version is one file here (`v1.rs`, `v2.rs`, ...: its schema file, how its decision record
+//! ends, and what it changed) and one row of [`VERSIONS`]. The approved schema list
+//! (`schemas`), their fingerprints, the facts layouts and the latest version (`audit`, which
+//! re-exports it) are all read from this one table, so a new version is one schema file under
+//! `schemas/`, one file here and one row (plus its layout variant if its facts differ); `tests`
+//! fails when a schema file or a version file is missing from the table. It sits beside `audit`
+//! rather than in it so that `schemas` can read it without depending on the codec that depends
+//! on `schemas`.
+
+mod v1;
+mod v2;
+mod v3;
 
 /// What a version's decision record ends with; versions differ in nothing else so far (a
 /// version that changes more needs its own encoder, and this type grows with it).
@@ -34,26 +40,7 @@ pub struct AuditVersion {
 
 /// Every audit version, oldest first. The audit log keeps every version it was ever written
 /// with: readers decode each record with the version that wrote it.
-pub const VERSIONS: &[AuditVersion] = &[
-    AuditVersion {
-        version: 1,
-        file: "audit_event.v1.avsc",
-        text: include_str!("../../schemas/audit_event.v1.avsc"),
-        facts: FactsLayout::None,
-    },
-    AuditVersion {
-        version: 2,
-        file: "audit_event.v2.avsc",
-        text: include_str!("../../schemas/audit_event.v2.avsc"),
-        facts: FactsLayout::WholeOffender,
-    },
-    AuditVersion {
-        version: 3,
-        file: "audit_event.v3.avsc",
-        text: include_str!("../../schemas/audit_event.v3.avsc"),
-        facts: FactsLayout::OffenderChange,
-    },
-];
+pub const VERSIONS: &[AuditVersion] = &[v1::V1, v2::V2, v3::V3];
 
 /// The audit schema version this binary writes unless told otherwise: the table's last row.
 pub const LATEST_VERSION: u8 = VERSIONS[VERSIONS.len() - 1].version;
@@ -81,6 +68,25 @@ mod tests {
         }
         assert_eq!(row(LATEST_VERSION).map(|r| r.version), Some(LATEST_VERSION));
         assert!(row(0).is_none() && row(LATEST_VERSION + 1).is_none());
+    }
+
+    #[test]
+    fn every_version_file_is_a_row() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wire/audit_versions");
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .map(|d| d.filter_map(Result::ok))
+            .into_iter()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('v') && n.ends_with(".rs"))
+            .collect();
+        files.sort();
+        let rows: Vec<String> = VERSIONS
+            .iter()
+            .map(|r| format!("v{}.rs", r.version))
+            .collect();
+        assert!(!files.is_empty(), "src/wire/audit_versions/ was read");
+        assert_eq!(files, rows, "each vN.rs here is one row of VERSIONS");
     }
 
     #[test]
