@@ -383,7 +383,7 @@ pub fn restore_once(
 fn copy_to_changelog(
     brokers: &str,
     changelog: &str,
-    task: &crate::gate::task::Task,
+    task: &crate::gate::persist::StoredTask,
 ) -> Result<u64, BenchError> {
     let producer = super::kafka::producer(brokers, false)?;
     let epoch = task.new_changelog_epoch();

@@ -70,38 +70,36 @@ mod tests {
         assert!(row(0).is_none() && row(LATEST_VERSION + 1).is_none());
     }
 
-    #[test]
-    fn every_version_file_is_a_row() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/wire/audit_versions");
+    /// The sorted names of the files in `dir` (relative to the crate) that `keep` keeps.
+    fn files_in(dir: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
         let mut files: Vec<String> = std::fs::read_dir(&dir)
             .map(|d| d.filter_map(Result::ok))
             .into_iter()
             .flatten()
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('v') && n.ends_with(".rs"))
+            .filter(|n| keep(n))
             .collect();
         files.sort();
-        let rows: Vec<String> = VERSIONS
-            .iter()
+        assert!(!files.is_empty(), "{} was read", dir.display());
+        files
+    }
+
+    #[test]
+    fn every_version_file_is_a_row() {
+        let files = files_in("src/wire/audit_versions", |n| {
+            n.starts_with('v') && n.ends_with(".rs")
+        });
+        let rows: Vec<String> = (VERSIONS.iter())
             .map(|r| format!("v{}.rs", r.version))
             .collect();
-        assert!(!files.is_empty(), "src/wire/audit_versions/ was read");
         assert_eq!(files, rows, "each vN.rs here is one row of VERSIONS");
     }
 
     #[test]
     fn every_audit_schema_file_has_a_row() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas");
-        let mut files: Vec<String> = std::fs::read_dir(&dir)
-            .map(|d| d.filter_map(Result::ok))
-            .into_iter()
-            .flatten()
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with("audit_event."))
-            .collect();
-        files.sort();
+        let files = files_in("schemas", |n| n.starts_with("audit_event."));
         let rows: Vec<&str> = VERSIONS.iter().map(|r| r.file).collect();
-        assert!(!files.is_empty(), "schemas/ was read");
         assert_eq!(
             files, rows,
             "each schemas/audit_event.v*.avsc is one row of VERSIONS"
