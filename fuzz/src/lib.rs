@@ -14,7 +14,6 @@ pub mod tlog;
 #[path = "../../src/audit"]
 pub mod audit {
     pub mod approvals;
-    pub mod checkpoint;
     pub mod verifier;
 }
 

@@ -134,10 +134,10 @@ impl Task {
         });
     }
 
-    /// Folds one committed audit event into the task (used by restore and by tests);
-    /// `replay_window` bounds the remembered intent ids. A link that records its state facts
-    /// (audit version 2 on) is applied as recorded; a version 1 link has none, and its facts
-    /// are re-derived as the gate decided them then, with the policy given. Returns what
+    /// Folds one committed audit event into the task (used by restore and by tests); the
+    /// policy's replay window bounds the remembered intent ids. A link that records its state
+    /// facts (audit version 2 on) is applied as recorded; a version 1 link has none, and its
+    /// facts are re-derived as the gate decided them then, with the policy given. Returns what
     /// changed, for a store behind the task to write.
     pub fn fold(&mut self, event: &AuditEvent, policy: &crate::core::Policy) -> Folded {
         let mut folded = Folded::default();
