@@ -6,7 +6,8 @@
 //! - [`hash`]: leaf and node hashes, stored-hash positions.
 //! - [`frontier`]: the right edge the gate keeps per partition (append, root).
 //! - [`proof`]: inclusion and consistency proofs from a [`proof::HashReader`], and their checks.
-//! - [`checkpoint`]: the C2SP `tlog-checkpoint` body and the origin naming a partition.
+//! - [`checkpoint`]: the C2SP `tlog-checkpoint` body, the origin naming a partition, and the
+//!   signed note a `CHECKPOINT` link carries.
 //! - [`note`]: C2SP `signed-note` with Ed25519 (signing with the gate's audit key, verifier keys).
 //! - [`tiles`]: C2SP `tlog-tiles` paths, tile and entry-bundle contents, the incremental builder.
 //! - [`tiles_fs`]: tiles on a filesystem (atomic, idempotent writes) and a hash reader over them.
