@@ -7,7 +7,8 @@
 //! - `chain`: links appended to a partition's audit chain (governance events, checkpoints);
 //! - `commit`: the batch's commit and an abort's rollback and rewind;
 //! - plain state, unit-tested: [`tasks`] (the task manager), [`positions`] (which polled
-//!   records may still be decided), `gate::txn` (the open transaction's offsets);
+//!   records may still be decided), [`backoff`] (the wait before a new session), `gate::txn`
+//!   (the open transaction's offsets);
 //! - [`eos`]: the exactly-once path (begin, send, commit, abort), written once.
 //!
 //! Order per batch (KIP-447): begin → produce outputs → send offsets (next to read, with the
@@ -33,6 +34,7 @@ use eos::ExactlyOnce;
 use positions::FetchPositions;
 use tasks::TaskManager;
 
+pub mod backoff;
 mod chain;
 mod commit;
 pub mod eos;
@@ -66,8 +68,9 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
         opts.policy_text.clone(),
         opts.approvals.clone(),
     );
-    let mut backoff = Duration::from_millis(200);
+    let mut backoff = backoff::SessionBackoff::default();
     loop {
+        let started = Instant::now();
         let result = Session::start(&opts, &registry, ids, &audit_reader, &rt, &mut watch)
             .and_then(|mut s| s.run(&shutdown).map_err(|e| s.failed(e, &shutdown)));
         match result {
@@ -79,9 +82,11 @@ pub fn run(opts: GateOptions, shutdown: CancellationToken, rt: Handle) -> Result
                 if shutdown.is_cancelled() {
                     return Err(e);
                 }
-                error!(error = %e, backoff_ms = backoff.as_millis() as u64, "gate session failed; starting a new one");
-                std::thread::sleep(backoff);
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                let wait = backoff.after_failure(started.elapsed());
+                error!(error = %e, backoff_ms = wait.as_millis() as u64, "gate session failed; starting a new one");
+                if sleep_or_shutdown(&shutdown, wait) {
+                    return Err(e);
+                }
             }
         }
     }
