@@ -52,7 +52,7 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                 timeout: Duration::from_secs(600),
                 reader: &reader,
             };
-            let tasks = bhiv_bucket::gate::task::rebuild_all(src, &policy)?;
+            let mut tasks = bhiv_bucket::gate::task::rebuild_all(src, &policy)?;
             println!(
                 "{:<24} {:>9} {:>12} {:>16}",
                 "product", "partition", "artifacts", "bytes"
@@ -75,13 +75,10 @@ pub(crate) fn run(cmd: StateCmd, rt: &tokio::runtime::Runtime) -> Result<ExitCod
                     )
                 })
                 .collect();
-            let mut map: std::collections::HashMap<i32, _> = (tasks.into_iter())
-                .map(|(p, t)| (p, bhiv_bucket::gate::persist::StoredTask::in_memory(t)))
-                .collect();
             let redis = redis.target()?;
             let mut share =
                 bhiv_bucket::gate::usage_share::UsageShare::new(redis.as_ref(), &names.intents);
-            share.tick(&mut map, count);
+            share.tick(tasks.iter_mut(), count);
             let detail = serde_json::json!({
                 "partitions": count, "usage": usage, "republished_to_redis": redis.is_some(),
                 "seconds": started.elapsed().as_secs_f64(),

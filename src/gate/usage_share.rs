@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn};
 
-use super::persist::StoredTask;
+use super::task::Task;
 use crate::core::state::Usage;
 
 const EVERY: Duration = Duration::from_secs(1);
@@ -124,13 +124,19 @@ impl UsageShare {
         }
     }
 
-    /// Publishes and reads at most once per interval; errors are logged, never returned.
-    pub fn tick(&mut self, tasks: &mut HashMap<i32, StoredTask>, partitions: i32) {
+    /// Publishes and reads at most once per interval, for `tasks` (the partitions held here);
+    /// errors are logged, never returned.
+    pub fn tick<'a>(
+        &mut self,
+        tasks: impl IntoIterator<Item = (&'a i32, &'a mut Task)>,
+        partitions: i32,
+    ) {
         if self.last.is_some_and(|t| t.elapsed() < EVERY) || self.client.is_none() {
             return;
         }
         self.last = Some(Instant::now());
-        match self.exchange(tasks, partitions) {
+        let mut tasks: Vec<(&i32, &mut Task)> = tasks.into_iter().collect();
+        match self.exchange(&mut tasks, partitions) {
             Ok(()) => {
                 self.warned = false;
                 self.ok = Some(true);
@@ -148,7 +154,7 @@ impl UsageShare {
 
     fn exchange(
         &mut self,
-        tasks: &mut HashMap<i32, StoredTask>,
+        tasks: &mut [(&i32, &mut Task)],
         partitions: i32,
     ) -> Result<(), redis::RedisError> {
         if self.conn.is_none()
@@ -172,7 +178,7 @@ impl UsageShare {
                 .query::<()>(conn)?;
         }
         for (p, t) in tasks.iter() {
-            let Some(c) = &t.task.committed else { continue };
+            let Some(c) = &t.committed else { continue };
             let mut publish = PUBLISH.prepare_invoke();
             publish
                 .key(format!("{}partition:{p}", self.prefix))
@@ -213,15 +219,14 @@ impl UsageShare {
         }
         // Own partitions count with their exact local figures, others as published.
         for (p, t) in tasks.iter_mut() {
-            let others =
-                by_partition
-                    .iter()
-                    .filter(|(q, _)| *q != p)
-                    .fold(Usage::default(), |a, (_, u)| Usage {
-                        bytes: a.bytes + u.bytes,
-                        artifacts: a.artifacts + u.artifacts,
-                    });
-            t.task.state.set_others(others);
+            let others = by_partition.iter().filter(|(q, _)| *q != *p).fold(
+                Usage::default(),
+                |a, (_, u)| Usage {
+                    bytes: a.bytes + u.bytes,
+                    artifacts: a.artifacts + u.artifacts,
+                },
+            );
+            t.state.set_others(others);
         }
         Ok(())
     }
@@ -272,21 +277,21 @@ mod tests {
                 .query(&mut con)
                 .expect("HMGET")
         };
-        let mut owner = crate::gate::task::Task::default();
+        let mut owner = Task::default();
         owner.state.add_usage("p1", 100, 1);
         owner.chain.next_seq = 11;
         owner.mark_committed();
         owner.state.add_usage("p1", 50, 1); // decided in the open transaction
-        let mut tasks = HashMap::from([(0, StoredTask::in_memory(owner))]);
+        let mut tasks = HashMap::from([(0, owner)]);
         UsageShare::new(Some(&target(&url)), &ns).tick(&mut tasks, 1);
         assert_eq!(read("partition:0"), (Some(100), Some(1)));
         assert_eq!(read("product:p1"), (Some(100), Some(1)));
 
-        let mut former = crate::gate::task::Task::default();
+        let mut former = Task::default();
         former.state.add_usage("p1", 7, 1);
         former.chain.next_seq = 5;
         former.mark_committed();
-        let mut stale = HashMap::from([(0, StoredTask::in_memory(former))]);
+        let mut stale = HashMap::from([(0, former)]);
         UsageShare::new(Some(&target(&url)), &ns).tick(&mut stale, 1);
         assert_eq!(
             read("partition:0"),
@@ -300,8 +305,8 @@ mod tests {
         );
 
         if let Some(t) = tasks.get_mut(&0) {
-            t.task.chain.next_seq = 12;
-            t.task.mark_committed();
+            t.chain.next_seq = 12;
+            t.mark_committed();
         }
         UsageShare::new(Some(&target(&url)), &ns).tick(&mut tasks, 1);
         assert_eq!(

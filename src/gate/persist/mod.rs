@@ -115,21 +115,14 @@ impl StoredTask {
         Ok(())
     }
 
-    /// Brings the changed integrations' offender states into the pending changes.
-    fn settle_offenders(&mut self) {
-        if let Some(p) = self.store.as_mut() {
-            p.pending.settle_offenders(&self.task.state);
-        }
-    }
-
     /// After the Kafka commit: writes what changed with the checkpoint at `audit_offset` (the
     /// offset of the chain's last committed link), then forgets the working set.
     pub fn persist_committed(&mut self, audit_offset: i64) -> Result<(), StateStoreError> {
-        let checkpoint = store_checkpoint(&self.task, audit_offset);
-        self.settle_offenders();
         let Some(p) = self.store.as_mut() else {
             return Ok(());
         };
+        p.pending.settle_offenders(&self.task.state);
+        let checkpoint = store_checkpoint(&self.task, audit_offset);
         let window = p.pending.replay_window;
         let changes = std::mem::replace(&mut p.pending, Changes::new(window));
         p.store.commit(&changes, &checkpoint)?;

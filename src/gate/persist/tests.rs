@@ -221,15 +221,21 @@ fn a_task_whose_takeover_was_aborted_or_without_a_store_is_restored_instead() {
     assert!(in_memory.rolled_back().unwrap().is_none(), "no store");
 }
 
+/// a1 committed and in the store; a2 committed in Kafka, but its audit offset was not
+/// reported: not in the store yet.
+fn a2_committed_but_not_stored(dir: &TempDir) -> StoredTask {
+    let mut task = announced(dir);
+    decide(&mut task, "a1", 1);
+    task.persist_committed(5).unwrap();
+    decide(&mut task, "a2", 2);
+    task.committed_unpersisted();
+    task
+}
+
 #[test]
 fn a_store_behind_the_last_kafka_commit_is_not_rolled_back_to() {
     let dir = TempDir::new().unwrap();
-    let mut task = announced(&dir);
-    decide(&mut task, "a1", 1);
-    task.persist_committed(5).unwrap();
-    // Committed in Kafka, but its audit offset was not reported: not in the store yet.
-    decide(&mut task, "a2", 2);
-    task.committed_unpersisted();
+    let mut task = a2_committed_but_not_stored(&dir);
     decide(&mut task, "a3", 3);
     assert!(
         task.rolled_back().unwrap().is_none(),
@@ -237,11 +243,7 @@ fn a_store_behind_the_last_kafka_commit_is_not_rolled_back_to() {
     );
 
     let dir = TempDir::new().unwrap();
-    let mut task = announced(&dir);
-    decide(&mut task, "a1", 1);
-    task.persist_committed(5).unwrap();
-    decide(&mut task, "a2", 2);
-    task.committed_unpersisted();
+    let mut task = a2_committed_but_not_stored(&dir);
     task.persist_committed(7).unwrap();
     decide(&mut task, "a3", 3);
     let rolled = task.rolled_back().unwrap().expect("caught up: rolls back");

@@ -5,32 +5,31 @@ use super::StoredTask;
 use crate::gate::changelog::{self, Epoch, Head, Record};
 use crate::gate::records::OutRecord;
 use crate::gate::store::{ExportCursor, StateStoreError};
+use crate::gate::task::Task;
 
 impl StoredTask {
     /// The changelog records of what the open transaction changed, then the partition's head:
     /// sent into the same transaction right before its commit. Empty without a store, or before
-    /// the changelog holds this task's state (then it is copied first, [`StoredTask::changelog_copy`]).
-    /// When the replay window outgrew the epoch's ring, nothing is written and the task is
-    /// marked for a copy under a new epoch after the commit.
+    /// the changelog holds this task's state (then it is copied first,
+    /// [`StoredTask::changelog_copy`]). When the replay window outgrew the epoch's ring, nothing
+    /// is written and the task is marked for a copy under a new epoch after the commit.
     pub fn changelog_records(
         &mut self,
         topic: &str,
         partition: i32,
     ) -> Result<Vec<OutRecord>, StateStoreError> {
-        self.settle_offenders();
-        let (next, window) = self.task.state.replay_counters();
         let Some(p) = self.store.as_mut() else {
             return Ok(Vec::new());
         };
+        p.pending.settle_offenders(&self.task.state);
+        let (next, window) = self.task.state.replay_counters();
         let Some(epoch) = p.changelog_epoch.filter(|e| e.holds_window(window)) else {
             p.changelog_epoch = None;
             return Ok(Vec::new());
         };
-        let Some(p) = self.store.as_ref() else {
-            return Ok(Vec::new());
-        };
         let (committed_head, _) = p.store.replay_counters();
-        let head = self.changelog_head(
+        let head = changelog_head(
+            &self.task,
             epoch,
             changelog::replay_head_after(&p.pending, committed_head, next),
         );
@@ -42,7 +41,8 @@ impl StoredTask {
 
     /// The next chunk (at most `limit` records) of a full copy of the store into the changelog
     /// under `epoch`; after the last chunk (an empty one) the copy ends with
-    /// [`StoredTask::changelog_copy_head`]. Copy a store only while nothing is being decided on it.
+    /// [`StoredTask::changelog_copy_head`]. Copy a store only while nothing is being decided on
+    /// it.
     pub fn changelog_copy(
         &self,
         cursor: &mut ExportCursor,
@@ -72,7 +72,7 @@ impl StoredTask {
             .store
             .as_ref()
             .map_or(0, |p| p.store.replay_counters().0);
-        let head = self.changelog_head(epoch, head);
+        let head = changelog_head(&self.task, epoch, head);
         changelog_record(topic, partition, epoch, &Record::Head(head))
     }
 
@@ -94,22 +94,22 @@ impl StoredTask {
             p.changelog_epoch = Some(epoch);
         }
     }
+}
 
-    fn changelog_head(&self, epoch: Epoch, replay_head: u64) -> Head {
-        let task = &self.task;
-        let (replay_next, replay_window) = task.state.replay_counters();
-        Head {
-            audit_next_seq: task.chain.next_seq,
-            audit_hash: task.chain.hash.clone(),
-            last_decided_offset: task.last_decided_offset,
-            policy_version: task.policy_version.clone(),
-            control_next: task.control_next,
-            replay_head,
-            replay_next,
-            replay_window,
-            replay_ring: epoch.ring,
-            tree_edge: task.tree.edge().to_vec(),
-        }
+/// The changelog head of `task`'s chain and replay window under `epoch`.
+fn changelog_head(task: &Task, epoch: Epoch, replay_head: u64) -> Head {
+    let (replay_next, replay_window) = task.state.replay_counters();
+    Head {
+        audit_next_seq: task.chain.next_seq,
+        audit_hash: task.chain.hash.clone(),
+        last_decided_offset: task.last_decided_offset,
+        policy_version: task.policy_version.clone(),
+        control_next: task.control_next,
+        replay_head,
+        replay_next,
+        replay_window,
+        replay_ring: epoch.ring,
+        tree_edge: task.tree.edge().to_vec(),
     }
 }
 

@@ -13,8 +13,7 @@ use super::{OP_TIMEOUT, Session};
 use crate::clock::now_ms;
 use crate::gate::GateError;
 use crate::gate::events::GovernanceEvent;
-use crate::gate::persist::StoredTask;
-use crate::gate::persist::{RestoreSources, RestoreStats, restore_task};
+use crate::gate::persist::{RestoreSources, RestoreStats, StoredTask, restore_task};
 use crate::gate::task::AuditSource;
 
 /// Records per transaction when a partition's state is copied into the changelog.

@@ -55,7 +55,8 @@ impl Session<'_> {
             if let Some(change) = self.watch.poll() {
                 self.on_policy_change(change)?;
             }
-            self.share.tick(self.tasks.all_mut(), self.partition_count);
+            self.share
+                .tick(self.tasks.tasks_mut(), self.partition_count);
             self.fold_control()?;
             self.opts.telemetry.tick(&LoopView {
                 consumer: &self.consumer,

@@ -73,9 +73,9 @@ impl TaskManager {
         &self.tasks
     }
 
-    /// Every task, to share usage through.
-    pub fn all_mut(&mut self) -> &mut HashMap<i32, StoredTask> {
-        &mut self.tasks
+    /// Every in-memory task, by partition, to share usage through.
+    pub fn tasks_mut(&mut self) -> impl Iterator<Item = (&i32, &mut Task)> {
+        self.tasks.iter_mut().map(|(p, t)| (p, &mut t.task))
     }
 
     /// The partitions with a task, in order.
